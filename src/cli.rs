@@ -1,0 +1,129 @@
+//! The command-line front end. Flags are generated from the same input table
+//! as the action (`--parameter-overrides` is `INPUT_PARAMETER-OVERRIDES`), so
+//! the two can never drift apart, and both feed the same validation.
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::env::Environment;
+use crate::inputs::{DEPLOY_INPUTS, RawInputs};
+
+/// What the user asked for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run as a GitHub Action: inputs come from `INPUT_*` variables.
+    Action(RawInputs),
+    /// `ecs-stack-deploy deploy --name ...`.
+    Deploy(RawInputs),
+}
+
+/// Whether an input is a boolean (its default is `true` or `false`); those
+/// become flags that may be given bare (`--disable-rollback`).
+fn is_boolean(default: Option<&str>) -> bool {
+    matches!(default, Some("true" | "false"))
+}
+
+fn command() -> Command {
+    let deploy = DEPLOY_INPUTS.iter().fold(
+        Command::new("deploy")
+            .about("Create or update a CloudFormation stack through a change set"),
+        |command, spec| {
+            let mut arg = Arg::new(spec.name).long(spec.name).action(ArgAction::Set);
+            if is_boolean(spec.default) {
+                arg = arg
+                    .num_args(0..=1)
+                    .default_missing_value("true")
+                    .value_name("BOOL");
+            }
+            if let Some(default) = spec.default {
+                arg = arg.help(format!("default: {default}"));
+            }
+            command.arg(arg)
+        },
+    );
+    Command::new("ecs-stack-deploy")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Deploy CloudFormation stacks through change sets. Without a subcommand, runs as a GitHub Action reading INPUT_* variables.")
+        .subcommand(deploy)
+}
+
+fn raw_from_matches(matches: &ArgMatches) -> RawInputs {
+    let mut raw = RawInputs::default();
+    for spec in DEPLOY_INPUTS {
+        if let Some(value) = matches.get_one::<String>(spec.name) {
+            raw.set(spec.name, value);
+        }
+    }
+    raw
+}
+
+/// Parses the command line; `Err` carries clap's own message and exit code
+/// (help, version, unknown flag).
+pub fn parse<I, T>(args: I, env: &Environment) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    Ok(match matches.subcommand() {
+        Some(("deploy", deploy)) => Invocation::Deploy(raw_from_matches(deploy)),
+        _ => Invocation::Action(RawInputs::from_action_environment(env)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_map_onto_the_action_input_names() {
+        let invocation = parse(
+            [
+                "ecs-stack-deploy",
+                "deploy",
+                "--name",
+                "web",
+                "--template",
+                "t.yml",
+                "--no-execute-changeset",
+                "--disable-rollback=false",
+                "--parameter-overrides",
+                "A=1,B=\"x,y\"",
+            ],
+            &Environment::default(),
+        )
+        .unwrap();
+        let Invocation::Deploy(raw) = invocation else {
+            panic!("expected deploy");
+        };
+        let mut expected = RawInputs::default();
+        expected.set("name", "web");
+        expected.set("template", "t.yml");
+        expected.set("no-execute-changeset", "true");
+        expected.set("disable-rollback", "false");
+        expected.set("parameter-overrides", "A=1,B=\"x,y\"");
+        assert_eq!(format!("{raw:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn no_subcommand_reads_the_action_environment() {
+        let env = Environment::from_pairs([("INPUT_NAME", "web")]);
+        let invocation = parse(["ecs-stack-deploy"], &env).unwrap();
+        let Invocation::Action(raw) = invocation else {
+            panic!("expected action mode");
+        };
+        let mut expected = RawInputs::default();
+        expected.set("name", "web");
+        assert_eq!(format!("{raw:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn unknown_flags_are_rejected() {
+        assert!(
+            parse(
+                ["ecs-stack-deploy", "deploy", "--nmae", "x"],
+                &Environment::default()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! Progress and diagnostics as plain, append-only lines.
+//!
+//! On a runner, phases become `::group::` blocks and problems become
+//! `::error::`/`::warning::` annotations; in a terminal the same lines are
+//! printed without workflow commands. Every line carries the time since the
+//! job started, so a slow phase is visible in the log itself. Text that came
+//! from AWS or the event payload is passed through [`inert_line`] so the
+//! runner can never read it as a workflow command.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::github::commands::{
+    Annotation, AnnotationLevel, GROUP_END, escape_data, group_start, inert_line,
+};
+
+/// Where progress goes, and what problems have been reported so far.
+pub struct Console {
+    started: Instant,
+    github_actions: bool,
+}
+
+impl Console {
+    pub fn new(github_actions: bool) -> Self {
+        Self {
+            started: Instant::now(),
+            github_actions,
+        }
+    }
+
+    /// Time since the job started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn emit(&self, line: &str) {
+        // One locked write per line so concurrent printers never interleave
+        // within a line; errors writing to stdout have nowhere to go.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// Starts a phase. On a runner this opens a collapsible group.
+    pub fn phase(&self, title: &str) {
+        if self.github_actions {
+            self.emit(&group_start(title));
+        } else {
+            self.emit(&format!("==> {}", inert_line(title)));
+        }
+    }
+
+    /// Ends the current phase.
+    pub fn end_phase(&self) {
+        if self.github_actions {
+            self.emit(GROUP_END);
+        }
+    }
+
+    /// A progress line. `text` may contain untrusted text: it is made inert.
+    pub fn line(&self, text: &str) {
+        self.emit(&format!(
+            "[{:>7.1}s] {}",
+            self.elapsed().as_secs_f64(),
+            inert_line(text)
+        ));
+    }
+
+    /// A warning: an annotation on a runner, a prefixed line elsewhere.
+    pub fn warning(&self, message: &str) {
+        self.annotate(AnnotationLevel::Warning, message);
+    }
+
+    /// An error: an annotation on a runner, a prefixed line elsewhere.
+    pub fn error(&self, message: &str) {
+        self.annotate(AnnotationLevel::Error, message);
+    }
+
+    fn annotate(&self, level: AnnotationLevel, message: &str) {
+        if self.github_actions {
+            let annotation = Annotation {
+                level,
+                title: None,
+                file: None,
+                line: None,
+                message: message.to_string(),
+            };
+            self.emit(&annotation.to_string());
+        } else {
+            let label = match level {
+                AnnotationLevel::Error => "error",
+                AnnotationLevel::Warning => "warning",
+                AnnotationLevel::Notice => "notice",
+            };
+            self.emit(&format!("{label}: {}", inert_line(message)));
+        }
+    }
+
+    /// A notice: something worth knowing that is not a problem.
+    pub fn notice(&self, message: &str) {
+        self.annotate(AnnotationLevel::Notice, message);
+    }
+
+    /// Asks the runner to mask `secret` in all later log lines. Outside a
+    /// runner there is nothing to ask; the value is still never printed.
+    pub fn mask(&self, secret: &str) {
+        if self.github_actions {
+            self.emit(&format!("::add-mask::{}", escape_data(secret)));
+        }
+    }
+
+    /// Plain text with no prefix (final recaps, the outputs listing).
+    pub fn plain(&self, text: &str) {
+        self.emit(&inert_line(text));
+    }
+}

@@ -1,0 +1,840 @@
+//! Raw input strings to typed, validated inputs (pure: no I/O, no AWS).
+//!
+//! Two layers, like ripgrep's: [`RawInputs`] holds the strings the user typed,
+//! keyed by the action's input names, whichever front end collected them (the
+//! runner's `INPUT_*` variables or CLI flags). [`DeployInputs::from_raw`]
+//! turns them into the typed value the rest of the program sees, reporting
+//! every bad input at once, each naming the input, the value and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::env::Environment;
+use crate::stack::parameters::{
+    OverrideSource, ParameterOverride, override_source, parse_inline_overrides,
+};
+
+/// One input the action declares, with the default `action.yml` gives it.
+/// The runner fills defaults in for container actions; the CLI and tests that
+/// run the binary without the runner rely on these being the same.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSpec {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+}
+
+const fn input(name: &'static str, default: Option<&'static str>) -> InputSpec {
+    InputSpec { name, default }
+}
+
+/// Every input of the deploy job. `action.yml` must declare exactly these with
+/// the same defaults (checked by a test).
+pub const DEPLOY_INPUTS: &[InputSpec] = &[
+    input("name", None),
+    input("stack-name", None),
+    input("template", None),
+    input("capabilities", Some("CAPABILITY_IAM")),
+    input("parameter-overrides", None),
+    input("no-execute-changeset", Some("false")),
+    input("no-delete-failed-changeset", Some("false")),
+    input("fail-on-empty-changeset", Some("false")),
+    input("disable-rollback", Some("false")),
+    input("timeout-in-minutes", None),
+    input("notification-arns", None),
+    input("role-arn", None),
+    input("tags", None),
+    input("termination-protection", Some("false")),
+    input("change-set-name", None),
+    input("wait-timeout", Some("60m")),
+    input("aws-region", None),
+];
+
+/// The strings the user gave, by input name, already trimmed; empty values
+/// are treated as not given, as @actions/core's `getInput` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawInputs {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl RawInputs {
+    /// Reads inputs the way the runner passes them to a container action:
+    /// `INPUT_` + the name upper-cased with spaces replaced by `_` and hyphens
+    /// kept (`INPUT_PARAMETER-OVERRIDES`).
+    pub fn from_action_environment(env: &Environment) -> Self {
+        let mut raw = Self::default();
+        for spec in DEPLOY_INPUTS {
+            let var = format!("INPUT_{}", spec.name.replace(' ', "_").to_uppercase());
+            if let Some(value) = env.get(&var) {
+                raw.set(spec.name, value);
+            }
+        }
+        raw
+    }
+
+    /// Sets an input by its declared name; unknown names are ignored because
+    /// only declared names can reach this (the front ends iterate the table).
+    pub fn set(&mut self, name: &str, value: &str) {
+        let trimmed = value.trim();
+        if let Some(spec) = DEPLOY_INPUTS.iter().find(|s| s.name == name)
+            && !trimmed.is_empty()
+        {
+            self.values.insert(spec.name, trimmed.to_string());
+        }
+    }
+
+    /// The value given, else the declared default.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str).or_else(|| {
+            DEPLOY_INPUTS
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.default)
+        })
+    }
+
+    /// Whether the user gave the input explicitly (as opposed to its default).
+    fn is_given(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+}
+
+/// One bad input: which, what was given, what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("input `{input}`: {problem} (got `{value}`); {fix}")]
+pub struct InputError {
+    pub input: String,
+    pub value: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl InputError {
+    pub fn new(
+        input: &str,
+        value: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            input: input.to_string(),
+            value: value.to_string(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Every bad input found in one pass, so a user fixes them all in one go.
+/// Callers branch on this type to exit with the "bad input" code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InputErrors(pub Vec<InputError>);
+
+impl fmt::Display for InputErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("; "))
+    }
+}
+
+impl From<InputError> for InputErrors {
+    fn from(error: InputError) -> Self {
+        Self(vec![error])
+    }
+}
+
+/// Where the template comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateLocation {
+    /// A local file, resolved against the workspace.
+    File(PathBuf),
+    /// An `https://` URL (normally S3) passed to CloudFormation as TemplateURL.
+    Url(String),
+}
+
+/// The `parameter-overrides` input after the pure part of parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverridesInput {
+    Inline(Vec<ParameterOverride>),
+    /// A JSON or YAML file, read before any AWS call (see `stack::plan`).
+    File(PathBuf),
+}
+
+/// A stack tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// The capabilities CloudFormation accepts.
+pub const CAPABILITIES: &[&str] = &[
+    "CAPABILITY_IAM",
+    "CAPABILITY_NAMED_IAM",
+    "CAPABILITY_AUTO_EXPAND",
+];
+
+/// Everything the deploy job needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployInputs {
+    pub stack_name: String,
+    pub template: TemplateLocation,
+    pub capabilities: Vec<String>,
+    pub parameter_overrides: Option<OverridesInput>,
+    pub execute_change_set: bool,
+    pub delete_failed_change_set: bool,
+    pub fail_on_empty_change_set: bool,
+    pub disable_rollback: bool,
+    pub timeout_in_minutes: Option<i32>,
+    pub notification_arns: Vec<String>,
+    pub role_arn: Option<String>,
+    pub tags: Vec<Tag>,
+    pub termination_protection: bool,
+    pub change_set_name: String,
+    pub wait_timeout: Duration,
+    pub region: Option<String>,
+}
+
+/// What validation needs from outside the inputs themselves.
+#[derive(Debug, Clone)]
+pub struct InputContext {
+    /// Relative paths resolve against this (GITHUB_WORKSPACE on a runner).
+    pub workspace: PathBuf,
+    /// Used when `change-set-name` is not given; unique per run so reruns
+    /// never collide with a change set left by an earlier attempt.
+    pub default_change_set_name: String,
+}
+
+impl DeployInputs {
+    /// Validates every input, returning all problems at once.
+    pub fn from_raw(raw: &RawInputs, context: &InputContext) -> Result<Self, InputErrors> {
+        let mut found = ErrorCollector::default();
+        let inputs = Self {
+            stack_name: found.take(stack_name(raw)),
+            template: found.take(template_location(raw, &context.workspace)),
+            capabilities: found.take(capabilities(raw)),
+            parameter_overrides: found.take(parameter_overrides(raw, &context.workspace)),
+            execute_change_set: !found.take(boolean(raw, "no-execute-changeset")),
+            delete_failed_change_set: !found.take(boolean(raw, "no-delete-failed-changeset")),
+            fail_on_empty_change_set: found.take(boolean(raw, "fail-on-empty-changeset")),
+            disable_rollback: found.take(boolean(raw, "disable-rollback")),
+            timeout_in_minutes: found.take(timeout_in_minutes(raw)),
+            notification_arns: found.take(notification_arns(raw)),
+            role_arn: found.take(role_arn(raw)),
+            tags: found.take(tags(raw)),
+            termination_protection: found.take(boolean(raw, "termination-protection")),
+            change_set_name: found.take(change_set_name(raw, &context.default_change_set_name)),
+            wait_timeout: found.take(wait_timeout(raw)),
+            region: found.take(region(raw)),
+        };
+        if found.errors.is_empty() {
+            Ok(inputs)
+        } else {
+            Err(InputErrors(found.errors))
+        }
+    }
+}
+
+/// Gathers errors while validation goes on, so every bad input is reported
+/// in one run. A failed field gets a placeholder that is never used: the
+/// value is only returned when no error was found.
+#[derive(Default)]
+struct ErrorCollector {
+    errors: Vec<InputError>,
+}
+
+impl ErrorCollector {
+    fn take<T: Default>(&mut self, result: Result<T, InputError>) -> T {
+        result.unwrap_or_else(|error| {
+            self.errors.push(error);
+            T::default()
+        })
+    }
+}
+
+/// Parses a boolean with @actions/core's `getBooleanInput` rules: only
+/// `true|True|TRUE|false|False|FALSE`; anything else is an error rather than a
+/// silent `false`, because `yes` or `1` usually mean the user expected `true`.
+pub fn parse_boolean(input: &str, value: &str) -> Result<bool, InputError> {
+    match value {
+        "true" | "True" | "TRUE" => Ok(true),
+        "false" | "False" | "FALSE" => Ok(false),
+        _ => Err(InputError::new(
+            input,
+            value,
+            "not a boolean",
+            "use one of true, True, TRUE, false, False, FALSE",
+        )),
+    }
+}
+
+fn boolean(raw: &RawInputs, name: &str) -> Result<bool, InputError> {
+    match raw.get(name) {
+        Some(value) => parse_boolean(name, value),
+        None => Ok(false),
+    }
+}
+
+/// Splits a list input on newlines and commas, trimming and dropping empty
+/// items (multi-line inputs as @actions/core's `getMultilineInput`, plus the
+/// comma form aws-actions users already write).
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// CloudFormation's rule for stack and change set names.
+fn is_valid_cloudformation_name(name: &str, max_len: usize) -> bool {
+    let mut chars = name.chars();
+    name.len() <= max_len
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn stack_name(raw: &RawInputs) -> Result<String, InputError> {
+    let name = match (raw.get("name"), raw.get("stack-name")) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(InputError::new(
+                "stack-name",
+                b,
+                format!("conflicts with `name` (`{a}`)"),
+                "give the stack name once, as `name` (`stack-name` is an alias)",
+            ));
+        }
+        (Some(name), _) | (None, Some(name)) => name,
+        (None, None) => {
+            return Err(InputError::new(
+                "name",
+                "",
+                "is required",
+                "set `name` to the CloudFormation stack name",
+            ));
+        }
+    };
+    let input = if raw.is_given("name") {
+        "name"
+    } else {
+        "stack-name"
+    };
+    if !is_valid_cloudformation_name(name, 128) {
+        return Err(InputError::new(
+            input,
+            name,
+            "is not a valid stack name",
+            "use 1-128 characters: letters, digits and hyphens, starting with a letter",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Resolves `path` against the workspace unless it is absolute.
+pub fn resolve_path(workspace: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        workspace.join(path)
+    }
+}
+
+fn template_location(raw: &RawInputs, workspace: &Path) -> Result<TemplateLocation, InputError> {
+    let Some(value) = raw.get("template") else {
+        return Err(InputError::new(
+            "template",
+            "",
+            "is required",
+            "set `template` to the template's path in the repository or its https:// URL in S3",
+        ));
+    };
+    if value.starts_with("https://") {
+        return Ok(TemplateLocation::Url(value.to_string()));
+    }
+    if value.contains("://") {
+        return Err(InputError::new(
+            "template",
+            value,
+            "is a URL CloudFormation cannot read",
+            "use an https:// URL of the template in S3, or a path in the repository",
+        ));
+    }
+    Ok(TemplateLocation::File(resolve_path(workspace, value)))
+}
+
+fn capabilities(raw: &RawInputs) -> Result<Vec<String>, InputError> {
+    let value = raw.get("capabilities").unwrap_or_default();
+    let items = split_list(value);
+    if let Some(bad) = items.iter().find(|c| !CAPABILITIES.contains(&c.as_str())) {
+        return Err(InputError::new(
+            "capabilities",
+            value,
+            format!("`{bad}` is not a CloudFormation capability"),
+            format!("use a comma-separated list of {}", CAPABILITIES.join(", ")),
+        ));
+    }
+    Ok(items)
+}
+
+fn parameter_overrides(
+    raw: &RawInputs,
+    workspace: &Path,
+) -> Result<Option<OverridesInput>, InputError> {
+    let Some(value) = raw.get("parameter-overrides") else {
+        return Ok(None);
+    };
+    match override_source(value) {
+        OverrideSource::File(path) => Ok(Some(OverridesInput::File(resolve_path(workspace, path)))),
+        OverrideSource::Inline(text) => parse_inline_overrides(text)
+            .map(|overrides| Some(OverridesInput::Inline(overrides)))
+            .map_err(|error| {
+                InputError::new(
+                    "parameter-overrides",
+                    value,
+                    error.to_string(),
+                    "write Key=Value pairs separated by commas, quoting values that contain commas (Subnets=\"a,b\"), or give a JSON/YAML file as file://path",
+                )
+            }),
+    }
+}
+
+fn timeout_in_minutes(raw: &RawInputs) -> Result<Option<i32>, InputError> {
+    let Some(value) = raw.get("timeout-in-minutes") else {
+        return Ok(None);
+    };
+    match value.parse::<i32>() {
+        Ok(minutes) if minutes > 0 => Ok(Some(minutes)),
+        _ => Err(InputError::new(
+            "timeout-in-minutes",
+            value,
+            "is not a positive whole number of minutes",
+            "give the stack creation timeout in minutes, e.g. 30",
+        )),
+    }
+}
+
+/// SNS topic ARNs; CloudFormation accepts at most five.
+fn notification_arns(raw: &RawInputs) -> Result<Vec<String>, InputError> {
+    let Some(value) = raw.get("notification-arns") else {
+        return Ok(Vec::new());
+    };
+    let arns = split_list(value);
+    if let Some(bad) = arns.iter().find(|arn| !is_arn_of(arn, "sns")) {
+        return Err(InputError::new(
+            "notification-arns",
+            value,
+            format!("`{bad}` is not an SNS topic ARN"),
+            "give SNS topic ARNs like arn:aws:sns:us-east-1:123456789012:topic, separated by commas",
+        ));
+    }
+    if arns.len() > 5 {
+        return Err(InputError::new(
+            "notification-arns",
+            value,
+            format!("has {} ARNs, CloudFormation accepts at most 5", arns.len()),
+            "give at most five SNS topic ARNs",
+        ));
+    }
+    Ok(arns)
+}
+
+/// Whether `arn` looks like `arn:<partition>:<service>:...` with 6+ parts.
+fn is_arn_of(arn: &str, service: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == service
+        && !parts[5].is_empty()
+}
+
+fn role_arn(raw: &RawInputs) -> Result<Option<String>, InputError> {
+    let Some(value) = raw.get("role-arn") else {
+        return Ok(None);
+    };
+    if is_arn_of(value, "iam")
+        && value
+            .splitn(6, ':')
+            .nth(5)
+            .is_some_and(|r| r.starts_with("role/"))
+    {
+        Ok(Some(value.to_string()))
+    } else {
+        Err(InputError::new(
+            "role-arn",
+            value,
+            "is not an IAM role ARN",
+            "give the ARN of the role CloudFormation assumes, like arn:aws:iam::123456789012:role/cfn-deploy",
+        ))
+    }
+}
+
+/// Tags as JSON or YAML: a list of `{Key, Value}` (the aws-actions form) or a
+/// plain `{key: value}` map. YAML is a superset of JSON, so one parser reads
+/// both and reports line and column on error.
+fn tags(raw: &RawInputs) -> Result<Vec<Tag>, InputError> {
+    let Some(value) = raw.get("tags") else {
+        return Ok(Vec::new());
+    };
+    let fix = r#"give tags as JSON or YAML: [{"Key":"team","Value":"web"}] or {"team":"web"}"#;
+    let bad = |problem: String| InputError::new("tags", value, problem, fix);
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(value)
+        .map_err(|e| bad(format!("is not valid JSON or YAML: {e}")))?;
+    let scalar = |v: &serde_yaml_ng::Value| -> Option<String> {
+        match v {
+            serde_yaml_ng::Value::String(s) => Some(s.clone()),
+            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+            serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    };
+    let mut tags = Vec::new();
+    match &document {
+        serde_yaml_ng::Value::Sequence(items) => {
+            for item in items {
+                let key = item.get("Key").and_then(scalar);
+                let tag_value = item.get("Value").and_then(scalar);
+                match (key, tag_value) {
+                    (Some(key), Some(value)) => tags.push(Tag { key, value }),
+                    _ => return Err(bad("every list item needs a `Key` and a `Value`".into())),
+                }
+            }
+        }
+        serde_yaml_ng::Value::Mapping(map) => {
+            for (key, tag_value) in map {
+                match (scalar(key), scalar(tag_value)) {
+                    (Some(key), Some(value)) => tags.push(Tag { key, value }),
+                    _ => return Err(bad("every tag value must be a string".into())),
+                }
+            }
+        }
+        _ => return Err(bad("is neither a list nor a map".into())),
+    }
+    // CloudFormation's limits, checked here so the error names the input
+    // rather than arriving as a ValidationError after a change set attempt.
+    if tags.len() > 50 {
+        return Err(bad(format!("has {} tags, the limit is 50", tags.len())));
+    }
+    for tag in &tags {
+        if tag.key.is_empty() || tag.key.chars().count() > 128 {
+            return Err(bad(format!(
+                "tag key `{}` must be 1-128 characters",
+                tag.key
+            )));
+        }
+        if tag.key.starts_with("aws:") {
+            return Err(bad(format!(
+                "tag key `{}` uses the reserved `aws:` prefix",
+                tag.key
+            )));
+        }
+        if tag.value.chars().count() > 256 {
+            return Err(bad(format!(
+                "the value of tag `{}` is longer than 256 characters",
+                tag.key
+            )));
+        }
+    }
+    Ok(tags)
+}
+
+fn change_set_name(raw: &RawInputs, default: &str) -> Result<String, InputError> {
+    let name = raw.get("change-set-name").unwrap_or(default);
+    if is_valid_cloudformation_name(name, 128) {
+        Ok(name.to_string())
+    } else {
+        Err(InputError::new(
+            "change-set-name",
+            name,
+            "is not a valid change set name",
+            "use 1-128 characters: letters, digits and hyphens, starting with a letter",
+        ))
+    }
+}
+
+/// A duration with a unit (`45s`, `30m`, `1h30m`); a bare number is refused
+/// because seconds and minutes are both plausible readings.
+pub fn parse_duration(input: &str, value: &str) -> Result<Duration, InputError> {
+    let fix = "give a duration with a unit, e.g. 90s, 30m or 1h";
+    if value.chars().all(|c| c.is_ascii_digit()) {
+        return Err(InputError::new(input, value, "has no unit", fix));
+    }
+    match humantime::parse_duration(value) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(InputError::new(
+            input,
+            value,
+            "must be longer than zero",
+            fix,
+        )),
+        Err(error) => Err(InputError::new(
+            input,
+            value,
+            format!("is not a duration ({error})"),
+            fix,
+        )),
+    }
+}
+
+fn wait_timeout(raw: &RawInputs) -> Result<Duration, InputError> {
+    parse_duration("wait-timeout", raw.get("wait-timeout").unwrap_or("60m"))
+}
+
+fn region(raw: &RawInputs) -> Result<Option<String>, InputError> {
+    let Some(value) = raw.get("aws-region") else {
+        return Ok(None);
+    };
+    let well_formed = value.split('-').count() >= 3
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if well_formed {
+        Ok(Some(value.to_string()))
+    } else {
+        Err(InputError::new(
+            "aws-region",
+            value,
+            "is not an AWS region name",
+            "use a region code like us-east-1, or leave it empty to use AWS_REGION",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> InputContext {
+        InputContext {
+            workspace: PathBuf::from("/github/workspace"),
+            default_change_set_name: "ecs-stack-deploy-123-1".into(),
+        }
+    }
+
+    fn raw(pairs: &[(&str, &str)]) -> RawInputs {
+        let mut raw = RawInputs::default();
+        for (name, value) in pairs {
+            raw.set(name, value);
+        }
+        raw
+    }
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![("name", "network"), ("template", "stacks/network.yml")]
+    }
+
+    fn errors_for(pairs: &[(&str, &str)]) -> Vec<InputError> {
+        match DeployInputs::from_raw(&raw(pairs), &context()) {
+            Ok(inputs) => panic!("expected an error, got {inputs:?}"),
+            Err(InputErrors(errors)) => errors,
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_inputs_are_given() {
+        let inputs = DeployInputs::from_raw(&raw(&minimal()), &context()).unwrap();
+        assert_eq!(inputs.stack_name, "network");
+        assert_eq!(
+            inputs.template,
+            TemplateLocation::File(PathBuf::from("/github/workspace/stacks/network.yml"))
+        );
+        assert_eq!(inputs.capabilities, vec!["CAPABILITY_IAM"]);
+        assert!(inputs.execute_change_set);
+        assert!(inputs.delete_failed_change_set);
+        assert!(!inputs.fail_on_empty_change_set);
+        assert_eq!(inputs.change_set_name, "ecs-stack-deploy-123-1");
+        assert_eq!(inputs.wait_timeout, Duration::from_secs(3600));
+        assert_eq!(inputs.parameter_overrides, None);
+    }
+
+    #[test]
+    fn action_environment_keeps_hyphens_and_trims() {
+        let env = Environment::from_pairs([
+            ("INPUT_STACK-NAME", "  api  "),
+            ("INPUT_TEMPLATE", "t.yml\n"),
+            ("INPUT_NO-EXECUTE-CHANGESET", "TRUE"),
+            ("INPUT_NO_EXECUTE_CHANGESET", "false"),
+        ]);
+        let raw = RawInputs::from_action_environment(&env);
+        let inputs = DeployInputs::from_raw(&raw, &context()).unwrap();
+        assert_eq!(inputs.stack_name, "api");
+        assert!(!inputs.execute_change_set, "the hyphenated variable wins");
+    }
+
+    #[test]
+    fn booleans_follow_actions_toolkit() {
+        for (value, expected) in [
+            ("true", Some(true)),
+            ("True", Some(true)),
+            ("TRUE", Some(true)),
+            ("false", Some(false)),
+            ("False", Some(false)),
+            ("FALSE", Some(false)),
+            ("yes", None),
+            ("1", None),
+            ("tRUE", None),
+        ] {
+            assert_eq!(
+                parse_boolean("disable-rollback", value).ok(),
+                expected,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_input_is_reported_at_once_naming_input_and_value() {
+        let errors = errors_for(&[
+            ("name", "1-bad"),
+            ("template", "ftp://host/t.yml"),
+            ("capabilities", "CAPABILITY_IAM,CAPABILITY_ROOT"),
+            ("disable-rollback", "yes"),
+            ("timeout-in-minutes", "0"),
+            ("wait-timeout", "30"),
+        ]);
+        let named: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.input.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("name", "1-bad"),
+                ("template", "ftp://host/t.yml"),
+                ("capabilities", "CAPABILITY_IAM,CAPABILITY_ROOT"),
+                ("disable-rollback", "yes"),
+                ("timeout-in-minutes", "0"),
+                ("wait-timeout", "30"),
+            ]
+        );
+        assert!(errors.iter().all(|e| !e.fix.is_empty()));
+    }
+
+    #[test]
+    fn table_of_single_bad_inputs() {
+        let cases: &[(&str, &str)] = &[
+            ("notification-arns", "arn:aws:sqs:us-east-1:1:q"),
+            ("notification-arns", "not-an-arn"),
+            ("role-arn", "arn:aws:iam::123456789012:user/bob"),
+            ("tags", "{not json"),
+            ("tags", r#"[{"Key":"a"}]"#),
+            ("tags", r#"{"aws:owner":"x"}"#),
+            ("change-set-name", "has_underscore"),
+            ("aws-region", "US_EAST_1"),
+            ("parameter-overrides", "Subnets=\"a,b"),
+            ("termination-protection", "on"),
+        ];
+        for (input, value) in cases {
+            let mut pairs = minimal();
+            pairs.push((input, value));
+            let errors = errors_for(&pairs);
+            assert_eq!(errors.len(), 1, "{input}={value}: {errors:?}");
+            assert_eq!(errors[0].input, *input);
+            assert_eq!(errors[0].value, *value);
+        }
+    }
+
+    #[test]
+    fn name_and_alias() {
+        let inputs =
+            DeployInputs::from_raw(&raw(&[("stack-name", "a"), ("template", "t")]), &context())
+                .unwrap();
+        assert_eq!(inputs.stack_name, "a");
+        let errors = errors_for(&[("name", "a"), ("stack-name", "b"), ("template", "t")]);
+        assert_eq!(errors[0].input, "stack-name");
+        let errors = errors_for(&[("template", "t")]);
+        assert_eq!(errors[0].input, "name");
+    }
+
+    #[test]
+    fn template_url_and_absolute_path() {
+        let mut pairs = vec![
+            ("name", "a"),
+            ("template", "https://bucket.s3.amazonaws.com/t.yml"),
+        ];
+        let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+        assert_eq!(
+            inputs.template,
+            TemplateLocation::Url("https://bucket.s3.amazonaws.com/t.yml".into())
+        );
+        pairs[1] = ("template", "/abs/t.yml");
+        let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+        assert_eq!(
+            inputs.template,
+            TemplateLocation::File(PathBuf::from("/abs/t.yml"))
+        );
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_newlines() {
+        assert_eq!(
+            split_list("CAPABILITY_IAM,\n\n CAPABILITY_AUTO_EXPAND \n"),
+            vec!["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+        );
+    }
+
+    #[test]
+    fn tags_in_every_accepted_form() {
+        for value in [
+            r#"[{"Key":"team","Value":"web"},{"Key":"cost","Value":"42"}]"#,
+            r#"{"team":"web","cost":42}"#,
+            "team: web\ncost: \"42\"",
+            "- Key: team\n  Value: web\n- Key: cost\n  Value: 42",
+        ] {
+            let mut pairs = minimal();
+            pairs.push(("tags", value));
+            let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+            assert_eq!(
+                inputs.tags,
+                vec![
+                    Tag {
+                        key: "team".into(),
+                        value: "web".into()
+                    },
+                    Tag {
+                        key: "cost".into(),
+                        value: "42".into()
+                    },
+                ],
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(
+            parse_duration("wait-timeout", "90s").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse_duration("wait-timeout", "1h 30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert!(parse_duration("wait-timeout", "90").is_err());
+        assert!(parse_duration("wait-timeout", "0s").is_err());
+        assert!(parse_duration("wait-timeout", "soon").is_err());
+    }
+
+    #[test]
+    fn parameter_override_files_resolve_against_the_workspace() {
+        let mut pairs = minimal();
+        pairs.push(("parameter-overrides", "file://params/prod.json"));
+        let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+        assert_eq!(
+            inputs.parameter_overrides,
+            Some(OverridesInput::File(PathBuf::from(
+                "/github/workspace/params/prod.json"
+            )))
+        );
+    }
+}
+
+impl Default for TemplateLocation {
+    fn default() -> Self {
+        Self::File(PathBuf::new())
+    }
+}

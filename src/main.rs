@@ -1,0 +1,42 @@
+//! Thin entry point: capture the environment, parse the front end, run the
+//! job, exit with its code (0 success, 1 deploy failed, 2 bad input).
+
+use std::process::ExitCode;
+
+use ecs_stack_deploy::PollSchedule;
+use ecs_stack_deploy::cli::{Invocation, parse};
+use ecs_stack_deploy::env::Environment;
+use ecs_stack_deploy::job;
+
+fn main() -> ExitCode {
+    let env = Environment::capture();
+    let invocation = match parse(std::env::args_os(), &env) {
+        Ok(invocation) => invocation,
+        Err(error) => {
+            // clap prints help/version to stdout and usage errors to stderr.
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let raw = match invocation {
+        Invocation::Action(raw) | Invocation::Deploy(raw) => raw,
+    };
+    runtime
+        .block_on(job::deploy(&raw, &env, PollSchedule::default()))
+        .into()
+}

@@ -1,0 +1,315 @@
+//! Change sets: create one, wait until CloudFormation has computed it, read
+//! its changes, and delete it when it is not going to be executed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag,
+};
+use serde::Serialize;
+
+use super::parameters::PlannedParameter;
+use super::wait::{PollSchedule, WaitError};
+use crate::inputs::Tag;
+
+/// The template, as CloudFormation takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    Body(String),
+    Url(String),
+}
+
+/// Everything needed to create one change set.
+#[derive(Debug, Clone)]
+pub struct ChangeSetRequest<'a> {
+    pub stack_name: &'a str,
+    pub change_set_name: &'a str,
+    pub is_create: bool,
+    pub template: &'a TemplateSource,
+    pub parameters: &'a [PlannedParameter],
+    pub capabilities: &'a [String],
+    pub role_arn: Option<&'a str>,
+    pub notification_arns: &'a [String],
+    pub tags: &'a [Tag],
+    pub description: &'a str,
+}
+
+/// One planned resource change, as shown to users and in the job summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedChange {
+    /// `Add`, `Modify`, `Remove`, `Import`, `Dynamic`.
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// For `Modify`: `True`, `False` or `Conditional`.
+    pub replacement: Option<String>,
+}
+
+impl PlannedChange {
+    /// The change as one log line.
+    pub fn to_line(&self) -> String {
+        let mut line = format!(
+            "{}  {}  {}",
+            self.action, self.logical_id, self.resource_type
+        );
+        if let Some(replacement) = &self.replacement {
+            line.push_str(&format!("  (replacement: {replacement})"));
+        }
+        line
+    }
+}
+
+/// What CloudFormation made of a change set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeSetOutcome {
+    Ready(Vec<PlannedChange>),
+    /// Nothing to change.
+    Empty,
+    Failed(String),
+}
+
+/// Whether a FAILED change set's reason means "nothing to change". The API
+/// has no status or code for this, only the message, which has two wordings
+/// in the wild; this is the one place that matches them.
+pub fn is_empty_change_set(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+/// The identifiers of a created change set.
+#[derive(Debug, Clone)]
+pub struct CreatedChangeSet {
+    pub id: String,
+    pub stack_id: String,
+}
+
+/// Creates the change set (CreateChangeSet).
+pub async fn create_change_set(
+    client: &Client,
+    request: &ChangeSetRequest<'_>,
+) -> anyhow::Result<CreatedChangeSet> {
+    let mut call = client
+        .create_change_set()
+        .stack_name(request.stack_name)
+        .change_set_name(request.change_set_name)
+        .description(request.description)
+        .change_set_type(if request.is_create {
+            ChangeSetType::Create
+        } else {
+            ChangeSetType::Update
+        })
+        .set_parameters(Some(sdk_parameters(request.parameters)))
+        .set_capabilities(Some(
+            request
+                .capabilities
+                .iter()
+                .map(|c| Capability::from(c.as_str()))
+                .collect(),
+        ))
+        .set_role_arn(request.role_arn.map(str::to_string));
+    call = match request.template {
+        TemplateSource::Body(body) => call.template_body(body),
+        TemplateSource::Url(url) => call.template_url(url),
+    };
+    // Leaving these unset keeps what the stack has, as UpdateStack does.
+    if !request.notification_arns.is_empty() {
+        call = call.set_notification_arns(Some(request.notification_arns.to_vec()));
+    }
+    if !request.tags.is_empty() {
+        call = call.set_tags(Some(sdk_tags(request.tags)));
+    }
+    let output = call
+        .send()
+        .await
+        .with_context(|| format!("creating change set {}", request.change_set_name))?;
+    Ok(CreatedChangeSet {
+        id: output.id().unwrap_or_default().to_string(),
+        stack_id: output.stack_id().unwrap_or_default().to_string(),
+    })
+}
+
+/// The SDK form of the planned parameters.
+pub fn sdk_parameters(parameters: &[PlannedParameter]) -> Vec<Parameter> {
+    parameters
+        .iter()
+        .map(|p| match p {
+            PlannedParameter::Value { key, value } => Parameter::builder()
+                .parameter_key(key)
+                .parameter_value(value)
+                .build(),
+            PlannedParameter::UsePrevious { key } => Parameter::builder()
+                .parameter_key(key)
+                .use_previous_value(true)
+                .build(),
+        })
+        .collect()
+}
+
+/// The SDK form of the tags.
+pub fn sdk_tags(tags: &[Tag]) -> Vec<CfnTag> {
+    tags.iter()
+        .map(|t| CfnTag::builder().key(&t.key).value(&t.value).build())
+        .collect()
+}
+
+/// Waits until the change set is computed, then reads all its changes.
+pub async fn wait_for_change_set(
+    client: &Client,
+    change_set_id: &str,
+    schedule: PollSchedule,
+    timeout: Duration,
+) -> Result<ChangeSetOutcome, WaitError> {
+    let started = Instant::now();
+    let mut delay = Duration::ZERO;
+    loop {
+        let output = client
+            .describe_change_set()
+            .change_set_name(change_set_id)
+            .send()
+            .await
+            .with_context(|| format!("describing change set {change_set_id}"))?;
+        let status = output.status().cloned();
+        match status {
+            Some(ChangeSetStatus::CreateComplete) => {
+                return Ok(ChangeSetOutcome::Ready(
+                    read_changes(client, change_set_id).await?,
+                ));
+            }
+            Some(ChangeSetStatus::Failed) => {
+                let reason = output.status_reason().unwrap_or_default().to_string();
+                return Ok(if is_empty_change_set(&reason) {
+                    ChangeSetOutcome::Empty
+                } else {
+                    ChangeSetOutcome::Failed(reason)
+                });
+            }
+            _ => {}
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(WaitError::Timeout {
+                stack: change_set_id.to_string(),
+                last_status: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                waited,
+            });
+        }
+        delay = schedule.next_delay(delay, waited);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Every change of a computed change set, across pages.
+async fn read_changes(client: &Client, change_set_id: &str) -> anyhow::Result<Vec<PlannedChange>> {
+    let mut changes = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .describe_change_set()
+            .change_set_name(change_set_id)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .with_context(|| format!("reading the changes of change set {change_set_id}"))?;
+        for change in page.changes() {
+            if let Some(resource) = change.resource_change() {
+                changes.push(PlannedChange {
+                    action: resource
+                        .action()
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default(),
+                    logical_id: resource
+                        .logical_resource_id()
+                        .unwrap_or_default()
+                        .to_string(),
+                    resource_type: resource.resource_type().unwrap_or_default().to_string(),
+                    replacement: resource.replacement().map(|r| r.as_str().to_string()),
+                });
+            }
+        }
+        match page.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(changes),
+        }
+    }
+}
+
+/// Deletes a change set that will not be executed.
+pub async fn delete_change_set(client: &Client, change_set_id: &str) -> anyhow::Result<()> {
+    client
+        .delete_change_set()
+        .change_set_name(change_set_id)
+        .send()
+        .await
+        .with_context(|| format!("deleting change set {change_set_id}"))?;
+    Ok(())
+}
+
+/// Starts executing the change set.
+pub async fn execute_change_set(
+    client: &Client,
+    change_set_id: &str,
+    disable_rollback: bool,
+) -> anyhow::Result<()> {
+    client
+        .execute_change_set()
+        .change_set_name(change_set_id)
+        .disable_rollback(disable_rollback)
+        .send()
+        .await
+        .with_context(|| format!("executing change set {change_set_id}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_empty_change_set_wordings_are_recognised() {
+        assert!(is_empty_change_set(
+            "The submitted information didn't contain changes. Submit different information to create a change set."
+        ));
+        assert!(is_empty_change_set("No updates are to be performed."));
+        assert!(!is_empty_change_set(
+            "Parameters: [Missing] must have values"
+        ));
+    }
+
+    #[test]
+    fn change_lines_show_replacement_only_when_known() {
+        let change = PlannedChange {
+            action: "Modify".into(),
+            logical_id: "Vpc".into(),
+            resource_type: "AWS::EC2::VPC".into(),
+            replacement: Some("True".into()),
+        };
+        assert_eq!(
+            change.to_line(),
+            "Modify  Vpc  AWS::EC2::VPC  (replacement: True)"
+        );
+        let added = PlannedChange {
+            replacement: None,
+            action: "Add".into(),
+            ..change
+        };
+        assert_eq!(added.to_line(), "Add  Vpc  AWS::EC2::VPC");
+    }
+
+    #[test]
+    fn planned_parameters_become_sdk_parameters() {
+        let sdk = sdk_parameters(&[
+            PlannedParameter::Value {
+                key: "Env".into(),
+                value: "prod".into(),
+            },
+            PlannedParameter::UsePrevious {
+                key: "Image".into(),
+            },
+        ]);
+        assert_eq!(sdk[0].parameter_key(), Some("Env"));
+        assert_eq!(sdk[0].parameter_value(), Some("prod"));
+        assert_eq!(sdk[1].use_previous_value(), Some(true));
+        assert_eq!(sdk[1].parameter_value(), None);
+    }
+}

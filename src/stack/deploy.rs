@@ -1,0 +1,664 @@
+//! Deploying a stack through a change set, end to end.
+//!
+//! Order matters for safety: everything read-only (inspect the stack, wait
+//! for a running operation to settle, plan the parameters) happens before
+//! the first call that changes anything, so a bad input never leaves a
+//! change set or a half-deleted stack behind.
+
+use anyhow::{Context as _, anyhow};
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::types::{Capability, Stack};
+use serde::Serialize;
+
+use super::changeset::{
+    ChangeSetOutcome, ChangeSetRequest, PlannedChange, TemplateSource, create_change_set,
+    delete_change_set, execute_change_set, sdk_parameters, sdk_tags, wait_for_change_set,
+};
+use super::events::{EventFeed, root_causes};
+use super::lookup::{describe_stack, has_resources, status_of};
+use super::parameters::{DeclaredParameter, PlannedParameter, plan_parameters};
+use super::plan::LoadedStackFiles;
+use super::status::{StackCondition, classify, is_success};
+use super::wait::{PollSchedule, WaitError, wait_for_stack};
+use crate::console::Console;
+use crate::inputs::{DeployInputs, InputError, InputErrors};
+
+/// One stack output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackOutput {
+    pub key: String,
+    pub value: String,
+    pub description: Option<String>,
+}
+
+/// What a deploy did, known as far as it got (also on failure).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StackDeployment {
+    pub stack_name: String,
+    pub stack_id: Option<String>,
+    pub stack_status: Option<String>,
+    pub change_set_id: Option<String>,
+    pub has_changes: bool,
+    /// Whether the change set was executed (false with no-execute-changeset
+    /// and when there was nothing to change).
+    pub executed: bool,
+    pub changes: Vec<PlannedChange>,
+    pub outputs: Vec<StackOutput>,
+    /// Things the user should know that are not errors ("recreated the
+    /// stack after ROLLBACK_COMPLETE").
+    pub notes: Vec<String>,
+    pub root_causes: Vec<String>,
+}
+
+/// A failed deploy: the error and what was known when it happened.
+#[derive(Debug)]
+pub struct DeployFailure {
+    pub deployment: StackDeployment,
+    pub error: anyhow::Error,
+}
+
+/// Settings that are not user inputs.
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    pub poll: PollSchedule,
+    /// Stored on the change set so the console shows who made it.
+    pub description: String,
+}
+
+/// The parameters CloudFormation knows the template declares, for a template
+/// given by URL (GetTemplateSummary is read-only).
+async fn declared_parameters(
+    client: &Client,
+    files: &LoadedStackFiles,
+) -> anyhow::Result<Vec<DeclaredParameter>> {
+    if let Some(declared) = &files.declared {
+        return Ok(declared.clone());
+    }
+    let mut call = client.get_template_summary();
+    call = match &files.template {
+        TemplateSource::Body(body) => call.template_body(body),
+        TemplateSource::Url(url) => call.template_url(url),
+    };
+    let summary = call
+        .send()
+        .await
+        .context("reading the template's parameters")?;
+    Ok(summary
+        .parameters()
+        .iter()
+        .map(|p| DeclaredParameter {
+            name: p.parameter_key().unwrap_or_default().to_string(),
+            no_echo: p.no_echo().unwrap_or(false),
+            has_default: p.default_value().is_some(),
+        })
+        .collect())
+}
+
+/// Deploys the stack described by `inputs` with the loaded `files`.
+pub async fn deploy_stack(
+    client: &Client,
+    inputs: &DeployInputs,
+    files: &LoadedStackFiles,
+    settings: &DeploySettings,
+    console: &Console,
+) -> Result<StackDeployment, DeployFailure> {
+    let mut deployment = StackDeployment {
+        stack_name: inputs.stack_name.clone(),
+        ..StackDeployment::default()
+    };
+    match run(client, inputs, files, settings, console, &mut deployment).await {
+        Ok(()) => Ok(deployment),
+        Err(error) => Err(DeployFailure { deployment, error }),
+    }
+}
+
+async fn run(
+    client: &Client,
+    inputs: &DeployInputs,
+    files: &LoadedStackFiles,
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+) -> anyhow::Result<()> {
+    let name = inputs.stack_name.as_str();
+
+    // Read-only: find out where the stack stands, waiting out a running
+    // operation rather than colliding with it.
+    console.phase(&format!("Inspect stack {name}"));
+    let (existing, condition) = settle(client, inputs, settings, console).await;
+    let (existing, condition) = match (existing, condition) {
+        (Ok(existing), condition) => (existing, condition),
+        (Err(error), _) => {
+            console.end_phase();
+            return Err(error);
+        }
+    };
+    if let Some(stack) = &existing {
+        deployment.stack_id = stack.stack_id().map(str::to_string);
+        deployment.stack_status = Some(status_of(stack));
+    }
+    console.end_phase();
+
+    let condition = match condition {
+        StackCondition::NeedsRecovery { recovery } => return Err(anyhow!(recovery)),
+        other => other,
+    };
+
+    // Still read-only: the parameters to send, checked against the template.
+    let declared = declared_parameters(client, files).await?;
+    let previous_keys: Option<Vec<String>> = match (&condition, &existing) {
+        (StackCondition::Updatable, Some(stack)) => Some(
+            stack
+                .parameters()
+                .iter()
+                .filter_map(|p| p.parameter_key().map(str::to_string))
+                .collect(),
+        ),
+        _ => None,
+    };
+    let parameters = plan_parameters(&declared, &files.overrides, previous_keys.as_deref())
+        .map_err(|error| {
+            InputErrors::from(InputError::new(
+                "parameter-overrides",
+                &files
+                    .overrides
+                    .iter()
+                    .map(|o| o.key.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                error.to_string(),
+                "override only parameters the template declares, and give every parameter without a default a value",
+            ))
+        })?;
+
+    // From here on, calls change things.
+    if condition == StackCondition::NeverCreated
+        && let Some(stack) = &existing
+    {
+        recreate_prelude(client, inputs, settings, console, deployment, stack).await?;
+    }
+    let is_create = condition != StackCondition::Updatable;
+
+    if is_create && inputs.execute_change_set && inputs.timeout_in_minutes.is_some() {
+        // CreateChangeSet has no TimeoutInMinutes: only CreateStack takes it.
+        return create_stack_directly(
+            client,
+            inputs,
+            files,
+            &parameters,
+            settings,
+            console,
+            deployment,
+        )
+        .await;
+    }
+
+    console.phase(&format!("Change set {}", inputs.change_set_name));
+    let result = change_set(
+        client,
+        inputs,
+        files,
+        &parameters,
+        settings,
+        console,
+        deployment,
+        is_create,
+    )
+    .await;
+    console.end_phase();
+    let Some(change_set_id) = result? else {
+        return Ok(());
+    };
+
+    if !inputs.execute_change_set {
+        console.line(
+            "no-execute-changeset is set: the change set is kept for review and not executed",
+        );
+        refresh(client, deployment).await?;
+        return Ok(());
+    }
+
+    console.phase(&format!("Execute change set on stack {name}"));
+    let outcome = execute(
+        client,
+        inputs,
+        settings,
+        console,
+        deployment,
+        &change_set_id,
+    )
+    .await;
+    console.end_phase();
+    outcome
+}
+
+/// Reads the stack, waiting (bounded by wait-timeout) while an operation is
+/// running on it, and classifies it.
+async fn settle(
+    client: &Client,
+    inputs: &DeployInputs,
+    settings: &DeploySettings,
+    console: &Console,
+) -> (anyhow::Result<Option<Stack>>, StackCondition) {
+    let name = inputs.stack_name.as_str();
+    loop {
+        let stack = match describe_stack(client, name).await {
+            Ok(stack) => stack,
+            Err(error) => return (Err(error), StackCondition::Missing),
+        };
+        let Some(stack) = stack else {
+            console.line(&format!(
+                "stack {name} does not exist yet: it will be created"
+            ));
+            return (Ok(None), StackCondition::Missing);
+        };
+        let status = status_of(&stack);
+        let resources = if status == "REVIEW_IN_PROGRESS" {
+            match has_resources(client, name).await {
+                Ok(found) => found,
+                Err(error) => return (Err(error), StackCondition::Missing),
+            }
+        } else {
+            true
+        };
+        let condition = classify(name, &status, resources);
+        console.line(&format!("stack {name} is {status}"));
+        if condition != StackCondition::Busy {
+            return (Ok(Some(stack)), condition);
+        }
+        console.line(&format!(
+            "another operation is running on stack {name}; waiting for it to finish (up to {})",
+            humantime::format_duration(inputs.wait_timeout)
+        ));
+        let stack_id = stack.stack_id().unwrap_or(name).to_string();
+        let mut feed = match EventFeed::start(client, &stack_id).await {
+            Ok(feed) => feed,
+            Err(error) => return (Err(error), StackCondition::Missing),
+        };
+        if let Err(error) = wait_for_stack(
+            client,
+            &stack_id,
+            &mut feed,
+            console,
+            settings.poll,
+            inputs.wait_timeout,
+        )
+        .await
+        {
+            let error = match error {
+                WaitError::Timeout { .. } => {
+                    anyhow!("{error}; no change was made, the running operation was left alone")
+                }
+                other => anyhow!(other),
+            };
+            return (Err(error), StackCondition::Busy);
+        }
+    }
+}
+
+/// Deletes a stack that was never created (ROLLBACK_COMPLETE or an empty
+/// REVIEW_IN_PROGRESS) so it can be created anew, saying so.
+async fn recreate_prelude(
+    client: &Client,
+    inputs: &DeployInputs,
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+    stack: &Stack,
+) -> anyhow::Result<()> {
+    let name = inputs.stack_name.as_str();
+    let status = status_of(stack);
+    let stack_id = stack.stack_id().unwrap_or(name).to_string();
+    console.phase(&format!("Recreate stack {name}"));
+    let note = format!(
+        "stack {name} was in {status}: it never finished being created and cannot be updated, so it was deleted and created anew"
+    );
+    console.line(&format!(
+        "stack {name} is {status}: deleting it to create it anew (it holds no resources)"
+    ));
+    let mut feed = EventFeed::start(client, &stack_id).await?;
+    let result = async {
+        client
+            .delete_stack()
+            .stack_name(&stack_id)
+            .send()
+            .await
+            .with_context(|| format!("deleting stack {name} (in {status}) before recreating it"))?;
+        let final_status = wait_for_stack(
+            client,
+            &stack_id,
+            &mut feed,
+            console,
+            settings.poll,
+            inputs.wait_timeout,
+        )
+        .await
+        .map_err(|e| anyhow!(e))?;
+        if final_status != "DELETE_COMPLETE" {
+            return Err(anyhow!(
+                "stack {name} could not be deleted before recreating it: it ended in {final_status}"
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    console.end_phase();
+    result?;
+    console.notice(&note);
+    deployment.notes.push(note);
+    deployment.stack_id = None;
+    deployment.stack_status = None;
+    Ok(())
+}
+
+/// Creates and waits for the change set. Returns its id when there is
+/// something to execute (or keep), `None` when there was nothing to change.
+#[allow(clippy::too_many_arguments)]
+async fn change_set(
+    client: &Client,
+    inputs: &DeployInputs,
+    files: &LoadedStackFiles,
+    parameters: &[PlannedParameter],
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+    is_create: bool,
+) -> anyhow::Result<Option<String>> {
+    let request = ChangeSetRequest {
+        stack_name: &inputs.stack_name,
+        change_set_name: &inputs.change_set_name,
+        is_create,
+        template: &files.template,
+        parameters,
+        capabilities: &inputs.capabilities,
+        role_arn: inputs.role_arn.as_deref(),
+        notification_arns: &inputs.notification_arns,
+        tags: &inputs.tags,
+        description: &settings.description,
+    };
+    let created = create_change_set(client, &request).await?;
+    console.line(&format!(
+        "created {} change set {}",
+        if is_create { "CREATE" } else { "UPDATE" },
+        created.id
+    ));
+    deployment.change_set_id = Some(created.id.clone());
+    deployment.stack_id = Some(created.stack_id.clone());
+
+    let outcome =
+        wait_for_change_set(client, &created.id, settings.poll, inputs.wait_timeout).await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            discard_change_set(client, inputs, console, deployment, is_create).await;
+            return Err(anyhow!(error));
+        }
+    };
+    match outcome {
+        ChangeSetOutcome::Ready(changes) => {
+            for change in &changes {
+                console.line(&change.to_line());
+            }
+            console.line(&format!("{} change(s) planned", changes.len()));
+            deployment.has_changes = !changes.is_empty();
+            deployment.changes = changes;
+            Ok(Some(created.id))
+        }
+        ChangeSetOutcome::Empty => {
+            console.line("the change set contains no changes: the stack is already up to date");
+            deployment.has_changes = false;
+            // An empty change set is useless to keep, even for review.
+            delete_change_set(client, &created.id).await?;
+            deployment.change_set_id = None;
+            console.line("deleted the empty change set");
+            refresh(client, deployment).await?;
+            if inputs.fail_on_empty_change_set {
+                return Err(anyhow!(
+                    "stack {} has no changes and fail-on-empty-changeset is true",
+                    inputs.stack_name
+                ));
+            }
+            Ok(None)
+        }
+        ChangeSetOutcome::Failed(reason) => {
+            deployment.root_causes.push(reason.clone());
+            discard_change_set(client, inputs, console, deployment, is_create).await;
+            Err(anyhow!(
+                "CloudFormation could not create the change set for stack {}: {reason}",
+                inputs.stack_name
+            ))
+        }
+    }
+}
+
+/// Removes a failed change set (unless no-delete-failed-changeset), and the
+/// empty REVIEW_IN_PROGRESS stack our CREATE change set made, so a failure
+/// leaves nothing behind. Cleanup problems are reported, not raised: the
+/// original error matters more.
+async fn discard_change_set(
+    client: &Client,
+    inputs: &DeployInputs,
+    console: &Console,
+    deployment: &mut StackDeployment,
+    is_create: bool,
+) {
+    if !inputs.delete_failed_change_set {
+        console.line(
+            "no-delete-failed-changeset is set: the failed change set is kept for inspection",
+        );
+        return;
+    }
+    let Some(id) = deployment.change_set_id.clone() else {
+        return;
+    };
+    match delete_change_set(client, &id).await {
+        Ok(()) => {
+            console.line("deleted the failed change set");
+            deployment.change_set_id = None;
+        }
+        Err(error) => console.warning(&format!("could not delete change set {id}: {error:#}")),
+    }
+    if is_create && let Some(stack_id) = deployment.stack_id.clone() {
+        // The stack exists only because of our change set, holds nothing,
+        // and would otherwise block the next create as REVIEW_IN_PROGRESS.
+        match client.delete_stack().stack_name(&stack_id).send().await {
+            Ok(_) => console.line("deleted the empty stack the change set had created"),
+            Err(error) => console.warning(&format!(
+                "could not delete the empty stack {stack_id}: {error}"
+            )),
+        }
+    }
+}
+
+/// Executes the change set and waits for the stack to settle.
+async fn execute(
+    client: &Client,
+    inputs: &DeployInputs,
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+    change_set_id: &str,
+) -> anyhow::Result<()> {
+    let stack_id = deployment
+        .stack_id
+        .clone()
+        .unwrap_or_else(|| inputs.stack_name.clone());
+    let mut feed = EventFeed::start(client, &stack_id).await?;
+    execute_change_set(client, change_set_id, inputs.disable_rollback).await?;
+    deployment.executed = true;
+    console.line("executing the change set");
+    ensure_termination_protection(client, inputs, console, &stack_id).await?;
+    finish(
+        client, inputs, settings, console, deployment, &stack_id, &mut feed,
+    )
+    .await
+}
+
+/// Waits for the running operation, then records the final state, outputs
+/// and, on failure, the root causes.
+async fn finish(
+    client: &Client,
+    inputs: &DeployInputs,
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+    stack_id: &str,
+    feed: &mut EventFeed,
+) -> anyhow::Result<()> {
+    let waited = wait_for_stack(
+        client,
+        stack_id,
+        feed,
+        console,
+        settings.poll,
+        inputs.wait_timeout,
+    )
+    .await;
+    refresh(client, deployment).await?;
+    let status = match waited {
+        Ok(status) => status,
+        Err(error) => {
+            deployment.root_causes = root_causes(feed.collected());
+            return Err(anyhow!(error));
+        }
+    };
+    if is_success(&status) {
+        console.line(&format!("stack {} is {status}", inputs.stack_name));
+        return Ok(());
+    }
+    deployment.root_causes = root_causes(feed.collected());
+    Err(anyhow!(
+        "stack {} failed: it ended in {status}",
+        inputs.stack_name
+    ))
+}
+
+/// Turns termination protection on when asked. It is never turned off
+/// implicitly: the input defaults to false, and silently removing a
+/// protection someone set by hand would be the wrong surprise.
+async fn ensure_termination_protection(
+    client: &Client,
+    inputs: &DeployInputs,
+    console: &Console,
+    stack_id: &str,
+) -> anyhow::Result<()> {
+    if !inputs.termination_protection {
+        return Ok(());
+    }
+    client
+        .update_termination_protection()
+        .stack_name(stack_id)
+        .enable_termination_protection(true)
+        .send()
+        .await
+        .context("enabling termination protection")?;
+    console.line("termination protection is enabled");
+    Ok(())
+}
+
+/// Creates a new stack with CreateStack, used only when timeout-in-minutes is
+/// set: CloudFormation accepts a stack timeout on CreateStack but not on
+/// change sets. The planned changes are then every resource of the template.
+async fn create_stack_directly(
+    client: &Client,
+    inputs: &DeployInputs,
+    files: &LoadedStackFiles,
+    parameters: &[PlannedParameter],
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+) -> anyhow::Result<()> {
+    let name = inputs.stack_name.as_str();
+    console.phase(&format!("Create stack {name}"));
+    console.line(
+        "timeout-in-minutes is set: creating the stack with CreateStack (change sets cannot carry a stack timeout)",
+    );
+    let mut call = client
+        .create_stack()
+        .stack_name(name)
+        .set_parameters(Some(sdk_parameters(parameters)))
+        .set_capabilities(Some(
+            inputs
+                .capabilities
+                .iter()
+                .map(|c| Capability::from(c.as_str()))
+                .collect(),
+        ))
+        .set_role_arn(inputs.role_arn.clone())
+        .disable_rollback(inputs.disable_rollback)
+        .set_timeout_in_minutes(inputs.timeout_in_minutes)
+        .enable_termination_protection(inputs.termination_protection);
+    call = match &files.template {
+        TemplateSource::Body(body) => call.template_body(body),
+        TemplateSource::Url(url) => call.template_url(url),
+    };
+    if !inputs.notification_arns.is_empty() {
+        call = call.set_notification_arns(Some(inputs.notification_arns.clone()));
+    }
+    if !inputs.tags.is_empty() {
+        call = call.set_tags(Some(sdk_tags(&inputs.tags)));
+    }
+    let result = async {
+        let created = call
+            .send()
+            .await
+            .with_context(|| format!("creating stack {name}"))?;
+        let stack_id = created.stack_id().unwrap_or(name).to_string();
+        deployment.stack_id = Some(stack_id.clone());
+        deployment.executed = true;
+        deployment.has_changes = true;
+        let mut feed = EventFeed::empty(&stack_id);
+        finish(
+            client, inputs, settings, console, deployment, &stack_id, &mut feed,
+        )
+        .await?;
+        // The "changes" of a create are the resources it made.
+        deployment.changes = created_resources(client, &stack_id).await?;
+        Ok(())
+    }
+    .await;
+    console.end_phase();
+    result
+}
+
+/// The resources of a stack, as `Add` changes.
+async fn created_resources(client: &Client, stack_id: &str) -> anyhow::Result<Vec<PlannedChange>> {
+    let output = client
+        .list_stack_resources()
+        .stack_name(stack_id)
+        .send()
+        .await
+        .context("listing the created resources")?;
+    Ok(output
+        .stack_resource_summaries()
+        .iter()
+        .map(|r| PlannedChange {
+            action: "Add".into(),
+            logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+            resource_type: r.resource_type().unwrap_or_default().to_string(),
+            replacement: None,
+        })
+        .collect())
+}
+
+/// Re-reads the stack's status and outputs into the deployment.
+async fn refresh(client: &Client, deployment: &mut StackDeployment) -> anyhow::Result<()> {
+    let stack_ref = deployment
+        .stack_id
+        .clone()
+        .unwrap_or_else(|| deployment.stack_name.clone());
+    if let Some(stack) = describe_stack(client, &stack_ref).await? {
+        deployment.stack_id = stack.stack_id().map(str::to_string);
+        deployment.stack_status = Some(status_of(&stack));
+        deployment.outputs = stack
+            .outputs()
+            .iter()
+            .map(|o| StackOutput {
+                key: o.output_key().unwrap_or_default().to_string(),
+                value: o.output_value().unwrap_or_default().to_string(),
+                description: o.description().map(str::to_string),
+            })
+            .collect();
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Stack events: following them as they happen, printing them as plain
+//! lines, and finding the root cause of a failure.
+//!
+//! CloudFormation returns events newest first and keeps every event of the
+//! stack's life, so [`EventFeed`] remembers a baseline (the newest event
+//! before our operation) and pages back only until it meets an event it has
+//! already seen.
+
+use std::collections::HashSet;
+
+use anyhow::Context as _;
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::types::StackEvent;
+
+/// One stack event, without AWS types, for formatting and analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackEventRecord {
+    pub event_id: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: String,
+    /// Seconds since the Unix epoch, with fractions.
+    pub timestamp: f64,
+}
+
+impl StackEventRecord {
+    fn from_sdk(event: &StackEvent) -> Self {
+        Self {
+            event_id: event.event_id().unwrap_or_default().to_string(),
+            logical_id: event.logical_resource_id().unwrap_or_default().to_string(),
+            resource_type: event.resource_type().unwrap_or_default().to_string(),
+            status: event
+                .resource_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            reason: event
+                .resource_status_reason()
+                .unwrap_or_default()
+                .to_string(),
+            timestamp: event
+                .timestamp()
+                .map(|t| t.as_secs_f64())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether this event is about the stack itself rather than a resource.
+    pub fn is_stack_event(&self) -> bool {
+        self.resource_type == "AWS::CloudFormation::Stack" && !self.logical_id.is_empty()
+    }
+
+    /// The event as one log line (without the elapsed-time prefix, which the
+    /// console adds): logical id, type, status, and the reason if any.
+    pub fn to_line(&self) -> String {
+        let mut line = format!(
+            "{}  {}  {}",
+            self.logical_id, self.resource_type, self.status
+        );
+        if !self.reason.is_empty() {
+            line.push_str("  ");
+            line.push_str(&self.reason);
+        }
+        line
+    }
+}
+
+/// Whether a failure reason only says that CloudFormation gave up on a
+/// resource because another one failed. Such events are consequences, not
+/// causes. This is the one place that matches these messages: CloudFormation
+/// has no error code for them.
+pub fn is_consequence(reason: &str) -> bool {
+    let reason = reason.trim();
+    reason.starts_with("Resource creation cancelled")
+        || reason.starts_with("Resource update cancelled")
+        || reason.starts_with("Resource deletion cancelled")
+        || reason.starts_with("The following resource(s) failed to")
+}
+
+/// The root causes of a failed operation: the reasons of the earliest failed
+/// resource events, skipping cancellations and the stack-level summary,
+/// oldest first and de-duplicated. Falls back to stack-level reasons when no
+/// resource failed (for example a timeout or a permissions error).
+pub fn root_causes(events: &[StackEventRecord]) -> Vec<String> {
+    let mut ordered: Vec<&StackEventRecord> = events.iter().collect();
+    ordered.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    let mut causes: Vec<String> = ordered
+        .iter()
+        .filter(|e| e.status.ends_with("_FAILED") && !e.reason.is_empty())
+        .filter(|e| !e.is_stack_event() && !is_consequence(&e.reason))
+        .map(|e| format!("{} ({}): {}", e.logical_id, e.resource_type, e.reason))
+        .collect();
+    if causes.is_empty() {
+        causes = ordered
+            .iter()
+            .filter(|e| e.is_stack_event() && !e.reason.is_empty())
+            .filter(|e| e.status.ends_with("_FAILED") || e.status.contains("ROLLBACK"))
+            .map(|e| format!("{}: {}", e.logical_id, e.reason))
+            .collect();
+    }
+    let mut seen = HashSet::new();
+    causes.retain(|c| seen.insert(c.clone()));
+    causes
+}
+
+/// Follows a stack's events from a baseline onwards.
+pub struct EventFeed {
+    stack: String,
+    seen: HashSet<String>,
+    /// Every event since the baseline, oldest first.
+    collected: Vec<StackEventRecord>,
+}
+
+impl EventFeed {
+    /// Starts following `stack` (a name or, better, an id) from now: events
+    /// that already exist are marked seen and never reported.
+    pub async fn start(client: &Client, stack: &str) -> anyhow::Result<Self> {
+        let mut feed = Self {
+            stack: stack.to_string(),
+            seen: HashSet::new(),
+            collected: Vec::new(),
+        };
+        // Only the newest page is needed: paging stops at the first seen id.
+        let page = client
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await
+            .with_context(|| format!("reading the events of stack {stack}"))?;
+        for event in page.stack_events() {
+            feed.seen
+                .insert(event.event_id().unwrap_or_default().to_string());
+        }
+        Ok(feed)
+    }
+
+    /// A feed for a stack that has no events yet.
+    pub fn empty(stack: &str) -> Self {
+        Self {
+            stack: stack.to_string(),
+            seen: HashSet::new(),
+            collected: Vec::new(),
+        }
+    }
+
+    /// Fetches events that appeared since the last call, oldest first.
+    pub async fn poll(&mut self, client: &Client) -> anyhow::Result<Vec<StackEventRecord>> {
+        let mut fresh = Vec::new();
+        let mut token: Option<String> = None;
+        'pages: loop {
+            let page = client
+                .describe_stack_events()
+                .stack_name(&self.stack)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .with_context(|| format!("reading the events of stack {}", self.stack))?;
+            for event in page.stack_events() {
+                let record = StackEventRecord::from_sdk(event);
+                if self.seen.contains(&record.event_id) {
+                    break 'pages;
+                }
+                fresh.push(record);
+            }
+            match page.next_token() {
+                Some(next) if !self.seen.is_empty() => token = Some(next.to_string()),
+                // Without a baseline every page is new; the first page is
+                // enough for a stack we just created.
+                _ => break,
+            }
+        }
+        fresh.reverse();
+        for record in &fresh {
+            self.seen.insert(record.event_id.clone());
+        }
+        self.collected.extend(fresh.iter().cloned());
+        Ok(fresh)
+    }
+
+    /// Every event seen since the baseline, oldest first.
+    pub fn collected(&self) -> &[StackEventRecord] {
+        &self.collected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at: f64, logical: &str, kind: &str, status: &str, reason: &str) -> StackEventRecord {
+        StackEventRecord {
+            event_id: format!("{logical}-{at}"),
+            logical_id: logical.into(),
+            resource_type: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+            timestamp: at,
+        }
+    }
+
+    #[test]
+    fn root_cause_is_the_earliest_real_failure_not_the_cancellations() {
+        let events = vec![
+            event(
+                5.0,
+                "web",
+                "AWS::CloudFormation::Stack",
+                "ROLLBACK_IN_PROGRESS",
+                "The following resource(s) failed to create: [Queue, Topic]. Rollback requested by user.",
+            ),
+            event(
+                4.0,
+                "Topic",
+                "AWS::SNS::Topic",
+                "CREATE_FAILED",
+                "Resource creation cancelled",
+            ),
+            event(
+                3.0,
+                "Queue",
+                "AWS::SQS::Queue",
+                "CREATE_FAILED",
+                "Invalid value for VisibilityTimeout",
+            ),
+            event(2.0, "Queue", "AWS::SQS::Queue", "CREATE_IN_PROGRESS", ""),
+            event(
+                1.0,
+                "web",
+                "AWS::CloudFormation::Stack",
+                "CREATE_IN_PROGRESS",
+                "User Initiated",
+            ),
+        ];
+        assert_eq!(
+            root_causes(&events),
+            vec!["Queue (AWS::SQS::Queue): Invalid value for VisibilityTimeout"]
+        );
+    }
+
+    #[test]
+    fn several_independent_failures_are_all_reported_oldest_first() {
+        let events = vec![
+            event(
+                2.0,
+                "B",
+                "AWS::S3::Bucket",
+                "CREATE_FAILED",
+                "bucket exists",
+            ),
+            event(
+                1.0,
+                "A",
+                "AWS::IAM::Role",
+                "CREATE_FAILED",
+                "not authorized",
+            ),
+            event(
+                3.0,
+                "B",
+                "AWS::S3::Bucket",
+                "DELETE_FAILED",
+                "bucket exists",
+            ),
+        ];
+        assert_eq!(
+            root_causes(&events),
+            vec![
+                "A (AWS::IAM::Role): not authorized",
+                "B (AWS::S3::Bucket): bucket exists",
+            ]
+        );
+    }
+
+    #[test]
+    fn stack_level_reason_when_no_resource_failed() {
+        let events = vec![event(
+            1.0,
+            "web",
+            "AWS::CloudFormation::Stack",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            "Stack creation time exceeded the specified timeout",
+        )];
+        assert_eq!(
+            root_causes(&events),
+            vec!["web: Stack creation time exceeded the specified timeout"]
+        );
+    }
+
+    #[test]
+    fn consequences_are_recognised() {
+        for reason in [
+            "Resource creation cancelled",
+            "Resource update cancelled",
+            "The following resource(s) failed to update: [Service].",
+        ] {
+            assert!(is_consequence(reason), "{reason}");
+        }
+        assert!(!is_consequence(
+            "Embedded stack arn:... was not successfully created"
+        ));
+    }
+
+    #[test]
+    fn event_line_has_id_type_status_and_reason() {
+        let line = event(1.0, "Queue", "AWS::SQS::Queue", "CREATE_FAILED", "boom").to_line();
+        assert_eq!(line, "Queue  AWS::SQS::Queue  CREATE_FAILED  boom");
+        let line = event(1.0, "Queue", "AWS::SQS::Queue", "CREATE_COMPLETE", "").to_line();
+        assert_eq!(line, "Queue  AWS::SQS::Queue  CREATE_COMPLETE");
+    }
+}

@@ -1,0 +1,103 @@
+//! Reads the files a deploy needs (template, parameter file) and checks them,
+//! before any AWS call. Every problem here is a bad input.
+
+use std::path::Path;
+
+use super::changeset::TemplateSource;
+use super::parameters::{DeclaredParameter, ParameterOverride, parse_override_document};
+use super::template::{check_body_size, parse_template};
+use crate::inputs::{DeployInputs, InputError, InputErrors, OverridesInput, TemplateLocation};
+
+/// The template and overrides, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct LoadedStackFiles {
+    pub template: TemplateSource,
+    /// Parameters the template declares; `None` for a template given by URL,
+    /// whose summary is asked of CloudFormation (GetTemplateSummary).
+    pub declared: Option<Vec<DeclaredParameter>>,
+    pub overrides: Vec<ParameterOverride>,
+}
+
+/// Reads and checks the template and the parameter file, reporting every
+/// problem at once.
+pub fn load_stack_files(inputs: &DeployInputs) -> Result<LoadedStackFiles, InputErrors> {
+    let mut errors = Vec::new();
+    let template = match &inputs.template {
+        TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None)),
+        TemplateLocation::File(path) => match load_template_file(path) {
+            Ok((body, declared)) => Some((TemplateSource::Body(body), Some(declared))),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+    };
+    let overrides = match &inputs.parameter_overrides {
+        None => Some(Vec::new()),
+        Some(OverridesInput::Inline(overrides)) => Some(overrides.clone()),
+        Some(OverridesInput::File(path)) => match load_overrides_file(path) {
+            Ok(overrides) => Some(overrides),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+    };
+    match (template, overrides) {
+        (Some((template, declared)), Some(overrides)) => Ok(LoadedStackFiles {
+            template,
+            declared,
+            overrides,
+        }),
+        _ => Err(InputErrors(errors)),
+    }
+}
+
+fn read_input_file(input: &str, path: &Path) -> Result<String, InputError> {
+    let shown = path.display().to_string();
+    std::fs::read_to_string(path).map_err(|error| {
+        let fix = match error.kind() {
+            std::io::ErrorKind::NotFound => {
+                "check the path: relative paths are resolved against the workspace (GITHUB_WORKSPACE); did the workflow check out the repository?"
+            }
+            std::io::ErrorKind::InvalidData => "save the file as UTF-8 text",
+            _ => "make the file readable by the action",
+        };
+        InputError::new(input, &shown, format!("cannot be read: {error}"), fix)
+    })
+}
+
+fn load_template_file(path: &Path) -> Result<(String, Vec<DeclaredParameter>), InputError> {
+    let shown = path.display().to_string();
+    let body = read_input_file("template", path)?;
+    check_body_size(body.len()).map_err(|error| {
+        InputError::new(
+            "template",
+            &shown,
+            error.to_string(),
+            "upload the template to S3 and pass its https:// URL as `template`",
+        )
+    })?;
+    let summary = parse_template(&body).map_err(|error| {
+        InputError::new(
+            "template",
+            &shown,
+            format!("is not a valid CloudFormation template: {error}"),
+            "fix the template (JSON or YAML with a non-empty Resources section)",
+        )
+    })?;
+    Ok((body, summary.parameters))
+}
+
+fn load_overrides_file(path: &Path) -> Result<Vec<ParameterOverride>, InputError> {
+    let shown = path.display().to_string();
+    let content = read_input_file("parameter-overrides", path)?;
+    parse_override_document(&content, &shown).map_err(|error| {
+        InputError::new(
+            "parameter-overrides",
+            &shown,
+            error.to_string(),
+            r#"write the file as [{"ParameterKey":"K","ParameterValue":"V"}] or {"K":"V"} in JSON or YAML"#,
+        )
+    })
+}

@@ -1,0 +1,145 @@
+//! Waiting for a stack operation to finish, printing events as they arrive.
+//!
+//! The poll interval starts short and backs off, staying at or under a
+//! second for the first minute so a finished stack is noticed quickly, then
+//! easing off to spare the API. The schedule is a value passed in, so tests
+//! can use a faster one.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudformation::Client;
+
+use super::events::{EventFeed, StackEventRecord};
+use super::lookup::{describe_stack, status_of};
+use super::status::is_busy;
+use crate::console::Console;
+
+/// How often to poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSchedule {
+    /// The first delay.
+    pub initial: Duration,
+    /// The longest delay during `fast_period`.
+    pub fast_max: Duration,
+    /// How long to poll fast after the wait starts.
+    pub fast_period: Duration,
+    /// The longest delay afterwards.
+    pub slow_max: Duration,
+}
+
+impl Default for PollSchedule {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(250),
+            fast_max: Duration::from_secs(1),
+            fast_period: Duration::from_secs(60),
+            slow_max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PollSchedule {
+    /// The delay after `previous`, `elapsed` into the wait: grows by half
+    /// each time, capped by the phase's maximum.
+    pub fn next_delay(&self, previous: Duration, elapsed: Duration) -> Duration {
+        let grown = (previous * 3 / 2).max(self.initial);
+        let cap = if elapsed < self.fast_period {
+            self.fast_max
+        } else {
+            self.slow_max
+        };
+        grown.min(cap)
+    }
+}
+
+/// Why waiting ended without a settled stack.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error(
+        "stack {stack} was still {last_status} after {waited:?} (wait-timeout); CloudFormation carries on with the operation on its own — check the stack in the console or raise `wait-timeout`"
+    )]
+    Timeout {
+        stack: String,
+        last_status: String,
+        waited: Duration,
+    },
+    #[error("stack {stack} disappeared while waiting for it")]
+    Vanished { stack: String },
+    #[error(transparent)]
+    Aws(#[from] anyhow::Error),
+}
+
+/// Polls `stack` (preferably its id) until its status is no longer
+/// `*_IN_PROGRESS`, printing each new event as one line. Returns the final
+/// status; success or failure is for the caller to judge.
+pub async fn wait_for_stack(
+    client: &Client,
+    stack: &str,
+    feed: &mut EventFeed,
+    console: &Console,
+    schedule: PollSchedule,
+    timeout: Duration,
+) -> Result<String, WaitError> {
+    let started = Instant::now();
+    let mut delay = Duration::ZERO;
+    loop {
+        for event in feed.poll(client).await? {
+            print_event(console, &event);
+        }
+        let snapshot = describe_stack(client, stack).await?;
+        let Some(snapshot) = snapshot else {
+            return Err(WaitError::Vanished {
+                stack: stack.to_string(),
+            });
+        };
+        let last_status = status_of(&snapshot);
+        if !is_busy(&last_status) {
+            // Events written just before the status flipped.
+            for event in feed.poll(client).await? {
+                print_event(console, &event);
+            }
+            return Ok(last_status);
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(WaitError::Timeout {
+                stack: stack.to_string(),
+                last_status,
+                waited,
+            });
+        }
+        delay = schedule.next_delay(delay, waited);
+        tokio::time::sleep(delay.min(timeout.saturating_sub(waited))).await;
+    }
+}
+
+/// Prints one stack event line.
+pub fn print_event(console: &Console, event: &StackEventRecord) {
+    console.line(&event.to_line());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_back_off_and_stay_under_a_second_in_the_first_minute() {
+        let schedule = PollSchedule::default();
+        let mut delay = Duration::ZERO;
+        let mut elapsed = Duration::ZERO;
+        let mut delays = Vec::new();
+        while elapsed < Duration::from_secs(60) {
+            delay = schedule.next_delay(delay, elapsed);
+            delays.push(delay);
+            elapsed += delay;
+        }
+        assert_eq!(delays[0], Duration::from_millis(250));
+        assert_eq!(delays[1], Duration::from_millis(375));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(1)));
+        let later = schedule.next_delay(Duration::from_secs(1), Duration::from_secs(61));
+        assert_eq!(later, Duration::from_millis(1500));
+        let capped = schedule.next_delay(Duration::from_secs(5), Duration::from_secs(600));
+        assert_eq!(capped, Duration::from_secs(5));
+    }
+}

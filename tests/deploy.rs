@@ -1,0 +1,626 @@
+//! Deploy semantics against the emulator: create, update, no changes,
+//! review-only change sets, recreating never-created stacks, waiting for
+//! running operations, recovery states, stack settings and parameters.
+
+use crate::util::{ActionRun, Emulator, Workspace, block_on, unique_name};
+
+/// A template using resources the emulator fully supports.
+pub const QUEUE_TEMPLATE: &str = r#"
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Env:
+    Type: String
+  Retention:
+    Type: Number
+    Default: "345600"
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      MessageRetentionPeriod: !Ref Retention
+      Tags:
+        - Key: env
+          Value: !Ref Env
+  Setting:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Type: String
+      Value: !Sub "${Env}-setting"
+Outputs:
+  QueueUrl:
+    Description: where to send messages
+    Value: !Ref Queue
+  QueueArn:
+    Value: !GetAtt Queue.Arn
+  EnvName:
+    Value: !Ref Env
+"#;
+
+/// A template whose queue fails to create with `reason`.
+pub fn failing_template(reason: &str) -> String {
+    format!(
+        r#"
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+  Queue:
+    Type: AWS::SQS::Queue
+    Metadata:
+      Emulator:
+        Fail: {reason:?}
+"#
+    )
+}
+
+/// A template whose resource stays in progress for `seconds`.
+pub fn slow_template(seconds: f64) -> String {
+    format!(
+        r#"
+Resources:
+  Slow:
+    Type: AWS::SNS::Topic
+    Metadata:
+      Emulator:
+        HoldSeconds: {seconds}
+"#
+    )
+}
+
+fn deploy(ws: &Workspace, stack: &str, template: &str) -> ActionRun<'_> {
+    ws.write("stack.yml", template);
+    ActionRun::new(ws)
+        .input("name", stack)
+        .input("template", "stack.yml")
+}
+
+fn stack_parameters(stack: &str) -> Vec<(String, String)> {
+    let client = Emulator::shared().cloudformation();
+    block_on(async {
+        let out = client
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .unwrap();
+        let mut params: Vec<(String, String)> = out.stacks()[0]
+            .parameters()
+            .iter()
+            .map(|p| {
+                (
+                    p.parameter_key().unwrap_or_default().to_string(),
+                    p.parameter_value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        params.sort();
+        params
+    })
+}
+
+fn change_set_count(stack: &str) -> usize {
+    let client = Emulator::shared().cloudformation();
+    block_on(async {
+        match client.list_change_sets().stack_name(stack).send().await {
+            Ok(out) => out.summaries().len(),
+            Err(_) => 0,
+        }
+    })
+}
+
+fn stack_status(stack: &str) -> Option<String> {
+    let client = Emulator::shared().cloudformation();
+    block_on(async {
+        client
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .ok()
+            .and_then(|out| {
+                out.stacks()
+                    .first()
+                    .and_then(|s| s.stack_status())
+                    .map(|s| s.as_str().to_string())
+            })
+    })
+}
+
+#[test]
+fn new_stack_is_created_through_a_change_set_with_outputs() {
+    let ws = Workspace::new();
+    let stack = unique_name("create");
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=prod")
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    assert_eq!(run.output("has-changes"), "true");
+    assert_eq!(run.output("changes-count"), "2");
+    assert!(run.output("stack-id").contains(&format!("stack/{stack}/")));
+    assert!(run.output("change-set-id").contains(":changeSet/"));
+    let outputs: serde_json::Value = serde_json::from_str(run.output("outputs")).unwrap();
+    assert_eq!(outputs["EnvName"], "prod");
+    assert!(
+        outputs["QueueUrl"].as_str().unwrap().contains("/"),
+        "{outputs}"
+    );
+    assert_eq!(
+        run.output("EnvName"),
+        "prod",
+        "each stack output under its own key"
+    );
+    // One group per phase, per-resource event lines as they happen.
+    assert!(run.stdout.contains("::group::Change set"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("::group::Execute change set"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("Queue  AWS::SQS::Queue  CREATE_COMPLETE"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Add  Setting  AWS::SSM::Parameter"),
+        "{}",
+        run.stdout
+    );
+    // The job summary: changes, status, outputs.
+    assert!(
+        run.summary
+            .contains("| Add | `Queue` | `AWS::SQS::Queue` |"),
+        "{}",
+        run.summary
+    );
+    assert!(run.summary.contains("`CREATE_COMPLETE`"), "{}", run.summary);
+    assert!(
+        run.summary.contains("| `EnvName` | `prod` |"),
+        "{}",
+        run.summary
+    );
+}
+
+#[test]
+fn update_keeps_previous_values_of_parameters_not_given() {
+    let ws = Workspace::new();
+    let stack = unique_name("update");
+    deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=staging,Retention=1000")
+        .run()
+        .assert_code(0);
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Retention=2000")
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), "UPDATE_COMPLETE");
+    assert_eq!(run.output("has-changes"), "true");
+    assert_eq!(
+        stack_parameters(&stack),
+        vec![
+            ("Env".into(), "staging".into()),
+            ("Retention".into(), "2000".into())
+        ]
+    );
+    assert_eq!(run.output("EnvName"), "staging");
+}
+
+#[test]
+fn empty_change_set_is_a_success_and_is_deleted() {
+    let ws = Workspace::new();
+    let stack = unique_name("nochange");
+    deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .run()
+        .assert_code(0);
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("has-changes"), "false");
+    assert_eq!(run.output("changes-count"), "0");
+    assert_eq!(run.output("change-set-id"), "");
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    assert_eq!(
+        run.output("EnvName"),
+        "a",
+        "outputs of the unchanged stack are still published"
+    );
+    assert_eq!(
+        change_set_count(&stack),
+        0,
+        "the empty change set was deleted"
+    );
+    assert!(run.summary.contains("no changes"), "{}", run.summary);
+}
+
+#[test]
+fn empty_change_set_fails_when_asked_and_leaves_nothing_behind() {
+    let ws = Workspace::new();
+    let stack = unique_name("failempty");
+    deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .run()
+        .assert_code(0);
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .input("fail-on-empty-changeset", "true")
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("fail-on-empty-changeset"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(change_set_count(&stack), 0);
+}
+
+#[test]
+fn no_execute_changeset_keeps_the_change_set_for_review() {
+    let ws = Workspace::new();
+    let stack = unique_name("review");
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .input("no-execute-changeset", "true")
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("has-changes"), "true");
+    assert_eq!(run.output("changes-count"), "2");
+    assert_eq!(run.output("stack-status"), "REVIEW_IN_PROGRESS");
+    assert_eq!(change_set_count(&stack), 1, "the change set is kept");
+    assert!(run.summary.contains("not executed"), "{}", run.summary);
+    assert!(
+        run.summary.contains("| Add | `Setting` |"),
+        "{}",
+        run.summary
+    );
+}
+
+#[test]
+fn rollback_complete_stack_is_deleted_and_created_anew() {
+    let ws = Workspace::new();
+    let stack = unique_name("rollback");
+    let failed = deploy(
+        &ws,
+        &stack,
+        &failing_template("Queue quota exceeded for account"),
+    )
+    .run();
+    failed.assert_code(1);
+    assert_eq!(failed.output("stack-status"), "ROLLBACK_COMPLETE");
+    assert!(
+        failed
+            .error_annotations()
+            .iter()
+            .any(|l| l.contains("Queue quota exceeded for account")),
+        "root cause as an annotation:\n{}",
+        failed.stdout
+    );
+    assert!(
+        !failed
+            .error_annotations()
+            .iter()
+            .any(|l| l.contains("root cause") && l.contains("cancelled")),
+        "cancellations are not root causes:\n{}",
+        failed.stdout
+    );
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=x")
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    assert!(
+        run.stdout
+            .contains("is ROLLBACK_COMPLETE: deleting it to create it anew"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.summary.contains("created anew"), "{}", run.summary);
+}
+
+#[test]
+fn review_in_progress_stack_without_resources_is_recreated() {
+    let ws = Workspace::new();
+    let stack = unique_name("reviewonly");
+    deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .input("no-execute-changeset", "true")
+        .run()
+        .assert_code(0);
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=b")
+        .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("is REVIEW_IN_PROGRESS: deleting it"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.output("EnvName"), "b");
+}
+
+#[test]
+fn failed_update_rolls_back_and_reports_the_cause() {
+    let ws = Workspace::new();
+    let stack = unique_name("updfail");
+    deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .run()
+        .assert_code(0);
+    let broken = QUEUE_TEMPLATE.replace(
+        "  Setting:\n    Type: AWS::SSM::Parameter\n",
+        "  Setting:\n    Type: AWS::SSM::Parameter\n    Metadata:\n      Emulator:\n        Fail: \"Parameter value is too long\"\n",
+    );
+    let run = deploy(&ws, &stack, &broken)
+        .input("parameter-overrides", "Env=b")
+        .run();
+    run.assert_code(1);
+    assert_eq!(run.output("stack-status"), "UPDATE_ROLLBACK_COMPLETE");
+    assert!(
+        run.stdout.contains(
+            "::error::root cause: Setting (AWS::SSM::Parameter): Parameter value is too long"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        stack_parameters(&stack)[0],
+        ("Env".into(), "a".into()),
+        "rolled back"
+    );
+}
+
+#[test]
+fn running_operation_is_waited_for_then_the_update_proceeds() {
+    let ws = Workspace::new();
+    let stack = unique_name("busy");
+    let client = Emulator::shared().cloudformation();
+    block_on(async {
+        let created = client
+            .create_change_set()
+            .stack_name(&stack)
+            .change_set_name("by-someone-else")
+            .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Create)
+            .template_body(slow_template(2.0))
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            let cs = client
+                .describe_change_set()
+                .change_set_name(created.id().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if cs.status().map(|s| s.as_str()) == Some("CREATE_COMPLETE") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        client
+            .execute_change_set()
+            .change_set_name(created.id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("another operation is running"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("Slow  AWS::SNS::Topic  CREATE_COMPLETE"),
+        "events of the awaited operation are shown:\n{}",
+        run.stdout
+    );
+    assert_eq!(run.output("stack-status"), "UPDATE_COMPLETE");
+}
+
+#[test]
+fn waiting_is_bounded_and_a_timeout_is_a_failure() {
+    let ws = Workspace::new();
+    let stack = unique_name("timeout");
+    let run = deploy(&ws, &stack, &slow_template(30.0))
+        .input("wait-timeout", "2s")
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("was still CREATE_IN_PROGRESS after"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.output("stack-status"),
+        "CREATE_IN_PROGRESS",
+        "the last known status is reported"
+    );
+    // A second deploy refuses to start on top of the running one.
+    let second = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .input("wait-timeout", "1s")
+        .run();
+    second.assert_code(1);
+    assert!(
+        second.stdout.contains("no change was made"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        change_set_count(&stack),
+        0,
+        "no change set was created on top"
+    );
+}
+
+#[test]
+fn recovery_states_fail_with_the_recovery_step_named() {
+    for (status, recovery) in [
+        ("UPDATE_ROLLBACK_FAILED", "continue-update-rollback"),
+        ("DELETE_FAILED", "aws cloudformation delete-stack"),
+    ] {
+        let ws = Workspace::new();
+        let stack = unique_name("stuck");
+        deploy(&ws, &stack, QUEUE_TEMPLATE)
+            .input("parameter-overrides", "Env=a")
+            .run()
+            .assert_code(0);
+        Emulator::shared().force_stack_status(&stack, status);
+        let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+            .input("parameter-overrides", "Env=b")
+            .run();
+        run.assert_code(1);
+        assert!(
+            run.error_annotations()
+                .iter()
+                .any(|l| l.contains(recovery) && l.contains(&stack)),
+            "{status}:\n{}",
+            run.stdout
+        );
+        assert_eq!(change_set_count(&stack), 0);
+        assert_eq!(
+            stack_status(&stack).as_deref(),
+            Some(status),
+            "nothing was touched"
+        );
+    }
+}
+
+#[test]
+fn stack_settings_are_sent_to_cloudformation() {
+    let ws = Workspace::new();
+    let stack = unique_name("settings");
+    let topic = "arn:aws:sns:us-east-1:123456789012:deploys";
+    let role = "arn:aws:iam::123456789012:role/cfn-deployer";
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .input("disable-rollback", "true")
+        .input("termination-protection", "true")
+        .input("notification-arns", topic)
+        .input("role-arn", role)
+        .input("tags", r#"[{"Key":"team","Value":"web"}]"#)
+        .run();
+    run.assert_code(0);
+    let client = Emulator::shared().cloudformation();
+    let stack_info = block_on(async {
+        client
+            .describe_stacks()
+            .stack_name(&stack)
+            .send()
+            .await
+            .unwrap()
+            .stacks()[0]
+            .clone()
+    });
+    assert_eq!(stack_info.disable_rollback(), Some(true));
+    assert_eq!(stack_info.enable_termination_protection(), Some(true));
+    assert_eq!(stack_info.notification_arns(), [topic.to_string()]);
+    assert_eq!(stack_info.role_arn(), Some(role));
+    assert_eq!(stack_info.tags()[0].key(), Some("team"));
+    assert_eq!(stack_info.tags()[0].value(), Some("web"));
+
+    // A stack timeout can only be set on creation.
+    let timed = unique_name("timed");
+    let run = deploy(&ws, &timed, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .input("timeout-in-minutes", "25")
+        .run();
+    run.assert_code(0);
+    let timed_info = block_on(async {
+        client
+            .describe_stacks()
+            .stack_name(&timed)
+            .send()
+            .await
+            .unwrap()
+            .stacks()[0]
+            .clone()
+    });
+    assert_eq!(timed_info.timeout_in_minutes(), Some(25));
+    assert_eq!(run.output("changes-count"), "2");
+}
+
+#[test]
+fn parameter_overrides_in_every_form() {
+    let template = r#"
+Parameters:
+  Subnets:
+    Type: CommaDelimitedList
+  Query:
+    Type: String
+Resources:
+  Setting:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Type: String
+      Value: !Ref Query
+Outputs:
+  Subnets:
+    Value: !Join [",", !Ref Subnets]
+  Query:
+    Value: !Ref Query
+"#;
+    let cases: &[(&str, Option<(&str, &str)>)] = &[
+        (r#"Subnets="subnet-a,subnet-b",Query=a=b"#, None),
+        (
+            "file://params.json",
+            Some((
+                "params.json",
+                r#"[{"ParameterKey":"Subnets","ParameterValue":"subnet-a,subnet-b"},{"ParameterKey":"Query","ParameterValue":"a=b"}]"#,
+            )),
+        ),
+        (
+            "params-map.json",
+            Some((
+                "params-map.json",
+                r#"{"Subnets":["subnet-a","subnet-b"],"Query":"a=b"}"#,
+            )),
+        ),
+        (
+            "file://params.yaml",
+            Some(("params.yaml", "Subnets: subnet-a,subnet-b\nQuery: a=b\n")),
+        ),
+    ];
+    for (overrides, file) in cases {
+        let ws = Workspace::new();
+        if let Some((name, content)) = file {
+            ws.write(name, content);
+        }
+        let stack = unique_name("params");
+        let run = deploy(&ws, &stack, template)
+            .input("parameter-overrides", overrides)
+            .run();
+        run.assert_code(0);
+        assert_eq!(run.output("Subnets"), "subnet-a,subnet-b", "{overrides}");
+        assert_eq!(run.output("Query"), "a=b", "{overrides}");
+    }
+}
+
+#[test]
+fn unknown_parameter_override_is_a_bad_input_and_changes_nothing() {
+    let ws = Workspace::new();
+    let stack = unique_name("unknownparam");
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a,Colour=blue")
+        .run();
+    run.assert_code(2);
+    let errors = run.error_annotations();
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("parameter-overrides") && l.contains("Colour")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(stack_status(&stack), None, "no stack was created");
+    assert!(
+        run.outputs.is_empty(),
+        "no outputs are written for a bad input"
+    );
+}

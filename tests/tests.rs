@@ -1,0 +1,8 @@
+//! Integration tests: the real binary, run as the GitHub runner runs a
+//! container action, against the local AWS emulator. One test binary with a
+//! module per area (as ripgrep does), sharing one emulator process.
+
+mod util;
+
+mod contract;
+mod deploy;

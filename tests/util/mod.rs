@@ -1,0 +1,378 @@
+//! Test support: the local AWS emulator, a runner-like workspace, and a way
+//! to run the real binary exactly as the GitHub runner runs a container
+//! action (hyphenated `INPUT_*` variables, `GITHUB_OUTPUT`, ...).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One emulator per test process, shared by all tests (each test uses its
+/// own stack names). It exits when this process does: its stdin is a pipe
+/// held here, and the launcher quits when the pipe closes.
+pub struct Emulator {
+    endpoint: String,
+    _child: Mutex<Child>,
+    _stdin: Mutex<ChildStdin>,
+}
+
+impl Emulator {
+    pub fn shared() -> &'static Emulator {
+        static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+        EMULATOR.get_or_init(Emulator::start)
+    }
+
+    fn start() -> Emulator {
+        let python = std::env::var_os("ESD_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/setup (or scripts/test) first",
+            python.display()
+        );
+        let mut child = Command::new(&python)
+            .arg(repo_root().join("emulator/launcher.py"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the emulator");
+        let stdin = child.stdin.take().expect("emulator stdin");
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let endpoint = loop {
+            let line = lines
+                .next()
+                .expect("the emulator exited before it was ready")
+                .expect("read the emulator's stdout");
+            if let Some(endpoint) = line.strip_prefix("EMULATOR_READY ") {
+                break endpoint.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the emulator never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Emulator {
+            endpoint,
+            _child: Mutex::new(child),
+            _stdin: Mutex::new(stdin),
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A raw HTTP call to the emulator's control endpoints.
+    pub fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("connect to the emulator");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send the control request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read the control response");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Forces a stack into a status (to set up recovery situations).
+    pub fn force_stack_status(&self, stack: &str, status: &str) {
+        let body = serde_json::json!({"StackName": stack, "StackStatus": status, "StatusReason": "forced by test"});
+        let (code, text) = self.control("POST", "/_emulator/stack-status", &body.to_string());
+        assert_eq!(code, 200, "forcing {stack} to {status}: {text}");
+    }
+
+    /// A CloudFormation client for setting up and checking stacks.
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        let config = aws_sdk_cloudformation::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .build();
+        aws_sdk_cloudformation::Client::from_conf(config)
+    }
+}
+
+/// Runs a future to completion on a fresh runtime (tests are plain `#[test]`
+/// functions so the binary's runs and these calls never share a runtime).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// A stack name no other test (or earlier run) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// A runner-like workspace: a checkout directory plus the runner's files.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace dir");
+        std::fs::create_dir_all(dir.path().join("file_commands")).expect("file commands dir");
+        std::fs::create_dir_all(dir.path().join("workflow")).expect("workflow dir");
+        Self { dir }
+    }
+
+    /// The checkout (GITHUB_WORKSPACE).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("workspace")
+    }
+
+    /// Writes a file relative to the checkout.
+    pub fn write(&self, relative: &str, content: &str) -> PathBuf {
+        let path = self.root().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("parent dir");
+        }
+        std::fs::write(&path, content).expect("write workspace file");
+        path
+    }
+
+    pub fn output_file(&self) -> PathBuf {
+        self.dir.path().join("file_commands/set_output")
+    }
+
+    pub fn summary_file(&self) -> PathBuf {
+        self.dir.path().join("file_commands/step_summary")
+    }
+
+    pub fn event_file(&self) -> PathBuf {
+        self.dir.path().join("workflow/event.json")
+    }
+}
+
+/// The result of one run of the binary.
+#[derive(Debug)]
+pub struct RunResult {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub outputs: BTreeMap<String, String>,
+    pub summary: String,
+}
+
+impl RunResult {
+    pub fn output(&self, name: &str) -> &str {
+        self.outputs
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no output `{name}` in {:?}\nstdout:\n{}",
+                    self.outputs, self.stdout
+                )
+            })
+    }
+
+    /// Asserts the exit code, showing the log when it differs.
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The `::error::` annotation lines.
+    pub fn error_annotations(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("::error"))
+            .collect()
+    }
+}
+
+/// Parses a GITHUB_OUTPUT file the way the runner does: `name<<DELIM`
+/// heredocs and `name=value` lines.
+pub fn parse_output_file(text: &str) -> BTreeMap<String, String> {
+    let mut outputs = BTreeMap::new();
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            loop {
+                let next = lines.next().expect("unterminated heredoc in GITHUB_OUTPUT");
+                if next == delimiter {
+                    break;
+                }
+                value.push(next);
+            }
+            outputs.insert(name.to_string(), value.join("\n"));
+        } else if let Some((name, value)) = line.split_once('=') {
+            outputs.insert(name.to_string(), value.to_string());
+        } else {
+            panic!("malformed GITHUB_OUTPUT line: {line}");
+        }
+    }
+    outputs
+}
+
+/// Runs the real binary as the runner runs a container action.
+pub struct ActionRun<'a> {
+    workspace: &'a Workspace,
+    inputs: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    event_name: String,
+    event: String,
+}
+
+impl<'a> ActionRun<'a> {
+    pub fn new(workspace: &'a Workspace) -> Self {
+        Self {
+            workspace,
+            inputs: Vec::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            event_name: "push".into(),
+            event: serde_json::json!({
+                "ref": "refs/heads/main",
+                "after": "0123456789abcdef0123456789abcdef01234567",
+                "repository": {"full_name": "acme/shop"}
+            })
+            .to_string(),
+        }
+    }
+
+    /// Sets an input by its action.yml name.
+    pub fn input(mut self, name: &str, value: &str) -> Self {
+        self.inputs.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Command-line arguments (for the CLI front end).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    pub fn event(mut self, name: &str, payload: serde_json::Value) -> Self {
+        self.event_name = name.into();
+        self.event = payload.to_string();
+        self
+    }
+
+    /// Runs the binary against the shared emulator.
+    pub fn run(self) -> RunResult {
+        let emulator = Emulator::shared();
+        let ws = self.workspace;
+        std::fs::write(ws.event_file(), &self.event).expect("write event");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-stack-deploy"));
+        command
+            .env_clear()
+            .args(&self.args)
+            .current_dir(ws.root())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", ws.root())
+            .env("AWS_ENDPOINT_URL", emulator.endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("GITHUB_ACTIONS", "true")
+            .env("CI", "true")
+            .env("GITHUB_WORKSPACE", ws.root())
+            .env("GITHUB_OUTPUT", ws.output_file())
+            .env("GITHUB_STEP_SUMMARY", ws.summary_file())
+            .env("GITHUB_EVENT_NAME", &self.event_name)
+            .env("GITHUB_EVENT_PATH", ws.event_file())
+            .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+            .env("GITHUB_REF", "refs/heads/main")
+            .env("GITHUB_REPOSITORY", "acme/shop")
+            .env("GITHUB_RUN_ID", unique_name("run").replace('-', ""))
+            .env("GITHUB_RUN_ATTEMPT", "1");
+        for (name, value) in &self.inputs {
+            // The runner's naming: upper-cased, spaces to `_`, hyphens kept.
+            command.env(
+                format!("INPUT_{}", name.replace(' ', "_").to_uppercase()),
+                value,
+            );
+        }
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run the binary");
+        let outputs_text = std::fs::read_to_string(ws.output_file()).unwrap_or_default();
+        RunResult {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            outputs: parse_output_file(&outputs_text),
+            summary: std::fs::read_to_string(ws.summary_file()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Writes `content` under the workspace and returns the relative path.
+pub fn template(ws: &Workspace, name: &str, content: &str) -> String {
+    ws.write(name, content);
+    name.to_string()
+}
+
+/// Reads a path relative to the repository.
+pub fn read_repo_file(relative: &str) -> String {
+    std::fs::read_to_string(repo_root().join(relative))
+        .unwrap_or_else(|e| panic!("read {relative}: {e}"))
+}
+
+/// Whether a path exists relative to the repository.
+pub fn repo_path(relative: &str) -> PathBuf {
+    repo_root().join(relative)
+}
+
+/// Re-export for modules that check files.
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
