@@ -3,6 +3,8 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::env::Environment;
 use crate::inputs::InputError;
@@ -40,6 +42,25 @@ pub async fn load_config(region: String, env: &Environment) -> SdkConfig {
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await
+}
+
+/// Turns an SDK error into one readable line: `Code: message` for an error
+/// AWS returned, the whole cause chain for a transport failure (timeout,
+/// connection refused) where the SDK's own Display says only "dispatch
+/// failure".
+pub fn aws_error<E, R>(error: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match error.as_service_error() {
+        Some(service) => anyhow::anyhow!(
+            "{}: {}",
+            service.code().unwrap_or("AWS error"),
+            service.message().unwrap_or("(no message)")
+        ),
+        None => anyhow::anyhow!("{}", DisplayErrorContext(&error)),
+    }
 }
 
 #[cfg(test)]

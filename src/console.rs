@@ -78,12 +78,15 @@ impl Console {
 
     fn annotate(&self, level: AnnotationLevel, message: &str) {
         if self.github_actions {
+            // The message is escaped into one command by `Annotation`; the
+            // legacy `##[` syntax is broken up too, in case a runner ever
+            // scans command data for it.
             let annotation = Annotation {
                 level,
                 title: None,
                 file: None,
                 line: None,
-                message: message.to_string(),
+                message: message.replace("##[", "#\u{200B}#["),
             };
             self.emit(&annotation.to_string());
         } else {

@@ -153,6 +153,12 @@ pub enum TemplateLocation {
     Url(String),
 }
 
+impl Default for TemplateLocation {
+    fn default() -> Self {
+        Self::File(PathBuf::new())
+    }
+}
+
 /// The `parameter-overrides` input after the pure part of parsing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OverridesInput {
@@ -830,11 +836,5 @@ mod tests {
                 "/github/workspace/params/prod.json"
             )))
         );
-    }
-}
-
-impl Default for TemplateLocation {
-    fn default() -> Self {
-        Self::File(PathBuf::new())
     }
 }

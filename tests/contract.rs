@@ -5,7 +5,7 @@
 use crate::deploy::QUEUE_TEMPLATE;
 use crate::util::{ActionRun, Workspace, read_repo_file, unique_name};
 
-fn with_template(ws: &Workspace, stack: &str) -> ActionRun<'_> {
+fn with_template<'a>(ws: &'a Workspace, stack: &str) -> ActionRun<'a> {
     ws.write("stack.yml", QUEUE_TEMPLATE);
     ActionRun::new(ws)
         .input("name", stack)
@@ -106,8 +106,7 @@ fn hostile_text_from_aws_is_inert_and_outputs_survive_intact() {
     let ws = Workspace::new();
     let stack = unique_name("hostile");
     let hostile = "line one\n::set-env name=PWNED::1\n::add-mask::x\n%0A::error::forged";
-    let template = format!(
-        r#"
+    let template = r#"
 Parameters:
   Payload:
     Type: String
@@ -115,14 +114,14 @@ Resources:
   Setting:
     Type: AWS::SSM::Parameter
     Properties:
+      Name: !Sub "/${AWS::StackName}/setting"
       Type: String
       Value: !Ref Payload
 Outputs:
   Payload:
     Value: !Ref Payload
-"#
-    );
-    ws.write("stack.yml", &template);
+"#;
+    ws.write("stack.yml", template);
     ws.write(
         "params.json",
         &serde_json::json!({ "Payload": hostile }).to_string(),

@@ -24,6 +24,7 @@ Resources:
   Setting:
     Type: AWS::SSM::Parameter
     Properties:
+      Name: !Sub "/${AWS::StackName}/setting"
       Type: String
       Value: !Sub "${Env}-setting"
 Outputs:
@@ -66,7 +67,7 @@ Resources:
     )
 }
 
-fn deploy(ws: &Workspace, stack: &str, template: &str) -> ActionRun<'_> {
+fn deploy<'a>(ws: &'a Workspace, stack: &str, template: &str) -> ActionRun<'a> {
     ws.write("stack.yml", template);
     ActionRun::new(ws)
         .input("name", stack)
@@ -97,11 +98,22 @@ fn stack_parameters(stack: &str) -> Vec<(String, String)> {
     })
 }
 
+/// Change sets of the stack that were not executed (an executed one stays
+/// listed while its execution runs, as on AWS).
 fn change_set_count(stack: &str) -> usize {
     let client = Emulator::shared().cloudformation();
     block_on(async {
         match client.list_change_sets().stack_name(stack).send().await {
-            Ok(out) => out.summaries().len(),
+            Ok(out) => out
+                .summaries()
+                .iter()
+                .filter(|s| {
+                    !matches!(
+                        s.execution_status().map(|e| e.as_str()),
+                        Some("EXECUTE_IN_PROGRESS" | "EXECUTE_COMPLETE")
+                    )
+                })
+                .count(),
             Err(_) => 0,
         }
     })
@@ -558,6 +570,7 @@ Resources:
   Setting:
     Type: AWS::SSM::Parameter
     Properties:
+      Name: !Sub "/${AWS::StackName}/setting"
       Type: String
       Value: !Ref Query
 Outputs:

@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+
+use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag,
@@ -122,6 +124,7 @@ pub async fn create_change_set(
     let output = call
         .send()
         .await
+        .map_err(aws_error)
         .with_context(|| format!("creating change set {}", request.change_set_name))?;
     Ok(CreatedChangeSet {
         id: output.id().unwrap_or_default().to_string(),
@@ -168,6 +171,7 @@ pub async fn wait_for_change_set(
             .change_set_name(change_set_id)
             .send()
             .await
+            .map_err(aws_error)
             .with_context(|| format!("describing change set {change_set_id}"))?;
         let status = output.status().cloned();
         match status {
@@ -210,6 +214,7 @@ async fn read_changes(client: &Client, change_set_id: &str) -> anyhow::Result<Ve
             .set_next_token(token.take())
             .send()
             .await
+            .map_err(aws_error)
             .with_context(|| format!("reading the changes of change set {change_set_id}"))?;
         for change in page.changes() {
             if let Some(resource) = change.resource_change() {
@@ -241,6 +246,7 @@ pub async fn delete_change_set(client: &Client, change_set_id: &str) -> anyhow::
         .change_set_name(change_set_id)
         .send()
         .await
+        .map_err(aws_error)
         .with_context(|| format!("deleting change set {change_set_id}"))?;
     Ok(())
 }
@@ -257,6 +263,7 @@ pub async fn execute_change_set(
         .disable_rollback(disable_rollback)
         .send()
         .await
+        .map_err(aws_error)
         .with_context(|| format!("executing change set {change_set_id}"))?;
     Ok(())
 }

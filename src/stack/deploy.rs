@@ -20,6 +20,7 @@ use super::parameters::{DeclaredParameter, PlannedParameter, plan_parameters};
 use super::plan::LoadedStackFiles;
 use super::status::{StackCondition, classify, is_success};
 use super::wait::{PollSchedule, WaitError, wait_for_stack};
+use crate::aws::aws_error;
 use crate::console::Console;
 use crate::inputs::{DeployInputs, InputError, InputErrors};
 
@@ -82,6 +83,7 @@ async fn declared_parameters(
     let summary = call
         .send()
         .await
+        .map_err(aws_error)
         .context("reading the template's parameters")?;
     Ok(summary
         .parameters()
@@ -323,6 +325,7 @@ async fn recreate_prelude(
             .stack_name(&stack_id)
             .send()
             .await
+            .map_err(aws_error)
             .with_context(|| format!("deleting stack {name} (in {status}) before recreating it"))?;
         let final_status = wait_for_stack(
             client,
@@ -464,7 +467,8 @@ async fn discard_change_set(
         match client.delete_stack().stack_name(&stack_id).send().await {
             Ok(_) => console.line("deleted the empty stack the change set had created"),
             Err(error) => console.warning(&format!(
-                "could not delete the empty stack {stack_id}: {error}"
+                "could not delete the empty stack {stack_id}: {:#}",
+                aws_error(error)
             )),
         }
     }
@@ -551,6 +555,7 @@ async fn ensure_termination_protection(
         .enable_termination_protection(true)
         .send()
         .await
+        .map_err(aws_error)
         .context("enabling termination protection")?;
     console.line("termination protection is enabled");
     Ok(())
@@ -602,6 +607,7 @@ async fn create_stack_directly(
         let created = call
             .send()
             .await
+            .map_err(aws_error)
             .with_context(|| format!("creating stack {name}"))?;
         let stack_id = created.stack_id().unwrap_or(name).to_string();
         deployment.stack_id = Some(stack_id.clone());
@@ -628,6 +634,7 @@ async fn created_resources(client: &Client, stack_id: &str) -> anyhow::Result<Ve
         .stack_name(stack_id)
         .send()
         .await
+        .map_err(aws_error)
         .context("listing the created resources")?;
     Ok(output
         .stack_resource_summaries()

@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 
 use anyhow::Context as _;
+
+use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::types::StackEvent;
 
@@ -126,6 +128,7 @@ impl EventFeed {
             .stack_name(stack)
             .send()
             .await
+            .map_err(aws_error)
             .with_context(|| format!("reading the events of stack {stack}"))?;
         for event in page.stack_events() {
             feed.seen
@@ -154,6 +157,7 @@ impl EventFeed {
                 .set_next_token(token.take())
                 .send()
                 .await
+                .map_err(aws_error)
                 .with_context(|| format!("reading the events of stack {}", self.stack))?;
             for event in page.stack_events() {
                 let record = StackEventRecord::from_sdk(event);

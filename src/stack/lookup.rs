@@ -1,6 +1,8 @@
 //! Reading a stack's current state (read-only calls).
 
 use anyhow::Context as _;
+
+use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::Stack;
@@ -21,7 +23,7 @@ pub async fn describe_stack(client: &Client, stack: &str) -> anyhow::Result<Opti
     match client.describe_stacks().stack_name(stack).send().await {
         Ok(output) => Ok(output.stacks().first().cloned()),
         Err(error) if is_missing_stack_error(&error) => Ok(None),
-        Err(error) => Err(error).with_context(|| format!("describing stack {stack}")),
+        Err(error) => Err(aws_error(error)).with_context(|| format!("describing stack {stack}")),
     }
 }
 
@@ -33,6 +35,7 @@ pub async fn has_resources(client: &Client, stack: &str) -> anyhow::Result<bool>
         .stack_name(stack)
         .send()
         .await
+        .map_err(aws_error)
         .with_context(|| format!("listing the resources of stack {stack}"))?;
     Ok(!output.stack_resource_summaries().is_empty())
 }

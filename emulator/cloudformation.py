@@ -1,0 +1,1451 @@
+"""CloudFormation patches for moto 5.2.5 so stacks and change sets behave like real AWS.
+
+moto executes change sets synchronously inside the API call, emits no per-resource
+events, loses Outputs after ExecuteChangeSet, never computes Modify changes for
+parameter-only updates, has no rollback, turns resource errors into HTTP 500s, and
+does not implement UpdateTerminationProtection. The deployer under test depends on
+all of those, so this module replaces moto's CloudFormation *response handlers* for
+the stack lifecycle with a small engine that:
+
+* validates requests the way CloudFormation does (parameters, stack state, capabilities),
+* computes change sets (Add/Modify/Remove with Replacement),
+* runs stack operations in a background thread, stepping every resource through the
+  same event sequence AWS emits, and rolls back on failure,
+* still creates the *real* moto resources (ECS clusters, services, ...) through moto's
+  own ResourceMap machinery, so other services see what the stack created.
+
+Test hooks live in the template, under each resource's ``Metadata.Emulator``:
+
+* ``Fail: "<reason>"``         create/update of this resource fails with that reason
+* ``HoldSeconds: <float>``     resource stays CREATE/UPDATE_IN_PROGRESS that long
+* ``DeleteHoldSeconds: <float>`` resource stays DELETE_IN_PROGRESS that long
+* ``DeleteFail: "<reason>"``   deleting this resource fails (stack -> DELETE_FAILED)
+* ``Replacement: "True"|"False"|"Conditional"`` overrides the computed Replacement
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import yaml
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation.exceptions import CloudFormationError, ValidationError
+from moto.cloudformation.models import Stack, cloudformation_backends
+from moto.cloudformation.parsing import (
+    OutputMap,
+    ResourceMap,
+    parse_and_update_resource,
+    resource_class_from_type,
+)
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.cloudformation.utils import (
+    generate_changeset_id,
+    generate_stack_id,
+    yaml_tag_constructor,
+)
+from moto.core.responses import ActionResult, EmptyResult
+from moto.moto_api._internal import mock_random
+
+from emulator.state import LOCK
+
+NO_CHANGES_REASON = (
+    "The submitted information didn't contain changes. "
+    "Submit different information to create a change set."
+)
+
+# Properties whose change forces CloudFormation to replace the resource
+# ("Update requires: Replacement" in the AWS resource reference). "*" = every property.
+REPLACEMENT_PROPERTIES: dict[str, set[str] | str] = {
+    "AWS::ECS::Cluster": {"ClusterName"},
+    "AWS::ECS::Service": {"ServiceName", "Cluster", "LaunchType", "Role", "SchedulingStrategy", "DeploymentController"},
+    "AWS::ECS::TaskDefinition": "*",
+    "AWS::ECR::Repository": {"RepositoryName"},
+    "AWS::Logs::LogGroup": {"LogGroupName"},
+    "AWS::IAM::Role": {"RoleName", "Path"},
+    "AWS::IAM::ManagedPolicy": {"ManagedPolicyName", "Path"},
+    "AWS::S3::Bucket": {"BucketName"},
+    "AWS::SQS::Queue": {"QueueName", "FifoQueue"},
+    "AWS::SNS::Topic": {"TopicName", "FifoTopic"},
+    "AWS::DynamoDB::Table": {"TableName"},
+    "AWS::SSM::Parameter": {"Name"},
+    "AWS::Lambda::Function": {"FunctionName"},
+    "AWS::EC2::SecurityGroup": {"GroupName", "GroupDescription", "VpcId"},
+    "AWS::ElasticLoadBalancingV2::TargetGroup": {"Name", "Port", "Protocol", "VpcId", "TargetType"},
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": {"Name", "Scheme", "Type"},
+}
+
+IAM_TYPES = {
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::User": "UserName",
+    "AWS::IAM::Group": "GroupName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+    "AWS::IAM::Policy": None,
+    "AWS::IAM::AccessKey": None,
+    "AWS::IAM::UserToGroupAddition": None,
+}
+
+# Statuses from which CloudFormation refuses any update.
+NOT_UPDATABLE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED", "DELETE_COMPLETE"}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ChangeSetNotFound(CloudFormationError):
+    code = "ChangeSetNotFound"
+
+
+class InvalidChangeSetStatus(CloudFormationError):
+    code = "InvalidChangeSetStatus"
+
+
+class AlreadyExists(CloudFormationError):
+    code = "AlreadyExistsException"
+
+
+class InsufficientCapabilities(CloudFormationError):
+    code = "InsufficientCapabilitiesException"
+
+
+def _validation(message: str) -> ValidationError:
+    return ValidationError(message=message)
+
+
+# --------------------------------------------------------------------------- helpers
+
+_ts_lock = threading.Lock()
+_last_ts = [datetime(1970, 1, 1)]
+
+
+def _now() -> datetime:
+    """Strictly increasing, millisecond-granular naive-UTC timestamps (like moto's utcnow).
+
+    Events are sorted by timestamp by clients; AWS never emits two events of one
+    stack with the same timestamp, so neither do we.
+    """
+    with _ts_lock:
+        t = datetime.now(timezone.utc).replace(tzinfo=None)
+        t = t.replace(microsecond=(t.microsecond // 1000) * 1000)
+        if t <= _last_ts[0]:
+            t = _last_ts[0] + timedelta(milliseconds=1)
+        _last_ts[0] = t
+        return t
+
+
+def _parse_template(body: str) -> dict[str, Any]:
+    yaml.add_multi_constructor("", yaml_tag_constructor)
+    try:
+        try:
+            parsed = yaml.load(body, Loader=yaml.Loader)
+        except (yaml.parser.ParserError, yaml.scanner.ScannerError):
+            parsed = json.loads(body)
+    except Exception as exc:  # noqa: BLE001 - any parse problem is a template format error
+        raise _validation(f"Template format error: {exc}")
+    if not isinstance(parsed, dict):
+        raise _validation("Template format error: unsupported structure.")
+    if not parsed.get("Resources"):
+        raise _validation("Template format error: At least one Resources member must be defined.")
+    return parsed
+
+
+def _meta(resource_json: dict[str, Any]) -> dict[str, Any]:
+    meta = resource_json.get("Metadata") or {}
+    em = meta.get("Emulator") if isinstance(meta, dict) else None
+    return em if isinstance(em, dict) else {}
+
+
+_SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def _refs(value: Any) -> set[str]:
+    """Names referenced by Ref / Fn::GetAtt / Fn::Sub anywhere inside value."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str):
+                out.add(v)
+            elif k == "Fn::GetAtt":
+                if isinstance(v, list) and v:
+                    out.add(str(v[0]))
+                elif isinstance(v, str):
+                    out.add(v.split(".")[0])
+            elif k == "Fn::Sub":
+                s, variables = (v, {}) if isinstance(v, str) else (v[0], v[1] if len(v) > 1 else {})
+                for name in _SUB_VAR.findall(s if isinstance(s, str) else ""):
+                    name = name.split(".")[0].strip()
+                    if name not in variables:
+                        out.add(name)
+                out |= _refs(variables)
+            else:
+                out |= _refs(v)
+    elif isinstance(value, list):
+        for item in value:
+            out |= _refs(item)
+    return out
+
+
+def _deps(resource_json: dict[str, Any], resource_ids: set[str]) -> set[str]:
+    d = resource_json.get("DependsOn") or []
+    deps = {d} if isinstance(d, str) else set(d)
+    deps |= _refs({k: v for k, v in resource_json.items() if k != "DependsOn"})
+    return {x for x in deps if x in resource_ids}
+
+
+def _param_display(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _resolved_params(template: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """Declared parameters with given value or Default, as CloudFormation reports them."""
+    out = {}
+    for key, decl in (template.get("Parameters") or {}).items():
+        if key in given:
+            out[key] = given[key]
+        elif isinstance(decl, dict) and "Default" in decl:
+            out[key] = _param_display(decl["Default"])
+    return out
+
+
+def _param_list(template: dict[str, Any], given: dict[str, str]) -> list[dict[str, str]]:
+    decls = template.get("Parameters") or {}
+    result = []
+    for key, value in _resolved_params(template, given).items():
+        shown = "****" if (decls.get(key) or {}).get("NoEcho") in (True, "true", "True") else value
+        result.append({"ParameterKey": key, "ParameterValue": shown})
+    return result
+
+
+def _condition_true(rm: ResourceMap | None, resource_json: dict[str, Any]) -> bool:
+    cond = resource_json.get("Condition")
+    if not cond or rm is None:
+        return True
+    try:
+        return bool(rm.lazy_condition_map[cond])
+    except Exception:  # noqa: BLE001
+        return True
+
+
+class _Placeholder:
+    """Stand-in for resource types moto cannot create (and custom resources, which
+    would need a Lambda): real CloudFormation would create them, so we pretend."""
+
+    def __init__(self, stack_name: str, logical_id: str, rtype: str) -> None:
+        self.logical_resource_id = logical_id
+        self.cf_resource_type = rtype
+        self.physical_resource_id = f"{stack_name}-{logical_id}-{mock_random.get_random_string(12).upper()}"
+
+    def get_cfn_attribute(self, attr: str) -> str:
+        return f"{self.physical_resource_id}.{attr}"
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- state
+
+
+class StackExtra:
+    """What AWS tracks per stack that moto's Stack object does not."""
+
+    def __init__(self) -> None:
+        self.template_dict: dict[str, Any] = {}
+        self.given_params: dict[str, str] = {}
+        self.outputs: list[dict[str, Any]] = []
+        self.capabilities: list[str] = []
+        self.status_reason: str | None = None
+        self.last_updated: datetime | None = None
+        self.deletion_time: datetime | None = None
+        self.change_set_id: str | None = None
+        # logical id -> {"status", "physical", "type", "reason", "ts"}
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+
+
+def _extra(stack: Stack) -> StackExtra:
+    ex = getattr(stack, "emu", None)
+    if ex is None:
+        ex = StackExtra()
+        stack.emu = ex  # type: ignore[attr-defined]
+    return ex
+
+
+class ChangeSet:
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+        self.creation_time = _now()
+        self.status = "CREATE_COMPLETE"
+        self.execution_status = "AVAILABLE"
+        self.status_reason: str | None = None
+        self.changes: list[dict[str, Any]] = []
+
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "ChangeSetName": self.name,
+            "ChangeSetId": self.id,
+            "StackId": self.stack_id,
+            "StackName": self.stack_name,
+            "Parameters": _param_list(self.template_dict, self.params),
+            "CreationTime": self.creation_time,
+            "ExecutionStatus": self.execution_status,
+            "Status": self.status,
+            "NotificationARNs": self.notification_arns or [],
+            "RollbackConfiguration": {},
+            "Capabilities": self.capabilities,
+            "Tags": [{"Key": k, "Value": v} for k, v in (self.tags or {}).items()],
+            "Changes": self.changes,
+            "IncludeNestedStacks": False,
+        }
+        if self.description:
+            d["Description"] = self.description
+        if self.status_reason:
+            d["StatusReason"] = self.status_reason
+        return d
+
+    def summary(self) -> dict[str, Any]:
+        d = {
+            "StackId": self.stack_id,
+            "StackName": self.stack_name,
+            "ChangeSetId": self.id,
+            "ChangeSetName": self.name,
+            "ExecutionStatus": self.execution_status,
+            "Status": self.status,
+            "CreationTime": self.creation_time,
+            "IncludeNestedStacks": False,
+        }
+        if self.description:
+            d["Description"] = self.description
+        if self.status_reason:
+            d["StatusReason"] = self.status_reason
+        return d
+
+
+def _change_sets(backend: Any) -> dict[str, ChangeSet]:
+    cs = getattr(backend, "emu_change_sets", None)
+    if cs is None:
+        cs = {}
+        backend.emu_change_sets = cs
+    return cs
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _event(stack: Stack, logical_id: str, physical: str, rtype: str, status: str, reason: str | None) -> None:
+    ex = _extra(stack)
+    ts = _now()
+    ev = {
+        "StackId": stack.stack_id,
+        "EventId": str(mock_random.uuid4()),
+        "StackName": stack.name,
+        "LogicalResourceId": logical_id,
+        "PhysicalResourceId": physical or "",
+        "ResourceType": rtype,
+        "Timestamp": ts,
+        "ResourceStatus": status,
+    }
+    if reason is not None:
+        ev["ResourceStatusReason"] = reason
+    ex.events.append(ev)
+    if rtype != "AWS::CloudFormation::Stack" or logical_id != stack.name:
+        ex.resources[logical_id] = {"status": status, "physical": physical or "", "type": rtype, "reason": reason, "ts": ts}
+
+
+def _stack_status(stack: Stack, status: str, reason: str | None = None) -> None:
+    stack.status = status
+    _extra(stack).status_reason = reason
+    _event(stack, stack.name, stack.stack_id, "AWS::CloudFormation::Stack", status, reason)
+
+
+# --------------------------------------------------------------------------- resource engine
+
+
+class _Op:
+    def __init__(self, lid: str, rtype: str, verb: str, action: Callable[[], str | None], physical: str = "",
+                 hold: float = 0.0, fail: str | None = None, deps: set[str] | None = None,
+                 replacement: bool = False) -> None:
+        self.lid, self.rtype, self.verb, self.action = lid, rtype, verb, action
+        self.physical, self.hold, self.fail = physical, hold, fail
+        self.deps = deps or set()
+        self.replacement = replacement
+
+
+def _start(stack: Stack, op: _Op) -> str | None:
+    """Emit the IN_PROGRESS events and do the moto call. Returns an error text."""
+    status = f"{op.verb}_IN_PROGRESS"
+    if op.verb == "UPDATE" and op.replacement:
+        _event(stack, op.lid, op.physical, op.rtype, status,
+               "Requested update requires the creation of a new physical resource; hence creating one.")
+    else:
+        _event(stack, op.lid, op.physical if op.verb != "CREATE" else "", op.rtype, status,
+               "" if op.verb != "DELETE" else None)
+    if op.fail:
+        if op.verb == "CREATE":
+            _event(stack, op.lid, "", op.rtype, status, "Resource creation Initiated")
+        return None
+    try:
+        phys = op.action()
+    except Exception as exc:  # noqa: BLE001 - moto errors become resource failures, like AWS
+        text = str(exc) or type(exc).__name__
+        return f"Resource handler returned message: \"{text}\"" if not text.startswith("Resource") else text
+    if phys:
+        op.physical = phys
+    if op.verb == "CREATE" or (op.verb == "UPDATE" and op.replacement):
+        _event(stack, op.lid, op.physical, op.rtype, status, "Resource creation Initiated")
+    return None
+
+
+def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Run resource operations with CloudFormation's parallelism: every resource whose
+    dependencies are complete starts at once; the first failure cancels the rest.
+    Returns (completed, failed, cancelled, started) logical ids."""
+    ids = {op.lid for op in ops}
+    for op in ops:
+        op.deps = (op.deps & ids) - {op.lid}
+    pending = {op.lid: op for op in ops}
+    running: dict[str, tuple[float, _Op, str | None]] = {}
+    done: list[str] = []
+    failed: list[str] = []
+    cancelled: list[str] = []
+    started: list[str] = []
+    while True:
+        with LOCK:
+            if not (failed and stop_on_failure):
+                ready = [lid for lid, op in pending.items() if op.deps <= set(done) | set(failed)]
+                if not ready and not running and pending:
+                    ready = list(pending)  # dependency cycle: AWS would reject; just proceed
+                for lid in ready:
+                    op = pending.pop(lid)
+                    started.append(lid)
+                    err = _start(stack, op)
+                    running[lid] = (time.monotonic() + max(op.hold, 0.0) + 0.002, op, err)
+            if not running:
+                break
+        lid = min(running, key=lambda k: running[k][0])
+        delay = running[lid][0] - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        with LOCK:
+            _, op, err = running.pop(lid)
+            reason = err or op.fail
+            if reason:
+                _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_FAILED", reason)
+                failed.append(lid)
+                if stop_on_failure:
+                    for other in list(running):
+                        _, oop, _ = running.pop(other)
+                        onoun = "creation" if oop.verb == "CREATE" else "update"
+                        _event(stack, oop.lid, oop.physical, oop.rtype, f"{oop.verb}_FAILED",
+                               f"Resource {onoun} cancelled")
+                        cancelled.append(other)
+                    pending.clear()
+            else:
+                _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_COMPLETE", None)
+                done.append(lid)
+    return done, failed, cancelled, started
+
+
+def _physical(obj: Any) -> str:
+    try:
+        return str(getattr(obj, "physical_resource_id", "") or "")
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _is_placeholder_type(rtype: str) -> bool:
+    if rtype.startswith("Custom::") or rtype == "AWS::CloudFormation::CustomResource":
+        return True
+    try:
+        return resource_class_from_type(rtype) is None
+    except Exception:  # noqa: BLE001
+        return True
+
+
+def _create_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[], str]:
+    def act() -> str:
+        rtype = rjson["Type"]
+        if _is_placeholder_type(rtype):
+            obj: Any = _Placeholder(stack.name, lid, rtype)
+            rm._parsed_resources[lid] = obj
+            return obj.physical_resource_id
+        obj = rm[lid]
+        if obj is None:
+            obj = _Placeholder(stack.name, lid, rtype)
+            rm._parsed_resources[lid] = obj
+        return _physical(obj)
+
+    return act
+
+
+def _update_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[], str]:
+    def act() -> str:
+        current = rm._parsed_resources.get(lid)
+        if isinstance(current, _Placeholder) or _is_placeholder_type(rjson["Type"]):
+            return _physical(current)
+        if current is None:
+            return _physical(rm[lid])
+        new = parse_and_update_resource(lid, copy.deepcopy(rjson), rm, account_id=stack.account_id,
+                                        region_name=stack.region_name)
+        if new is not None:
+            rm._parsed_resources[lid] = new
+            return _physical(new)
+        return _physical(current)
+
+    return act
+
+
+def _delete_action(rm: ResourceMap, obj: Any, rjson: dict[str, Any]) -> Callable[[], str]:
+    def act() -> str:
+        if obj is None or isinstance(obj, (_Placeholder, str)):
+            return ""
+        rm._delete_resource(obj, copy.deepcopy(rjson))
+        return ""
+
+    return act
+
+
+def _delete_ops(stack: Stack, rm: ResourceMap, items: dict[str, tuple[Any, dict[str, Any]]]) -> list[_Op]:
+    """Delete operations in reverse dependency order (dependents go first)."""
+    ids = set(items)
+    dependents: dict[str, set[str]] = {lid: set() for lid in ids}
+    for lid, (_, rjson) in items.items():
+        for dep in _deps(rjson, ids):
+            dependents[dep].add(lid)
+    ops = []
+    ex = _extra(stack)
+    for lid, (obj, rjson) in items.items():
+        meta = _meta(rjson)
+        phys = _physical(obj) or ex.resources.get(lid, {}).get("physical", "")
+        ops.append(_Op(lid, rjson["Type"], "DELETE", _delete_action(rm, obj, rjson), physical=phys,
+                       hold=float(meta.get("DeleteHoldSeconds", 0) or 0), fail=meta.get("DeleteFail"),
+                       deps=dependents[lid]))
+    return ops
+
+
+def _compute_outputs(stack: Stack, rm: ResourceMap, template: dict[str, Any]) -> list[dict[str, Any]]:
+    backend = cloudformation_backends[stack.account_id][stack.region_name]
+    outputs: list[dict[str, Any]] = []
+    try:
+        om = OutputMap(rm, copy.deepcopy(template), stack.stack_id)
+    except Exception:  # noqa: BLE001
+        return outputs
+    stack.output_map = om
+    for key, out_json in (template.get("Outputs") or {}).items():
+        try:
+            out = om[key]
+        except Exception:  # noqa: BLE001 - an output moto cannot evaluate is left out
+            continue
+        if out is None or out.value is None:
+            continue
+        item: dict[str, Any] = {"OutputKey": key, "OutputValue": _param_display(out.value)}
+        if out.description:
+            item["Description"] = str(out.description)
+        export = (out_json or {}).get("Export") if isinstance(out_json, dict) else None
+        if export:
+            try:
+                from moto.cloudformation.parsing import clean_json
+
+                item["ExportName"] = str(clean_json(export.get("Name"), rm))
+            except Exception:  # noqa: BLE001
+                pass
+        outputs.append(item)
+    # Keep moto's export registry (ListExports / Fn::ImportValue) in step.
+    for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
+        del backend.exports[name]
+    for item in outputs:
+        if "ExportName" in item:
+            backend.exports[item["ExportName"]] = cfn_models.Export(stack.stack_id, item["ExportName"], item["OutputValue"])
+    return outputs
+
+
+def _new_resource_map(stack: Stack, template: dict[str, Any], params: dict[str, str]) -> ResourceMap:
+    backend = cloudformation_backends[stack.account_id][stack.region_name]
+    rm = ResourceMap(stack.stack_id, stack.name, dict(params), dict(stack.tags or {}),
+                     region_name=stack.region_name, account_id=stack.account_id,
+                     template=copy.deepcopy(template), cross_stack_resources=backend.exports)
+    _load(rm)
+    rm.tags.update({"aws:cloudformation:stack-name": stack.name, "aws:cloudformation:stack-id": stack.stack_id})
+    return rm
+
+
+def _load(rm: ResourceMap) -> None:
+    """ResourceMap.load() minus moto's output validation (which crashes on types it
+    does not model); CloudFormation errors surface as ValidationError."""
+    try:
+        rm.load_mapping()
+        rm.transform_mapping()
+        rm.load_parameters()
+        rm.load_conditions()
+    except CloudFormationError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _validation(f"Template format error: {exc}")
+
+
+def _create_ops(stack: Stack, rm: ResourceMap, template: dict[str, Any], lids: list[str]) -> list[_Op]:
+    resources = template["Resources"]
+    all_ids = set(resources)
+    ops = []
+    for lid in lids:
+        rjson = resources[lid]
+        meta = _meta(rjson)
+        ops.append(_Op(lid, rjson["Type"], "CREATE", _create_action(stack, rm, lid, rjson),
+                       hold=float(meta.get("HoldSeconds", 0) or 0), fail=meta.get("Fail"),
+                       deps=_deps(rjson, all_ids)))
+    return ops
+
+
+def _failure_reason(failed: list[str], verb: str) -> str:
+    return f"The following resource(s) failed to {verb}: [{', '.join(sorted(failed))}]. "
+
+
+def _finish_delete(stack: Stack) -> None:
+    backend = cloudformation_backends[stack.account_id][stack.region_name]
+    backend.stacks.pop(stack.stack_id, None)
+    backend.deleted_stacks[stack.stack_id] = stack
+    for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
+        del backend.exports[name]
+    for cs_id in [i for i, c in _change_sets(backend).items() if c.stack_id == stack.stack_id]:
+        del _change_sets(backend)[cs_id]
+
+
+def _spawn(target: Callable[[], None], name: str, stack: Stack | None = None) -> None:
+    def guarded() -> None:
+        try:
+            target()
+        except Exception as exc:  # noqa: BLE001 - never leave a stack stuck *_IN_PROGRESS
+            import traceback
+
+            traceback.print_exc()
+            if stack is not None:
+                with LOCK:
+                    verb = stack.status.split("_IN_PROGRESS")[0] if stack.status.endswith("_IN_PROGRESS") else None
+                    if verb:
+                        _stack_status(stack, f"{verb}_FAILED", f"Internal emulator error: {exc}")
+
+    threading.Thread(target=guarded, name=name, daemon=True).start()
+
+
+# --------------------------------------------------------------------------- stack operations (worker threads)
+
+
+def _run_create(stack: Stack, template: dict[str, Any], body: str, params: dict[str, str],
+                disable_rollback: bool, on_done: Callable[[bool], None] | None = None,
+                on_failure_delete: bool = False) -> None:
+    ex = _extra(stack)
+    with LOCK:
+        rm = _new_resource_map(stack, template, params)
+        stack.resource_map = rm
+        stack.template = body
+        stack.template_dict = copy.deepcopy(template)
+        stack.description = template.get("Description")
+        stack.parameters = dict(params)
+        ex.template_dict = copy.deepcopy(template)
+        ex.given_params = dict(params)
+        ex.outputs = []
+        _stack_status(stack, "CREATE_IN_PROGRESS", "User Initiated")
+        lids = [lid for lid, rj in template["Resources"].items() if _condition_true(rm, rj)]
+        ops = _create_ops(stack, rm, template, lids)
+    done, failed, cancelled, started = _run_ops(stack, ops)
+    with LOCK:
+        if not failed:
+            ex.outputs = _compute_outputs(stack, rm, template)
+            _stack_status(stack, "CREATE_COMPLETE")
+            if on_done:
+                on_done(True)
+            return
+        reason = _failure_reason(failed, "create")
+        if disable_rollback and not on_failure_delete:
+            _stack_status(stack, "CREATE_FAILED", reason)
+            if on_done:
+                on_done(False)
+            return
+        if on_failure_delete:
+            _stack_status(stack, "DELETE_IN_PROGRESS", reason)
+        else:
+            _stack_status(stack, "ROLLBACK_IN_PROGRESS", reason + "Rollback requested by user.")
+        items = {lid: (rm._parsed_resources.get(lid), template["Resources"][lid]) for lid in started}
+        ops = _delete_ops(stack, rm, items)
+    _, del_failed, _, _ = _run_ops(stack, ops, stop_on_failure=False)
+    with LOCK:
+        if on_failure_delete:
+            if del_failed:
+                _stack_status(stack, "DELETE_FAILED", _failure_reason(del_failed, "delete"))
+            else:
+                _extra(stack).deletion_time = _now()
+                _stack_status(stack, "DELETE_COMPLETE")
+                _finish_delete(stack)
+        elif del_failed:
+            _stack_status(stack, "ROLLBACK_FAILED", _failure_reason(del_failed, "delete"))
+        else:
+            _stack_status(stack, "ROLLBACK_COMPLETE")
+        if on_done:
+            on_done(False)
+
+
+def _resource_diff(old_t: dict[str, Any], old_p: dict[str, str], old_rm: ResourceMap | None,
+                   new_t: dict[str, Any], new_p: dict[str, str], new_rm: ResourceMap | None,
+                   physical: dict[str, str]) -> list[dict[str, Any]]:
+    """Change set entries for moving from (old template, params) to (new ...)."""
+    old_res = {k: v for k, v in (old_t.get("Resources") or {}).items() if _condition_true(old_rm, v)}
+    new_res = {k: v for k, v in (new_t.get("Resources") or {}).items() if _condition_true(new_rm, v)}
+    old_vals = _resolved_params(old_t, old_p)
+    new_vals = _resolved_params(new_t, new_p)
+    changed_params = {k for k in set(old_vals) | set(new_vals) if old_vals.get(k) != new_vals.get(k)}
+    changes = []
+    for lid, rj in new_res.items():
+        if lid not in old_res:
+            changes.append({"Action": "Add", "LogicalResourceId": lid, "ResourceType": rj["Type"],
+                            "Scope": [], "Details": []})
+            continue
+        old = old_res[lid]
+        scope: list[str] = []
+        details: list[dict[str, Any]] = []
+        op_props, np_props = old.get("Properties") or {}, rj.get("Properties") or {}
+        repl_props = REPLACEMENT_PROPERTIES.get(rj["Type"], set())
+        requires_replacement = False
+        for prop in sorted(set(op_props) | set(np_props)):
+            static = op_props.get(prop) != np_props.get(prop)
+            via_param = bool(_refs(np_props.get(prop)) & changed_params)
+            if not (static or via_param):
+                continue
+            recreate = repl_props == "*" or prop in repl_props
+            requires_replacement |= recreate
+            if "Properties" not in scope:
+                scope.append("Properties")
+            details.append({
+                "Target": {"Attribute": "Properties", "Name": prop,
+                           "RequiresRecreation": "Always" if recreate else "Never"},
+                "Evaluation": "Static",
+                "ChangeSource": "DirectModification" if static else "ParameterReference",
+                **({} if static else {"CausingEntity": sorted(_refs(np_props.get(prop)) & changed_params)[0]}),
+            })
+        if old.get("Metadata") != rj.get("Metadata"):
+            scope.append("Metadata")
+        other = any(old.get(k) != rj.get(k) for k in set(old) | set(rj) if k not in ("Properties", "Metadata"))
+        if not scope and not other:
+            continue
+        replacement = "True" if requires_replacement else "False"
+        override = _meta(rj).get("Replacement")
+        if override is not None:
+            replacement = str(override) if str(override) in ("True", "False", "Conditional") else \
+                ("True" if override is True else "False")
+        entry = {"Action": "Modify", "LogicalResourceId": lid, "PhysicalResourceId": physical.get(lid, ""),
+                 "ResourceType": rj["Type"], "Replacement": replacement, "Scope": scope, "Details": details}
+        changes.append(entry)
+    for lid, rj in old_res.items():
+        if lid not in new_res:
+            changes.append({"Action": "Remove", "LogicalResourceId": lid, "PhysicalResourceId": physical.get(lid, ""),
+                            "ResourceType": rj["Type"], "Scope": [], "Details": []})
+    for c in changes:
+        if not c.get("PhysicalResourceId"):
+            c.pop("PhysicalResourceId", None)
+    return [{"Type": "Resource", "ResourceChange": c} for c in changes]
+
+
+def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[str, str],
+                disable_rollback: bool, on_done: Callable[[bool], None] | None = None) -> None:
+    ex = _extra(stack)
+    with LOCK:
+        rm: ResourceMap = stack.resource_map
+        old = {
+            "template": stack.template, "template_dict": copy.deepcopy(ex.template_dict),
+            "params": dict(ex.given_params), "outputs": copy.deepcopy(ex.outputs),
+            "rm_template": rm._template, "rm_json": rm._resource_json_map,
+            "rm_input": rm.input_parameters, "rm_resolved": dict(rm.resolved_parameters),
+            "rm_parsed": dict(rm._parsed_resources),
+            "rm_conditions": getattr(rm, "lazy_condition_map", None),
+            "description": stack.description,
+        }
+        old_t = old["template_dict"]
+        physical = {lid: r["physical"] for lid, r in ex.resources.items()}
+        old_rm_for_conditions = copy.copy(rm)
+        ex.last_updated = _now()
+        _stack_status(stack, "UPDATE_IN_PROGRESS", "User Initiated")
+
+        # Re-point moto's ResourceMap at the new template, as ResourceMap.update() does.
+        new_t = copy.deepcopy(template)
+        rm._template = new_t
+        rm.input_parameters = dict(params)
+        rm.resolved_parameters = {}
+        _load(rm)
+        rm._resource_json_map = new_t["Resources"]
+        changes = [c["ResourceChange"] for c in
+                   _resource_diff(old_t, old["params"], old_rm_for_conditions, template, params, rm, physical)]
+        all_ids = set(template["Resources"])
+        ops: list[_Op] = []
+        kinds: dict[str, str] = {}
+        for ch in changes:
+            lid = ch["LogicalResourceId"]
+            kinds[lid] = ch["Action"]
+            if ch["Action"] == "Remove":
+                continue
+            rj = template["Resources"][lid]
+            meta = _meta(rj)
+            common = dict(hold=float(meta.get("HoldSeconds", 0) or 0), fail=meta.get("Fail"),
+                          deps=_deps(rj, all_ids))
+            if ch["Action"] == "Add":
+                ops.append(_Op(lid, rj["Type"], "CREATE", _create_action(stack, rm, lid, rj), **common))
+            else:
+                ops.append(_Op(lid, rj["Type"], "UPDATE", _update_action(stack, rm, lid, rj),
+                               physical=physical.get(lid, ""), replacement=ch.get("Replacement") == "True",
+                               **common))
+        stack.template = body
+        stack.template_dict = copy.deepcopy(template)
+        stack.parameters = dict(params)
+        ex.template_dict = copy.deepcopy(template)
+        ex.given_params = dict(params)
+    done, failed, cancelled, started = _run_ops(stack, ops)
+    with LOCK:
+        if not failed:
+            ex.outputs = _compute_outputs(stack, rm, template)
+            stack.description = template.get("Description")
+            _stack_status(stack, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+            items = {lid: (old["rm_parsed"].get(lid), old_t["Resources"][lid])
+                     for lid, kind in kinds.items() if kind == "Remove"}
+            for lid in items:
+                rm._parsed_resources.pop(lid, None)
+            cleanup = _delete_ops(stack, rm, items)
+            # Replaced resources: the old physical resource is deleted during cleanup.
+            for op in ops:
+                if op.verb == "UPDATE" and op.replacement and physical.get(op.lid) and physical[op.lid] != op.physical:
+                    cleanup.append(_Op(op.lid, op.rtype, "DELETE", lambda: "", physical=physical[op.lid]))
+        else:
+            reasons = []
+            for verb, kind in (("create", "Add"), ("update", "Modify")):
+                ids = [lid for lid in failed if kinds.get(lid) == kind]
+                if ids:
+                    reasons.append(_failure_reason(ids, verb))
+            reason = "".join(reasons)
+    if not failed:
+        _run_ops(stack, cleanup, stop_on_failure=False)
+        with LOCK:
+            _stack_status(stack, "UPDATE_COMPLETE")
+            if on_done:
+                on_done(True)
+        return
+    with LOCK:
+        if disable_rollback:
+            _stack_status(stack, "UPDATE_FAILED", reason)
+            if on_done:
+                on_done(False)
+            return
+        _stack_status(stack, "UPDATE_ROLLBACK_IN_PROGRESS", reason)
+        new_parsed = dict(rm._parsed_resources)
+        # Restore moto's ResourceMap to the previous template/parameters.
+        rm._template = old["rm_template"]
+        rm._resource_json_map = old["rm_json"]
+        rm.input_parameters = old["rm_input"]
+        rm.resolved_parameters = {}
+        rm._parsed_resources = dict(old["rm_parsed"])
+        try:
+            _load(rm)
+        except Exception:  # noqa: BLE001
+            pass
+        back_ops = []
+        for lid in started:
+            if kinds.get(lid) != "Modify":
+                continue
+            orj = old_t["Resources"][lid]
+            if lid in new_parsed:
+                rm._parsed_resources[lid] = new_parsed[lid]
+            back_ops.append(_Op(lid, orj["Type"], "UPDATE", _update_action(stack, rm, lid, orj),
+                                physical=_physical(new_parsed.get(lid)) or physical.get(lid, "")))
+    _run_ops(stack, back_ops, stop_on_failure=False)
+    with LOCK:
+        _stack_status(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+        items = {lid: (new_parsed.get(lid), template["Resources"][lid]) for lid in started if kinds.get(lid) == "Add"}
+        cleanup = _delete_ops(stack, rm, items)
+    _run_ops(stack, cleanup, stop_on_failure=False)
+    with LOCK:
+        stack.template = old["template"]
+        stack.template_dict = copy.deepcopy(old["template_dict"])
+        stack.parameters = dict(old["params"])
+        stack.description = old["description"]
+        ex.template_dict = old["template_dict"]
+        ex.given_params = old["params"]
+        ex.outputs = old["outputs"]
+        _stack_status(stack, "UPDATE_ROLLBACK_COMPLETE")
+        if on_done:
+            on_done(False)
+
+
+def _run_delete(stack: Stack) -> None:
+    ex = _extra(stack)
+    with LOCK:
+        ex.deletion_time = _now()
+        _stack_status(stack, "DELETE_IN_PROGRESS", "User Initiated")
+        rm = getattr(stack, "resource_map", None)
+        resources = (ex.template_dict.get("Resources") or {})
+        items = {}
+        for lid, rj in resources.items():
+            if lid not in ex.resources or ex.resources[lid]["status"] in ("DELETE_COMPLETE",):
+                continue
+            if rj.get("DeletionPolicy") == "Retain":
+                _event(stack, lid, ex.resources[lid]["physical"], rj["Type"], "DELETE_SKIPPED", None)
+                continue
+            items[lid] = ((rm._parsed_resources.get(lid) if rm is not None else None), rj)
+        ops = _delete_ops(stack, rm, items) if items else []
+    _, failed, _, _ = _run_ops(stack, ops, stop_on_failure=False)
+    with LOCK:
+        if failed:
+            _stack_status(stack, "DELETE_FAILED", _failure_reason(failed, "delete"))
+            return
+        for lid in items:
+            if rm is not None:
+                rm._parsed_resources.pop(lid, None)
+        ex.outputs = []
+        _stack_status(stack, "DELETE_COMPLETE")
+        _finish_delete(stack)
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _find_stack(backend: Any, name_or_id: str, include_deleted: bool = False) -> Stack | None:
+    for stack in backend.stacks.values():
+        if stack.name == name_or_id or stack.stack_id == name_or_id:
+            return stack
+    if include_deleted and name_or_id in backend.deleted_stacks:
+        return backend.deleted_stacks[name_or_id]
+    return None
+
+
+def _require_updatable(stack: Stack) -> None:
+    s = stack.status
+    if (s.endswith("_IN_PROGRESS") and s != "REVIEW_IN_PROGRESS") or s in NOT_UPDATABLE:
+        raise _validation(f"Stack:{stack.stack_id} is in {s} state and can not be updated.")
+
+
+def _resolve_params(template: dict[str, Any], given_list: list[dict[str, Any]],
+                    previous: dict[str, str] | None) -> dict[str, str]:
+    declared = template.get("Parameters") or {}
+    unknown = [p["ParameterKey"] for p in given_list if p.get("ParameterKey") not in declared]
+    if unknown:
+        raise _validation(f"Parameters: [{', '.join(unknown)}] do not exist in the template")
+    params: dict[str, str] = {}
+    for p in given_list:
+        key = p["ParameterKey"]
+        use_prev = str(p.get("UsePreviousValue", "false")).lower() == "true"
+        if use_prev and p.get("ParameterValue") not in (None, ""):
+            raise _validation(f"Invalid input for parameter key {key}. Cannot specify usePreviousValue as true "
+                              "and non empty value for a parameter")
+        if use_prev:
+            if previous is None or key not in previous:
+                raise _validation(f"Invalid input for parameter key {key}. Cannot specify usePreviousValue as true "
+                                  "for a parameter key not in the previous template")
+            params[key] = previous[key]
+        else:
+            params[key] = "" if p.get("ParameterValue") is None else str(p["ParameterValue"])
+    missing = [k for k, d in declared.items() if k not in params and not (isinstance(d, dict) and "Default" in d)]
+    if missing:
+        raise _validation(f"Parameters: [{', '.join(missing)}] must have values")
+    return params
+
+
+def _check_capabilities(template: dict[str, Any], given: list[str]) -> None:
+    # Real CloudFormation refuses IAM resources unless the caller acknowledges them.
+    needed = None
+    for rj in (template.get("Resources") or {}).values():
+        rtype = rj.get("Type") if isinstance(rj, dict) else None
+        if rtype in IAM_TYPES:
+            name_prop = IAM_TYPES[rtype]
+            if name_prop and name_prop in (rj.get("Properties") or {}):
+                needed = "CAPABILITY_NAMED_IAM"
+            elif needed is None:
+                needed = "CAPABILITY_IAM"
+    if needed == "CAPABILITY_NAMED_IAM" and needed not in given:
+        raise InsufficientCapabilities(f"Requires capabilities : [{needed}]")
+    if needed == "CAPABILITY_IAM" and not ({"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"} & set(given)):
+        raise InsufficientCapabilities(f"Requires capabilities : [{needed}]")
+
+
+def _validate_template_with_params(stack_id: str, stack_name: str, template: dict[str, Any],
+                                   params: dict[str, str], account_id: str, region: str,
+                                   backend: Any) -> ResourceMap:
+    rm = ResourceMap(stack_id, stack_name, dict(params), {}, region_name=region, account_id=account_id,
+                     template=copy.deepcopy(template), cross_stack_resources=backend.exports)
+    _load(rm)
+    return rm
+
+
+def _find_change_set(backend: Any, name_or_arn: str, stack_name: str | None) -> ChangeSet:
+    sets = _change_sets(backend)
+    if name_or_arn in sets:
+        return sets[name_or_arn]
+    for cs in sets.values():
+        if cs.name == name_or_arn and (not stack_name or stack_name in (cs.stack_name, cs.stack_id)):
+            return cs
+    raise ChangeSetNotFound(f"ChangeSet [{name_or_arn}] does not exist")
+
+
+def _tags_given(resp: CloudFormationResponse) -> bool:
+    return any(k == "Tags" or k.startswith("Tags.") for k in resp.querystring)
+
+
+# --------------------------------------------------------------------------- response handlers
+
+
+def create_change_set(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    stack_name = self._get_param("StackName")
+    cs_name = self._get_param("ChangeSetName")
+    cs_type = self._get_param("ChangeSetType") or "UPDATE"
+    body = self._get_param("TemplateBody")
+    url = self._get_param("TemplateURL")
+    use_prev_t = self._get_bool_param("UsePreviousTemplate", False)
+    capabilities = self._get_param("Capabilities", []) or []
+    given_list = self._get_param("Parameters", []) or []
+    notification_arns = self._get_param("NotificationARNs") if any(
+        k.startswith("NotificationARNs") for k in self.querystring) else None
+    tags = ({t["Key"]: t["Value"] for t in (self._get_param("Tags", []) or [])}
+            if _tags_given(self) else None)
+    role_arn = self._get_param("RoleARN")
+    description = self._get_param("Description")
+
+    cfn_models.validate_create_change_set(cs_name)
+    stack = _find_stack(backend, stack_name)
+    if cs_type == "UPDATE":
+        if stack is None:
+            raise _validation(f"Stack [{stack_name}] does not exist")
+        _require_updatable(stack)
+        if stack.status == "REVIEW_IN_PROGRESS":
+            raise _validation(f"Stack:{stack.stack_id} is in REVIEW_IN_PROGRESS state and can not be updated.")
+    elif cs_type == "CREATE":
+        if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
+            raise AlreadyExists(f"Stack [{stack_name}] already exists and cannot be created again "
+                                f"with the changeSet [{cs_name}].")
+    else:
+        raise _validation(f"ChangeSetType {cs_type} is not supported by the emulator")
+
+    if use_prev_t:
+        if body or url:
+            raise _validation("You cannot specify both usePreviousTemplate and Template Body/Template URL.")
+        if stack is None or not _extra(stack).template_dict:
+            raise _validation("UsePreviousTemplate can only be used with an existing stack")
+        body = stack.template
+    elif url:
+        body = self._get_stack_from_s3_url(url)
+    if not body:
+        raise _validation("Either Template URL or Template Body must be specified.")
+    template = _parse_template(body)
+    # UsePreviousValue refers to what the stack reports, defaults included.
+    previous = (_resolved_params(_extra(stack).template_dict, _extra(stack).given_params)
+                if (stack is not None and cs_type == "UPDATE") else None)
+    params = _resolve_params(template, given_list, previous)
+    _check_capabilities(template, capabilities)
+
+    if stack is None:
+        stack_id = generate_stack_id(stack_name, backend.region_name, backend.account_id)
+        stack = Stack(stack_id=stack_id, name=stack_name, template={}, parameters={},
+                      account_id=backend.account_id, region_name=backend.region_name,
+                      notification_arns=notification_arns, tags=tags, role_arn=role_arn)
+        stack.events = []
+        backend.stacks[stack_id] = stack
+        _extra(stack).capabilities = list(capabilities)
+        _stack_status(stack, "REVIEW_IN_PROGRESS", "User Initiated")
+    for cs in _change_sets(backend).values():
+        if cs.stack_id == stack.stack_id and cs.name == cs_name:
+            raise AlreadyExists(f"ChangeSet [{cs_name}] already exists")
+
+    new_rm = _validate_template_with_params(stack.stack_id, stack.name, template, params,
+                                            backend.account_id, backend.region_name, backend)
+    ex = _extra(stack)
+    cs = ChangeSet(
+        id=generate_changeset_id(cs_name, backend.region_name, backend.account_id),
+        name=cs_name, stack_id=stack.stack_id, stack_name=stack.name, type=cs_type,
+        template_body=body, template_dict=template, params=params, description=description,
+        capabilities=list(capabilities), notification_arns=notification_arns, tags=tags, role_arn=role_arn,
+    )
+    old_rm = getattr(stack, "resource_map", None) if ex.template_dict else None
+    physical = {lid: r["physical"] for lid, r in ex.resources.items()}
+    cs.changes = _resource_diff(ex.template_dict if cs_type == "UPDATE" else {}, ex.given_params, old_rm,
+                                template, params, new_rm, physical)
+    if cs_type == "UPDATE":
+        same = (ex.template_dict == template
+                and _resolved_params(ex.template_dict, ex.given_params) == _resolved_params(template, params)
+                and (tags is None or tags == (stack.tags or {}))
+                and (notification_arns is None or list(notification_arns) == list(stack.notification_arns or []))
+                and (role_arn is None or role_arn == stack.role_arn))
+        if same and not cs.changes:
+            # Real AWS keeps the change set around in FAILED state until deleted.
+            cs.status = "FAILED"
+            cs.execution_status = "UNAVAILABLE"
+            cs.status_reason = NO_CHANGES_REASON
+    _change_sets(backend)[cs.id] = cs
+    return ActionResult({"Id": cs.id, "StackId": stack.stack_id})
+
+
+def describe_change_set(self: CloudFormationResponse) -> ActionResult:
+    cs = _find_change_set(self.cloudformation_backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
+    return ActionResult(cs.describe())
+
+
+def delete_change_set(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    cs = _find_change_set(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
+    if cs.execution_status == "EXECUTE_IN_PROGRESS":
+        raise InvalidChangeSetStatus(f"Cannot delete ChangeSet in status {cs.execution_status}")
+    del _change_sets(backend)[cs.id]
+    return EmptyResult()
+
+
+def list_change_sets(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    stack_name = self._get_param("StackName")
+    stack = _find_stack(backend, stack_name, include_deleted=True)
+    if stack is None:
+        raise _validation(f"Stack [{stack_name}] does not exist")
+    items = [cs.summary() for cs in _change_sets(backend).values()
+             if cs.stack_id == stack.stack_id and cs.execution_status not in ("EXECUTE_COMPLETE", "EXECUTE_FAILED")]
+    return ActionResult({"Summaries": items})
+
+
+def execute_change_set(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    cs = _find_change_set(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
+    disable_rollback = self._get_bool_param("DisableRollback", False)
+    stack = _find_stack(backend, cs.stack_id)
+    if stack is None:
+        raise _validation(f"Stack [{cs.stack_name}] does not exist")
+    if cs.status != "CREATE_COMPLETE":
+        raise InvalidChangeSetStatus(f"ChangeSet [{cs.id}] cannot be executed in its current status of [{cs.status}]")
+    if cs.execution_status != "AVAILABLE":
+        raise InvalidChangeSetStatus(
+            f"ChangeSet [{cs.id}] cannot be executed in its current execution status of [{cs.execution_status}]")
+    _require_updatable(stack)
+    if cs.type == "UPDATE" and stack.status == "REVIEW_IN_PROGRESS":
+        raise _validation(f"Stack:{stack.stack_id} is in REVIEW_IN_PROGRESS state and can not be updated.")
+
+    # Executing a change set deletes the stack's other change sets (AWS behaviour).
+    for other in [i for i, c in _change_sets(backend).items() if c.stack_id == stack.stack_id and i != cs.id]:
+        del _change_sets(backend)[other]
+    cs.execution_status = "EXECUTE_IN_PROGRESS"
+    ex = _extra(stack)
+    ex.change_set_id = cs.id
+    ex.capabilities = list(cs.capabilities)
+    stack.disable_rollback = disable_rollback
+    if cs.notification_arns is not None:
+        stack.notification_arns = list(cs.notification_arns)
+    if cs.tags is not None:
+        stack.tags = dict(cs.tags)
+    if cs.role_arn:
+        stack.role_arn = cs.role_arn
+
+    def done(ok: bool) -> None:
+        cs.execution_status = "EXECUTE_COMPLETE" if ok else "EXECUTE_FAILED"
+
+    if cs.type == "CREATE":
+        work = lambda: _run_create(stack, cs.template_dict, cs.template_body, cs.params, disable_rollback, done)  # noqa: E731
+        # Status flips synchronously so a DescribeStacks right after the call never sees the old state.
+        stack.status = "CREATE_IN_PROGRESS"
+    else:
+        work = lambda: _run_update(stack, cs.template_dict, cs.template_body, cs.params, disable_rollback, done)  # noqa: E731
+        stack.status = "UPDATE_IN_PROGRESS"
+    _spawn(work, f"cfn-{stack.name}", stack)
+    return EmptyResult()
+
+
+def create_stack(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    existing = _find_stack(backend, name)
+    if existing is not None:
+        raise AlreadyExists(f"Stack [{name}] already exists")
+    body = self._get_param("TemplateBody")
+    url = self._get_param("TemplateURL")
+    if url:
+        body = self._get_stack_from_s3_url(url)
+    if not body:
+        raise _validation("Either Template URL or Template Body must be specified.")
+    template = _parse_template(body)
+    params = _resolve_params(template, self._get_param("Parameters", []) or [], None)
+    capabilities = self._get_param("Capabilities", []) or []
+    _check_capabilities(template, capabilities)
+    tags = {t["Key"]: t["Value"] for t in (self._get_param("Tags", []) or [])}
+    on_failure = self._get_param("OnFailure")
+    disable_rollback = self._get_bool_param("DisableRollback", False) or on_failure == "DO_NOTHING"
+    stack_id = generate_stack_id(name, backend.region_name, backend.account_id)
+    _validate_template_with_params(stack_id, name, template, params, backend.account_id, backend.region_name, backend)
+    timeout = self._get_param("TimeoutInMinutes")
+    stack = Stack(stack_id=stack_id, name=name, template={}, parameters={}, account_id=backend.account_id,
+                  region_name=backend.region_name, notification_arns=self._get_param("NotificationARNs", []),
+                  tags=tags, role_arn=self._get_param("RoleARN"),
+                  enable_termination_protection=self._get_bool_param("EnableTerminationProtection", False),
+                  timeout_in_mins=int(timeout) if timeout else None,
+                  stack_policy_body=self._get_param("StackPolicyBody"))
+    stack.events = []
+    stack.disable_rollback = disable_rollback
+    stack.status = "CREATE_IN_PROGRESS"
+    _extra(stack).capabilities = list(capabilities)
+    backend.stacks[stack_id] = stack
+    _spawn(lambda: _run_create(stack, template, body, params, disable_rollback,
+                               on_failure_delete=on_failure == "DELETE"), f"cfn-{name}", stack)
+    return ActionResult({"StackId": stack_id})
+
+
+def update_stack(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name)
+    if stack is None:
+        raise _validation(f"Stack [{name}] does not exist")
+    _require_updatable(stack)
+    if stack.status == "REVIEW_IN_PROGRESS":
+        raise _validation(f"Stack:{stack.stack_id} is in REVIEW_IN_PROGRESS state and can not be updated.")
+    ex = _extra(stack)
+    body = self._get_param("TemplateBody")
+    url = self._get_param("TemplateURL")
+    if self._get_bool_param("UsePreviousTemplate", False):
+        body = stack.template
+    elif url:
+        body = self._get_stack_from_s3_url(url)
+    if not body:
+        raise _validation("Either Template URL or Template Body must be specified.")
+    template = _parse_template(body)
+    params = _resolve_params(template, self._get_param("Parameters", []) or [],
+                             _resolved_params(ex.template_dict, ex.given_params))
+    capabilities = self._get_param("Capabilities", []) or []
+    _check_capabilities(template, capabilities)
+    _validate_template_with_params(stack.stack_id, stack.name, template, params, backend.account_id,
+                                   backend.region_name, backend)
+    tags = ({t["Key"]: t["Value"] for t in (self._get_param("Tags", []) or [])} if _tags_given(self) else None)
+    same = (ex.template_dict == template
+            and _resolved_params(ex.template_dict, ex.given_params) == _resolved_params(template, params)
+            and (tags is None or tags == stack.tags))
+    if same:
+        raise _validation("No updates are to be performed.")
+    if tags is not None:
+        stack.tags = tags
+    if self._get_param("RoleARN"):
+        stack.role_arn = self._get_param("RoleARN")
+    if any(k.startswith("NotificationARNs") for k in self.querystring):
+        stack.notification_arns = self._get_param("NotificationARNs", []) or []
+    ex.capabilities = list(capabilities)
+    disable_rollback = self._get_bool_param("DisableRollback", False)
+    stack.disable_rollback = disable_rollback
+    stack.status = "UPDATE_IN_PROGRESS"
+    _spawn(lambda: _run_update(stack, template, body, params, disable_rollback), f"cfn-{name}", stack)
+    return ActionResult({"StackId": stack.stack_id})
+
+
+def delete_stack(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name)
+    if stack is None:
+        return EmptyResult()  # AWS: deleting a non-existent stack succeeds silently
+    if stack.enable_termination_protection:
+        raise _validation(f"Stack [{stack.name}] cannot be deleted while TerminationProtection is enabled")
+    if stack.status == "DELETE_IN_PROGRESS":
+        return EmptyResult()
+    if stack.status.endswith("_IN_PROGRESS") and stack.status != "REVIEW_IN_PROGRESS":
+        raise _validation(f"Stack [{stack.name}] cannot be deleted while in status {stack.status}")
+    stack.status = "DELETE_IN_PROGRESS"
+    _spawn(lambda: _run_delete(stack), f"cfn-delete-{stack.name}", stack)
+    return EmptyResult()
+
+
+def update_termination_protection(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name)
+    if stack is None:
+        raise _validation(f"Stack [{name}] does not exist")
+    stack.enable_termination_protection = self._get_bool_param("EnableTerminationProtection", False)
+    return ActionResult({"StackId": stack.stack_id})
+
+
+def _describe(stack: Stack) -> dict[str, Any]:
+    ex = _extra(stack)
+    d: dict[str, Any] = {
+        "StackId": stack.stack_id,
+        "StackName": stack.name,
+        "CreationTime": stack.creation_time,
+        "RollbackConfiguration": {},
+        "StackStatus": stack.status,
+        "DisableRollback": bool(stack.disable_rollback),
+        "NotificationARNs": list(stack.notification_arns or []),
+        "Tags": [{"Key": k, "Value": v} for k, v in (stack.tags or {}).items()],
+        "EnableTerminationProtection": bool(stack.enable_termination_protection),
+        "DriftInformation": {"StackDriftStatus": "NOT_CHECKED"},
+    }
+    if ex.template_dict:
+        d["Parameters"] = _param_list(ex.template_dict, ex.given_params)
+        if ex.template_dict.get("Description"):
+            d["Description"] = ex.template_dict["Description"]
+    if ex.change_set_id:
+        d["ChangeSetId"] = ex.change_set_id
+    if ex.deletion_time and stack.status.startswith("DELETE"):
+        d["DeletionTime"] = ex.deletion_time
+    if ex.last_updated:
+        d["LastUpdatedTime"] = ex.last_updated
+    if ex.status_reason:
+        d["StackStatusReason"] = ex.status_reason
+    if stack.timeout_in_minutes:
+        d["TimeoutInMinutes"] = int(stack.timeout_in_minutes)
+    if ex.capabilities:
+        d["Capabilities"] = list(ex.capabilities)
+    if ex.outputs:
+        d["Outputs"] = copy.deepcopy(ex.outputs)
+    if stack.role_arn:
+        d["RoleARN"] = stack.role_arn
+    return d
+
+
+def describe_stacks(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    if name:
+        stack = _find_stack(backend, name)
+        if stack is None and name in backend.deleted_stacks:
+            stack = backend.deleted_stacks[name]  # by stack id, deleted stacks remain visible
+        if stack is None:
+            raise ValidationError(name)
+        return ActionResult({"Stacks": [_describe(stack)]})
+    return ActionResult({"Stacks": [_describe(s) for s in backend.stacks.values()]})
+
+
+def describe_stack_events(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name) or backend.deleted_stacks.get(name)
+    if stack is None:
+        raise ValidationError(name)
+    return ActionResult({"StackEvents": list(reversed(_extra(stack).events))})
+
+
+def _resource_rows(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    return [(lid, r) for lid, r in _extra(stack).resources.items() if r["status"] != "DELETE_COMPLETE"]
+
+
+def list_stack_resources(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name) or backend.deleted_stacks.get(name)
+    if stack is None:
+        raise ValidationError(name)
+    rows = [{"LogicalResourceId": lid, "PhysicalResourceId": r["physical"], "ResourceType": r["type"],
+             "LastUpdatedTimestamp": r["ts"], "ResourceStatus": r["status"],
+             **({"ResourceStatusReason": r["reason"]} if r["reason"] else {}),
+             "DriftInformation": {"StackResourceDriftStatus": "NOT_CHECKED"}}
+            for lid, r in _resource_rows(stack)]
+    return ActionResult({"StackResourceSummaries": rows})
+
+
+def _resource_detail(stack: Stack, lid: str, r: dict[str, Any]) -> dict[str, Any]:
+    d = {"StackName": stack.name, "StackId": stack.stack_id, "LogicalResourceId": lid,
+         "PhysicalResourceId": r["physical"], "ResourceType": r["type"], "Timestamp": r["ts"],
+         "LastUpdatedTimestamp": r["ts"], "ResourceStatus": r["status"],
+         "DriftInformation": {"StackResourceDriftStatus": "NOT_CHECKED"}}
+    if r["reason"]:
+        d["ResourceStatusReason"] = r["reason"]
+    return d
+
+
+def describe_stack_resources(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name) or backend.deleted_stacks.get(name)
+    if stack is None:
+        raise ValidationError(name)
+    lid_filter = self._get_param("LogicalResourceId")
+    rows = [_resource_detail(stack, lid, r) for lid, r in _resource_rows(stack) if not lid_filter or lid == lid_filter]
+    for row in rows:
+        row.pop("LastUpdatedTimestamp")
+    return ActionResult({"StackResources": rows})
+
+
+def describe_stack_resource(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name) or backend.deleted_stacks.get(name)
+    if stack is None:
+        raise ValidationError(name)
+    lid = self._get_param("LogicalResourceId")
+    for rlid, r in _resource_rows(stack):
+        if rlid == lid:
+            d = _resource_detail(stack, lid, r)
+            d.pop("Timestamp")
+            return ActionResult({"StackResourceDetail": d})
+    raise _validation(f"Resource {lid} does not exist for stack {name}")
+
+
+def get_template(self: CloudFormationResponse) -> ActionResult:
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    change_set = self._get_param("ChangeSetName")
+    if change_set:
+        return ActionResult({"TemplateBody": _find_change_set(backend, change_set, name).template_body,
+                             "StagesAvailable": ["Original", "Processed"]})
+    stack = _find_stack(backend, name) or backend.deleted_stacks.get(name)
+    if stack is None:
+        raise ValidationError(name)
+    return ActionResult({"TemplateBody": stack.template if _extra(stack).template_dict else "{}",
+                         "StagesAvailable": ["Original", "Processed"]})
+
+
+# --------------------------------------------------------------------------- control hook
+
+
+def force_stack_status(name: str, status: str, reason: str | None, region: str | None = None,
+                       account_id: str | None = None) -> dict[str, Any]:
+    """Used by POST /_emulator/stack-status to reach states (UPDATE_ROLLBACK_FAILED,
+    DELETE_FAILED, a stuck UPDATE_IN_PROGRESS, ...) that are hard to provoke."""
+    for acct, regions in list(cloudformation_backends.items()):
+        if account_id and acct != account_id:
+            continue
+        for reg, backend in list(regions.items()):
+            if region and reg != region:
+                continue
+            stack = _find_stack(backend, name)
+            if stack is None:
+                continue
+            _stack_status(stack, status, reason)
+            if status == "DELETE_COMPLETE":
+                _finish_delete(stack)
+            return {"StackId": stack.stack_id, "StackStatus": status}
+    raise LookupError(f"Stack [{name}] does not exist")
+
+
+# --------------------------------------------------------------------------- install
+
+_HANDLERS = {
+    "create_change_set": create_change_set,
+    "describe_change_set": describe_change_set,
+    "delete_change_set": delete_change_set,
+    "list_change_sets": list_change_sets,
+    "execute_change_set": execute_change_set,
+    "create_stack": create_stack,
+    "update_stack": update_stack,
+    "delete_stack": delete_stack,
+    "update_termination_protection": update_termination_protection,
+    "describe_stacks": describe_stacks,
+    "describe_stack_events": describe_stack_events,
+    "list_stack_resources": list_stack_resources,
+    "describe_stack_resources": describe_stack_resources,
+    "describe_stack_resource": describe_stack_resource,
+    "get_template": get_template,
+}
+
+
+def install() -> None:
+    """Monkeypatch moto's CloudFormation response class (idempotent)."""
+    for name, fn in _HANDLERS.items():
+        setattr(CloudFormationResponse, name, fn)
+    # moto post-processes these outputs assuming its own model objects; ours are
+    # already in AWS shape.
+    CloudFormationResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER = {
+        k: v for k, v in CloudFormationResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER.items()
+        if not k.startswith(("DescribeChangeSetOutput", "DescribeStacksOutput"))
+    }

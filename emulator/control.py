@@ -1,0 +1,157 @@
+"""WSGI middleware in front of moto: test-control endpoints and an API request log.
+
+Endpoints (all under ``/_emulator/``, never forwarded to moto):
+
+* ``GET  /_emulator/health``          -> 200 ``ok``
+* ``GET  /_emulator/requests``        -> JSON list of ``{"service": ..., "action": ...}``
+  for every AWS API request received, in arrival order
+* ``POST /_emulator/requests/reset``  -> clears that list
+* ``POST /_emulator/stack-status``    -> JSON ``{"StackName", "StackStatus", "StatusReason"?}``
+  forces a CloudFormation stack into a status (e.g. UPDATE_ROLLBACK_FAILED), which is
+  otherwise impossible to reach on demand.
+
+The middleware also serialises every AWS request behind ``state.LOCK``: moto's
+backends are plain dicts without locking, and the CloudFormation worker threads
+(see cloudformation.py) mutate the same backends concurrently.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+from emulator import state
+
+_CRED_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+# Extension point: other modules (ECS patches later) may register extra control
+# routes: path -> handler(environ, body_bytes) -> (status_code, content_type, body)
+EXTRA_ROUTES: dict[tuple[str, str], Callable[[dict[str, Any], bytes], tuple[int, str, bytes]]] = {}
+
+
+class RequestLog:
+    """Thread-safe ordered record of AWS API calls."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[dict[str, str]] = []
+
+    def add(self, service: str, action: str) -> None:
+        with self._lock:
+            self._items.append({"service": service, "action": action})
+
+    def snapshot(self) -> list[dict[str, str]]:
+        with self._lock:
+            return list(self._items)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _service_and_action(environ: dict[str, Any], body: bytes) -> tuple[str, str]:
+    """Work out (service, operation) the way AWS routes the request."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    service = ""
+    m = _CRED_SCOPE.search(auth)
+    if m:
+        service = m.group(1)
+    action = ""
+    if target:
+        # JSON protocol (ECS, ECR, ...): "AmazonEC2ContainerServiceV20141113.ListClusters"
+        prefix, _, action = target.rpartition(".")
+        if not service:
+            service = prefix
+    else:
+        qs = parse_qs(environ.get("QUERY_STRING", ""))
+        if "Action" in qs:
+            action = qs["Action"][0]
+        elif body and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+            form = parse_qs(body.decode("utf-8", "replace"))
+            if "Action" in form:
+                action = form["Action"][0]
+        if not action:
+            # REST protocols carry the operation in method + path.
+            action = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+    if not service:
+        service = environ.get("HTTP_HOST", "").split(".")[0] or "unknown"
+    return service, action
+
+
+class ControlMiddleware:
+    def __init__(self, app: Callable[..., Iterable[bytes]], verbose: bool = False) -> None:
+        self.app = app
+        self.log = RequestLog()
+        self.verbose = verbose
+
+    def _respond(self, start_response: Callable[..., Any], code: int, ctype: str, body: bytes) -> list[bytes]:
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(code, "Error")
+        start_response(
+            f"{code} {reason}",
+            [("Content-Type", ctype), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def _control(self, environ: dict[str, Any], body: bytes, start_response: Callable[..., Any]) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if path == "/_emulator/health" and method == "GET":
+            return self._respond(start_response, 200, "text/plain", b"ok")
+        if path == "/_emulator/requests" and method == "GET":
+            return self._respond(start_response, 200, "application/json", json.dumps(self.log.snapshot()).encode())
+        if path == "/_emulator/requests/reset" and method == "POST":
+            self.log.reset()
+            return self._respond(start_response, 200, "application/json", b"{}")
+        if path == "/_emulator/stack-status" and method == "POST":
+            from emulator import cloudformation
+
+            try:
+                payload = json.loads(body or b"{}")
+                with state.LOCK:
+                    result = cloudformation.force_stack_status(
+                        payload["StackName"],
+                        payload["StackStatus"],
+                        payload.get("StatusReason"),
+                        region=payload.get("Region"),
+                        account_id=payload.get("AccountId"),
+                    )
+            except (KeyError, ValueError, LookupError) as exc:
+                return self._respond(
+                    start_response, 400, "application/json", json.dumps({"error": str(exc)}).encode()
+                )
+            return self._respond(start_response, 200, "application/json", json.dumps(result).encode())
+        handler = EXTRA_ROUTES.get((method, path))
+        if handler:
+            code, ctype, out = handler(environ, body)
+            return self._respond(start_response, code, ctype, out)
+        return self._respond(start_response, 404, "text/plain", b"unknown emulator endpoint")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Buffer the body so we can both inspect it and hand it on to moto.
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_emulator/"):
+            return self._control(environ, body, start_response)
+        if not path.startswith("/moto-api"):
+            self.log.add(*_service_and_action(environ, body))
+        with state.LOCK:
+            result = self.app(environ, start_response)
+            try:
+                chunks = list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close:
+                    close()
+        return chunks

@@ -1,0 +1,527 @@
+"""End-to-end tests for the emulator: start launcher.py exactly as the Rust tests do and
+check, over real HTTP with boto3, each CloudFormation fidelity point of the brief."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
+NO_CHANGES = ("The submitted information didn't contain changes. "
+              "Submit different information to create a change set.")
+
+
+def _spawn(*extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(LAUNCHER), "--port", "0", *extra], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
+    line = proc.stdout.readline().strip()
+    assert line.startswith("EMULATOR_READY http://127.0.0.1:"), line
+    return proc, line.split(" ", 1)[1]
+
+
+def start_emulator(*extra: str) -> tuple[subprocess.Popen, str]:
+    return _ready(_spawn(*extra))
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    proc, url = start_emulator()
+    yield url
+    proc.stdin.close()
+    proc.wait(10)
+
+
+@pytest.fixture()
+def cf(endpoint):
+    return boto3.client("cloudformation", region_name="us-east-1", endpoint_url=endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def name() -> str:
+    return "st-" + uuid.uuid4().hex[:8]
+
+
+def stack(cf, stack_name):
+    return cf.describe_stacks(StackName=stack_name)["Stacks"][0]
+
+
+def wait_status(cf, stack_name, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        s = stack(cf, stack_name)
+        if not s["StackStatus"].endswith("_IN_PROGRESS"):
+            return s
+        assert time.monotonic() < deadline, f"stuck in {s['StackStatus']}"
+        time.sleep(0.05)
+
+
+def events(cf, stack_name):
+    """Chronological (oldest first) list of (logical id, status, reason)."""
+    evs = cf.describe_stack_events(StackName=stack_name)["StackEvents"]
+    return [(e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason")) for e in reversed(evs)]
+
+
+def resource_events(cf, stack_name, lid):
+    return [(s, r) for (l, s, r) in events(cf, stack_name) if l == lid]
+
+
+def stack_events(cf, stack_name, logical=None):
+    return [s for (l, s, _) in events(cf, stack_name) if l == (logical or stack_name)]
+
+
+def change_set(cf, stack_name, template, params=None, cs_type="CREATE", cs_name=None, **kw):
+    cs_name = cs_name or "cs-" + uuid.uuid4().hex[:6]
+    cf.create_change_set(StackName=stack_name, ChangeSetName=cs_name, TemplateBody=json.dumps(template),
+                         ChangeSetType=cs_type,
+                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (params or {}).items()],
+                         **kw)
+    return cs_name
+
+
+def deploy(cf, stack_name, template, params=None, cs_type="CREATE", **execute_kw):
+    cs_name = change_set(cf, stack_name, template, params, cs_type)
+    cf.execute_change_set(StackName=stack_name, ChangeSetName=cs_name, **execute_kw)
+    return wait_status(cf, stack_name)
+
+
+def base_template(extra_resources=None, cluster_meta=None):
+    t = {
+        "Parameters": {"Env": {"Type": "String"}, "Retention": {"Type": "Number", "Default": "7"}},
+        "Resources": {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": {"Fn::Sub": "${AWS::StackName}-${Env}"}}},
+            "Logs": {"Type": "AWS::Logs::LogGroup",
+                     "Properties": {"LogGroupName": {"Fn::Sub": "/ecs/${Cluster}"},
+                                    "RetentionInDays": {"Ref": "Retention"}}},
+        },
+        "Outputs": {
+            "ClusterName": {"Value": {"Ref": "Cluster"}, "Description": "the cluster"},
+            "ClusterArn": {"Value": {"Fn::GetAtt": ["Cluster", "Arn"]}, "Export": {"Name": {"Fn::Sub": "${AWS::StackName}-arn"}}},
+            "Joined": {"Value": {"Fn::Join": [":", [{"Ref": "Env"}, {"Ref": "AWS::Region"}]]}},
+        },
+    }
+    if cluster_meta:
+        t["Resources"]["Cluster"]["Metadata"] = {"Emulator": cluster_meta}
+    t["Resources"].update(extra_resources or {})
+    return t
+
+
+def err(excinfo):
+    e = excinfo.value.response["Error"]
+    return e["Code"], e["Message"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+# ------------------------------------------------------------------ process contract
+
+
+def test_process_contract_stdin_eof_and_signals():
+    # started together: each launch spends most of its time importing moto
+    starts = [_spawn(), _spawn("--no-stdin-watch"), _spawn()]
+    (p1, url1), (p2, _), (p3, _) = [_ready(p) for p in starts]
+    assert urllib.request.urlopen(url1 + "/_emulator/health").read() == b"ok"
+    p1.stdin.close()  # parent "dies"
+    assert p1.wait(5) == 0
+    assert p1.stdout.read() == ""  # exactly one line on stdout
+
+    p2.stdin.close()
+    time.sleep(0.3)
+    assert p2.poll() is None  # --no-stdin-watch ignores stdin EOF
+    p2.send_signal(signal.SIGTERM)
+    assert p2.wait(5) == 0
+
+    p3.send_signal(signal.SIGINT)
+    assert p3.wait(5) == 0
+
+
+# ------------------------------------------------------------------ 1. change sets
+
+
+def test_create_change_set_review_in_progress(cf):
+    n = name()
+    cs = change_set(cf, n, base_template(), {"Env": "dev"})
+    s = stack(cf, n)
+    assert s["StackStatus"] == "REVIEW_IN_PROGRESS"
+    assert cf.list_stack_resources(StackName=n)["StackResourceSummaries"] == []
+    d = cf.describe_change_set(StackName=n, ChangeSetName=cs)
+    assert (d["Status"], d["ExecutionStatus"]) == ("CREATE_COMPLETE", "AVAILABLE")
+    changes = sorted((c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"],
+                      c["ResourceChange"]["ResourceType"]) for c in d["Changes"])
+    assert changes == [("Add", "Cluster", "AWS::ECS::Cluster"), ("Add", "Logs", "AWS::Logs::LogGroup")]
+    assert {"ParameterKey": "Retention", "ParameterValue": "7"} in d["Parameters"]
+    assert [c["ChangeSetName"] for c in cf.list_change_sets(StackName=n)["Summaries"]] == [cs]
+
+
+def test_update_change_set_modify_replacement_and_use_previous_value(cf):
+    n = name()
+    t = base_template(extra_resources={
+        "Param": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": f"/{n}/p", "Type": "String", "Value": "v1"}},
+        "Gone": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": f"/{n}/g", "Type": "String", "Value": "x"}},
+    })
+    deploy(cf, n, t, {"Env": "dev"})
+    t2 = json.loads(json.dumps(t))
+    t2["Resources"]["Param"]["Properties"]["Value"] = "v2"
+    del t2["Resources"]["Gone"]
+    cf.create_change_set(StackName=n, ChangeSetName="upd", TemplateBody=json.dumps(t2), ChangeSetType="UPDATE",
+                         Parameters=[{"ParameterKey": "Env", "UsePreviousValue": True},
+                                     {"ParameterKey": "Retention", "ParameterValue": "14"}])
+    d = cf.describe_change_set(StackName=n, ChangeSetName="upd")
+    assert d["Status"] == "CREATE_COMPLETE"
+    rc = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"] for c in d["Changes"]}
+    assert rc["Param"]["Action"] == "Modify" and rc["Param"]["Replacement"] == "False"
+    assert rc["Logs"]["Action"] == "Modify" and rc["Logs"]["Replacement"] == "False"  # via Retention param
+    assert rc["Gone"]["Action"] == "Remove"
+    assert "Cluster" not in rc
+    assert {"ParameterKey": "Env", "ParameterValue": "dev"} in d["Parameters"]
+
+    # a replacement-requiring property change
+    t3 = json.loads(json.dumps(t))
+    t3["Resources"]["Logs"]["Properties"]["LogGroupName"] = "/other"
+    change_set(cf, n, t3, {"Env": "dev"}, "UPDATE", cs_name="repl")
+    d = cf.describe_change_set(StackName=n, ChangeSetName="repl")
+    rc = {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"] for c in d["Changes"]}
+    assert rc["Logs"]["Replacement"] == "True"
+    assert rc["Logs"]["PhysicalResourceId"]
+
+
+# ------------------------------------------------------------------ 2. no-change change set
+
+
+def test_no_change_update_change_set_fails_like_aws(cf):
+    n = name()
+    deploy(cf, n, base_template(), {"Env": "dev"})
+    cf.create_change_set(StackName=n, ChangeSetName="same", TemplateBody=json.dumps(base_template()),
+                         ChangeSetType="UPDATE", Parameters=[{"ParameterKey": "Env", "UsePreviousValue": True}])
+    d = cf.describe_change_set(StackName=n, ChangeSetName="same")
+    assert (d["Status"], d["ExecutionStatus"], d["StatusReason"]) == ("FAILED", "UNAVAILABLE", NO_CHANGES)
+    assert [c["ChangeSetName"] for c in cf.list_change_sets(StackName=n)["Summaries"]] == ["same"]
+    with pytest.raises(ClientError) as ei:
+        cf.execute_change_set(StackName=n, ChangeSetName="same")
+    assert err(ei)[0] == "InvalidChangeSetStatus"
+    cf.delete_change_set(StackName=n, ChangeSetName="same")
+    assert cf.list_change_sets(StackName=n)["Summaries"] == []
+
+
+# ------------------------------------------------------------------ 3. async execution and events
+
+
+def test_execute_is_async_with_aws_event_sequence(cf):
+    n = name()
+    cs = change_set(cf, n, base_template(cluster_meta={"HoldSeconds": 0.6}), {"Env": "dev"})
+    cf.execute_change_set(StackName=n, ChangeSetName=cs)
+    assert stack(cf, n)["StackStatus"] == "CREATE_IN_PROGRESS"
+    assert cf.describe_change_set(StackName=n, ChangeSetName=cs)["ExecutionStatus"] == "EXECUTE_IN_PROGRESS"
+    s = wait_status(cf, n)
+    assert s["StackStatus"] == "CREATE_COMPLETE"
+    assert cf.describe_change_set(StackName=n, ChangeSetName=cs)["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    assert resource_events(cf, n, "Cluster") == [
+        ("CREATE_IN_PROGRESS", ""), ("CREATE_IN_PROGRESS", "Resource creation Initiated"), ("CREATE_COMPLETE", None)]
+    assert stack_events(cf, n) == ["REVIEW_IN_PROGRESS", "CREATE_IN_PROGRESS", "CREATE_COMPLETE"]
+    raw = cf.describe_stack_events(StackName=n)["StackEvents"]
+    stamps = [e["Timestamp"] for e in raw]
+    assert all(a > b for a, b in zip(stamps, stamps[1:])), "newest first, strictly increasing"
+    for e in raw:
+        assert e["StackName"] == n and e["StackId"] == s["StackId"] and e["EventId"] and e["ResourceType"]
+    complete = [e for e in raw if e["LogicalResourceId"] == "Cluster" and e["ResourceStatus"] == "CREATE_COMPLETE"][0]
+    assert complete["PhysicalResourceId"] == f"{n}-dev"
+    # Logs depends on Cluster (Fn::Sub ${Cluster}) so it starts only after Cluster completes
+    order = [(l, st) for (l, st, _) in events(cf, n)]
+    assert order.index(("Cluster", "CREATE_COMPLETE")) < order.index(("Logs", "CREATE_IN_PROGRESS"))
+    # the ECS cluster really exists in moto's ECS backend
+    ecs = boto3.client("ecs", region_name="us-east-1", endpoint_url=cf.meta.endpoint_url,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert ecs.describe_clusters(clusters=[f"{n}-dev"])["clusters"][0]["status"] == "ACTIVE"
+
+    # update: Modify + Add + Remove (removed ones deleted during cleanup)
+    t2 = base_template(extra_resources={"New": {"Type": "AWS::SSM::Parameter",
+                                                "Properties": {"Name": f"/{n}/new", "Type": "String", "Value": "n"}}})
+    del t2["Resources"]["Logs"]
+    t2["Outputs"]["ClusterName"]["Description"] = "changed"
+    cs2 = change_set(cf, n, t2, {"Env": "dev", "Retention": "30"}, "UPDATE")
+    cf.execute_change_set(StackName=n, ChangeSetName=cs2)
+    s = wait_status(cf, n)
+    assert s["StackStatus"] == "UPDATE_COMPLETE"
+    assert stack_events(cf, n)[-3:] == ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_COMPLETE"]
+    assert [x for x, _ in resource_events(cf, n, "New")] == ["CREATE_IN_PROGRESS", "CREATE_IN_PROGRESS", "CREATE_COMPLETE"]
+    assert [x for x, _ in resource_events(cf, n, "Logs")][-2:] == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
+    ev = events(cf, n)
+    cleanup_at = ev.index((n, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", None))
+    assert ev.index(("Logs", "DELETE_IN_PROGRESS", None)) > cleanup_at
+
+
+# ------------------------------------------------------------------ 4. outputs and parameters
+
+
+def test_outputs_and_new_parameters_after_execute(cf):
+    n = name()
+    s = deploy(cf, n, base_template(), {"Env": "dev"})
+    outs = {o["OutputKey"]: o for o in s["Outputs"]}
+    assert outs["ClusterName"]["OutputValue"] == f"{n}-dev"
+    assert outs["ClusterName"]["Description"] == "the cluster"
+    assert outs["ClusterArn"]["OutputValue"].endswith(f":cluster/{n}-dev")
+    assert outs["ClusterArn"]["ExportName"] == f"{n}-arn"
+    assert outs["Joined"]["OutputValue"] == "dev:us-east-1"
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in s["Parameters"]}
+    assert params == {"Env": "dev", "Retention": "7"}
+    s = deploy(cf, n, base_template(), {"Env": "prod", "Retention": "14"}, "UPDATE")
+    assert s["StackStatus"] == "UPDATE_COMPLETE"
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in s["Parameters"]}
+    assert params == {"Env": "prod", "Retention": "14"}
+    outs = {o["OutputKey"]: o["OutputValue"] for o in s["Outputs"]}
+    assert outs["ClusterName"] == f"{n}-prod" and outs["Joined"] == "prod:us-east-1"
+
+
+# ------------------------------------------------------------------ 5. failure injection and rollback
+
+
+def test_create_failure_rolls_back(cf):
+    n = name()
+    t = base_template(cluster_meta={"Fail": "Boom: quota exceeded", "HoldSeconds": 0.2},
+                      extra_resources={"Slow": {"Type": "AWS::SSM::Parameter",
+                                                "Metadata": {"Emulator": {"HoldSeconds": 2}},
+                                                "Properties": {"Name": f"/{n}/slow", "Type": "String", "Value": "v"}}})
+    s = deploy(cf, n, t, {"Env": "dev"})
+    assert s["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert resource_events(cf, n, "Cluster")[2] == ("CREATE_FAILED", "Boom: quota exceeded")
+    assert ("CREATE_FAILED", "Resource creation cancelled") in resource_events(cf, n, "Slow")
+    assert [x for x, _ in resource_events(cf, n, "Slow")][-2:] == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
+    assert "Logs" not in [l for l, _, _ in events(cf, n)]  # never started: depends on Cluster
+    ev = [e for e in events(cf, n) if e[0] == n]
+    assert ev[-2] == (n, "ROLLBACK_IN_PROGRESS",
+                      "The following resource(s) failed to create: [Cluster]. Rollback requested by user.")
+    assert ev[-1][1] == "ROLLBACK_COMPLETE"
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "dev"}, "UPDATE")
+    assert "ROLLBACK_COMPLETE state and can not be updated" in err(ei)[1]
+
+
+def test_create_failure_with_disable_rollback(cf):
+    n = name()
+    s = deploy(cf, n, base_template(cluster_meta={"Fail": "nope"}), {"Env": "dev"}, DisableRollback=True)
+    assert s["StackStatus"] == "CREATE_FAILED"
+    assert s["DisableRollback"] is True
+    assert "ROLLBACK_IN_PROGRESS" not in stack_events(cf, n)
+
+
+def test_moto_exception_becomes_resource_failure(cf):
+    n = name()
+    t = {"Resources": {"Svc": {"Type": "AWS::ECS::Service", "Properties": {"DesiredCount": 1}}}}
+    s = deploy(cf, n, t)
+    assert s["StackStatus"] == "ROLLBACK_COMPLETE"
+    status, reason = [e for e in resource_events(cf, n, "Svc") if e[0] == "CREATE_FAILED"][0]
+    assert "Cluster" in reason
+
+
+def test_update_failure_rolls_back_parameters_and_outputs(cf):
+    n = name()
+    deploy(cf, n, base_template(), {"Env": "dev"})
+    t2 = base_template(extra_resources={"Bad": {"Type": "AWS::SSM::Parameter",
+                                                "Metadata": {"Emulator": {"Fail": "update exploded"}},
+                                                "Properties": {"Name": f"/{n}/bad", "Type": "String", "Value": "v"}}})
+    s = deploy(cf, n, t2, {"Env": "dev", "Retention": "30"}, "UPDATE")
+    assert s["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert stack_events(cf, n)[-4:] == ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS",
+                                        "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"]
+    assert ("CREATE_FAILED", "update exploded") in resource_events(cf, n, "Bad")
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in s["Parameters"]}
+    assert params == {"Env": "dev", "Retention": "7"}
+    assert {o["OutputKey"]: o["OutputValue"] for o in s["Outputs"]}["ClusterName"] == f"{n}-dev"
+    # Modified resource failing -> UPDATE_FAILED, and with DisableRollback the stack stops at UPDATE_FAILED
+    t3 = base_template(cluster_meta={"Fail": "cannot update"})
+    s = deploy(cf, n, t3, {"Env": "dev"}, "UPDATE", DisableRollback=True)
+    assert s["StackStatus"] == "UPDATE_FAILED"
+    assert s["StackStatusReason"] == "The following resource(s) failed to update: [Cluster]. "
+    assert ("UPDATE_FAILED", "cannot update") in resource_events(cf, n, "Cluster")
+
+
+# ------------------------------------------------------------------ 6. time control
+
+
+def test_hold_seconds_and_delete_hold_seconds(cf):
+    n = name()
+    t = base_template(cluster_meta={"HoldSeconds": 0.8, "DeleteHoldSeconds": 0.8})
+    cs = change_set(cf, n, t, {"Env": "dev"})
+    t0 = time.monotonic()
+    cf.execute_change_set(StackName=n, ChangeSetName=cs)
+    time.sleep(0.3)
+    assert resource_events(cf, n, "Cluster")[-1][0] == "CREATE_IN_PROGRESS"
+    wait_status(cf, n)
+    assert time.monotonic() - t0 >= 0.8
+    t0 = time.monotonic()
+    cf.delete_stack(StackName=n)
+    time.sleep(0.3)
+    assert stack(cf, n)["StackStatus"] == "DELETE_IN_PROGRESS"
+    with pytest.raises(ClientError):
+        while True:
+            stack(cf, n)
+            assert time.monotonic() - t0 < 10
+            time.sleep(0.05)
+    assert time.monotonic() - t0 >= 0.8
+
+
+# ------------------------------------------------------------------ 7. stack-level settings
+
+
+def test_stack_settings_are_stored(cf, endpoint):
+    n = name()
+    topic = "arn:aws:sns:us-east-1:123456789012:deploy-events"
+    boto3.client("sns", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_topic(Name="deploy-events")
+    cs = change_set(cf, n, base_template(), {"Env": "dev"}, Capabilities=["CAPABILITY_IAM"],
+                    NotificationARNs=[topic], RoleARN="arn:aws:iam::123456789012:role/cfn",
+                    Tags=[{"Key": "team", "Value": "a"}])
+    cf.execute_change_set(StackName=n, ChangeSetName=cs, DisableRollback=True)
+    s = wait_status(cf, n)
+    assert s["Capabilities"] == ["CAPABILITY_IAM"]
+    assert s["NotificationARNs"] == [topic]
+    assert s["RoleARN"] == "arn:aws:iam::123456789012:role/cfn"
+    assert s["Tags"] == [{"Key": "team", "Value": "a"}]
+    assert s["DisableRollback"] is True
+    assert s["EnableTerminationProtection"] is False
+
+    cf.update_termination_protection(StackName=n, EnableTerminationProtection=True)
+    assert stack(cf, n)["EnableTerminationProtection"] is True
+    with pytest.raises(ClientError) as ei:
+        cf.delete_stack(StackName=n)
+    assert err(ei)[:2] == ("ValidationError", f"Stack [{n}] cannot be deleted while TerminationProtection is enabled")
+    cf.update_termination_protection(StackName=n, EnableTerminationProtection=False)
+    cf.delete_stack(StackName=n)
+
+    # CreateStack accepts TimeoutInMinutes / EnableTerminationProtection (CreateChangeSet does not)
+    n2 = name()
+    cf.create_stack(StackName=n2, TemplateBody=json.dumps(base_template()), TimeoutInMinutes=15,
+                    EnableTerminationProtection=True, DisableRollback=True,
+                    Parameters=[{"ParameterKey": "Env", "ParameterValue": "x"}])
+    s = wait_status(cf, n2)
+    assert (s["StackStatus"], s["TimeoutInMinutes"], s["EnableTerminationProtection"], s["DisableRollback"]) == (
+        "CREATE_COMPLETE", 15, True, True)
+
+    # IAM resources need capabilities, as on AWS
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, name(), {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": "r", "AssumeRolePolicyDocument": {}}}}})
+    assert err(ei)[:2] == ("InsufficientCapabilitiesException", "Requires capabilities : [CAPABILITY_NAMED_IAM]")
+
+
+# ------------------------------------------------------------------ 8. validation
+
+
+def test_change_set_validation_errors(cf):
+    n = name()
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "dev", "Nope": "x"})
+    assert err(ei) == ("ValidationError", "Parameters: [Nope] do not exist in the template", 400)
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {})
+    assert err(ei) == ("ValidationError", "Parameters: [Env] must have values", 400)
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "dev"}, "UPDATE")
+    assert err(ei) == ("ValidationError", f"Stack [{n}] does not exist", 400)
+
+    deploy(cf, n, base_template(), {"Env": "dev"})
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "dev"}, "CREATE", cs_name="again")
+    code, msg, status = err(ei)
+    assert code == "AlreadyExistsException" and status == 400
+    assert msg == f"Stack [{n}] already exists and cannot be created again with the changeSet [again]."
+
+    # while an update is in progress every mutating call is refused
+    held = base_template(cluster_meta={"HoldSeconds": 1.5})
+    cs = change_set(cf, n, held, {"Env": "dev"}, "UPDATE")
+    other = change_set(cf, n, base_template(), {"Env": "other"}, "UPDATE")
+    cf.execute_change_set(StackName=n, ChangeSetName=cs)
+    arn = stack(cf, n)["StackId"]
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "zzz"}, "UPDATE")
+    assert err(ei) == ("ValidationError", f"Stack:{arn} is in UPDATE_IN_PROGRESS state and can not be updated.", 400)
+    with pytest.raises(ClientError) as ei:
+        cf.execute_change_set(StackName=n, ChangeSetName=other)
+    assert err(ei)[0] == "ChangeSetNotFound"  # executing one change set deletes the others
+    with pytest.raises(ClientError) as ei:
+        cf.delete_stack(StackName=n)
+    assert err(ei)[0] == "ValidationError" and "UPDATE_IN_PROGRESS" in err(ei)[1]
+    assert wait_status(cf, n)["StackStatus"] == "UPDATE_COMPLETE"
+
+
+# ------------------------------------------------------------------ 9. delete
+
+
+def test_delete_stack_is_async(cf):
+    n = name()
+    s = deploy(cf, n, base_template(), {"Env": "del"})
+    stack_id = s["StackId"]
+    cf.delete_stack(StackName=n)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            stack(cf, n)
+        except ClientError as e:
+            assert e.response["Error"]["Message"] == f"Stack with id {n} does not exist"
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    gone = stack(cf, stack_id)
+    assert gone["StackStatus"] == "DELETE_COMPLETE"
+    assert "DeletionTime" in gone
+    assert stack_events(cf, stack_id, n)[-2:] == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
+    assert [x for x, _ in resource_events(cf, stack_id, "Cluster")][-2:] == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
+    assert cf.list_stack_resources(StackName=stack_id)["StackResourceSummaries"] == []
+    summaries = [x for x in cf.list_stacks()["StackSummaries"] if x["StackId"] == stack_id]
+    assert summaries[0]["StackStatus"] == "DELETE_COMPLETE"
+
+
+# ------------------------------------------------------------------ 10. control endpoints
+
+
+def _post(url, payload):
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    return urllib.request.urlopen(req)
+
+
+def test_control_endpoints(cf, endpoint):
+    n = name()
+    deploy(cf, n, base_template(), {"Env": "dev"})
+    assert urllib.request.urlopen(endpoint + "/_emulator/health").read() == b"ok"
+    pending = change_set(cf, n, base_template(), {"Env": "next"}, "UPDATE")
+    _post(endpoint + "/_emulator/stack-status", {"StackName": n, "StackStatus": "UPDATE_IN_PROGRESS"})
+    arn = stack(cf, n)["StackId"]
+    with pytest.raises(ClientError) as ei:
+        cf.execute_change_set(StackName=n, ChangeSetName=pending)
+    assert err(ei) == ("ValidationError", f"Stack:{arn} is in UPDATE_IN_PROGRESS state and can not be updated.", 400)
+    _post(endpoint + "/_emulator/stack-status",
+          {"StackName": n, "StackStatus": "UPDATE_ROLLBACK_FAILED", "StatusReason": "forced"})
+    s = stack(cf, n)
+    assert (s["StackStatus"], s["StackStatusReason"]) == ("UPDATE_ROLLBACK_FAILED", "forced")
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "x"}, "UPDATE")
+    assert "UPDATE_ROLLBACK_FAILED state and can not be updated" in err(ei)[1]
+
+    _post(endpoint + "/_emulator/requests/reset", {})
+    cf.describe_stacks(StackName=n)
+    ecs = boto3.client("ecs", region_name="eu-west-1", endpoint_url=endpoint,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ecs.list_clusters()
+    log = json.loads(urllib.request.urlopen(endpoint + "/_emulator/requests").read())
+    assert log == [{"service": "cloudformation", "action": "DescribeStacks"},
+                   {"service": "ecs", "action": "ListClusters"}]
+
+
+def test_any_region_works(endpoint):
+    cf = boto3.client("cloudformation", region_name="ap-southeast-2", endpoint_url=endpoint,
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    n = name()
+    s = deploy(cf, n, base_template(), {"Env": "syd"})
+    assert s["StackStatus"] == "CREATE_COMPLETE"
+    assert {o["OutputKey"]: o["OutputValue"] for o in s["Outputs"]}["Joined"] == "syd:ap-southeast-2"
