@@ -4,5 +4,6 @@
 
 mod util;
 
+mod container;
 mod contract;
 mod deploy;

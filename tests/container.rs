@@ -1,0 +1,156 @@
+//! The real container image, run as the GitHub runner runs a container
+//! action: `-e INPUT_...` with hyphens kept, the workspace mounted at
+//! `/github/workspace` and used as the working directory, the file-command
+//! directory mounted for GITHUB_OUTPUT, against the emulator over the host
+//! network.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::deploy::QUEUE_TEMPLATE;
+use crate::util::{Emulator, Workspace, parse_output_file, repo_path, unique_name};
+
+/// The image under test: the one `scripts/test` built (ESD_CONTAINER_IMAGE),
+/// or one built now with `scripts/build-image`.
+fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        if let Ok(image) = std::env::var("ESD_CONTAINER_IMAGE")
+            && !image.is_empty()
+        {
+            return image;
+        }
+        let tag = "localhost/ecs-stack-deploy:cargo-test";
+        let status = Command::new(repo_path("scripts/build-image"))
+            .arg(tag)
+            // A separate target directory: this cargo test already holds the
+            // lock of the default one.
+            .env("CARGO_TARGET_DIR", repo_path("target/container"))
+            .status()
+            .expect("run scripts/build-image");
+        assert!(status.success(), "scripts/build-image failed");
+        tag.to_string()
+    })
+}
+
+fn podman(args: &[&str]) -> std::process::Output {
+    Command::new(repo_path("scripts/podman"))
+        .args(args)
+        .output()
+        .expect("run scripts/podman")
+}
+
+fn mount(host: &Path, container: &str) -> String {
+    format!("{}:{container}", host.display())
+}
+
+#[test]
+fn image_deploys_a_stack_as_the_runner_runs_it() {
+    let emulator = Emulator::shared();
+    let ws = Workspace::new();
+    ws.write("stacks/queue.yml", QUEUE_TEMPLATE);
+    let file_commands = ws.output_file().parent().expect("file commands dir").to_path_buf();
+    let workflow = ws.event_file().parent().expect("workflow dir").to_path_buf();
+    std::fs::write(ws.event_file(), r#"{"ref":"refs/heads/main"}"#).expect("event");
+    let stack = unique_name("container");
+    let workspace_mount = mount(&ws.root(), "/github/workspace");
+    let file_commands_mount = mount(&file_commands, "/github/file_commands");
+    let workflow_mount = mount(&workflow, "/github/workflow");
+    let endpoint = format!("AWS_ENDPOINT_URL={}", emulator.endpoint());
+    let name = format!("INPUT_NAME={stack}");
+    let output = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--workdir",
+        "/github/workspace",
+        "-v",
+        &workspace_mount,
+        "-v",
+        &file_commands_mount,
+        "-v",
+        &workflow_mount,
+        "-e",
+        &name,
+        "-e",
+        "INPUT_TEMPLATE=stacks/queue.yml",
+        "-e",
+        "INPUT_PARAMETER-OVERRIDES=Env=container",
+        "-e",
+        "INPUT_CAPABILITIES=CAPABILITY_IAM",
+        "-e",
+        "INPUT_WAIT-TIMEOUT=5m",
+        "-e",
+        "GITHUB_ACTIONS=true",
+        "-e",
+        "GITHUB_WORKSPACE=/github/workspace",
+        "-e",
+        "GITHUB_OUTPUT=/github/file_commands/set_output",
+        "-e",
+        "GITHUB_STEP_SUMMARY=/github/file_commands/step_summary",
+        "-e",
+        "GITHUB_EVENT_NAME=push",
+        "-e",
+        "GITHUB_EVENT_PATH=/github/workflow/event.json",
+        "-e",
+        "GITHUB_SHA=0123456789abcdef0123456789abcdef01234567",
+        "-e",
+        "GITHUB_REPOSITORY=acme/shop",
+        "-e",
+        &endpoint,
+        "-e",
+        "AWS_REGION=us-east-1",
+        "-e",
+        "AWS_ACCESS_KEY_ID=testing",
+        "-e",
+        "AWS_SECRET_ACCESS_KEY=testing",
+        image(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let outputs = parse_output_file(&std::fs::read_to_string(ws.output_file()).expect("outputs written"));
+    assert_eq!(outputs.get("stack-status").map(String::as_str), Some("CREATE_COMPLETE"));
+    assert_eq!(outputs.get("EnvName").map(String::as_str), Some("container"));
+    let summary = std::fs::read_to_string(ws.summary_file()).expect("summary written");
+    assert!(summary.contains("| Add | `Queue` |"), "{summary}");
+}
+
+#[test]
+fn image_reports_bad_input_with_exit_code_2() {
+    let ws = Workspace::new();
+    let file_commands = ws.output_file().parent().expect("file commands dir").to_path_buf();
+    let workspace_mount = mount(&ws.root(), "/github/workspace");
+    let file_commands_mount = mount(&file_commands, "/github/file_commands");
+    let output = podman(&[
+        "run",
+        "--rm",
+        "--workdir",
+        "/github/workspace",
+        "-v",
+        &workspace_mount,
+        "-v",
+        &file_commands_mount,
+        "-e",
+        "INPUT_NAME=web",
+        "-e",
+        "INPUT_TEMPLATE=missing.yml",
+        "-e",
+        "GITHUB_ACTIONS=true",
+        "-e",
+        "GITHUB_WORKSPACE=/github/workspace",
+        "-e",
+        "GITHUB_OUTPUT=/github/file_commands/set_output",
+        "-e",
+        "AWS_REGION=us-east-1",
+        image(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("::error::input `template`") && stdout.contains("/github/workspace/missing.yml"),
+        "{stdout}"
+    );
+}
