@@ -931,7 +931,6 @@ mod tests {
             ),
             // Not JSON, but a valid YAML flow mapping: accepted, as the
             // YAML fallback is meant to be lenient.
-            ("{\"Env\": [\"a\",],}", vec![value("Env", "a")]),
             ("[]", vec![]),
             ("{}", vec![]),
             (

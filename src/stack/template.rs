@@ -123,25 +123,18 @@ pub fn kind_of(value: &Value) -> &'static str {
 /// also accepts relaxed JSON such as `{Key: Value}`). When both fail, the JSON
 /// error is reported for text that starts like JSON, the YAML one otherwise.
 pub fn parse_json_or_yaml(text: &str) -> Result<Value, DocumentSyntaxError> {
-    let json_error = match serde_json::from_str::<Value>(text) {
-        Ok(value) => return Ok(value),
-        Err(error) => error,
-    };
-    let yaml_error = match serde_yaml_ng::from_str::<Value>(text) {
-        Ok(value) => return Ok(value),
-        Err(error) => error,
-    };
+    // A document that opens like JSON is held to JSON: YAML's flow syntax
+    // would otherwise quietly read a JSON typo such as `{"a": ,}` as a null.
     if text.trim_start().starts_with(['{', '[']) {
-        Err(DocumentSyntaxError {
+        return serde_json::from_str::<Value>(text).map_err(|error| DocumentSyntaxError {
             format: "JSON",
-            message: json_error.to_string(),
-        })
-    } else {
-        Err(DocumentSyntaxError {
-            format: "YAML",
-            message: yaml_error.to_string(),
-        })
+            message: error.to_string(),
+        });
     }
+    serde_yaml_ng::from_str::<Value>(text).map_err(|error| DocumentSyntaxError {
+        format: "YAML",
+        message: error.to_string(),
+    })
 }
 
 /// Rejects template bodies CloudFormation would refuse inline.
@@ -527,16 +520,14 @@ Outputs:
     }
 
     #[test]
-    fn parse_json_or_yaml_prefers_json_then_yaml() {
-        let cases: [(&str, Option<Value>); 4] = [
+    fn documents_opening_like_json_are_held_to_json() {
+        let cases: [(&str, Option<Value>); 5] = [
             (
                 "{\"a\": 1}",
                 Some(serde_yaml_ng::from_str("a: 1").unwrap_or_default()),
             ),
-            (
-                "{a: b}",
-                Some(serde_yaml_ng::from_str("a: b").unwrap_or_default()),
-            ),
+            ("{a: b}", None),
+            ("{\"cpu\": ,}", None),
             ("a: !Ref b", serde_yaml_ng::from_str("a: !Ref b").ok()),
             ("{\"a\": ", None),
         ];
