@@ -370,6 +370,15 @@ def _stack_status(stack: Stack, status: str, reason: str | None = None) -> None:
 # --------------------------------------------------------------------------- resource engine
 
 
+# Extension point (used by ecs.py): resource type -> factory(stack, op) called after a
+# successful create/update, returning a poll function or None. Real CloudFormation keeps
+# some resources (ECS services) *_IN_PROGRESS until they stabilise: the poll runs under
+# LOCK after HoldSeconds and returns None while still waiting, "" when done, or a
+# failure reason.
+STABILIZERS: dict[str, Callable[[Stack, "_Op"], Callable[[], str | None] | None]] = {}
+STABILIZE_POLL_SECONDS = 0.05
+
+
 class _Op:
     def __init__(self, lid: str, rtype: str, verb: str, action: Callable[[], str | None], physical: str = "",
                  hold: float = 0.0, fail: str | None = None, deps: set[str] | None = None,
@@ -378,6 +387,7 @@ class _Op:
         self.physical, self.hold, self.fail = physical, hold, fail
         self.deps = deps or set()
         self.replacement = replacement
+        self.poll: Callable[[], str | None] | None = None
 
 
 def _start(stack: Stack, op: _Op) -> str | None:
@@ -402,6 +412,9 @@ def _start(stack: Stack, op: _Op) -> str | None:
         op.physical = phys
     if op.verb == "CREATE" or (op.verb == "UPDATE" and op.replacement):
         _event(stack, op.lid, op.physical, op.rtype, status, "Resource creation Initiated")
+    factory = STABILIZERS.get(op.rtype)
+    if factory is not None and op.verb in ("CREATE", "UPDATE"):
+        op.poll = factory(stack, op)
     return None
 
 
@@ -438,6 +451,12 @@ def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tupl
         with LOCK:
             _, op, err = running.pop(lid)
             reason = err or op.fail
+            if not reason and op.poll is not None:
+                outcome = op.poll()
+                if outcome is None:  # still stabilising
+                    running[lid] = (time.monotonic() + STABILIZE_POLL_SECONDS, op, None)
+                    continue
+                reason = outcome or None
             if reason:
                 _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_FAILED", reason)
                 failed.append(lid)
@@ -693,6 +712,45 @@ def _run_create(stack: Stack, template: dict[str, Any], body: str, params: dict[
             on_done(False)
 
 
+def _add_reference_changes(changes: list[dict[str, Any]], old_res: dict[str, Any], new_res: dict[str, Any],
+                           physical: dict[str, str]) -> None:
+    """A replaced resource gets a new physical id, so every property that Refs/GetAtts it
+    changes too: CloudFormation lists those resources as Modify (Evaluation Dynamic,
+    ChangeSource ResourceReference), transitively (e.g. TaskDefinition -> Service)."""
+    by_lid = {c["LogicalResourceId"]: c for c in changes}
+    replaced = {lid for lid, c in by_lid.items() if c["Action"] == "Modify" and c["Replacement"] in ("True", "Conditional")}
+    grew = True
+    while grew:
+        grew = False
+        for lid, rj in new_res.items():
+            if lid not in old_res or lid in replaced:
+                continue
+            repl_props = REPLACEMENT_PROPERTIES.get(rj["Type"], set())
+            for prop, value in sorted((rj.get("Properties") or {}).items()):
+                causes = sorted(_refs(value) & replaced)
+                entry = by_lid.get(lid)
+                if not causes or (entry and any(d["Target"].get("Name") == prop and d.get("CausingEntity") == causes[0]
+                                                for d in entry["Details"])):
+                    continue
+                if entry is None:
+                    entry = {"Action": "Modify", "LogicalResourceId": lid, "PhysicalResourceId": physical.get(lid, ""),
+                             "ResourceType": rj["Type"], "Replacement": "False", "Scope": [], "Details": []}
+                    changes.append(entry)
+                    by_lid[lid] = entry
+                recreate = repl_props == "*" or prop in repl_props
+                if "Properties" not in entry["Scope"]:
+                    entry["Scope"].append("Properties")
+                entry["Details"].append({
+                    "Target": {"Attribute": "Properties", "Name": prop,
+                               "RequiresRecreation": "Conditionally" if recreate else "Never"},
+                    "Evaluation": "Dynamic", "ChangeSource": "ResourceReference", "CausingEntity": causes[0]})
+                if recreate and entry["Replacement"] == "False" and "Replacement" not in _meta(rj):
+                    entry["Replacement"] = "Conditional"
+                if entry["Replacement"] in ("True", "Conditional") and lid not in replaced:
+                    replaced.add(lid)
+                    grew = True
+
+
 def _resource_diff(old_t: dict[str, Any], old_p: dict[str, str], old_rm: ResourceMap | None,
                    new_t: dict[str, Any], new_p: dict[str, str], new_rm: ResourceMap | None,
                    physical: dict[str, str]) -> list[dict[str, Any]]:
@@ -743,6 +801,7 @@ def _resource_diff(old_t: dict[str, Any], old_p: dict[str, str], old_rm: Resourc
         entry = {"Action": "Modify", "LogicalResourceId": lid, "PhysicalResourceId": physical.get(lid, ""),
                  "ResourceType": rj["Type"], "Replacement": replacement, "Scope": scope, "Details": details}
         changes.append(entry)
+    _add_reference_changes(changes, old_res, new_res, physical)
     for lid, rj in old_res.items():
         if lid not in new_res:
             changes.append({"Action": "Remove", "LogicalResourceId": lid, "PhysicalResourceId": physical.get(lid, ""),

@@ -9,6 +9,8 @@ Endpoints (all under ``/_emulator/``, never forwarded to moto):
 * ``POST /_emulator/stack-status``    -> JSON ``{"StackName", "StackStatus", "StatusReason"?}``
   forces a CloudFormation stack into a status (e.g. UPDATE_ROLLBACK_FAILED), which is
   otherwise impossible to reach on demand.
+* ``GET|POST /_emulator/ecs-speed``  -> ECS timing settings (registered by ecs.py through
+  EXTRA_ROUTES; see README.md)
 
 The middleware also serialises every AWS request behind ``state.LOCK``: moto's
 backends are plain dicts without locking, and the CloudFormation worker threads
@@ -28,7 +30,7 @@ from emulator import state
 
 _CRED_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
-# Extension point: other modules (ECS patches later) may register extra control
+# Extension point: other modules (ecs.py) register extra control
 # routes: path -> handler(environ, body_bytes) -> (status_code, content_type, body)
 EXTRA_ROUTES: dict[tuple[str, str], Callable[[dict[str, Any], bytes], tuple[int, str, bytes]]] = {}
 

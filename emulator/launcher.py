@@ -1,6 +1,7 @@
 """Launcher for the project's AWS emulator (moto 5.2.5 in server mode + fidelity patches).
 
 Usage: python emulator/launcher.py [--host 127.0.0.1] [--port 0] [--verbose] [--no-stdin-watch]
+                                   [--ecs-step-seconds 0.2]
 
 Process contract relied on by the Rust tests and scripts:
 * prints exactly one line ``EMULATOR_READY http://127.0.0.1:<port>`` on stdout once
@@ -25,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from werkzeug.serving import make_server  # noqa: E402
 
-from emulator import cloudformation  # noqa: E402
+from emulator import cloudformation, ecs  # noqa: E402
 from emulator.control import ControlMiddleware  # noqa: E402
 
 
 def install_patches() -> None:
-    """Apply all behaviour patches. Add new service modules here (e.g. emulator.ecs)."""
+    """Apply all behaviour patches. Add new service modules here."""
     cloudformation.install()
+    ecs.install()
 
 
 def build_app(verbose: bool = False) -> ControlMiddleware:
@@ -47,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     parser.add_argument("--no-stdin-watch", action="store_true", help="do not exit when stdin closes")
+    parser.add_argument("--ecs-step-seconds", type=float, default=None,
+                        help="ECS task/deployment step delay (default $EMULATOR_ECS_STEP_SECONDS or 0.2)")
     args = parser.parse_args(argv)
+    if args.ecs_step_seconds is not None and args.ecs_step_seconds > 0:
+        ecs.SETTINGS.step = args.ecs_step_seconds
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
