@@ -15,6 +15,7 @@ use crate::env::Environment;
 use crate::stack::parameters::{
     OverrideSource, ParameterOverride, override_source, parse_inline_overrides,
 };
+use crate::taskdef::render::{EnvChange, parse_environment_lines};
 
 /// One input the action declares, with the default `action.yml` gives it.
 /// The runner fills defaults in for container actions; the CLI and tests that
@@ -49,6 +50,26 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("change-set-name", None),
     input("wait-timeout", Some("60m")),
     input("aws-region", None),
+    input("image", None),
+    input("image-repository", None),
+    input("image-tag", None),
+    input("allow-mutable-tag", Some("false")),
+    input("mutable-tags", Some("latest,main,master,develop,stable")),
+    input("pin-digest", Some("false")),
+    input("image-parameter", None),
+    input("task-definition", None),
+    input("task-definition-arn", None),
+    input("task-definition-family", None),
+    input("task-definition-revision", None),
+    input("container-name", None),
+    input("images", None),
+    input("environment-variables", None),
+    input("service", None),
+    input("cluster", Some("default")),
+    input("desired-count", None),
+    input("force-new-deployment", Some("false")),
+    input("wait-for-service-stability", Some("true")),
+    input("wait-for-minutes", Some("30")),
 ];
 
 /// The strings the user gave, by input name, already trimmed; empty values
@@ -101,8 +122,7 @@ impl RawInputs {
 }
 
 /// One bad input: which, what was given, what is wrong and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("input `{input}`: {problem} (got `{value}`); {fix}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
     pub input: String,
     pub value: String,
@@ -110,7 +130,35 @@ pub struct InputError {
     pub fix: String,
 }
 
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.fix.is_empty() {
+            // The problem already names the value and the fix (messages of
+            // the image and task definition parsers).
+            write!(f, "input `{}`: {}", self.input, self.problem)
+        } else {
+            write!(
+                f,
+                "input `{}`: {} (got `{}`); {}",
+                self.input, self.problem, self.value, self.fix
+            )
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
 impl InputError {
+    /// An error whose message already says what is wrong and how to fix it;
+    /// a leading `input: ` in the message is dropped (the display adds it).
+    pub fn described(input: &str, value: &str, message: &str) -> Self {
+        let problem = message
+            .strip_prefix(input)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .unwrap_or(message);
+        Self::new(input, value, problem, "")
+    }
+
     pub fn new(
         input: &str,
         value: &str,
@@ -181,9 +229,9 @@ pub const CAPABILITIES: &[&str] = &[
     "CAPABILITY_AUTO_EXPAND",
 ];
 
-/// Everything the deploy job needs, validated.
+/// What a stack deploy needs, validated.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeployInputs {
+pub struct StackInputs {
     pub stack_name: String,
     pub template: TemplateLocation,
     pub capabilities: Vec<String>,
@@ -199,7 +247,6 @@ pub struct DeployInputs {
     pub termination_protection: bool,
     pub change_set_name: String,
     pub wait_timeout: Duration,
-    pub region: Option<String>,
 }
 
 /// What validation needs from outside the inputs themselves.
@@ -212,11 +259,126 @@ pub struct InputContext {
     pub default_change_set_name: String,
 }
 
+/// Where the task definition to render comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskDefinitionSource {
+    /// A JSON or YAML file in the repository.
+    File(PathBuf),
+    /// A registered revision, by ARN or `family[:revision]`.
+    Registered(String),
+}
+
+impl Default for TaskDefinitionSource {
+    fn default() -> Self {
+        Self::File(PathBuf::new())
+    }
+}
+
+/// The image inputs, before the tag is derived from the event (which needs
+/// the event payload) and before ECR is asked about it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageInputs {
+    pub image: Option<String>,
+    pub repository: Option<String>,
+    pub tag: Option<String>,
+    pub allow_mutable_tag: bool,
+    pub mutable_tags: Vec<String>,
+    pub pin_digest: bool,
+    /// The template parameter that receives the image; `None` means
+    /// `ImageUri` if the template declares it.
+    pub image_parameter: Option<String>,
+}
+
+impl ImageInputs {
+    /// Whether the user asked for an image at all.
+    pub fn is_requested(&self) -> bool {
+        self.image.is_some() || self.repository.is_some()
+    }
+}
+
+/// What a task-definition rollout needs, validated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceInputs {
+    pub task_definition: TaskDefinitionSource,
+    /// The container that gets `image` and `environment-variables`.
+    pub container_name: Option<String>,
+    /// `images`: other containers' images, `container=image` per line.
+    pub images: Vec<(String, String)>,
+    pub environment: Vec<EnvChange>,
+    /// `None`: register the task definition only.
+    pub service: Option<String>,
+    pub cluster: String,
+    pub desired_count: Option<i32>,
+    pub force_new_deployment: bool,
+    pub wait_for_service_stability: bool,
+    pub wait_timeout: Duration,
+}
+
+/// Everything the job needs, validated: a stack deploy, a task-definition
+/// rollout, or both (stack first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployInputs {
+    pub stack: Option<StackInputs>,
+    pub image: ImageInputs,
+    pub service: Option<ServiceInputs>,
+    pub region: Option<String>,
+}
+
 impl DeployInputs {
     /// Validates every input, returning all problems at once.
     pub fn from_raw(raw: &RawInputs, context: &InputContext) -> Result<Self, InputErrors> {
         let mut found = ErrorCollector::default();
-        let inputs = Self {
+        let wants_stack = ["name", "stack-name", "template"]
+            .iter()
+            .any(|name| raw.is_given(name));
+        let wants_service = [
+            "task-definition",
+            "task-definition-arn",
+            "task-definition-family",
+            "service",
+        ]
+        .iter()
+        .any(|name| raw.is_given(name));
+        let stack = if wants_stack || !wants_service {
+            Some(StackInputs::from_raw(raw, context, &mut found))
+        } else {
+            None
+        };
+        let image = found.take(image_inputs(raw));
+        let service = if wants_service {
+            Some(found.take(service_inputs(raw, &context.workspace)))
+        } else {
+            None
+        };
+        if let Some(service) = &service
+            && image.is_requested()
+            && service.container_name.is_none()
+            && stack.is_none()
+        {
+            found.errors.push(InputError::new(
+                "container-name",
+                "",
+                "is required when `image` is given with a task definition",
+                "name the container of the task definition that runs the image",
+            ));
+        }
+        let region = found.take(region(raw));
+        if found.errors.is_empty() {
+            Ok(Self {
+                stack,
+                image,
+                service,
+                region,
+            })
+        } else {
+            Err(InputErrors(found.errors))
+        }
+    }
+}
+
+impl StackInputs {
+    fn from_raw(raw: &RawInputs, context: &InputContext, found: &mut ErrorCollector) -> Self {
+        Self {
             stack_name: found.take(stack_name(raw)),
             template: found.take(template_location(raw, &context.workspace)),
             capabilities: found.take(capabilities(raw)),
@@ -232,14 +394,150 @@ impl DeployInputs {
             termination_protection: found.take(boolean(raw, "termination-protection")),
             change_set_name: found.take(change_set_name(raw, &context.default_change_set_name)),
             wait_timeout: found.take(wait_timeout(raw)),
-            region: found.take(region(raw)),
-        };
-        if found.errors.is_empty() {
-            Ok(inputs)
-        } else {
-            Err(InputErrors(found.errors))
         }
     }
+}
+
+fn image_inputs(raw: &RawInputs) -> Result<ImageInputs, InputError> {
+    let optional = |name: &str| raw.values.get(name).cloned();
+    let image_parameter = optional("image-parameter");
+    if let Some(parameter) = &image_parameter
+        && !parameter.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(InputError::new(
+            "image-parameter",
+            parameter,
+            "is not a CloudFormation parameter name",
+            "give the name of the template parameter that receives the image (letters and digits), e.g. ImageUri",
+        ));
+    }
+    Ok(ImageInputs {
+        image: optional("image"),
+        repository: optional("image-repository"),
+        tag: optional("image-tag"),
+        allow_mutable_tag: boolean(raw, "allow-mutable-tag")?,
+        mutable_tags: split_list(raw.get("mutable-tags").unwrap_or_default()),
+        pin_digest: boolean(raw, "pin-digest")?,
+        image_parameter,
+    })
+}
+
+fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, InputError> {
+    let file = raw.values.get("task-definition");
+    let arn = raw.values.get("task-definition-arn");
+    let family = raw.values.get("task-definition-family");
+    let revision = raw.values.get("task-definition-revision");
+    let task_definition = match (file, arn, family) {
+        (Some(path), None, None) => TaskDefinitionSource::File(resolve_path(workspace, path)),
+        (None, Some(arn), None) => TaskDefinitionSource::Registered(arn.clone()),
+        (None, None, Some(family)) => match revision {
+            Some(revision) if revision.parse::<u32>().is_ok_and(|r| r > 0) => {
+                TaskDefinitionSource::Registered(format!("{family}:{revision}"))
+            }
+            Some(revision) => {
+                return Err(InputError::new(
+                    "task-definition-revision",
+                    revision,
+                    "is not a revision number",
+                    "give a positive whole number, or leave it empty for the latest ACTIVE revision",
+                ));
+            }
+            None => TaskDefinitionSource::Registered(family.clone()),
+        },
+        (None, None, None) => {
+            return Err(InputError::new(
+                "task-definition",
+                "",
+                "is required to update a service",
+                "give the task definition as a file (task-definition), an ARN (task-definition-arn) or a family (task-definition-family)",
+            ));
+        }
+        _ => {
+            return Err(InputError::new(
+                "task-definition",
+                file.or(arn)
+                    .or(family)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+                "is given more than once",
+                "use exactly one of task-definition, task-definition-arn and task-definition-family",
+            ));
+        }
+    };
+    let mut images = Vec::new();
+    if let Some(lines) = raw.values.get("images") {
+        for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match line.split_once('=') {
+                Some((container, image))
+                    if !container.trim().is_empty() && !image.trim().is_empty() =>
+                {
+                    images.push((container.trim().to_string(), image.trim().to_string()));
+                }
+                _ => {
+                    return Err(InputError::new(
+                        "images",
+                        line,
+                        "is not `container=image`",
+                        "write one `container-name=image-reference` per line",
+                    ));
+                }
+            }
+        }
+    }
+    let container_name = raw.values.get("container-name").cloned();
+    let environment = match raw.values.get("environment-variables") {
+        None => Vec::new(),
+        Some(text) => {
+            if container_name.is_none() {
+                return Err(InputError::new(
+                    "environment-variables",
+                    "",
+                    "needs `container-name`",
+                    "name the container whose environment changes with `container-name`",
+                ));
+            }
+            parse_environment_lines(text)
+                .map_err(|e| InputError::described("environment-variables", text, &e.to_string()))?
+        }
+    };
+    let desired_count = match raw.values.get("desired-count") {
+        None => None,
+        Some(value) => match value.parse::<i32>() {
+            Ok(count) if count >= 0 => Some(count),
+            _ => {
+                return Err(InputError::new(
+                    "desired-count",
+                    value,
+                    "is not a whole number of tasks",
+                    "give 0 or more, or leave it empty to keep the service's count",
+                ));
+            }
+        },
+    };
+    let minutes = raw.get("wait-for-minutes").unwrap_or("30");
+    let wait_timeout = match minutes.parse::<u64>() {
+        Ok(m) if (1..=360).contains(&m) => Duration::from_secs(m * 60),
+        _ => {
+            return Err(InputError::new(
+                "wait-for-minutes",
+                minutes,
+                "is not a number of minutes between 1 and 360",
+                "give how many minutes to wait for the service, e.g. 30",
+            ));
+        }
+    };
+    Ok(ServiceInputs {
+        task_definition,
+        container_name,
+        images,
+        environment,
+        service: raw.values.get("service").cloned(),
+        cluster: raw.get("cluster").unwrap_or("default").to_string(),
+        desired_count,
+        force_new_deployment: boolean(raw, "force-new-deployment")?,
+        wait_for_service_stability: boolean(raw, "wait-for-service-stability")?,
+        wait_timeout,
+    })
 }
 
 /// Gathers errors while validation goes on, so every bad input is reported
@@ -641,7 +939,10 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_required_inputs_are_given() {
-        let inputs = DeployInputs::from_raw(&raw(&minimal()), &context()).unwrap();
+        let inputs = DeployInputs::from_raw(&raw(&minimal()), &context())
+            .unwrap()
+            .stack
+            .unwrap();
         assert_eq!(inputs.stack_name, "network");
         assert_eq!(
             inputs.template,
@@ -665,7 +966,10 @@ mod tests {
             ("INPUT_NO_EXECUTE_CHANGESET", "false"),
         ]);
         let raw = RawInputs::from_action_environment(&env);
-        let inputs = DeployInputs::from_raw(&raw, &context()).unwrap();
+        let inputs = DeployInputs::from_raw(&raw, &context())
+            .unwrap()
+            .stack
+            .unwrap();
         assert_eq!(inputs.stack_name, "api");
         assert!(!inputs.execute_change_set, "the hyphenated variable wins");
     }
@@ -747,6 +1051,8 @@ mod tests {
     fn name_and_alias() {
         let inputs =
             DeployInputs::from_raw(&raw(&[("stack-name", "a"), ("template", "t")]), &context())
+                .unwrap()
+                .stack
                 .unwrap();
         assert_eq!(inputs.stack_name, "a");
         let errors = errors_for(&[("name", "a"), ("stack-name", "b"), ("template", "t")]);
@@ -761,13 +1067,19 @@ mod tests {
             ("name", "a"),
             ("template", "https://bucket.s3.amazonaws.com/t.yml"),
         ];
-        let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+        let inputs = DeployInputs::from_raw(&raw(&pairs), &context())
+            .unwrap()
+            .stack
+            .unwrap();
         assert_eq!(
             inputs.template,
             TemplateLocation::Url("https://bucket.s3.amazonaws.com/t.yml".into())
         );
         pairs[1] = ("template", "/abs/t.yml");
-        let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+        let inputs = DeployInputs::from_raw(&raw(&pairs), &context())
+            .unwrap()
+            .stack
+            .unwrap();
         assert_eq!(
             inputs.template,
             TemplateLocation::File(PathBuf::from("/abs/t.yml"))
@@ -792,7 +1104,10 @@ mod tests {
         ] {
             let mut pairs = minimal();
             pairs.push(("tags", value));
-            let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+            let inputs = DeployInputs::from_raw(&raw(&pairs), &context())
+                .unwrap()
+                .stack
+                .unwrap();
             assert_eq!(
                 inputs.tags,
                 vec![
@@ -829,7 +1144,10 @@ mod tests {
     fn parameter_override_files_resolve_against_the_workspace() {
         let mut pairs = minimal();
         pairs.push(("parameter-overrides", "file://params/prod.json"));
-        let inputs = DeployInputs::from_raw(&raw(&pairs), &context()).unwrap();
+        let inputs = DeployInputs::from_raw(&raw(&pairs), &context())
+            .unwrap()
+            .stack
+            .unwrap();
         assert_eq!(
             inputs.parameter_overrides,
             Some(OverridesInput::File(PathBuf::from(

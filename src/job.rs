@@ -8,16 +8,33 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::aws::{load_config, resolve_region};
+use anyhow::Context as _;
+
+use crate::aws::{aws_error, load_config, resolve_region};
 use crate::console::Console;
 use crate::env::Environment;
+use crate::github::event::default_image_tag;
 use crate::github::output::{append_outputs, append_summary};
-use crate::inputs::{DeployInputs, InputContext, InputError, InputErrors, RawInputs};
-use crate::report::{action_outputs, markdown_summary};
-use crate::stack::deploy::{DeploySettings, StackDeployment, deploy_stack};
+use crate::inputs::{
+    DeployInputs, ImageInputs, InputContext, InputError, InputErrors, RawInputs, ServiceInputs,
+    TaskDefinitionSource,
+};
+use crate::report::{JobReport, action_outputs, markdown_summary};
+use crate::service::ecr::inspect_ecr_image;
+use crate::service::register::{
+    describe_task_definition, register_task_definition, registration_request,
+};
+use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
+use crate::service::watch::{EcsClients, ServiceWatch, describe_service, short_task_definition};
+use crate::stack::deploy::{DeploySettings, deploy_stack};
 use crate::stack::parameters::no_echo_values;
-use crate::stack::plan::load_stack_files;
+use crate::stack::plan::{ImageParameter, LoadedStackFiles, load_stack_files};
 use crate::stack::wait::PollSchedule;
+use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
+use crate::taskdef::render::{
+    ContainerEnvironment, ContainerImage, RenderRequest, is_same_task_definition,
+    parse_task_definition, render_task_definition, to_pretty_json,
+};
 
 /// How a job ended, mapped onto the documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,66 +142,225 @@ fn report_bad_inputs(console: &Console, errors: &InputErrors) -> Outcome {
     Outcome::BadInput
 }
 
-/// Runs the deploy job.
-pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> Outcome {
-    let console = Console::new(env.is_github_actions());
+/// Everything checked before the first AWS call.
+struct Prepared {
+    inputs: DeployInputs,
+    stack_files: Option<LoadedStackFiles>,
+    /// The task definition file, parsed, with its path for messages.
+    task_definition_file: Option<(serde_json::Value, String)>,
+    /// The image from `image` / `image-repository` + `image-tag`.
+    image: Option<ImageReference>,
+    /// `images`: container name and image.
+    container_images: Vec<(String, ImageReference)>,
+    region: String,
+    result_files: ResultFiles,
+}
+
+/// Validates inputs and reads every file, with no AWS call.
+fn prepare(raw: &RawInputs, env: &Environment, console: &Console) -> Result<Prepared, InputErrors> {
     let context = InputContext {
         workspace: env.workspace(),
         default_change_set_name: default_change_set_name(env),
     };
+    let inputs = DeployInputs::from_raw(raw, &context)?;
+    let mut errors = Vec::new();
+    let stack_files = match inputs.stack.as_ref().map(load_stack_files) {
+        Some(Ok(files)) => Some(files),
+        Some(Err(InputErrors(found))) => {
+            errors.extend(found);
+            None
+        }
+        None => None,
+    };
+    let task_definition_file = match inputs.service.as_ref().map(|s| &s.task_definition) {
+        Some(TaskDefinitionSource::File(path)) => match read_task_definition_file(path) {
+            Ok(document) => Some(document),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+        _ => None,
+    };
+    let policy = MutableTagPolicy::new(
+        Some(inputs.image.mutable_tags.clone()),
+        inputs.image.allow_mutable_tag,
+    )
+    .map_err(|e| {
+        InputError::described(
+            "mutable-tags",
+            &inputs.image.mutable_tags.join(","),
+            &e.to_string(),
+        )
+    });
+    let image = match (&policy, inputs.image.is_requested()) {
+        (Ok(policy), true) => match resolve_image(&inputs.image, policy, env, console) {
+            Ok(image) => Some(image),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+        (Err(error), _) => {
+            errors.push(error.clone());
+            None
+        }
+        (Ok(_), false) => None,
+    };
+    let mut container_images = Vec::new();
+    if let (Ok(policy), Some(service)) = (&policy, &inputs.service) {
+        for (container, text) in &service.images {
+            let checked = ImageReference::parse_for_input(text, "images")
+                .and_then(|reference| policy.check(&reference).map(|()| reference));
+            match checked {
+                Ok(reference) => container_images.push((container.clone(), reference)),
+                Err(error) => {
+                    errors.push(InputError::described("images", text, &error.to_string()))
+                }
+            }
+        }
+    }
+    let region = resolve_region(inputs.region.as_deref(), env);
+    let result_files = result_files(env);
+    match (region, result_files) {
+        (Ok(region), Ok(result_files)) if errors.is_empty() => Ok(Prepared {
+            inputs,
+            stack_files,
+            task_definition_file,
+            image,
+            container_images,
+            region,
+            result_files,
+        }),
+        (region, result_files) => {
+            errors.extend(region.err());
+            errors.extend(result_files.err());
+            Err(InputErrors(errors))
+        }
+    }
+}
+
+fn read_task_definition_file(path: &Path) -> Result<(serde_json::Value, String), InputError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        InputError::new(
+            "task-definition",
+            &shown,
+            format!("cannot be read: {error}"),
+            "check the path: relative paths are resolved against the workspace (GITHUB_WORKSPACE)",
+        )
+    })?;
+    parse_task_definition(&text, &shown)
+        .map(|document| (document, shown.clone()))
+        .map_err(|error| InputError::described("task-definition", &shown, &error.to_string()))
+}
+
+/// Composes the image from the inputs, deriving the tag from the event when
+/// only a repository is given, and applies the mutable-tag policy.
+fn resolve_image(
+    image: &ImageInputs,
+    policy: &MutableTagPolicy,
+    env: &Environment,
+    console: &Console,
+) -> Result<ImageReference, InputError> {
+    let mut tag = image.tag.clone();
+    if image.image.is_none() && tag.is_none() {
+        let payload = match env.get("GITHUB_EVENT_PATH") {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                InputError::new(
+                    "GITHUB_EVENT_PATH",
+                    path,
+                    format!("cannot be read: {error}"),
+                    "run inside GitHub Actions, or give `image-tag` explicitly",
+                )
+            })?),
+            None => None,
+        };
+        let source = default_image_tag(
+            env.get("GITHUB_EVENT_NAME"),
+            payload.as_deref(),
+            env.get("GITHUB_REF"),
+            env.get("GITHUB_SHA"),
+        )
+        .map_err(|error| InputError::described("image-tag", "", &error.to_string()))?;
+        console.line(&format!("image tag {}: {}", source.tag, source.describe()));
+        tag = Some(source.tag);
+    }
+    let input = if image.image.is_some() {
+        "image"
+    } else {
+        "image-repository"
+    };
+    let value = image
+        .image
+        .clone()
+        .or(image.repository.clone())
+        .unwrap_or_default();
+    let reference = compose_image(
+        image.image.as_deref(),
+        image.repository.as_deref(),
+        tag.as_deref(),
+    )
+    .map_err(|error| InputError::described(input, &value, &error.to_string()))?;
+    policy.check(&reference).map_err(|error| {
+        InputError::described(input, &reference.to_string(), &error.to_string())
+    })?;
+    Ok(reference)
+}
+
+/// Runs the deploy job.
+pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> Outcome {
+    let console = Console::new(env.is_github_actions());
 
     console.phase("Validate inputs");
-    let validated = DeployInputs::from_raw(raw, &context).and_then(|inputs| {
-        let files = load_stack_files(&inputs)?;
-        let region = resolve_region(inputs.region.as_deref(), env)?;
-        let result_files = result_files(env)?;
-        Ok((inputs, files, region, result_files))
-    });
-    let (inputs, files, region, result_files) = match validated {
-        Ok(valid) => valid,
+    let prepared = match prepare(raw, env, &console) {
+        Ok(prepared) => prepared,
         Err(errors) => {
             console.end_phase();
             return report_bad_inputs(&console, &errors);
         }
     };
-    if let Some(declared) = &files.declared {
+    if let Some(files) = &prepared.stack_files
+        && let Some(declared) = &files.declared
+    {
         for secret in no_echo_values(declared, &files.overrides) {
             console.mask(&secret);
         }
     }
-    console.line(&format!(
-        "stack {} in {region}, change set {}",
-        inputs.stack_name, inputs.change_set_name
-    ));
+    console.line(&format!("region {}", prepared.region));
     console.end_phase();
 
-    let config = load_config(region, env).await;
-    let client = aws_sdk_cloudformation::Client::new(&config);
+    let config = load_config(prepared.region.clone(), env).await;
     let settings = DeploySettings {
         poll,
         description: change_set_description(env),
+        ecs: Some(EcsClients::new(&config)),
     };
-    let result = deploy_stack(&client, &inputs, &files, &settings, &console).await;
-    let (deployment, error) = match result {
-        Ok(deployment) => (deployment, None),
-        Err(failure) => (failure.deployment, Some(failure.error)),
-    };
+    let mut report = JobReport::default();
+    let result = run(&prepared, &config, &settings, env, &console, &mut report).await;
 
-    // A bad input found late (parameters checked against the template) was
-    // still found before any change: report it as such, publish nothing.
-    if let Some(errors) = error.as_ref().and_then(|e| e.downcast_ref::<InputErrors>()) {
+    // A bad input found late (checked against the template, ECR or the
+    // service) was still found before any change: publish nothing.
+    if let Err(error) = &result
+        && let Some(errors) = error.downcast_ref::<InputErrors>()
+    {
         return report_bad_inputs(&console, errors);
     }
-    let error_text = error.as_ref().map(|e| format!("{e:#}"));
-    let written = publish(&console, &result_files, &deployment, error_text.as_deref());
+    let error_text = result.as_ref().err().map(|e| format!("{e:#}"));
+    let written = publish(
+        &console,
+        &prepared.result_files,
+        &report,
+        error_text.as_deref(),
+    );
 
-    match error {
-        None if written => Outcome::Success,
-        None => Outcome::Failed,
-        Some(error) => {
+    match result {
+        Ok(()) if written => Outcome::Success,
+        Ok(()) => Outcome::Failed,
+        Err(error) => {
             console.phase("Failure");
             console.error(&format!("{error:#}"));
-            for cause in &deployment.root_causes {
+            for cause in report.root_causes() {
                 console.error(&format!("root cause: {cause}"));
             }
             console.end_phase();
@@ -193,15 +369,371 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
     }
 }
 
+/// The AWS part of the job: images, stack, task definition, rollout.
+async fn run(
+    prepared: &Prepared,
+    config: &aws_config::SdkConfig,
+    settings: &DeploySettings,
+    env: &Environment,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    let image = match &prepared.image {
+        Some(image) => Some(
+            check_image(
+                config,
+                image,
+                "image",
+                prepared.inputs.image.pin_digest,
+                console,
+                report,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut container_images = Vec::new();
+    for (container, reference) in &prepared.container_images {
+        let checked = check_image(
+            config,
+            reference,
+            "images",
+            prepared.inputs.image.pin_digest,
+            console,
+            &mut JobReport::default(),
+        )
+        .await?;
+        container_images.push((container.clone(), checked));
+    }
+
+    if let (Some(stack), Some(files)) = (&prepared.inputs.stack, &prepared.stack_files) {
+        let mut files = files.clone();
+        files.image = image.as_ref().map(|value| ImageParameter {
+            name: prepared.inputs.image.image_parameter.clone(),
+            value: value.clone(),
+        });
+        let client = aws_sdk_cloudformation::Client::new(config);
+        let result = deploy_stack(&client, stack, &files, settings, console).await;
+        let failed = match result {
+            Ok(deployment) => {
+                report.stack = Some(deployment);
+                None
+            }
+            Err(failure) => {
+                report.stack = Some(failure.deployment);
+                Some(failure.error)
+            }
+        };
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        if let Some(deployment) = &report.stack
+            && let Some(stack_id) = &deployment.stack_id
+            && deployment.executed
+        {
+            let resources = ecs_resources(&client, stack_id).await?;
+            report.task_definition_arn = resources.task_definition_arn;
+            report.service_arn = resources.service_arn;
+        }
+    }
+
+    if let Some(service) = &prepared.inputs.service {
+        let Some(ecs) = &settings.ecs else {
+            anyhow::bail!("no ECS client configured");
+        };
+        roll_out(
+            prepared,
+            service,
+            image.as_deref(),
+            &container_images,
+            ecs,
+            settings,
+            env,
+            console,
+            report,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Checks an image against ECR (when it lives there), warns about mutable
+/// repositories and pins the digest when asked. Returns the reference to
+/// deploy.
+async fn check_image(
+    config: &aws_config::SdkConfig,
+    image: &ImageReference,
+    input: &str,
+    pin_digest: bool,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<String> {
+    report.image = Some(image.to_string());
+    let Some(location) = image.ecr().filter(|l| !l.is_public()) else {
+        console.line(&format!(
+            "image {image} ({}) is not in a private ECR registry: its tag cannot be checked before deploying",
+            image.fully_qualified()
+        ));
+        return Ok(image.to_string());
+    };
+    console.phase(&format!("Image {image}"));
+    let ecr_config = aws_sdk_ecr::config::Builder::from(config)
+        .region(aws_config::Region::new(location.region().to_string()))
+        .build();
+    let ecr = aws_sdk_ecr::Client::from_conf(ecr_config);
+    let found = inspect_ecr_image(
+        &ecr,
+        image,
+        location.account_id(),
+        &location.repository_name,
+        input,
+    )
+    .await;
+    console.end_phase();
+    let found = found?;
+    console.line(&format!(
+        "image {image} is in ECR with digest {}",
+        found.digest
+    ));
+    report.image_digest = Some(found.digest.clone());
+    if found.tag_is_mutable && image.digest().is_none() && !pin_digest {
+        console.warning(&format!(
+            "ECR repository {} allows tags to be overwritten (imageTagMutability MUTABLE): set it to IMMUTABLE, or use pin-digest: true so the deploy is pinned to {}",
+            location.repository_name, found.digest
+        ));
+    }
+    let deployed = if pin_digest && image.digest().is_none() && !found.digest.is_empty() {
+        image
+            .with_digest(&found.digest)
+            .map_err(|e| anyhow::anyhow!("pinning {image} to {}: {e}", found.digest))?
+            .to_string()
+    } else {
+        image.to_string()
+    };
+    report.image = Some(deployed.clone());
+    Ok(deployed)
+}
+
+/// The ECS resources of a stack, for the outputs.
+#[derive(Debug, Default)]
+struct StackEcsResources {
+    task_definition_arn: Option<String>,
+    service_arn: Option<String>,
+}
+
+async fn ecs_resources(
+    client: &aws_sdk_cloudformation::Client,
+    stack_id: &str,
+) -> anyhow::Result<StackEcsResources> {
+    let mut found = StackEcsResources::default();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_stack_resources()
+            .stack_name(stack_id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(aws_error)
+            .context("listing the stack's resources")?;
+        for resource in page.stack_resource_summaries() {
+            let physical = resource.physical_resource_id().map(str::to_string);
+            match resource.resource_type() {
+                Some("AWS::ECS::TaskDefinition") if found.task_definition_arn.is_none() => {
+                    found.task_definition_arn = physical;
+                }
+                Some("AWS::ECS::Service") if found.service_arn.is_none() => {
+                    found.service_arn = physical;
+                }
+                _ => {}
+            }
+        }
+        match page.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(found),
+        }
+    }
+}
+
+/// Renders, registers and rolls out the task definition.
+#[allow(clippy::too_many_arguments)]
+async fn roll_out(
+    prepared: &Prepared,
+    service: &ServiceInputs,
+    image: Option<&str>,
+    container_images: &[(String, String)],
+    clients: &EcsClients,
+    settings: &DeploySettings,
+    env: &Environment,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    // Read-only first: the service must exist before a revision is made.
+    let mut current_task_definition = None;
+    if let Some(name) = &service.service {
+        let Some(existing) = describe_service(&clients.ecs, &service.cluster, name).await? else {
+            return Err(InputErrors::from(InputError::new(
+                "service",
+                name,
+                format!("is not an active service in cluster `{}`", service.cluster),
+                "check `service` and `cluster` (the cluster defaults to `default`)",
+            ))
+            .into());
+        };
+        current_task_definition = existing.task_definition().map(str::to_string);
+    }
+    console.phase("Task definition");
+    let result = async {
+        let (document, source) = match (&service.task_definition, &prepared.task_definition_file) {
+            (TaskDefinitionSource::File(_), Some((document, source))) => (document.clone(), source.clone()),
+            (TaskDefinitionSource::Registered(reference), _) => {
+                let (document, tags) = describe_task_definition(&clients.ecs, reference).await?;
+                let mut wrapped = serde_json::json!({ "taskDefinition": document });
+                if let Some(tags) = tags {
+                    wrapped["tags"] = tags;
+                }
+                (wrapped, reference.clone())
+            }
+            (TaskDefinitionSource::File(path), None) => {
+                anyhow::bail!("task definition {} was not loaded", path.display())
+            }
+        };
+        let mut images: Vec<ContainerImage> = Vec::new();
+        if let (Some(image), Some(container)) = (image, &service.container_name) {
+            images.push(ContainerImage {
+                container_name: container.clone(),
+                image: image.to_string(),
+            });
+        }
+        images.extend(container_images.iter().map(|(container, image)| ContainerImage {
+            container_name: container.clone(),
+            image: image.clone(),
+        }));
+        let environment = match (&service.container_name, service.environment.is_empty()) {
+            (Some(container), false) => vec![ContainerEnvironment {
+                container_name: container.clone(),
+                changes: service.environment.clone(),
+            }],
+            _ => Vec::new(),
+        };
+        let rendered = render_task_definition(document, &source, &RenderRequest { images, environment })
+            .map_err(|e| InputErrors::from(InputError::described("task-definition", &source, &e.to_string())))?;
+        let path = write_rendered(env, &rendered.task_definition)?;
+        console.line(&format!("rendered task definition written to {path}"));
+        report.task_definition_path = Some(path);
+        // Like ecspresso: registering an identical revision would only churn
+        // revisions and start a deployment that changes nothing.
+        if let Some(current) = current_task_definition.as_deref() {
+            let (current_json, _) = describe_task_definition(&clients.ecs, current).await?;
+            if is_same_task_definition(&current_json, &rendered.task_definition) {
+                console.line(&format!(
+                    "the rendered task definition equals the service's current {}: no new revision is registered",
+                    short_task_definition(current)
+                ));
+                report.task_definition_arn = Some(current.to_string());
+                return Ok((current.to_string(), false));
+            }
+        }
+        let request = registration_request(&rendered.task_definition, rendered.tags.as_ref(), &source)
+            .map_err(|e| InputErrors::from(InputError::described("task-definition", &source, &format!("{e:#}"))))?;
+        let registered = register_task_definition(&clients.ecs, request).await?;
+        console.line(&format!("registered {}", registered.arn));
+        report.task_definition_arn = Some(registered.arn.clone());
+        Ok((registered.arn, true))
+    }
+    .await;
+    console.end_phase();
+    let (task_definition_arn, registered) = result?;
+
+    let Some(name) = &service.service else {
+        console
+            .line("no `service` given: the task definition is registered, no service is updated");
+        return Ok(());
+    };
+    if !registered && !service.force_new_deployment && service.desired_count.is_none() {
+        console.line(&format!(
+            "service {name} already runs this task definition: nothing to roll out (set force-new-deployment to restart its tasks)"
+        ));
+        report.rollout = Some(Rollout {
+            rollout_state: Some("UNCHANGED".into()),
+            task_definition_arn,
+            ..Rollout::default()
+        });
+        return Ok(());
+    }
+    console.phase(&format!("Roll out service {name}"));
+    let result = async {
+        let mut watch = ServiceWatch::new(&service.cluster, name);
+        let (service_arn, deployment_id) = update_service(
+            clients,
+            &service.cluster,
+            name,
+            &task_definition_arn,
+            service.desired_count,
+            service.force_new_deployment,
+        )
+        .await?;
+        report.service_arn = Some(service_arn.clone());
+        let rollout = report.rollout.insert(Rollout {
+            service_arn: Some(service_arn),
+            deployment_id: deployment_id.clone(),
+            rollout_state: Some("IN_PROGRESS".into()),
+            task_definition_arn: task_definition_arn.clone(),
+            diagnosis: Vec::new(),
+        });
+        console.line(&format!(
+            "service {name} updated; deployment {}",
+            deployment_id.as_deref().unwrap_or("(id not reported)")
+        ));
+        if !service.wait_for_service_stability {
+            console.line("wait-for-service-stability is false: not waiting for the rollout");
+            return Ok(());
+        }
+        wait_for_rollout(
+            clients,
+            &mut watch,
+            rollout,
+            console,
+            settings.poll,
+            service.wait_timeout,
+        )
+        .await
+    }
+    .await;
+    console.end_phase();
+    result
+}
+
+/// Writes the rendered task definition under the workspace (container
+/// actions get no RUNNER_TEMP) and returns its path relative to the
+/// workspace, which is valid both inside the container and in later steps.
+fn write_rendered(
+    env: &Environment,
+    task_definition: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let relative = format!("{RENDERED_DIR}/task-definition.json");
+    let path = env.workspace().join(&relative);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&path, to_pretty_json(task_definition))
+        .with_context(|| format!("writing the rendered task definition to {}", path.display()))?;
+    Ok(relative)
+}
+
+/// Where rendered files go, relative to the workspace.
+const RENDERED_DIR: &str = ".ecs-stack-deploy";
+
 /// Prints and writes the outputs and the job summary. Returns false when a
 /// file could not be written (reported as an error).
 fn publish(
     console: &Console,
     files: &ResultFiles,
-    deployment: &StackDeployment,
+    report: &JobReport,
     error: Option<&str>,
 ) -> bool {
-    let outputs = action_outputs(deployment);
+    let outputs = action_outputs(report);
     for warning in &outputs.warnings {
         console.warning(warning);
     }
@@ -218,7 +750,7 @@ fn publish(
         written = false;
     }
     if let Some(path) = &files.summary {
-        let markdown = markdown_summary(deployment, console.elapsed(), error);
+        let markdown = markdown_summary(report, console.elapsed(), error);
         if let Err(e) = append_summary(path, &markdown) {
             console.error(&format!("writing the job summary: {e}"));
             written = false;

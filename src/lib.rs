@@ -13,6 +13,8 @@ pub(crate) mod github;
 pub mod inputs;
 pub mod job;
 pub mod report;
+pub(crate) mod service;
 pub(crate) mod stack;
+pub(crate) mod taskdef;
 
 pub use stack::wait::PollSchedule;

@@ -5,7 +5,38 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::service::rollout::Rollout;
 use crate::stack::deploy::StackDeployment;
+
+/// Everything a job did, known as far as it got (also on failure).
+#[derive(Debug, Clone, Default)]
+pub struct JobReport {
+    pub stack: Option<StackDeployment>,
+    /// The image deployed, as put in the task definition or template.
+    pub image: Option<String>,
+    pub image_digest: Option<String>,
+    pub task_definition_arn: Option<String>,
+    pub service_arn: Option<String>,
+    /// The rendered task definition, relative to the workspace.
+    pub task_definition_path: Option<String>,
+    pub rollout: Option<Rollout>,
+}
+
+impl JobReport {
+    /// The causes worth repeating on failure: the stack's root causes, then
+    /// what the service's tasks and targets said.
+    pub fn root_causes(&self) -> Vec<String> {
+        let mut causes: Vec<String> = Vec::new();
+        let stack = self.stack.iter().flat_map(|s| s.root_causes.iter());
+        let rollout = self.rollout.iter().flat_map(|r| r.diagnosis.iter());
+        for cause in stack.chain(rollout) {
+            if !causes.contains(cause) {
+                causes.push(cause.clone());
+            }
+        }
+        causes
+    }
+}
 
 /// The outputs `action.yml` declares. A stack output with one of these names
 /// is not published under its own key (it would overwrite ours).
@@ -16,6 +47,13 @@ pub const DECLARED_OUTPUTS: &[&str] = &[
     "has-changes",
     "changes-count",
     "outputs",
+    "image",
+    "image-digest",
+    "task-definition-arn",
+    "service-arn",
+    "task-definition",
+    "deployment-id",
+    "rollout-state",
 ];
 
 /// The step outputs of a deploy, and warnings about outputs left out.
@@ -25,9 +63,14 @@ pub struct ActionOutputs {
     pub warnings: Vec<String>,
 }
 
-/// Builds the step outputs: the declared ones, then each stack output under
-/// its own key unless that key collides with a declared output.
-pub fn action_outputs(deployment: &StackDeployment) -> ActionOutputs {
+/// Builds the step outputs: the declared ones (empty when the job did not
+/// get there), then each stack output under its own key unless that key
+/// collides with a declared output.
+pub fn action_outputs(report: &JobReport) -> ActionOutputs {
+    let empty = StackDeployment::default();
+    let deployment = report.stack.as_ref().unwrap_or(&empty);
+    let rollout = report.rollout.as_ref();
+    let text = |value: Option<&String>| value.cloned().unwrap_or_default();
     let all: BTreeMap<&str, &str> = deployment
         .outputs
         .iter()
@@ -56,6 +99,28 @@ pub fn action_outputs(deployment: &StackDeployment) -> ActionOutputs {
             deployment.changes.len().to_string(),
         ),
         ("outputs".to_string(), outputs_json),
+        ("image".to_string(), text(report.image.as_ref())),
+        (
+            "image-digest".to_string(),
+            text(report.image_digest.as_ref()),
+        ),
+        (
+            "task-definition-arn".to_string(),
+            text(report.task_definition_arn.as_ref()),
+        ),
+        ("service-arn".to_string(), text(report.service_arn.as_ref())),
+        (
+            "task-definition".to_string(),
+            text(report.task_definition_path.as_ref()),
+        ),
+        (
+            "deployment-id".to_string(),
+            text(rollout.and_then(|r| r.deployment_id.as_ref())),
+        ),
+        (
+            "rollout-state".to_string(),
+            text(rollout.and_then(|r| r.rollout_state.as_ref())),
+        ),
     ];
     let mut warnings = Vec::new();
     for output in &deployment.outputs {
@@ -82,13 +147,74 @@ pub fn markdown_cell(text: &str) -> String {
         .replace('\n', "<br>")
 }
 
-/// The job summary of a deploy. `error` is the failure, if any.
-pub fn markdown_summary(
+/// The job summary. `error` is the failure, if any.
+pub fn markdown_summary(report: &JobReport, elapsed: Duration, error: Option<&str>) -> String {
+    let mut md = String::new();
+    if let Some(deployment) = &report.stack {
+        stack_summary(&mut md, deployment, elapsed, error);
+    } else {
+        let verdict = if error.is_some() {
+            "❌ failed"
+        } else {
+            "✅ deployed"
+        };
+        let _ = writeln!(md, "### ecs-stack-deploy: {verdict}\n");
+        let _ = writeln!(md, "Elapsed: {:.1} s\n", elapsed.as_secs_f64());
+        if let Some(error) = error {
+            let _ = writeln!(md, "**Error:** {}\n", markdown_cell(error));
+        }
+    }
+    let rows = [
+        ("Image", report.image.as_ref()),
+        ("Image digest", report.image_digest.as_ref()),
+        ("Task definition", report.task_definition_arn.as_ref()),
+        ("Service", report.service_arn.as_ref()),
+        (
+            "Deployment",
+            report
+                .rollout
+                .as_ref()
+                .and_then(|r| r.deployment_id.as_ref()),
+        ),
+        (
+            "Rollout",
+            report
+                .rollout
+                .as_ref()
+                .and_then(|r| r.rollout_state.as_ref()),
+        ),
+    ];
+    if rows.iter().any(|(_, v)| v.is_some()) {
+        let _ = writeln!(md, "#### Service\n\n| | |\n|---|---|");
+        for (label, value) in rows {
+            if let Some(value) = value {
+                let _ = writeln!(md, "| {label} | `{}` |", markdown_cell(value));
+            }
+        }
+        let _ = writeln!(md);
+    }
+    let diagnosis: Vec<&String> = report
+        .rollout
+        .iter()
+        .flat_map(|r| r.diagnosis.iter())
+        .collect();
+    if error.is_some() && !diagnosis.is_empty() {
+        let _ = writeln!(md, "**Why the service did not come up:**\n");
+        for line in diagnosis {
+            let _ = writeln!(md, "- {}", markdown_cell(line));
+        }
+        let _ = writeln!(md);
+    }
+    md
+}
+
+/// The stack part of the summary.
+fn stack_summary(
+    md: &mut String,
     deployment: &StackDeployment,
     elapsed: Duration,
     error: Option<&str>,
-) -> String {
-    let mut md = String::new();
+) {
     let verdict = match (error, deployment.executed, deployment.has_changes) {
         (Some(_), _, _) => "❌ failed",
         (None, true, _) => "✅ deployed",
@@ -96,45 +222,45 @@ pub fn markdown_summary(
         (None, false, true) => "📝 change set ready for review (not executed)",
     };
     let _ = writeln!(
-        md,
+        *md,
         "### Stack `{}`: {verdict}\n",
         markdown_cell(&deployment.stack_name)
     );
-    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(*md, "| | |\n|---|---|");
     let _ = writeln!(
-        md,
+        *md,
         "| Status | `{}` |",
         markdown_cell(deployment.stack_status.as_deref().unwrap_or("unknown"))
     );
     if let Some(id) = &deployment.change_set_id {
-        let _ = writeln!(md, "| Change set | `{}` |", markdown_cell(id));
+        let _ = writeln!(*md, "| Change set | `{}` |", markdown_cell(id));
     }
-    let _ = writeln!(md, "| Elapsed | {:.1} s |", elapsed.as_secs_f64());
-    let _ = writeln!(md);
+    let _ = writeln!(*md, "| Elapsed | {:.1} s |", elapsed.as_secs_f64());
+    let _ = writeln!(*md);
     for note in &deployment.notes {
-        let _ = writeln!(md, "> {}\n", markdown_cell(note));
+        let _ = writeln!(*md, "> {}\n", markdown_cell(note));
     }
     if let Some(error) = error {
-        let _ = writeln!(md, "**Error:** {}\n", markdown_cell(error));
+        let _ = writeln!(*md, "**Error:** {}\n", markdown_cell(error));
         if !deployment.root_causes.is_empty() {
-            let _ = writeln!(md, "**Root causes:**\n");
+            let _ = writeln!(*md, "**Root causes:**\n");
             for cause in &deployment.root_causes {
-                let _ = writeln!(md, "- {}", markdown_cell(cause));
+                let _ = writeln!(*md, "- {}", markdown_cell(cause));
             }
-            let _ = writeln!(md);
+            let _ = writeln!(*md);
         }
     }
     if deployment.changes.is_empty() {
-        let _ = writeln!(md, "No resource changes.\n");
+        let _ = writeln!(*md, "No resource changes.\n");
     } else {
         let _ = writeln!(
-            md,
+            *md,
             "#### Changes ({})\n\n| Action | Logical ID | Type | Replacement |\n|---|---|---|---|",
             deployment.changes.len()
         );
         for change in &deployment.changes {
             let _ = writeln!(
-                md,
+                *md,
                 "| {} | `{}` | `{}` | {} |",
                 markdown_cell(&change.action),
                 markdown_cell(&change.logical_id),
@@ -142,25 +268,24 @@ pub fn markdown_summary(
                 markdown_cell(change.replacement.as_deref().unwrap_or(""))
             );
         }
-        let _ = writeln!(md);
+        let _ = writeln!(*md);
     }
     if !deployment.outputs.is_empty() {
         let _ = writeln!(
-            md,
+            *md,
             "#### Outputs\n\n| Key | Value | Description |\n|---|---|---|"
         );
         for output in &deployment.outputs {
             let _ = writeln!(
-                md,
+                *md,
                 "| `{}` | `{}` | {} |",
                 markdown_cell(&output.key),
                 markdown_cell(&output.value),
                 markdown_cell(output.description.as_deref().unwrap_or(""))
             );
         }
-        let _ = writeln!(md);
+        let _ = writeln!(*md);
     }
-    md
 }
 
 #[cfg(test)]
@@ -200,9 +325,58 @@ mod tests {
         }
     }
 
+    fn of(stack: StackDeployment) -> JobReport {
+        JobReport {
+            stack: Some(stack),
+            ..JobReport::default()
+        }
+    }
+
+    #[test]
+    fn service_outputs_and_summary_section() {
+        let report = JobReport {
+            image: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:abc".into()),
+            image_digest: Some("sha256:0f".into()),
+            task_definition_arn: Some("arn:aws:ecs:us-east-1:1:task-definition/web:3".into()),
+            rollout: Some(Rollout {
+                deployment_id: Some("ecs-svc/1".into()),
+                rollout_state: Some("FAILED".into()),
+                diagnosis: vec!["tasks of web:3 stopped: CannotPullContainerError".into()],
+                ..Rollout::default()
+            }),
+            ..JobReport::default()
+        };
+        let outputs = action_outputs(&report);
+        let get = |name: &str| {
+            outputs
+                .values
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("image-digest"), Some("sha256:0f"));
+        assert_eq!(get("deployment-id"), Some("ecs-svc/1"));
+        assert_eq!(get("rollout-state"), Some("FAILED"));
+        assert_eq!(
+            get("stack-id"),
+            Some(""),
+            "declared outputs are always written"
+        );
+        let md = markdown_summary(&report, Duration::ZERO, Some("rollout failed"));
+        assert!(md.contains("| Rollout | `FAILED` |"), "{md}");
+        assert!(
+            md.contains("- tasks of web:3 stopped: CannotPullContainerError"),
+            "{md}"
+        );
+        assert_eq!(
+            report.root_causes(),
+            vec!["tasks of web:3 stopped: CannotPullContainerError"]
+        );
+    }
+
     #[test]
     fn declared_outputs_then_stack_outputs_except_collisions() {
-        let outputs = action_outputs(&deployment());
+        let outputs = action_outputs(&of(deployment()));
         let names: Vec<&str> = outputs.values.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
@@ -213,6 +387,13 @@ mod tests {
                 "has-changes",
                 "changes-count",
                 "outputs",
+                "image",
+                "image-digest",
+                "task-definition-arn",
+                "service-arn",
+                "task-definition",
+                "deployment-id",
+                "rollout-state",
                 "VpcId"
             ]
         );
@@ -226,7 +407,7 @@ mod tests {
 
     #[test]
     fn summary_has_changes_outputs_and_status() {
-        let md = markdown_summary(&deployment(), Duration::from_millis(12_340), None);
+        let md = markdown_summary(&of(deployment()), Duration::from_millis(12_340), None);
         assert!(md.contains("### Stack `network`: ✅ deployed"), "{md}");
         assert!(md.contains("| Status | `UPDATE_COMPLETE` |"), "{md}");
         assert!(
@@ -241,7 +422,7 @@ mod tests {
     fn summary_of_a_failure_lists_root_causes() {
         let mut failed = deployment();
         failed.root_causes = vec!["Queue (AWS::SQS::Queue): bad | value".into()];
-        let md = markdown_summary(&failed, Duration::ZERO, Some("stack network failed"));
+        let md = markdown_summary(&of(failed), Duration::ZERO, Some("stack network failed"));
         assert!(md.contains("❌ failed"));
         assert!(
             md.contains("- Queue (AWS::SQS::Queue): bad \\| value"),

@@ -1,5 +1,6 @@
-//! The GitHub runner's side of the contract: workflow commands and the
-//! output and summary files.
+//! The GitHub runner's side of the contract: workflow commands, the output
+//! and summary files, and the event payload.
 
 pub mod commands;
+pub mod event;
 pub mod output;

@@ -16,13 +16,16 @@ use super::changeset::{
 };
 use super::events::{EventFeed, root_causes};
 use super::lookup::{describe_stack, has_resources, status_of};
-use super::parameters::{DeclaredParameter, PlannedParameter, plan_parameters};
-use super::plan::LoadedStackFiles;
+use super::parameters::{
+    DeclaredParameter, OverrideValue, ParameterOverride, PlannedParameter, plan_parameters,
+};
+use super::plan::{DEFAULT_IMAGE_PARAMETER, LoadedStackFiles};
 use super::status::{StackCondition, classify, is_success};
 use super::wait::{PollSchedule, WaitError, wait_for_stack};
 use crate::aws::aws_error;
 use crate::console::Console;
-use crate::inputs::{DeployInputs, InputError, InputErrors};
+use crate::inputs::{InputError, InputErrors, StackInputs};
+use crate::service::watch::{EcsClients, StackServiceWatch};
 
 /// One stack output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,6 +67,9 @@ pub struct DeploySettings {
     pub poll: PollSchedule,
     /// Stored on the change set so the console shows who made it.
     pub description: String,
+    /// When set, ECS services the stack creates or updates are watched while
+    /// CloudFormation waits for them, and their problems shown.
+    pub ecs: Option<EcsClients>,
 }
 
 /// The parameters CloudFormation knows the template declares, for a template
@@ -96,10 +102,64 @@ async fn declared_parameters(
         .collect())
 }
 
+/// The overrides plus the image parameter, checked against the template.
+fn with_image_override(
+    declared: &[DeclaredParameter],
+    files: &LoadedStackFiles,
+    console: &Console,
+) -> Result<Vec<ParameterOverride>, InputErrors> {
+    let mut overrides = files.overrides.clone();
+    let Some(image) = &files.image else {
+        return Ok(overrides);
+    };
+    let is_declared = |name: &str| declared.iter().any(|p| p.name == name);
+    let name = match &image.name {
+        Some(name) if is_declared(name) => name.clone(),
+        Some(name) => {
+            return Err(InputError::new(
+                "image-parameter",
+                name,
+                "is not a parameter of the template",
+                format!(
+                    "name the parameter that receives the image; the template declares: {}",
+                    declared
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .into());
+        }
+        None if is_declared(DEFAULT_IMAGE_PARAMETER) => DEFAULT_IMAGE_PARAMETER.to_string(),
+        None => {
+            console.warning(&format!(
+                "an image was given but the template declares no `{DEFAULT_IMAGE_PARAMETER}` parameter and `image-parameter` is empty, so the stack does not receive it"
+            ));
+            return Ok(overrides);
+        }
+    };
+    if overrides.iter().any(|o| o.key == name) {
+        return Err(InputError::new(
+            "parameter-overrides",
+            &name,
+            format!("sets `{name}`, which also receives the resolved image"),
+            "remove it from parameter-overrides: the action passes the immutable image itself",
+        )
+        .into());
+    }
+    console.line(&format!("template parameter {name} = {}", image.value));
+    overrides.push(ParameterOverride {
+        key: name,
+        value: OverrideValue::Value(image.value.clone()),
+    });
+    Ok(overrides)
+}
+
 /// Deploys the stack described by `inputs` with the loaded `files`.
 pub async fn deploy_stack(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     files: &LoadedStackFiles,
     settings: &DeploySettings,
     console: &Console,
@@ -116,7 +176,7 @@ pub async fn deploy_stack(
 
 async fn run(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     files: &LoadedStackFiles,
     settings: &DeploySettings,
     console: &Console,
@@ -158,7 +218,8 @@ async fn run(
         ),
         _ => None,
     };
-    let parameters = plan_parameters(&declared, &files.overrides, previous_keys.as_deref())
+    let overrides = with_image_override(&declared, files, console)?;
+    let parameters = plan_parameters(&declared, &overrides, previous_keys.as_deref())
         .map_err(|error| {
             InputErrors::from(InputError::new(
                 "parameter-overrides",
@@ -238,7 +299,7 @@ async fn run(
 /// running on it, and classifies it.
 async fn settle(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     settings: &DeploySettings,
     console: &Console,
 ) -> (anyhow::Result<Option<Stack>>, StackCondition) {
@@ -284,6 +345,7 @@ async fn settle(
             console,
             settings.poll,
             inputs.wait_timeout,
+            None,
         )
         .await
         {
@@ -302,7 +364,7 @@ async fn settle(
 /// REVIEW_IN_PROGRESS) so it can be created anew, saying so.
 async fn recreate_prelude(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
@@ -334,6 +396,7 @@ async fn recreate_prelude(
             console,
             settings.poll,
             inputs.wait_timeout,
+            None,
         )
         .await
         .map_err(|e| anyhow!(e))?;
@@ -359,7 +422,7 @@ async fn recreate_prelude(
 #[allow(clippy::too_many_arguments)]
 async fn change_set(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     files: &LoadedStackFiles,
     parameters: &[PlannedParameter],
     settings: &DeploySettings,
@@ -440,7 +503,7 @@ async fn change_set(
 /// original error matters more.
 async fn discard_change_set(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     console: &Console,
     deployment: &mut StackDeployment,
     is_create: bool,
@@ -477,7 +540,7 @@ async fn discard_change_set(
 /// Executes the change set and waits for the stack to settle.
 async fn execute(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
@@ -502,13 +565,14 @@ async fn execute(
 /// and, on failure, the root causes.
 async fn finish(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
     stack_id: &str,
     feed: &mut EventFeed,
 ) -> anyhow::Result<()> {
+    let mut services = settings.ecs.clone().map(StackServiceWatch::new);
     let waited = wait_for_stack(
         client,
         stack_id,
@@ -516,13 +580,18 @@ async fn finish(
         console,
         settings.poll,
         inputs.wait_timeout,
+        services.as_mut(),
     )
     .await;
     refresh(client, deployment).await?;
+    // CloudFormation's own reason for a failed service is generic ("circuit
+    // breaker was triggered"); what the tasks said comes after it.
+    let mut causes = root_causes(feed.collected());
+    causes.extend(services.iter().flat_map(StackServiceWatch::diagnosis));
     let status = match waited {
         Ok(status) => status,
         Err(error) => {
-            deployment.root_causes = root_causes(feed.collected());
+            deployment.root_causes = causes;
             return Err(anyhow!(error));
         }
     };
@@ -530,7 +599,7 @@ async fn finish(
         console.line(&format!("stack {} is {status}", inputs.stack_name));
         return Ok(());
     }
-    deployment.root_causes = root_causes(feed.collected());
+    deployment.root_causes = causes;
     Err(anyhow!(
         "stack {} failed: it ended in {status}",
         inputs.stack_name
@@ -542,7 +611,7 @@ async fn finish(
 /// protection someone set by hand would be the wrong surprise.
 async fn ensure_termination_protection(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     console: &Console,
     stack_id: &str,
 ) -> anyhow::Result<()> {
@@ -566,7 +635,7 @@ async fn ensure_termination_protection(
 /// change sets. The planned changes are then every resource of the template.
 async fn create_stack_directly(
     client: &Client,
-    inputs: &DeployInputs,
+    inputs: &StackInputs,
     files: &LoadedStackFiles,
     parameters: &[PlannedParameter],
     settings: &DeploySettings,

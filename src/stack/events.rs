@@ -22,6 +22,8 @@ pub struct StackEventRecord {
     pub resource_type: String,
     pub status: String,
     pub reason: String,
+    /// The resource's physical id (an ARN for ECS services), when known.
+    pub physical_id: String,
     /// Seconds since the Unix epoch, with fractions.
     pub timestamp: f64,
 }
@@ -40,6 +42,7 @@ impl StackEventRecord {
                 .resource_status_reason()
                 .unwrap_or_default()
                 .to_string(),
+            physical_id: event.physical_resource_id().unwrap_or_default().to_string(),
             timestamp: event
                 .timestamp()
                 .map(|t| t.as_secs_f64())
@@ -198,6 +201,7 @@ mod tests {
             resource_type: kind.into(),
             status: status.into(),
             reason: reason.into(),
+            physical_id: String::new(),
             timestamp: at,
         }
     }

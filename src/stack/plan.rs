@@ -6,7 +6,7 @@ use std::path::Path;
 use super::changeset::TemplateSource;
 use super::parameters::{DeclaredParameter, ParameterOverride, parse_override_document};
 use super::template::{check_body_size, parse_template};
-use crate::inputs::{DeployInputs, InputError, InputErrors, OverridesInput, TemplateLocation};
+use crate::inputs::{InputError, InputErrors, OverridesInput, StackInputs, TemplateLocation};
 
 /// The template and overrides, loaded and checked.
 #[derive(Debug, Clone)]
@@ -16,11 +16,24 @@ pub struct LoadedStackFiles {
     /// whose summary is asked of CloudFormation (GetTemplateSummary).
     pub declared: Option<Vec<DeclaredParameter>>,
     pub overrides: Vec<ParameterOverride>,
+    /// The resolved image for the template's image parameter, if any.
+    pub image: Option<ImageParameter>,
 }
+
+/// The image to pass to the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageParameter {
+    /// From `image-parameter`; `None` means `ImageUri` if declared.
+    pub name: Option<String>,
+    pub value: String,
+}
+
+/// The parameter that receives the image when `image-parameter` is empty.
+pub const DEFAULT_IMAGE_PARAMETER: &str = "ImageUri";
 
 /// Reads and checks the template and the parameter file, reporting every
 /// problem at once.
-pub fn load_stack_files(inputs: &DeployInputs) -> Result<LoadedStackFiles, InputErrors> {
+pub fn load_stack_files(inputs: &StackInputs) -> Result<LoadedStackFiles, InputErrors> {
     let mut errors = Vec::new();
     let template = match &inputs.template {
         TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None)),
@@ -48,6 +61,7 @@ pub fn load_stack_files(inputs: &DeployInputs) -> Result<LoadedStackFiles, Input
             template,
             declared,
             overrides,
+            image: None,
         }),
         _ => Err(InputErrors(errors)),
     }

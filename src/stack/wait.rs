@@ -13,6 +13,7 @@ use super::events::{EventFeed, StackEventRecord};
 use super::lookup::{describe_stack, status_of};
 use super::status::is_busy;
 use crate::console::Console;
+use crate::service::watch::StackServiceWatch;
 
 /// How often to poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,8 @@ pub enum WaitError {
 }
 
 /// Polls `stack` (preferably its id) until its status is no longer
-/// `*_IN_PROGRESS`, printing each new event as one line. Returns the final
+/// `*_IN_PROGRESS`, printing each new event as one line, and watching the
+/// ECS services the stack is working on when `services` is given. Returns the final
 /// status; success or failure is for the caller to judge.
 pub async fn wait_for_stack(
     client: &Client,
@@ -79,12 +81,19 @@ pub async fn wait_for_stack(
     console: &Console,
     schedule: PollSchedule,
     timeout: Duration,
+    mut services: Option<&mut StackServiceWatch>,
 ) -> Result<String, WaitError> {
     let started = Instant::now();
     let mut delay = Duration::ZERO;
     loop {
         for event in feed.poll(client).await? {
             print_event(console, &event);
+            if let Some(services) = services.as_deref_mut() {
+                services.track(&event);
+            }
+        }
+        if let Some(services) = services.as_deref_mut() {
+            services.observe(console).await;
         }
         let snapshot = describe_stack(client, stack).await?;
         let Some(snapshot) = snapshot else {

@@ -1,0 +1,640 @@
+//! Watching an ECS service while it deploys and saying why it is stuck:
+//! new service events, deployment progress, stopped tasks with their
+//! reasons and exit codes, and unhealthy load balancer targets.
+//!
+//! The same watch runs while we wait for our own rollout and while
+//! CloudFormation creates or updates an `AWS::ECS::Service`, which is where
+//! users otherwise stare at CREATE_IN_PROGRESS for many minutes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use aws_sdk_ecs::types::{DesiredStatus, Service};
+use serde::Serialize;
+
+use crate::aws::aws_error;
+use crate::console::Console;
+use crate::stack::events::StackEventRecord;
+
+/// The clients a watch needs.
+#[derive(Debug, Clone)]
+pub struct EcsClients {
+    pub ecs: aws_sdk_ecs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+impl EcsClients {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            ecs: aws_sdk_ecs::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+        }
+    }
+}
+
+/// One deployment of a service, without AWS types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentProgress {
+    pub id: String,
+    /// PRIMARY, ACTIVE or INACTIVE.
+    pub status: String,
+    pub task_definition: String,
+    pub desired: i32,
+    pub pending: i32,
+    pub running: i32,
+    pub failed: i32,
+    /// IN_PROGRESS, COMPLETED or FAILED (absent for external controllers).
+    pub rollout_state: Option<String>,
+    pub rollout_state_reason: Option<String>,
+}
+
+impl DeploymentProgress {
+    fn from_sdk(deployment: &aws_sdk_ecs::types::Deployment) -> Self {
+        Self {
+            id: deployment.id().unwrap_or_default().to_string(),
+            status: deployment.status().unwrap_or_default().to_string(),
+            task_definition: deployment.task_definition().unwrap_or_default().to_string(),
+            desired: deployment.desired_count(),
+            pending: deployment.pending_count(),
+            running: deployment.running_count(),
+            failed: deployment.failed_tasks(),
+            rollout_state: deployment.rollout_state().map(|s| s.as_str().to_string()),
+            rollout_state_reason: deployment.rollout_state_reason().map(str::to_string),
+        }
+    }
+
+    /// One progress line.
+    pub fn to_line(&self) -> String {
+        format!(
+            "deployment {} ({}, {}): {}/{} running, {} pending, {} failed{}",
+            self.id,
+            self.status,
+            short_task_definition(&self.task_definition),
+            self.running,
+            self.desired,
+            self.pending,
+            self.failed,
+            self.rollout_state
+                .as_deref()
+                .map(|s| format!(", rollout {s}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// `family:revision` from a task definition ARN, for short log lines.
+pub fn short_task_definition(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// A stopped task and why it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoppedTask {
+    pub task_id: String,
+    pub task_definition: String,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub containers: Vec<StoppedContainer>,
+}
+
+/// A container of a stopped task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoppedContainer {
+    pub name: String,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+impl StoppedTask {
+    /// The task as one line: what stopped it, then each container's part.
+    pub fn to_line(&self) -> String {
+        let mut line = format!(
+            "task {} ({}) stopped",
+            self.task_id,
+            short_task_definition(&self.task_definition)
+        );
+        if let Some(code) = &self.stop_code {
+            line.push_str(&format!(" [{code}]"));
+        }
+        if let Some(reason) = &self.stopped_reason {
+            line.push_str(&format!(": {reason}"));
+        }
+        for container in &self.containers {
+            let mut parts = Vec::new();
+            if let Some(code) = container.exit_code {
+                parts.push(format!("exit code {code}"));
+            }
+            if let Some(reason) = &container.reason {
+                parts.push(reason.clone());
+            }
+            if !parts.is_empty() {
+                line.push_str(&format!(
+                    "; container {}: {}",
+                    container.name,
+                    parts.join(", ")
+                ));
+            }
+        }
+        line
+    }
+}
+
+/// A load balancer target that is not healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnhealthyTarget {
+    pub target_group: String,
+    pub target: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
+impl UnhealthyTarget {
+    pub fn to_line(&self) -> String {
+        let group = self
+            .target_group
+            .rsplit(':')
+            .next()
+            .unwrap_or(&self.target_group);
+        let mut line = format!("target {} in {group} is {}", self.target, self.state);
+        if let Some(reason) = &self.reason {
+            line.push_str(&format!(" ({reason})"));
+        }
+        if let Some(description) = &self.description {
+            line.push_str(&format!(": {description}"));
+        }
+        line
+    }
+}
+
+/// What one look at the service found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSnapshot {
+    pub service_arn: String,
+    pub status: String,
+    pub deployments: Vec<DeploymentProgress>,
+}
+
+/// Follows one service, printing only what is new each time.
+#[derive(Debug)]
+pub struct ServiceWatch {
+    pub cluster: String,
+    pub service: String,
+    /// Events and stopped tasks older than this belong to earlier deploys.
+    since: SystemTime,
+    seen_events: HashSet<String>,
+    seen_tasks: HashSet<String>,
+    seen_targets: HashSet<String>,
+    progress: HashMap<String, String>,
+    /// Every stopped task seen, oldest first (for the closing diagnosis).
+    pub stopped: Vec<StoppedTask>,
+    /// Every unhealthy target seen.
+    pub unhealthy: Vec<UnhealthyTarget>,
+}
+
+impl ServiceWatch {
+    /// Starts watching from now (with a little slack for clock skew between
+    /// this machine and AWS).
+    pub fn new(cluster: &str, service: &str) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+            since: SystemTime::now() - Duration::from_secs(5),
+            seen_events: HashSet::new(),
+            seen_tasks: HashSet::new(),
+            seen_targets: HashSet::new(),
+            progress: HashMap::new(),
+            stopped: Vec::new(),
+            unhealthy: Vec::new(),
+        }
+    }
+
+    fn is_recent(&self, at: Option<&aws_smithy_types::DateTime>) -> bool {
+        let since = self
+            .since
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        at.is_none_or(|t| t.as_secs_f64() >= since)
+    }
+
+    /// Looks at the service once, printing new events, changed deployment
+    /// progress, new stopped tasks and newly unhealthy targets. Returns
+    /// `None` when the service does not exist (yet).
+    pub async fn observe(
+        &mut self,
+        clients: &EcsClients,
+        console: &Console,
+    ) -> anyhow::Result<Option<ServiceSnapshot>> {
+        let Some(service) = describe_service(&clients.ecs, &self.cluster, &self.service).await?
+        else {
+            return Ok(None);
+        };
+        let recent: Vec<_> = service
+            .events()
+            .iter()
+            .filter(|e| self.is_recent(e.created_at()))
+            .collect();
+        let mut events: Vec<_> = recent
+            .into_iter()
+            .filter(|e| {
+                self.seen_events
+                    .insert(e.id().unwrap_or_default().to_string())
+            })
+            .collect();
+        // ECS lists events newest first; a log reads oldest first.
+        events.reverse();
+        for event in events {
+            console.line(event.message().unwrap_or_default());
+        }
+        let deployments: Vec<DeploymentProgress> = service
+            .deployments()
+            .iter()
+            .map(DeploymentProgress::from_sdk)
+            .collect();
+        for deployment in &deployments {
+            let line = deployment.to_line();
+            if self.progress.get(&deployment.id) != Some(&line) {
+                console.line(&line);
+                self.progress.insert(deployment.id.clone(), line);
+            }
+        }
+        self.observe_stopped_tasks(clients, console).await?;
+        for target_group in service
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.target_group_arn())
+        {
+            self.observe_targets(clients, target_group, console).await?;
+        }
+        Ok(Some(ServiceSnapshot {
+            service_arn: service.service_arn().unwrap_or_default().to_string(),
+            status: service.status().unwrap_or_default().to_string(),
+            deployments,
+        }))
+    }
+
+    async fn observe_stopped_tasks(
+        &mut self,
+        clients: &EcsClients,
+        console: &Console,
+    ) -> anyhow::Result<()> {
+        let listed = clients
+            .ecs
+            .list_tasks()
+            .cluster(&self.cluster)
+            .service_name(&self.service)
+            .desired_status(DesiredStatus::Stopped)
+            .send()
+            .await
+            .map_err(aws_error)
+            .with_context(|| format!("listing the stopped tasks of service {}", self.service))?;
+        let fresh: Vec<String> = listed
+            .task_arns()
+            .iter()
+            .filter(|arn| !self.seen_tasks.contains(*arn))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        // DescribeTasks takes at most 100 tasks per call.
+        for chunk in fresh.chunks(100) {
+            let described = clients
+                .ecs
+                .describe_tasks()
+                .cluster(&self.cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(aws_error)
+                .context("describing stopped tasks")?;
+            for task in described.tasks() {
+                let arn = task.task_arn().unwrap_or_default().to_string();
+                // Only tasks that have really stopped are final; a task on
+                // its way down is looked at again next time.
+                if task.last_status() != Some("STOPPED") {
+                    continue;
+                }
+                self.seen_tasks.insert(arn.clone());
+                if !self.is_recent(task.stopped_at()) {
+                    continue;
+                }
+                let stopped = StoppedTask {
+                    task_id: arn.rsplit('/').next().unwrap_or(&arn).to_string(),
+                    task_definition: task.task_definition_arn().unwrap_or_default().to_string(),
+                    stop_code: task.stop_code().map(|c| c.as_str().to_string()),
+                    stopped_reason: task.stopped_reason().map(str::to_string),
+                    containers: task
+                        .containers()
+                        .iter()
+                        .map(|c| StoppedContainer {
+                            name: c.name().unwrap_or_default().to_string(),
+                            exit_code: c.exit_code(),
+                            reason: c.reason().map(str::to_string),
+                        })
+                        .collect(),
+                };
+                console.line(&stopped.to_line());
+                self.stopped.push(stopped);
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe_targets(
+        &mut self,
+        clients: &EcsClients,
+        target_group: &str,
+        console: &Console,
+    ) -> anyhow::Result<()> {
+        let health = clients
+            .elb
+            .describe_target_health()
+            .target_group_arn(target_group)
+            .send()
+            .await
+            .map_err(aws_error)
+            .with_context(|| format!("reading the health of target group {target_group}"))?;
+        for description in health.target_health_descriptions() {
+            let Some(state) = description.target_health().and_then(|h| h.state()) else {
+                continue;
+            };
+            let state = state.as_str();
+            if matches!(state, "healthy" | "initial" | "draining") {
+                continue;
+            }
+            let target = description
+                .target()
+                .map(|t| match t.port() {
+                    Some(port) => format!("{}:{port}", t.id().unwrap_or_default()),
+                    None => t.id().unwrap_or_default().to_string(),
+                })
+                .unwrap_or_default();
+            let health = description.target_health();
+            let unhealthy = UnhealthyTarget {
+                target_group: target_group.to_string(),
+                target,
+                state: state.to_string(),
+                reason: health
+                    .and_then(|h| h.reason())
+                    .map(|r| r.as_str().to_string()),
+                description: health.and_then(|h| h.description()).map(str::to_string),
+            };
+            if self.seen_targets.insert(unhealthy.to_line()) {
+                console.line(&unhealthy.to_line());
+                self.unhealthy.push(unhealthy);
+            }
+        }
+        Ok(())
+    }
+
+    /// The reasons worth repeating when the deploy fails: the distinct
+    /// stop reasons of stopped tasks and the unhealthy targets.
+    pub fn diagnosis(&self) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        for line in self
+            .stopped
+            .iter()
+            .map(diagnosis_of_task)
+            .chain(self.unhealthy.iter().map(UnhealthyTarget::to_line))
+        {
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        lines
+    }
+}
+
+/// The cluster and service name in a service ARN: the long form
+/// `arn:aws:ecs:region:account:service/cluster/name`, or the old short form
+/// `.../service/name` whose cluster is `default`.
+pub fn service_location(arn: &str) -> Option<(String, String)> {
+    let path = arn.split_once(":service/")?.1;
+    match path.split_once('/') {
+        Some((cluster, name)) if !cluster.is_empty() && !name.is_empty() => {
+            Some((cluster.to_string(), name.to_string()))
+        }
+        None if !path.is_empty() => Some(("default".to_string(), path.to_string())),
+        _ => None,
+    }
+}
+
+/// Watches the ECS services of a stack while CloudFormation creates or
+/// updates them, so a stack stuck on a service's health shows why.
+#[derive(Debug)]
+pub struct StackServiceWatch {
+    clients: EcsClients,
+    /// By service ARN: the watch, and whether its resource is in progress.
+    watches: Vec<(String, ServiceWatch, bool)>,
+    warned: bool,
+}
+
+impl StackServiceWatch {
+    pub fn new(clients: EcsClients) -> Self {
+        Self {
+            clients,
+            watches: Vec::new(),
+            warned: false,
+        }
+    }
+
+    /// Starts or stops watching a service as its stack events go by.
+    pub fn track(&mut self, event: &StackEventRecord) {
+        if event.resource_type != "AWS::ECS::Service" {
+            return;
+        }
+        let Some((cluster, name)) = service_location(&event.physical_id) else {
+            return;
+        };
+        let active = event.status.ends_with("_IN_PROGRESS");
+        match self
+            .watches
+            .iter_mut()
+            .find(|(arn, _, _)| *arn == event.physical_id)
+        {
+            Some(entry) => entry.2 = active,
+            None if active => self.watches.push((
+                event.physical_id.clone(),
+                ServiceWatch::new(&cluster, &name),
+                true,
+            )),
+            None => {}
+        }
+    }
+
+    /// Looks at every service whose resource is in progress. Problems
+    /// reading them are reported once and never fail the stack deploy.
+    pub async fn observe(&mut self, console: &Console) {
+        for (_, watch, active) in &mut self.watches {
+            if !*active {
+                continue;
+            }
+            if let Err(error) = watch.observe(&self.clients, console).await
+                && !self.warned
+            {
+                self.warned = true;
+                console.warning(&format!(
+                    "could not read service {} for diagnosis: {error:#}",
+                    watch.service
+                ));
+            }
+        }
+    }
+
+    /// What the watched services' tasks and targets said.
+    pub fn diagnosis(&self) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        for line in self
+            .watches
+            .iter()
+            .flat_map(|(_, watch, _)| watch.diagnosis())
+        {
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        lines
+    }
+}
+
+/// A stopped task's reasons without its id, so identical failures of many
+/// tasks collapse into one line.
+fn diagnosis_of_task(task: &StoppedTask) -> String {
+    let mut line = format!(
+        "tasks of {} stopped",
+        short_task_definition(&task.task_definition)
+    );
+    if let Some(reason) = &task.stopped_reason {
+        line.push_str(&format!(": {reason}"));
+    }
+    for container in &task.containers {
+        if let Some(code) = container.exit_code {
+            line.push_str(&format!(
+                "; container {} exited with code {code}",
+                container.name
+            ));
+        }
+        if let Some(reason) = &container.reason {
+            line.push_str(&format!("; container {}: {reason}", container.name));
+        }
+    }
+    line
+}
+
+/// The service, or `None` when ECS reports it missing or inactive.
+pub async fn describe_service(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> anyhow::Result<Option<Service>> {
+    let output = client
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("describing service {service} in cluster {cluster}"))?;
+    Ok(output
+        .services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+        .cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped(reason: &str, exit: Option<i32>, container_reason: Option<&str>) -> StoppedTask {
+        StoppedTask {
+            task_id: "0f1e2d".into(),
+            task_definition: "arn:aws:ecs:us-east-1:1:task-definition/web:7".into(),
+            stop_code: Some("TaskFailedToStart".into()),
+            stopped_reason: Some(reason.into()),
+            containers: vec![StoppedContainer {
+                name: "app".into(),
+                exit_code: exit,
+                reason: container_reason.map(str::to_string),
+            }],
+        }
+    }
+
+    #[test]
+    fn stopped_task_lines_carry_code_reason_and_containers() {
+        let task = stopped(
+            "CannotPullContainerError: pull image manifest has been retried 1 time(s)",
+            None,
+            Some("CannotPullContainerError: not found"),
+        );
+        assert_eq!(
+            task.to_line(),
+            "task 0f1e2d (web:7) stopped [TaskFailedToStart]: CannotPullContainerError: pull image manifest has been retried 1 time(s); container app: CannotPullContainerError: not found"
+        );
+        let crashed = stopped("Essential container in task exited", Some(3), None);
+        assert!(
+            crashed.to_line().ends_with("; container app: exit code 3"),
+            "{}",
+            crashed.to_line()
+        );
+    }
+
+    #[test]
+    fn progress_line_shows_counts_and_rollout_state() {
+        let deployment = DeploymentProgress {
+            id: "ecs-svc/123".into(),
+            status: "PRIMARY".into(),
+            task_definition: "arn:aws:ecs:us-east-1:1:task-definition/web:8".into(),
+            desired: 2,
+            pending: 1,
+            running: 1,
+            failed: 0,
+            rollout_state: Some("IN_PROGRESS".into()),
+            rollout_state_reason: None,
+        };
+        assert_eq!(
+            deployment.to_line(),
+            "deployment ecs-svc/123 (PRIMARY, web:8): 1/2 running, 1 pending, 0 failed, rollout IN_PROGRESS"
+        );
+    }
+
+    #[test]
+    fn service_arns_in_both_forms() {
+        assert_eq!(
+            service_location("arn:aws:ecs:us-east-1:123456789012:service/prod/web"),
+            Some(("prod".into(), "web".into()))
+        );
+        assert_eq!(
+            service_location("arn:aws:ecs:us-east-1:123456789012:service/web"),
+            Some(("default".into(), "web".into()))
+        );
+        assert_eq!(service_location(""), None);
+        assert_eq!(service_location("arn:aws:ecs:us-east-1:1:task/x"), None);
+    }
+
+    #[test]
+    fn diagnosis_collapses_identical_task_failures() {
+        let mut watch = ServiceWatch::new("c", "s");
+        watch.stopped = vec![
+            stopped("Essential container in task exited", Some(1), None),
+            stopped("Essential container in task exited", Some(1), None),
+        ];
+        watch.unhealthy = vec![UnhealthyTarget {
+            target_group: "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc".into(),
+            target: "10.0.0.5:8080".into(),
+            state: "unhealthy".into(),
+            reason: Some("Target.ResponseCodeMismatch".into()),
+            description: Some("Health checks failed with these codes: [404]".into()),
+        }];
+        assert_eq!(
+            watch.diagnosis(),
+            vec![
+                "tasks of web:7 stopped: Essential container in task exited; container app exited with code 1".to_string(),
+                "target 10.0.0.5:8080 in targetgroup/web/abc is unhealthy (Target.ResponseCodeMismatch): Health checks failed with these codes: [404]".to_string(),
+            ]
+        );
+    }
+}
