@@ -50,8 +50,16 @@ fn image_deploys_a_stack_as_the_runner_runs_it() {
     let emulator = Emulator::shared();
     let ws = Workspace::new();
     ws.write("stacks/queue.yml", QUEUE_TEMPLATE);
-    let file_commands = ws.output_file().parent().expect("file commands dir").to_path_buf();
-    let workflow = ws.event_file().parent().expect("workflow dir").to_path_buf();
+    let file_commands = ws
+        .output_file()
+        .parent()
+        .expect("file commands dir")
+        .to_path_buf();
+    let workflow = ws
+        .event_file()
+        .parent()
+        .expect("workflow dir")
+        .to_path_buf();
     std::fs::write(ws.event_file(), r#"{"ref":"refs/heads/main"}"#).expect("event");
     let stack = unique_name("container");
     let workspace_mount = mount(&ws.root(), "/github/workspace");
@@ -110,10 +118,21 @@ fn image_deploys_a_stack_as_the_runner_runs_it() {
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    let outputs = parse_output_file(&std::fs::read_to_string(ws.output_file()).expect("outputs written"));
-    assert_eq!(outputs.get("stack-status").map(String::as_str), Some("CREATE_COMPLETE"));
-    assert_eq!(outputs.get("EnvName").map(String::as_str), Some("container"));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let outputs =
+        parse_output_file(&std::fs::read_to_string(ws.output_file()).expect("outputs written"));
+    assert_eq!(
+        outputs.get("stack-status").map(String::as_str),
+        Some("CREATE_COMPLETE")
+    );
+    assert_eq!(
+        outputs.get("EnvName").map(String::as_str),
+        Some("container")
+    );
     let summary = std::fs::read_to_string(ws.summary_file()).expect("summary written");
     assert!(summary.contains("| Add | `Queue` |"), "{summary}");
 }
@@ -121,7 +140,11 @@ fn image_deploys_a_stack_as_the_runner_runs_it() {
 #[test]
 fn image_reports_bad_input_with_exit_code_2() {
     let ws = Workspace::new();
-    let file_commands = ws.output_file().parent().expect("file commands dir").to_path_buf();
+    let file_commands = ws
+        .output_file()
+        .parent()
+        .expect("file commands dir")
+        .to_path_buf();
     let workspace_mount = mount(&ws.root(), "/github/workspace");
     let file_commands_mount = mount(&file_commands, "/github/file_commands");
     let output = podman(&[
@@ -150,7 +173,8 @@ fn image_reports_bad_input_with_exit_code_2() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(2), "{stdout}");
     assert!(
-        stdout.contains("::error::input `template`") && stdout.contains("/github/workspace/missing.yml"),
+        stdout.contains("::error::input `template`")
+            && stdout.contains("/github/workspace/missing.yml"),
         "{stdout}"
     );
 }
