@@ -515,13 +515,14 @@ fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, In
         },
     };
     let minutes = raw.get("wait-for-minutes").unwrap_or("30");
-    let wait_timeout = match minutes.parse::<u64>() {
-        Ok(m) if (1..=360).contains(&m) => Duration::from_secs(m * 60),
+    // Fractions are accepted (0.5 = 30 s) beyond what the aws-actions take.
+    let wait_timeout = match minutes.parse::<f64>() {
+        Ok(m) if m > 0.0 && m <= 360.0 => Duration::from_secs_f64(m * 60.0),
         _ => {
             return Err(InputError::new(
                 "wait-for-minutes",
                 minutes,
-                "is not a number of minutes between 1 and 360",
+                "is not a number of minutes above 0 and at most 360",
                 "give how many minutes to wait for the service, e.g. 30",
             ));
         }

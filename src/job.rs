@@ -22,7 +22,7 @@ use crate::inputs::{
 use crate::report::{JobReport, action_outputs, markdown_summary};
 use crate::service::ecr::inspect_ecr_image;
 use crate::service::register::{
-    describe_task_definition, register_task_definition, registration_request,
+    as_registered, describe_task_definition, register_task_definition, registration_request,
 };
 use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
 use crate::service::watch::{EcsClients, ServiceWatch, describe_service, short_task_definition};
@@ -625,7 +625,9 @@ async fn roll_out(
         // revisions and start a deployment that changes nothing.
         if let Some(current) = current_task_definition.as_deref() {
             let (current_json, _) = describe_task_definition(&clients.ecs, current).await?;
-            if is_same_task_definition(&current_json, &rendered.task_definition) {
+            let wanted = as_registered(&rendered.task_definition, &source)
+                .map_err(|e| InputErrors::from(InputError::described("task-definition", &source, &format!("{e:#}"))))?;
+            if is_same_task_definition(&current_json, &wanted) {
                 console.line(&format!(
                     "the rendered task definition equals the service's current {}: no new revision is registered",
                     short_task_definition(current)

@@ -7,3 +7,4 @@ mod util;
 mod container;
 mod contract;
 mod deploy;
+mod rollout;

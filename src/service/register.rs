@@ -50,6 +50,20 @@ pub fn registration_request(
     Ok(request)
 }
 
+/// The task definition as ECS will take it: only the fields
+/// RegisterTaskDefinition knows, in wire JSON. Comparing this (not the file)
+/// with the registered revision keeps fields ECS ignores from looking like
+/// a change.
+pub fn as_registered(task_definition: &Value, source: &str) -> anyhow::Result<Value> {
+    let request = registration_request(task_definition, None, source)?;
+    let codec = ecs_json_codec();
+    let mut serializer = codec.create_serializer();
+    serializer
+        .write_struct(RegisterTaskDefinitionInput::SCHEMA, &request)
+        .map_err(|error| anyhow::anyhow!("encoding the task definition: {error}"))?;
+    serde_json::from_slice(&serializer.finish()).context("decoding the task definition")
+}
+
 /// A registered task definition revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredTaskDefinition {
@@ -177,6 +191,19 @@ mod tests {
         assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
         assert_eq!(container.environment()[0].value(), Some(""));
         assert_eq!(request.tags()[0].key(), Some("team"));
+    }
+
+    #[test]
+    fn the_registered_view_drops_what_ecs_does_not_know() {
+        let document = serde_json::json!({
+            "family": "web",
+            "somethingNew": true,
+            "containerDefinitions": [{"name": "app", "image": "web:1"}]
+        });
+        let view = as_registered(&document, "td.json").unwrap();
+        assert_eq!(view["family"], "web");
+        assert_eq!(view["containerDefinitions"][0]["image"], "web:1");
+        assert!(view.get("somethingNew").is_none(), "{view}");
     }
 
     #[test]

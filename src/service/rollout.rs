@@ -47,6 +47,13 @@ pub fn judge_rollout(
             _ => RolloutVerdict::Failed("our deployment is no longer listed on the service".into()),
         };
     };
+    if let Some(p) =
+        primary.filter(|p| p.task_definition != task_definition && ours.status != "PRIMARY")
+    {
+        return RolloutVerdict::RolledBack {
+            primary_task_definition: p.task_definition.clone(),
+        };
+    }
     if ours.rollout_state.as_deref() == Some("FAILED") {
         return RolloutVerdict::Failed(
             ours.rollout_state_reason
@@ -55,11 +62,6 @@ pub fn judge_rollout(
         );
     }
     if ours.status != "PRIMARY" {
-        if let Some(p) = primary.filter(|p| p.task_definition != task_definition) {
-            return RolloutVerdict::RolledBack {
-                primary_task_definition: p.task_definition.clone(),
-            };
-        }
         return RolloutVerdict::InProgress;
     }
     let completed = match ours.rollout_state.as_deref() {
@@ -257,9 +259,9 @@ mod tests {
                     deployment("d3", "PRIMARY", old, Some("IN_PROGRESS")),
                     deployment("d2", "ACTIVE", new, Some("FAILED")),
                 ],
-                RolloutVerdict::Failed(
-                    "ECS deployment circuit breaker: tasks failed to start.".into(),
-                ),
+                RolloutVerdict::RolledBack {
+                    primary_task_definition: old.into(),
+                },
             ),
             (
                 vec![deployment("d3", "PRIMARY", old, Some("COMPLETED"))],

@@ -312,13 +312,14 @@ impl ServiceWatch {
                 .context("describing stopped tasks")?;
             for task in described.tasks() {
                 let arn = task.task_arn().unwrap_or_default().to_string();
-                // Only tasks that have really stopped are final; a task on
-                // its way down is looked at again next time.
-                if task.last_status() != Some("STOPPED") {
+                // ECS sets the stop code and reason when it decides to stop
+                // a task, while the task is still on its way down; that is
+                // the moment worth reporting. Without them, look again later.
+                if task.stop_code().is_none() && task.stopped_reason().is_none() {
                     continue;
                 }
                 self.seen_tasks.insert(arn.clone());
-                if !self.is_recent(task.stopped_at()) {
+                if task.stopped_at().is_some() && !self.is_recent(task.stopped_at()) {
                     continue;
                 }
                 let stopped = StoppedTask {
@@ -427,8 +428,9 @@ pub fn service_location(arn: &str) -> Option<(String, String)> {
 #[derive(Debug)]
 pub struct StackServiceWatch {
     clients: EcsClients,
-    /// By service ARN: the watch, and whether its resource is in progress.
-    watches: Vec<(String, ServiceWatch, bool)>,
+    /// By service ARN: the watch, and how many more looks it gets (`None`
+    /// while its resource is in progress).
+    watches: Vec<(String, ServiceWatch, Option<u8>)>,
     warned: bool,
 }
 
@@ -455,11 +457,13 @@ impl StackServiceWatch {
             .iter_mut()
             .find(|(arn, _, _)| *arn == event.physical_id)
         {
-            Some(entry) => entry.2 = active,
+            // One last look once the resource settles: the reasons of the
+            // last stopped tasks often arrive together with the failure.
+            Some(entry) => entry.2 = if active { None } else { Some(1) },
             None if active => self.watches.push((
                 event.physical_id.clone(),
                 ServiceWatch::new(&cluster, &name),
-                true,
+                None,
             )),
             None => {}
         }
@@ -468,9 +472,11 @@ impl StackServiceWatch {
     /// Looks at every service whose resource is in progress. Problems
     /// reading them are reported once and never fail the stack deploy.
     pub async fn observe(&mut self, console: &Console) {
-        for (_, watch, active) in &mut self.watches {
-            if !*active {
-                continue;
+        for (_, watch, remaining) in &mut self.watches {
+            match remaining {
+                Some(0) => continue,
+                Some(n) => *n -= 1,
+                None => {}
             }
             if let Err(error) = watch.observe(&self.clients, console).await
                 && !self.warned

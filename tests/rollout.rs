@@ -1,0 +1,546 @@
+//! Immutable images and ECS rollouts through the real binary against the
+//! emulator: the task-definition path (render, register, update, wait) and
+//! the CloudFormation path (image parameter, diagnosis while the stack
+//! waits on its service), with every failure saying why.
+
+use std::time::Duration;
+
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType};
+
+use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, unique_name};
+
+const ACCOUNT: &str = "123456789012";
+
+fn ecr_host() -> String {
+    format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com")
+}
+
+fn config() -> aws_config::SdkConfig {
+    block_on(async {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(Emulator::shared().endpoint())
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await
+    })
+}
+
+/// Creates an ECR repository and pushes a manifest under each tag; returns
+/// the repository URI.
+fn push_image(repository: &str, tags: &[&str]) -> String {
+    let ecr = aws_sdk_ecr::Client::new(&config());
+    block_on(async {
+        ecr.create_repository()
+            .repository_name(repository)
+            .send()
+            .await
+            .expect("create repository");
+        for tag in tags {
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": format!("sha256:{:0>64}", tag.len())},
+                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654, "digest": format!("sha256:{:0>64}", tag)}]
+            });
+            ecr.put_image()
+                .repository_name(repository)
+                .image_tag(*tag)
+                .image_manifest(manifest.to_string())
+                .send()
+                .await
+                .expect("put image");
+        }
+    });
+    format!("{}/{repository}", ecr_host())
+}
+
+/// A task definition file for one container `app`.
+fn task_definition(family: &str, image: &str, labels: serde_json::Value) -> String {
+    serde_json::json!({
+        "family": family,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256",
+        "memory": "512",
+        "containerDefinitions": [{
+            "name": "app",
+            "image": image,
+            "essential": true,
+            "portMappings": [{"containerPort": 8080}],
+            "environment": [{"name": "MODE", "value": "old"}, {"name": "DROP_ME", "value": "x"}],
+            "dockerLabels": labels
+        }],
+        "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/old:1",
+        "revision": 1,
+        "status": "ACTIVE",
+        "somethingNewerThanTheSdk": {"kept": true}
+    })
+    .to_string()
+}
+
+/// A cluster and a Fargate service with the circuit breaker on, running a
+/// first, good revision (its deployment completed).
+fn service_running(cluster: &str, service: &str, family: &str, image: &str) {
+    let ecs = aws_sdk_ecs::Client::new(&config());
+    block_on(async {
+        ecs.create_cluster()
+            .cluster_name(cluster)
+            .send()
+            .await
+            .expect("cluster");
+        let document: serde_json::Value =
+            serde_json::from_str(&task_definition(family, image, serde_json::json!({}))).unwrap();
+        let container = &document["containerDefinitions"][0];
+        let registered = ecs
+            .register_task_definition()
+            .family(family)
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("app")
+                    .image(container["image"].as_str().unwrap())
+                    .essential(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register first revision");
+        let arn = registered
+            .task_definition()
+            .unwrap()
+            .task_definition_arn()
+            .unwrap()
+            .to_string();
+        ecs.create_service()
+            .cluster(cluster)
+            .service_name(service)
+            .task_definition(&arn)
+            .desired_count(1)
+            .launch_type(LaunchType::Fargate)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .deployment_circuit_breaker(
+                        DeploymentCircuitBreaker::builder()
+                            .enable(true)
+                            .rollback(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create service");
+        // Set-up only: the first deployment settles in about a second.
+        for _ in 0..200 {
+            let described = ecs
+                .describe_services()
+                .cluster(cluster)
+                .services(service)
+                .send()
+                .await
+                .unwrap();
+            let settled = described.services()[0]
+                .deployments()
+                .iter()
+                .any(|d| d.rollout_state().map(|s| s.as_str()) == Some("COMPLETED"));
+            if settled {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the first deployment of {service} never completed");
+    });
+}
+
+fn revision_count(family: &str) -> usize {
+    let ecs = aws_sdk_ecs::Client::new(&config());
+    block_on(async {
+        ecs.list_task_definitions()
+            .family_prefix(family)
+            .send()
+            .await
+            .expect("list task definitions")
+            .task_definition_arns()
+            .len()
+    })
+}
+
+struct Setup {
+    ws: Workspace,
+    cluster: String,
+    service: String,
+    family: String,
+    repository: String,
+}
+
+fn setup(labels: serde_json::Value) -> Setup {
+    let name = unique_name("svc");
+    let repository = push_image(&name, &["v1", "abc1234"]);
+    let cluster = format!("{name}-cluster");
+    let family = format!("{name}-web");
+    service_running(&cluster, &name, &family, &format!("{repository}:v1"));
+    let ws = Workspace::new();
+    ws.write(
+        "ecs/task-definition.json",
+        &task_definition(&family, "placeholder", labels),
+    );
+    Setup {
+        ws,
+        cluster,
+        service: name,
+        family,
+        repository,
+    }
+}
+
+fn roll_out<'a>(s: &'a Setup, tag: &str) -> ActionRun<'a> {
+    ActionRun::new(&s.ws)
+        .input("task-definition", "ecs/task-definition.json")
+        .input("container-name", "app")
+        .input("image-repository", &s.repository)
+        .input("image-tag", tag)
+        .input("service", &s.service)
+        .input("cluster", &s.cluster)
+}
+
+fn annotated(run: &RunResult, text: &str) -> bool {
+    run.error_annotations().iter().any(|l| l.contains(text))
+}
+
+#[test]
+fn rollout_of_an_immutable_image_completes_and_reports_everything() {
+    let s = setup(serde_json::json!({}));
+    let run = roll_out(&s, "abc1234")
+        .input("environment-variables", "MODE=new\nDROP_ME=\nADDED=1")
+        .input("pin-digest", "true")
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("rollout-state"), "COMPLETED");
+    assert!(
+        run.output("deployment-id").starts_with("ecs-svc/"),
+        "{:?}",
+        run.outputs
+    );
+    assert!(
+        run.output("task-definition-arn")
+            .contains(&format!("task-definition/{}:2", s.family))
+    );
+    assert!(run.output("image-digest").starts_with("sha256:"));
+    assert_eq!(
+        run.output("image"),
+        format!("{}:abc1234@{}", s.repository, run.output("image-digest")),
+        "pin-digest deploys repo:tag@digest"
+    );
+    assert!(
+        run.output("service-arn")
+            .ends_with(&format!("/{}", s.service))
+    );
+    // The rendered file, under the workspace, as the render action's output.
+    let rendered: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.ws.root().join(run.output("task-definition"))).unwrap(),
+    )
+    .unwrap();
+    let container = &rendered["containerDefinitions"][0];
+    assert_eq!(container["image"], run.output("image"));
+    assert_eq!(
+        container["environment"],
+        serde_json::json!([{"name": "MODE", "value": "new"}, {"name": "ADDED", "value": "1"}])
+    );
+    assert_eq!(
+        rendered["somethingNewerThanTheSdk"],
+        serde_json::json!({"kept": true})
+    );
+    assert!(rendered.get("taskDefinitionArn").is_none() && rendered.get("revision").is_none());
+    // Progress as it happens.
+    assert!(run.stdout.contains("has started 1 tasks"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("deployment completed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.summary.contains("| Rollout | `COMPLETED` |"),
+        "{}",
+        run.summary
+    );
+
+    // The same render again registers nothing and deploys nothing.
+    let again = roll_out(&s, "abc1234")
+        .input("environment-variables", "MODE=new\nDROP_ME=\nADDED=1")
+        .input("pin-digest", "true")
+        .run();
+    again.assert_code(0);
+    assert_eq!(
+        again.output("rollout-state"),
+        "UNCHANGED",
+        "{}\n{}",
+        again.stdout,
+        again.stderr
+    );
+    assert_eq!(revision_count(&s.family), 2);
+}
+
+#[test]
+fn missing_image_is_refused_before_anything_is_registered() {
+    let s = setup(serde_json::json!({}));
+    let run = roll_out(&s, "0000000").run();
+    run.assert_code(2);
+    assert!(
+        annotated(&run, "`0000000` is not in ECR repository"),
+        "{}",
+        run.stdout
+    );
+    assert!(annotated(&run, "push the image first"), "{}", run.stdout);
+    assert_eq!(revision_count(&s.family), 1, "no revision was registered");
+}
+
+#[test]
+fn mutable_tags_are_refused_with_the_fix() {
+    let s = setup(serde_json::json!({}));
+    for tag in ["latest", "main"] {
+        let run = roll_out(&s, tag).run();
+        run.assert_code(2);
+        assert!(
+            annotated(&run, "allow-mutable-tag"),
+            "{tag}: {}",
+            run.stdout
+        );
+        assert!(annotated(&run, "github.sha"), "{tag}: {}", run.stdout);
+    }
+    let run = ActionRun::new(&s.ws)
+        .input("task-definition", "ecs/task-definition.json")
+        .input("container-name", "app")
+        .input("image", "nginx")
+        .input("service", &s.service)
+        .input("cluster", &s.cluster)
+        .run();
+    run.assert_code(2);
+    assert!(
+        annotated(&run, "`image`"),
+        "an implicit latest is refused too: {}",
+        run.stdout
+    );
+    assert_eq!(revision_count(&s.family), 1);
+}
+
+#[test]
+fn crash_loop_is_rolled_back_and_reported_as_a_failure() {
+    let s = setup(serde_json::json!({"emulator.exit-code": "3"}));
+    let run = roll_out(&s, "abc1234").run();
+    run.assert_code(1);
+    assert_eq!(run.output("rollout-state"), "ROLLED_BACK");
+    assert!(
+        run.stdout.contains("Essential container in task exited"),
+        "{}",
+        run.stdout
+    );
+    assert!(annotated(&run, "was rolled back"), "{}", run.stdout);
+    assert!(
+        annotated(&run, "container app exited with code 3"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.summary.contains("Why the service did not come up"),
+        "{}",
+        run.summary
+    );
+}
+
+#[test]
+fn a_rollout_that_does_not_finish_in_time_fails() {
+    let s = setup(serde_json::json!({"emulator.start-seconds": "30"}));
+    let run = roll_out(&s, "abc1234")
+        .input("wait-for-minutes", "0.05")
+        .run();
+    run.assert_code(1);
+    assert!(
+        annotated(&run, "was still IN_PROGRESS after"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.output("rollout-state"), "IN_PROGRESS");
+}
+
+/// A stack with a cluster, a task definition taking its image from
+/// `ImageUri`, and a Fargate service with the circuit breaker on.
+const SERVICE_TEMPLATE: &str = r#"
+Parameters:
+  ImageUri:
+    Type: String
+Resources:
+  Cluster:
+    Type: AWS::ECS::Cluster
+  TaskDefinition:
+    Type: AWS::ECS::TaskDefinition
+    Properties:
+      Family: !Sub "${AWS::StackName}-web"
+      NetworkMode: awsvpc
+      RequiresCompatibilities: [FARGATE]
+      Cpu: "256"
+      Memory: "512"
+      ContainerDefinitions:
+        - Name: app
+          Image: !Ref ImageUri
+          Essential: true
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      Cluster: !Ref Cluster
+      TaskDefinition: !Ref TaskDefinition
+      DesiredCount: 1
+      LaunchType: FARGATE
+      NetworkConfiguration:
+        AwsvpcConfiguration:
+          Subnets: [subnet-0a1b2c3d]
+      DeploymentConfiguration:
+        DeploymentCircuitBreaker:
+          Enable: true
+          Rollback: true
+Outputs:
+  ClusterName:
+    Value: !Ref Cluster
+"#;
+
+#[test]
+fn stack_receives_the_immutable_image_and_reports_its_ecs_resources() {
+    let name = unique_name("ecsstack");
+    let repository = push_image(&name, &["1f2e3d4"]);
+    let ws = Workspace::new();
+    ws.write("ecs.yml", SERVICE_TEMPLATE);
+    let run = ActionRun::new(&ws)
+        .input("name", &name)
+        .input("template", "ecs.yml")
+        .input("image-repository", &repository)
+        .input("image-tag", "1f2e3d4")
+        .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "template parameter ImageUri = {repository}:1f2e3d4"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.output("task-definition-arn")
+            .contains(":task-definition/"),
+        "{:?}",
+        run.outputs
+    );
+    assert!(
+        run.output("service-arn").contains(":service/"),
+        "{:?}",
+        run.outputs
+    );
+    assert_eq!(run.output("image"), format!("{repository}:1f2e3d4"));
+}
+
+#[test]
+fn stack_waiting_on_a_service_shows_why_its_tasks_fail() {
+    let name = unique_name("ecsfail");
+    let repository = push_image(&name, &["good"]);
+    let ws = Workspace::new();
+    ws.write("ecs.yml", SERVICE_TEMPLATE);
+    // The image is passed as a plain parameter, so nothing checks it first:
+    // this is the stack that hangs on its service in real life.
+    let run = ActionRun::new(&ws)
+        .input("name", &name)
+        .input("template", "ecs.yml")
+        .input(
+            "parameter-overrides",
+            &format!("ImageUri={repository}:missing"),
+        )
+        .run();
+    run.assert_code(1);
+    assert_eq!(run.output("stack-status"), "ROLLBACK_COMPLETE");
+    assert!(
+        run.stdout.contains("CannotPullContainerError"),
+        "shown while waiting:\n{}",
+        run.stdout
+    );
+    assert!(
+        annotated(&run, "root cause: tasks of") && annotated(&run, "CannotPullContainerError"),
+        "and repeated as a root cause:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn task_definition_inputs_are_validated_before_any_call() {
+    let ws = Workspace::new();
+    ws.write(
+        "bad.json",
+        r#"{"family": "web", "containerDefinitions": [{"name": "app", "image": "x"}],}"#,
+    );
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("task-definition", "bad.json"), ("service", "web")],
+            "`task-definition`",
+        ),
+        (
+            &[("task-definition", "nope.json"), ("service", "web")],
+            "cannot be read",
+        ),
+        (
+            &[
+                ("task-definition", "bad.json"),
+                ("task-definition-arn", "arn:x"),
+                ("service", "web"),
+            ],
+            "more than once",
+        ),
+        (
+            &[
+                ("task-definition-family", "web"),
+                ("task-definition-revision", "x"),
+            ],
+            "`task-definition-revision`",
+        ),
+        (
+            &[
+                ("task-definition-arn", "web:1"),
+                ("environment-variables", "A=1"),
+            ],
+            "needs `container-name`",
+        ),
+        (
+            &[("task-definition-arn", "web:1"), ("images", "app")],
+            "`container=image`",
+        ),
+        (
+            &[
+                ("task-definition-arn", "web:1"),
+                ("images", "app=repo:latest"),
+            ],
+            "allow-mutable-tag",
+        ),
+        (
+            &[("task-definition-arn", "web:1"), ("wait-for-minutes", "0")],
+            "`wait-for-minutes`",
+        ),
+        (
+            &[("task-definition-arn", "web:1"), ("desired-count", "-1")],
+            "`desired-count`",
+        ),
+    ];
+    for (inputs, expected) in cases {
+        let mut run = ActionRun::new(&ws);
+        for (name, value) in *inputs {
+            run = run.input(name, value);
+        }
+        let run = run.run();
+        run.assert_code(2);
+        assert!(
+            run.error_annotations().iter().any(|l| l.contains(expected)),
+            "{inputs:?}: expected `{expected}`:\n{}",
+            run.stdout
+        );
+    }
+}
