@@ -283,7 +283,7 @@ fn resolve_image(
             env.get("GITHUB_SHA"),
         )
         .map_err(|error| InputError::described("image-tag", "", &error.to_string()))?;
-        console.line(&format!("image tag {}: {}", source.tag, source.describe()));
+        console.line(&source.describe());
         tag = Some(source.tag);
     }
     let input = if image.image.is_some() {

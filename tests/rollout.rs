@@ -544,3 +544,51 @@ fn task_definition_inputs_are_validated_before_any_call() {
         );
     }
 }
+
+/// The tag comes from the event when only a repository is given: the
+/// upstream run's head_sha on workflow_run (GITHUB_SHA is the default
+/// branch's there), the tag on a tag push.
+#[test]
+fn image_tag_is_derived_from_the_event() {
+    let head_sha = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
+    let name = unique_name("evtag");
+    let repository = push_image(&name, &[head_sha, "v1.2.3"]);
+    let ws = Workspace::new();
+    ws.write("ecs.yml", SERVICE_TEMPLATE);
+    let workflow_run = serde_json::json!({
+        "action": "completed",
+        "workflow_run": {
+            "name": "Build",
+            "event": "push",
+            "conclusion": "success",
+            "head_sha": head_sha,
+            "head_branch": "main",
+            "head_repository": {"full_name": "acme/shop"}
+        },
+        "repository": {"full_name": "acme/shop"}
+    });
+    let run = ActionRun::new(&ws)
+        .event("workflow_run", workflow_run)
+        .input("name", &name)
+        .input("template", "ecs.yml")
+        .input("image-repository", &repository)
+        .input("no-execute-changeset", "true")
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("image"), format!("{repository}:{head_sha}"));
+    assert!(
+        run.stdout.contains("workflow_run.head_sha"),
+        "the source is logged:\n{}",
+        run.stdout
+    );
+
+    let tagged = ActionRun::new(&ws)
+        .env("GITHUB_REF", "refs/tags/v1.2.3")
+        .input("name", &unique_name("evtag"))
+        .input("template", "ecs.yml")
+        .input("image-repository", &repository)
+        .input("no-execute-changeset", "true")
+        .run();
+    tagged.assert_code(0);
+    assert_eq!(tagged.output("image"), format!("{repository}:v1.2.3"));
+}
