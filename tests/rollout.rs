@@ -592,3 +592,37 @@ fn image_tag_is_derived_from_the_event() {
     tagged.assert_code(0);
     assert_eq!(tagged.output("image"), format!("{repository}:v1.2.3"));
 }
+
+/// Starting from the registered revision (as the deploy action users do with
+/// `aws ecs describe-task-definition`), not from a file.
+#[test]
+fn rollout_from_the_registered_family_keeps_the_rest_of_the_definition() {
+    let s = setup(serde_json::json!({}));
+    let run = ActionRun::new(&s.ws)
+        .input("task-definition-family", &s.family)
+        .input("container-name", "app")
+        .input("image-repository", &s.repository)
+        .input("image-tag", "abc1234")
+        .input("service", &s.service)
+        .input("cluster", &s.cluster)
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("rollout-state"), "COMPLETED");
+    assert!(
+        run.output("task-definition-arn")
+            .ends_with(&format!("{}:2", s.family))
+    );
+    let rendered: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.ws.root().join(run.output("task-definition"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        rendered["containerDefinitions"][0]["image"],
+        format!("{}:abc1234", s.repository)
+    );
+    assert_eq!(
+        rendered["cpu"], "256",
+        "fields of the registered revision are kept"
+    );
+    assert!(rendered.get("revision").is_none() && rendered.get("status").is_none());
+}
