@@ -70,6 +70,9 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("force-new-deployment", Some("false")),
     input("wait-for-service-stability", Some("true")),
     input("wait-for-minutes", Some("30")),
+    input("parameters-from-stacks", None),
+    input("on-upstream-failure", Some("fail")),
+    input("allow-fork-runs", Some("false")),
 ];
 
 /// The strings the user gave, by input name, already trimmed; empty values
@@ -247,6 +250,7 @@ pub struct StackInputs {
     pub termination_protection: bool,
     pub change_set_name: String,
     pub wait_timeout: Duration,
+    pub parameters_from_stacks: Vec<UpstreamOutputs>,
 }
 
 /// What validation needs from outside the inputs themselves.
@@ -314,6 +318,38 @@ pub struct ServiceInputs {
     pub wait_timeout: Duration,
 }
 
+/// Where a parameter's value comes from in another stack's outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamOutputs {
+    /// Every output of the stack whose key the template declares as a
+    /// parameter.
+    Stack(String),
+    /// `Parameter=stack.OutputKey`.
+    Mapped {
+        parameter: String,
+        stack: String,
+        output: String,
+    },
+}
+
+/// What to do when the upstream run of a `workflow_run` event did not
+/// succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamFailure {
+    /// Fail the step (exit 1), so the chain's failure is visible.
+    #[default]
+    Fail,
+    /// Succeed without doing anything (exit 0).
+    Skip,
+}
+
+/// How the job treats the event that triggered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventPolicy {
+    pub on_upstream_failure: UpstreamFailure,
+    pub allow_fork_runs: bool,
+}
+
 /// Everything the job needs, validated: a stack deploy, a task-definition
 /// rollout, or both (stack first).
 #[derive(Debug, Clone, PartialEq)]
@@ -322,6 +358,7 @@ pub struct DeployInputs {
     pub image: ImageInputs,
     pub service: Option<ServiceInputs>,
     pub region: Option<String>,
+    pub event_policy: EventPolicy,
 }
 
 impl DeployInputs {
@@ -363,12 +400,14 @@ impl DeployInputs {
             ));
         }
         let region = found.take(region(raw));
+        let event_policy = found.take(event_policy(raw));
         if found.errors.is_empty() {
             Ok(Self {
                 stack,
                 image,
                 service,
                 region,
+                event_policy,
             })
         } else {
             Err(InputErrors(found.errors))
@@ -394,8 +433,65 @@ impl StackInputs {
             termination_protection: found.take(boolean(raw, "termination-protection")),
             change_set_name: found.take(change_set_name(raw, &context.default_change_set_name)),
             wait_timeout: found.take(wait_timeout(raw)),
+            parameters_from_stacks: found.take(parameters_from_stacks(raw)),
         }
     }
+}
+
+fn event_policy(raw: &RawInputs) -> Result<EventPolicy, InputError> {
+    let on_upstream_failure = match raw.get("on-upstream-failure").unwrap_or("fail") {
+        "fail" => UpstreamFailure::Fail,
+        "skip" => UpstreamFailure::Skip,
+        other => {
+            return Err(InputError::new(
+                "on-upstream-failure",
+                other,
+                "is neither `fail` nor `skip`",
+                "use `fail` to fail the step when the upstream run failed, or `skip` to succeed without deploying",
+            ));
+        }
+    };
+    Ok(EventPolicy {
+        on_upstream_failure,
+        allow_fork_runs: boolean(raw, "allow-fork-runs")?,
+    })
+}
+
+/// `parameters-from-stacks`: stack names, or `Parameter=stack.OutputKey`.
+fn parameters_from_stacks(raw: &RawInputs) -> Result<Vec<UpstreamOutputs>, InputError> {
+    let Some(value) = raw.get("parameters-from-stacks") else {
+        return Ok(Vec::new());
+    };
+    let bad = |item: &str| {
+        InputError::new(
+            "parameters-from-stacks",
+            item,
+            "is neither a stack name nor `Parameter=stack.OutputKey`",
+            "list stack names (their outputs fill the parameters of the same name) or map one parameter as Parameter=stack.OutputKey",
+        )
+    };
+    split_list(value)
+        .into_iter()
+        .map(|item| match item.split_once('=') {
+            None if is_valid_cloudformation_name(&item, 128) => Ok(UpstreamOutputs::Stack(item)),
+            None => Err(bad(&item)),
+            Some((parameter, source)) => match source.split_once('.') {
+                Some((stack, output))
+                    if !parameter.is_empty()
+                        && parameter.chars().all(|c| c.is_ascii_alphanumeric())
+                        && is_valid_cloudformation_name(stack, 128)
+                        && !output.is_empty() =>
+                {
+                    Ok(UpstreamOutputs::Mapped {
+                        parameter: parameter.to_string(),
+                        stack: stack.to_string(),
+                        output: output.to_string(),
+                    })
+                }
+                _ => Err(bad(&item)),
+            },
+        })
+        .collect()
 }
 
 fn image_inputs(raw: &RawInputs) -> Result<ImageInputs, InputError> {
@@ -1124,6 +1220,39 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn upstream_stacks_and_mappings() {
+        let mut pairs = minimal();
+        pairs.push(("parameters-from-stacks", "network\nVpc=network.VpcId"));
+        let inputs = DeployInputs::from_raw(&raw(&pairs), &context())
+            .unwrap()
+            .stack
+            .unwrap();
+        assert_eq!(
+            inputs.parameters_from_stacks,
+            vec![
+                UpstreamOutputs::Stack("network".into()),
+                UpstreamOutputs::Mapped {
+                    parameter: "Vpc".into(),
+                    stack: "network".into(),
+                    output: "VpcId".into()
+                },
+            ]
+        );
+        for bad in ["Vpc=network", "1net", "Vpc=.VpcId"] {
+            let mut pairs = minimal();
+            pairs.push(("parameters-from-stacks", bad));
+            assert_eq!(
+                errors_for(&pairs)[0].input,
+                "parameters-from-stacks",
+                "{bad}"
+            );
+        }
+        let mut pairs = minimal();
+        pairs.push(("on-upstream-failure", "ignore"));
+        assert_eq!(errors_for(&pairs)[0].input, "on-upstream-failure");
     }
 
     #[test]

@@ -13,11 +13,11 @@ use anyhow::Context as _;
 use crate::aws::{aws_error, load_config, resolve_region};
 use crate::console::Console;
 use crate::env::Environment;
-use crate::github::event::default_image_tag;
+use crate::github::event::{default_image_tag, summarize};
 use crate::github::output::{append_outputs, append_summary};
 use crate::inputs::{
-    DeployInputs, ImageInputs, InputContext, InputError, InputErrors, RawInputs, ServiceInputs,
-    TaskDefinitionSource,
+    DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
+    ServiceInputs, TaskDefinitionSource, UpstreamFailure,
 };
 use crate::report::{JobReport, action_outputs, markdown_summary};
 use crate::service::ecr::inspect_ecr_image;
@@ -25,7 +25,9 @@ use crate::service::register::{
     as_registered, describe_task_definition, register_task_definition, registration_request,
 };
 use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
-use crate::service::watch::{EcsClients, ServiceWatch, describe_service, short_task_definition};
+use crate::service::watch::{
+    EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
+};
 use crate::stack::deploy::{DeploySettings, deploy_stack};
 use crate::stack::parameters::no_echo_values;
 use crate::stack::plan::{ImageParameter, LoadedStackFiles, load_stack_files};
@@ -308,6 +310,52 @@ fn resolve_image(
     Ok(reference)
 }
 
+/// Whether the triggering event allows a deploy.
+#[derive(Debug, PartialEq, Eq)]
+enum EventGate {
+    Proceed,
+    /// The upstream run failed and the user asked to skip.
+    Skip(String),
+}
+
+/// Checks a `workflow_run` event before any AWS call: the upstream run must
+/// have succeeded (a `workflow_run` trigger fires on failure too), and its
+/// code must come from this repository, not a fork (a fork's code running
+/// with this repository's secrets is the classic exfiltration path).
+fn check_event(env: &Environment, policy: EventPolicy) -> Result<EventGate, String> {
+    if env.get("GITHUB_EVENT_NAME") != Some("workflow_run") {
+        return Ok(EventGate::Proceed);
+    }
+    let payload = env
+        .get("GITHUB_EVENT_PATH")
+        .map(std::fs::read_to_string)
+        .transpose()
+        .map_err(|e| format!("GITHUB_EVENT_PATH cannot be read: {e}"))?;
+    let summary = summarize(Some("workflow_run"), payload.as_deref()).map_err(|e| e.to_string())?;
+    let run = summary.workflow_run.unwrap_or_default();
+    let upstream = run.name.as_deref().unwrap_or("the upstream workflow");
+    let conclusion = run.conclusion.as_deref().unwrap_or("unknown");
+    if conclusion != "success" {
+        let reason = format!("{upstream} concluded `{conclusion}`, not `success`");
+        return match policy.on_upstream_failure {
+            UpstreamFailure::Skip => Ok(EventGate::Skip(reason)),
+            UpstreamFailure::Fail => Err(format!(
+                "{reason}; deploying after a failed upstream would ship what it did not finish (set on-upstream-failure: skip to end green instead)"
+            )),
+        };
+    }
+    let head_repository = run.head_repository.and_then(|r| r.full_name);
+    if let (Some(head), Some(this)) = (head_repository.as_deref(), env.get("GITHUB_REPOSITORY"))
+        && head != this
+        && !policy.allow_fork_runs
+    {
+        return Err(format!(
+            "{upstream} ran on code from the fork {head}, not {this}; refusing to deploy it with this repository's credentials (set allow-fork-runs: true only if that code is trusted)"
+        ));
+    }
+    Ok(EventGate::Proceed)
+}
+
 /// Runs the deploy job.
 pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> Outcome {
     let console = Console::new(env.is_github_actions());
@@ -328,7 +376,21 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
         }
     }
     console.line(&format!("region {}", prepared.region));
+    let gate = check_event(env, prepared.inputs.event_policy);
     console.end_phase();
+    match gate {
+        Ok(EventGate::Proceed) => {}
+        Ok(EventGate::Skip(reason)) => {
+            console.notice(&format!(
+                "{reason}; on-upstream-failure is `skip`, so nothing is deployed"
+            ));
+            return Outcome::Success;
+        }
+        Err(reason) => {
+            console.error(&format!("{reason}; nothing was deployed"));
+            return Outcome::Failed;
+        }
+    }
 
     let config = load_config(prepared.region.clone(), env).await;
     let settings = DeploySettings {
@@ -434,6 +496,9 @@ async fn run(
             let resources = ecs_resources(&client, stack_id).await?;
             report.task_definition_arn = resources.task_definition_arn;
             report.service_arn = resources.service_arn;
+            if let (Some(ecs), Some(service_arn)) = (&settings.ecs, &report.service_arn) {
+                report.rollout = stack_service_rollout(ecs, service_arn).await?;
+            }
         }
     }
 
@@ -489,12 +554,14 @@ async fn check_image(
         input,
     )
     .await;
+    if let Ok(found) = &found {
+        console.line(&format!(
+            "image {image} is in ECR with digest {}",
+            found.digest
+        ));
+    }
     console.end_phase();
     let found = found?;
-    console.line(&format!(
-        "image {image} is in ECR with digest {}",
-        found.digest
-    ));
     report.image_digest = Some(found.digest.clone());
     if found.tag_is_mutable && image.digest().is_none() && !pin_digest {
         console.warning(&format!(
@@ -512,6 +579,31 @@ async fn check_image(
     };
     report.image = Some(deployed.clone());
     Ok(deployed)
+}
+
+/// The PRIMARY deployment of a service the stack manages: CloudFormation
+/// waited for it to stabilise, so its id and state are the rollout's.
+async fn stack_service_rollout(
+    clients: &EcsClients,
+    service_arn: &str,
+) -> anyhow::Result<Option<Rollout>> {
+    let Some((cluster, name)) = service_location(service_arn) else {
+        return Ok(None);
+    };
+    let Some(service) = describe_service(&clients.ecs, &cluster, &name).await? else {
+        return Ok(None);
+    };
+    let primary = service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"));
+    Ok(primary.map(|deployment| Rollout {
+        service_arn: Some(service_arn.to_string()),
+        deployment_id: deployment.id().map(str::to_string),
+        rollout_state: deployment.rollout_state().map(|s| s.as_str().to_string()),
+        task_definition_arn: deployment.task_definition().unwrap_or_default().to_string(),
+        diagnosis: Vec::new(),
+    }))
 }
 
 /// The ECS resources of a stack, for the outputs.

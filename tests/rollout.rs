@@ -440,6 +440,12 @@ fn stack_receives_the_immutable_image_and_reports_its_ecs_resources() {
         run.outputs
     );
     assert_eq!(run.output("image"), format!("{repository}:1f2e3d4"));
+    assert_eq!(
+        run.output("rollout-state"),
+        "COMPLETED",
+        "the stack's service settled"
+    );
+    assert!(run.output("deployment-id").starts_with("ecs-svc/"));
 }
 
 #[test]

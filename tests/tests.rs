@@ -4,6 +4,7 @@
 
 mod util;
 
+mod chain;
 mod container;
 mod contract;
 mod deploy;

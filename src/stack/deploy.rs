@@ -24,7 +24,7 @@ use super::status::{StackCondition, classify, is_success};
 use super::wait::{PollSchedule, WaitError, wait_for_stack};
 use crate::aws::aws_error;
 use crate::console::Console;
-use crate::inputs::{InputError, InputErrors, StackInputs};
+use crate::inputs::{InputError, InputErrors, StackInputs, UpstreamOutputs};
 use crate::service::watch::{EcsClients, StackServiceWatch};
 
 /// One stack output.
@@ -156,6 +156,99 @@ fn with_image_override(
     Ok(overrides)
 }
 
+/// Fills parameters from other stacks' outputs (`parameters-from-stacks`),
+/// read-only, before anything changes. Explicit overrides win; a missing
+/// stack or output is a bad input naming it.
+async fn add_upstream_outputs(
+    client: &Client,
+    inputs: &StackInputs,
+    declared: &[DeclaredParameter],
+    overrides: &mut Vec<ParameterOverride>,
+    console: &Console,
+) -> anyhow::Result<()> {
+    let mut outputs_by_stack: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for source in &inputs.parameters_from_stacks {
+        let stack = match source {
+            UpstreamOutputs::Stack(stack) | UpstreamOutputs::Mapped { stack, .. } => stack,
+        };
+        if outputs_by_stack.iter().any(|(name, _)| name == stack) {
+            continue;
+        }
+        let Some(found) = describe_stack(client, stack).await? else {
+            return Err(InputErrors::from(InputError::new(
+                "parameters-from-stacks",
+                stack,
+                "names a stack that does not exist",
+                "deploy the upstream stack first, or fix its name",
+            ))
+            .into());
+        };
+        let outputs = found
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+            .collect();
+        outputs_by_stack.push((stack.clone(), outputs));
+    }
+    let is_declared = |name: &str| declared.iter().any(|p| p.name == name);
+    let mut add = |parameter: &str, value: &str, origin: String| {
+        if overrides.iter().any(|o| o.key == parameter) {
+            return;
+        }
+        console.line(&format!("parameter {parameter} = {value} (from {origin})"));
+        overrides.push(ParameterOverride {
+            key: parameter.to_string(),
+            value: OverrideValue::Value(value.to_string()),
+        });
+    };
+    for source in &inputs.parameters_from_stacks {
+        match source {
+            UpstreamOutputs::Stack(stack) => {
+                let outputs = outputs_by_stack
+                    .iter()
+                    .find(|(n, _)| n == stack)
+                    .map(|(_, o)| o);
+                for (key, value) in outputs.into_iter().flatten() {
+                    if is_declared(key) {
+                        add(key, value, format!("stack {stack}"));
+                    }
+                }
+            }
+            UpstreamOutputs::Mapped {
+                parameter,
+                stack,
+                output,
+            } => {
+                if !is_declared(parameter) {
+                    return Err(InputErrors::from(InputError::new(
+                        "parameters-from-stacks",
+                        parameter,
+                        "is not a parameter of the template",
+                        "map outputs only onto parameters the template declares",
+                    ))
+                    .into());
+                }
+                let value = outputs_by_stack
+                    .iter()
+                    .find(|(n, _)| n == stack)
+                    .and_then(|(_, outputs)| outputs.iter().find(|(k, _)| k == output))
+                    .map(|(_, v)| v.clone());
+                let Some(value) = value else {
+                    return Err(InputErrors::from(InputError::new(
+                        "parameters-from-stacks",
+                        &format!("{parameter}={stack}.{output}"),
+                        format!("stack {stack} has no output {output}"),
+                        "check the output key in the upstream stack's Outputs",
+                    ))
+                    .into());
+                };
+                add(parameter, &value, format!("{stack}.{output}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Deploys the stack described by `inputs` with the loaded `files`.
 pub async fn deploy_stack(
     client: &Client,
@@ -218,7 +311,8 @@ async fn run(
         ),
         _ => None,
     };
-    let overrides = with_image_override(&declared, files, console)?;
+    let mut overrides = with_image_override(&declared, files, console)?;
+    add_upstream_outputs(client, inputs, &declared, &mut overrides, console).await?;
     let parameters = plan_parameters(&declared, &overrides, previous_keys.as_deref())
         .map_err(|error| {
             InputErrors::from(InputError::new(

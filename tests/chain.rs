@@ -1,0 +1,189 @@
+//! Chaining: `workflow_run` events are checked before anything is deployed
+//! (upstream conclusion, fork code), and upstream stacks' outputs feed this
+//! stack's parameters without `${{ }}` plumbing across workflows.
+
+use crate::deploy::QUEUE_TEMPLATE;
+use crate::util::{ActionRun, Emulator, Workspace, block_on, unique_name};
+
+fn workflow_run(conclusion: &str, head_repository: &str) -> serde_json::Value {
+    serde_json::json!({
+        "action": "completed",
+        "workflow_run": {
+            "name": "Network",
+            "event": "push",
+            "conclusion": conclusion,
+            "head_sha": "0123456789abcdef0123456789abcdef01234567",
+            "head_branch": "main",
+            "head_repository": {"full_name": head_repository}
+        },
+        "repository": {"full_name": "acme/shop"}
+    })
+}
+
+fn stack_exists(stack: &str) -> bool {
+    let client = Emulator::shared().cloudformation();
+    block_on(async {
+        client
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .is_ok()
+    })
+}
+
+#[test]
+fn failed_upstream_run_stops_before_any_aws_call() {
+    let ws = Workspace::new();
+    ws.write("stack.yml", QUEUE_TEMPLATE);
+    let stack = unique_name("upfail");
+    let run = ActionRun::new(&ws)
+        .event("workflow_run", workflow_run("failure", "acme/shop"))
+        .input("name", &stack)
+        .input("template", "stack.yml")
+        .input("parameter-overrides", "Env=a")
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.error_annotations()
+            .iter()
+            .any(|l| l.contains("Network concluded `failure`")),
+        "{}",
+        run.stdout
+    );
+    assert!(!stack_exists(&stack));
+
+    let skipped = ActionRun::new(&ws)
+        .event("workflow_run", workflow_run("cancelled", "acme/shop"))
+        .input("name", &stack)
+        .input("template", "stack.yml")
+        .input("parameter-overrides", "Env=a")
+        .input("on-upstream-failure", "skip")
+        .run();
+    skipped.assert_code(0);
+    assert!(
+        skipped
+            .stdout
+            .contains("::notice::Network concluded `cancelled`"),
+        "{}",
+        skipped.stdout
+    );
+    assert!(!stack_exists(&stack));
+}
+
+#[test]
+fn fork_code_is_not_deployed_unless_allowed() {
+    let ws = Workspace::new();
+    ws.write("stack.yml", QUEUE_TEMPLATE);
+    let stack = unique_name("fork");
+    let run = ActionRun::new(&ws)
+        .event("workflow_run", workflow_run("success", "mallory/shop"))
+        .input("name", &stack)
+        .input("template", "stack.yml")
+        .input("parameter-overrides", "Env=a")
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.error_annotations()
+            .iter()
+            .any(|l| l.contains("fork mallory/shop") && l.contains("allow-fork-runs")),
+        "{}",
+        run.stdout
+    );
+    assert!(!stack_exists(&stack));
+
+    let allowed = ActionRun::new(&ws)
+        .event("workflow_run", workflow_run("success", "mallory/shop"))
+        .input("name", &stack)
+        .input("template", "stack.yml")
+        .input("parameter-overrides", "Env=a")
+        .input("allow-fork-runs", "true")
+        .run();
+    allowed.assert_code(0);
+}
+
+#[test]
+fn upstream_stack_outputs_fill_parameters() {
+    let ws = Workspace::new();
+    ws.write("stack.yml", QUEUE_TEMPLATE);
+    let upstream = unique_name("upstream");
+    ActionRun::new(&ws)
+        .input("name", &upstream)
+        .input("template", "stack.yml")
+        .input("parameter-overrides", "Env=from-upstream")
+        .run()
+        .assert_code(0);
+    // The downstream template takes `EnvName` (an output of the upstream
+    // stack) and `Label` (mapped from another output).
+    ws.write(
+        "downstream.yml",
+        r#"
+Parameters:
+  EnvName:
+    Type: String
+  Label:
+    Type: String
+Resources:
+  Setting:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/label"
+      Type: String
+      Value: !Sub "${EnvName}-${Label}"
+Outputs:
+  Combined:
+    Value: !Sub "${EnvName}-${Label}"
+"#,
+    );
+    let downstream = unique_name("downstream");
+    let run = ActionRun::new(&ws)
+        .input("name", &downstream)
+        .input("template", "downstream.yml")
+        .input(
+            "parameters-from-stacks",
+            &format!("{upstream}\nLabel={upstream}.QueueArn"),
+        )
+        .run();
+    run.assert_code(0);
+    let combined = run.output("Combined");
+    assert!(
+        combined.starts_with("from-upstream-arn:aws:sqs:"),
+        "{combined}"
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "parameter EnvName = from-upstream (from stack {upstream})"
+        )),
+        "{}",
+        run.stdout
+    );
+
+    let missing = ActionRun::new(&ws)
+        .input("name", &unique_name("downstream"))
+        .input("template", "downstream.yml")
+        .input(
+            "parameters-from-stacks",
+            &format!("Label={upstream}.NoSuchOutput\nEnvName={upstream}.EnvName"),
+        )
+        .run();
+    missing.assert_code(2);
+    assert!(
+        missing
+            .error_annotations()
+            .iter()
+            .any(|l| l.contains("has no output NoSuchOutput")),
+        "{}",
+        missing.stdout
+    );
+    let no_stack = ActionRun::new(&ws)
+        .input("name", &unique_name("downstream"))
+        .input("template", "downstream.yml")
+        .input("parameters-from-stacks", "never-deployed-stack")
+        .run();
+    no_stack.assert_code(2);
+    assert!(
+        no_stack.stdout.contains("does not exist"),
+        "{}",
+        no_stack.stdout
+    );
+}
