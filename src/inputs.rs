@@ -155,9 +155,11 @@ impl InputError {
     /// An error whose message already says what is wrong and how to fix it;
     /// a leading `input: ` in the message is dropped (the display adds it).
     pub fn described(input: &str, value: &str, message: &str) -> Self {
-        let problem = message
-            .strip_prefix(input)
-            .and_then(|rest| rest.strip_prefix(": "))
+        // The parsers name the input they were given, which may be a sibling
+        // of `input` (an `image` composed from `image-repository`).
+        let problem = DEPLOY_INPUTS
+            .iter()
+            .find_map(|spec| message.strip_prefix(spec.name)?.strip_prefix(": "))
             .unwrap_or(message);
         Self::new(input, value, problem, "")
     }
