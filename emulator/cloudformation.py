@@ -418,6 +418,13 @@ def _start(stack: Stack, op: _Op) -> str | None:
     return None
 
 
+# Stacks whose running update CancelUpdateStack asked to stop (stack ids).
+_CANCEL_REQUESTED: set[str] = set()
+
+# How often a waiting operation looks for a cancellation request.
+CANCEL_POLL_SECONDS = 0.05
+
+
 def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tuple[list[str], list[str], list[str], list[str]]:
     """Run resource operations with CloudFormation's parallelism: every resource whose
     dependencies are complete starts at once; the first failure cancels the rest.
@@ -447,7 +454,20 @@ def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tupl
         lid = min(running, key=lambda k: running[k][0])
         delay = running[lid][0] - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            # Sleep in slices so CancelUpdateStack takes effect promptly.
+            time.sleep(min(delay, CANCEL_POLL_SECONDS))
+            with LOCK:
+                if stack.stack_id in _CANCEL_REQUESTED:
+                    # Real CloudFormation stops the update and rolls back.
+                    _CANCEL_REQUESTED.discard(stack.stack_id)
+                    for other in list(running):
+                        _, oop, _ = running.pop(other)
+                        _event(stack, oop.lid, oop.physical, oop.rtype, f"{oop.verb}_FAILED",
+                               "Resource update cancelled")
+                        failed.append(other)
+                    pending.clear()
+                    break
+            continue
         with LOCK:
             _, op, err = running.pop(lid)
             reason = err or op.fail
@@ -1315,6 +1335,20 @@ def delete_stack(self: CloudFormationResponse) -> ActionResult:
     return EmptyResult()
 
 
+def cancel_update_stack(self: CloudFormationResponse) -> ActionResult:
+    """CancelUpdateStack: only an UPDATE_IN_PROGRESS stack can be cancelled;
+    the running update then fails and rolls back (UPDATE_ROLLBACK_COMPLETE)."""
+    backend = self.cloudformation_backend
+    name = self._get_param("StackName")
+    stack = _find_stack(backend, name)
+    if stack is None:
+        raise _validation(f"Stack [{name}] does not exist")
+    if stack.status != "UPDATE_IN_PROGRESS":
+        raise _validation(f"CancelUpdateStack cannot be called from current stack status {stack.status}")
+    _CANCEL_REQUESTED.add(stack.stack_id)
+    return ActionResult({})
+
+
 def update_termination_protection(self: CloudFormationResponse) -> ActionResult:
     backend = self.cloudformation_backend
     name = self._get_param("StackName")
@@ -1480,6 +1514,7 @@ def force_stack_status(name: str, status: str, reason: str | None, region: str |
 # --------------------------------------------------------------------------- install
 
 _HANDLERS = {
+    "cancel_update_stack": cancel_update_stack,
     "create_change_set": create_change_set,
     "describe_change_set": describe_change_set,
     "delete_change_set": delete_change_set,

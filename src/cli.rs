@@ -14,6 +14,8 @@ pub enum Invocation {
     Action(RawInputs),
     /// `ecs-stack-deploy deploy --name ...`.
     Deploy(RawInputs),
+    /// `ecs-stack-deploy lint-workflows [dir]`.
+    LintWorkflows(std::path::PathBuf),
 }
 
 /// Whether an input is a boolean (its default is `true` or `false`); those
@@ -44,6 +46,15 @@ fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about("Deploy CloudFormation stacks through change sets. Without a subcommand, runs as a GitHub Action reading INPUT_* variables.")
         .subcommand(deploy)
+        .subcommand(
+            Command::new("lint-workflows")
+                .about("Check workflow_run chains: upstream names that match no workflow, missing conclusion checks, fork code run with secrets, image tags from github.sha")
+                .arg(
+                    Arg::new("dir")
+                        .default_value(".github/workflows")
+                        .help("the folder of workflow files"),
+                ),
+        )
 }
 
 fn raw_from_matches(matches: &ArgMatches) -> RawInputs {
@@ -66,6 +77,11 @@ where
     let matches = command().try_get_matches_from(args)?;
     Ok(match matches.subcommand() {
         Some(("deploy", deploy)) => Invocation::Deploy(raw_from_matches(deploy)),
+        Some(("lint-workflows", lint)) => Invocation::LintWorkflows(
+            lint.get_one::<String>("dir")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_default(),
+        ),
         _ => Invocation::Action(RawInputs::from_action_environment(env)),
     })
 }

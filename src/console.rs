@@ -76,6 +76,33 @@ impl Console {
         self.annotate(AnnotationLevel::Error, message);
     }
 
+    /// An annotation on a file and line (workflow lint findings). Paths are
+    /// shown relative to the workspace when they lie inside it.
+    pub fn annotate_file(
+        &self,
+        level: AnnotationLevel,
+        file: &str,
+        line: Option<u32>,
+        message: &str,
+    ) {
+        if self.github_actions {
+            let annotation = Annotation {
+                level,
+                title: None,
+                file: Some(file.to_string()),
+                line,
+                message: message.replace("##[", "#\u{200B}#["),
+            };
+            self.emit(&annotation.to_string());
+        } else {
+            let place = match line {
+                Some(line) => format!("{file}:{line}"),
+                None => file.to_string(),
+            };
+            self.emit(&format!("{place}: {}", inert_line(message)));
+        }
+    }
+
     fn annotate(&self, level: AnnotationLevel, message: &str) {
         if self.github_actions {
             // The message is escaped into one command by `Annotation`; the

@@ -73,6 +73,8 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("parameters-from-stacks", None),
     input("on-upstream-failure", Some("fail")),
     input("allow-fork-runs", Some("false")),
+    input("cancel-on-abort", Some("false")),
+    input("lint-workflows", Some("false")),
 ];
 
 /// The strings the user gave, by input name, already trimmed; empty values
@@ -361,6 +363,10 @@ pub struct DeployInputs {
     pub service: Option<ServiceInputs>,
     pub region: Option<String>,
     pub event_policy: EventPolicy,
+    /// On SIGTERM/SIGINT, cancel a running stack update (CancelUpdateStack).
+    pub cancel_on_abort: bool,
+    /// Lint `.github/workflows` for broken `workflow_run` chains first.
+    pub lint_workflows: bool,
 }
 
 impl DeployInputs {
@@ -403,6 +409,8 @@ impl DeployInputs {
         }
         let region = found.take(region(raw));
         let event_policy = found.take(event_policy(raw));
+        let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
+        let lint_workflows = found.take(boolean(raw, "lint-workflows"));
         if found.errors.is_empty() {
             Ok(Self {
                 stack,
@@ -410,6 +418,8 @@ impl DeployInputs {
                 service,
                 region,
                 event_policy,
+                cancel_on_abort,
+                lint_workflows,
             })
         } else {
             Err(InputErrors(found.errors))

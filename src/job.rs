@@ -13,7 +13,9 @@ use anyhow::Context as _;
 use crate::aws::{aws_error, load_config, resolve_region};
 use crate::console::Console;
 use crate::env::Environment;
+use crate::github::commands::AnnotationLevel;
 use crate::github::event::{default_image_tag, summarize};
+use crate::github::lint::{WorkflowFile, lint_workflows as lint, read_workflow_dir};
 use crate::github::output::{append_outputs, append_summary};
 use crate::inputs::{
     DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
@@ -28,9 +30,11 @@ use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
 use crate::service::watch::{
     EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
 };
-use crate::stack::deploy::{DeploySettings, deploy_stack};
+use crate::stack::deploy::{DeploySettings, StackDeployment, deploy_stack};
+use crate::stack::lookup::{describe_stack, status_of as stack_status_of};
 use crate::stack::parameters::no_echo_values;
 use crate::stack::plan::{ImageParameter, LoadedStackFiles, load_stack_files};
+use crate::stack::status::is_busy;
 use crate::stack::wait::PollSchedule;
 use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
 use crate::taskdef::render::{
@@ -310,6 +314,65 @@ fn resolve_image(
     Ok(reference)
 }
 
+/// Lints the workflow files in `dir` (relative to the workspace): every
+/// finding is an annotation on its file and line. Exit 1 when there are
+/// findings, 2 when the folder cannot be read.
+pub fn lint_workflows(dir: &Path, env: &Environment) -> Outcome {
+    let console = Console::new(env.is_github_actions());
+    let dir = env.workspace().join(dir);
+    console.phase(&format!("Lint workflows in {}", dir.display()));
+    let outcome = match read_workflow_dir(&dir) {
+        Err(error) => {
+            console.error(&format!(
+                "cannot read the workflows in {}: {error}; give the folder of the workflow files",
+                dir.display()
+            ));
+            Outcome::BadInput
+        }
+        Ok(files) => {
+            let findings =
+                report_findings(&console, &files, &env.workspace(), AnnotationLevel::Error);
+            console.line(&format!(
+                "{} workflow file(s), {findings} finding(s)",
+                files.len()
+            ));
+            if findings == 0 {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            }
+        }
+    };
+    console.end_phase();
+    outcome
+}
+
+/// Prints each finding as an annotation on its file (relative to the
+/// workspace, as the runner expects) and line.
+fn report_findings(
+    console: &Console,
+    files: &[WorkflowFile],
+    workspace: &Path,
+    level: AnnotationLevel,
+) -> usize {
+    let findings = lint(files);
+    for finding in &findings {
+        let path = Path::new(&finding.path);
+        let shown = path
+            .strip_prefix(workspace)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        console.annotate_file(
+            level,
+            &shown,
+            finding.line,
+            &format!("{}: {}", finding.kind, finding.message),
+        );
+    }
+    findings.len()
+}
+
 /// Whether the triggering event allows a deploy.
 #[derive(Debug, PartialEq, Eq)]
 enum EventGate {
@@ -376,6 +439,24 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
         }
     }
     console.line(&format!("region {}", prepared.region));
+    if prepared.inputs.lint_workflows {
+        // Findings warn: a chain problem elsewhere should not block this deploy.
+        let dir = env.workspace().join(".github/workflows");
+        match read_workflow_dir(&dir) {
+            Ok(files) => {
+                let findings =
+                    report_findings(&console, &files, &env.workspace(), AnnotationLevel::Warning);
+                console.line(&format!(
+                    "workflow lint: {findings} finding(s) in {} file(s)",
+                    files.len()
+                ));
+            }
+            Err(error) => console.warning(&format!(
+                "lint-workflows: cannot read {}: {error}",
+                dir.display()
+            )),
+        }
+    }
     let gate = check_event(env, prepared.inputs.event_policy);
     console.end_phase();
     match gate {
@@ -399,7 +480,20 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
         ecs: Some(EcsClients::new(&config)),
     };
     let mut report = JobReport::default();
-    let result = run(&prepared, &config, &settings, env, &console, &mut report).await;
+    let finished = tokio::select! {
+        result = run(&prepared, &config, &settings, env, &console, &mut report) => Some(result),
+        signal = termination_signal() => {
+            console.line(&format!("received {signal}: stopping"));
+            None
+        }
+    };
+    let result = match finished {
+        Some(result) => result,
+        None => {
+            let message = cancel(&prepared, &config, &console, &mut report).await;
+            Err(anyhow::anyhow!(message))
+        }
+    };
 
     // A bad input found late (checked against the template, ECR or the
     // service) was still found before any change: publish nothing.
@@ -429,6 +523,105 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
             Outcome::Failed
         }
     }
+}
+
+/// Resolves on the first SIGTERM (how the runner cancels a container
+/// action) or SIGINT, naming it.
+async fn termination_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        },
+        // Without signal handlers the job simply cannot be interrupted
+        // gracefully; never resolve rather than stop at once.
+        _ => std::future::pending().await,
+    }
+}
+
+/// After a cancellation: says what was left running and what will happen
+/// to it, removes a change set we made but never executed, and cancels a
+/// running stack update when `cancel-on-abort` asks for it. Every call is
+/// bounded so the job ends within seconds.
+async fn cancel(
+    prepared: &Prepared,
+    config: &aws_config::SdkConfig,
+    console: &Console,
+    report: &mut JobReport,
+) -> String {
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+    console.phase("Cancelled");
+    let mut message = String::from("the job was cancelled");
+    if let Some(deployment) = &mut report.stack {
+        let client = aws_sdk_cloudformation::Client::new(config);
+        let stack_ref = deployment
+            .stack_id
+            .clone()
+            .unwrap_or_else(|| deployment.stack_name.clone());
+        if let (Some(change_set), false) = (&deployment.change_set_id, deployment.executed)
+            && prepared
+                .inputs
+                .stack
+                .as_ref()
+                .is_some_and(|s| s.execute_change_set)
+        {
+            match tokio::time::timeout(
+                BOUND,
+                client
+                    .delete_change_set()
+                    .change_set_name(change_set)
+                    .send(),
+            )
+            .await
+            {
+                Ok(Ok(_)) => console.line(&format!(
+                    "deleted change set {change_set}, which was not executed"
+                )),
+                _ => console.warning(&format!(
+                    "could not delete change set {change_set}; delete it by hand"
+                )),
+            }
+        }
+        let status = tokio::time::timeout(BOUND, describe_stack(&client, &stack_ref))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .map(|stack| stack_status_of(&stack))
+            .or_else(|| deployment.stack_status.clone());
+        deployment.stack_status = status.clone();
+        if let Some(status) = status {
+            message = format!(
+                "the job was cancelled while stack {} was {status}",
+                deployment.stack_name
+            );
+            if is_busy(&status) {
+                let cancel_update =
+                    status == "UPDATE_IN_PROGRESS" && prepared.inputs.cancel_on_abort;
+                if cancel_update {
+                    match tokio::time::timeout(BOUND, client.cancel_update_stack().stack_name(&stack_ref).send()).await {
+                        Ok(Ok(_)) => console.line("cancel-on-abort: the update was cancelled; CloudFormation rolls the stack back to its previous state"),
+                        _ => console.warning("cancel-on-abort: CancelUpdateStack failed; the update carries on"),
+                    }
+                } else {
+                    console.line(&format!(
+                        "CloudFormation carries on with the {status} operation on its own: it completes, or rolls back if a resource fails; nothing is left half-done by stopping here"
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(rollout) = &report.rollout {
+        console.line(&format!(
+            "ECS carries on with deployment {} on its own; with the circuit breaker on, failing tasks roll it back",
+            rollout.deployment_id.as_deref().unwrap_or("(unknown)")
+        ));
+    }
+    console.end_phase();
+    message
 }
 
 /// The AWS part of the job: images, stack, task definition, rollout.
@@ -475,20 +668,8 @@ async fn run(
             value: value.clone(),
         });
         let client = aws_sdk_cloudformation::Client::new(config);
-        let result = deploy_stack(&client, stack, &files, settings, console).await;
-        let failed = match result {
-            Ok(deployment) => {
-                report.stack = Some(deployment);
-                None
-            }
-            Err(failure) => {
-                report.stack = Some(failure.deployment);
-                Some(failure.error)
-            }
-        };
-        if let Some(error) = failed {
-            return Err(error);
-        }
+        let deployment = report.stack.insert(StackDeployment::default());
+        deploy_stack(&client, stack, &files, settings, console, deployment).await?;
         if let Some(deployment) = &report.stack
             && let Some(stack_id) = &deployment.stack_id
             && deployment.executed

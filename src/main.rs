@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     };
     let raw = match invocation {
         Invocation::Action(raw) | Invocation::Deploy(raw) => raw,
+        Invocation::LintWorkflows(dir) => return job::lint_workflows(&dir, &env).into(),
     };
     runtime
         .block_on(job::deploy(&raw, &env, PollSchedule::default()))

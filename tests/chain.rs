@@ -187,3 +187,46 @@ Outputs:
         no_stack.stdout
     );
 }
+
+#[test]
+fn lint_workflows_reports_broken_chains_on_file_and_line() {
+    let ws = Workspace::new();
+    ws.write(
+        ".github/workflows/network.yml",
+        "name: Network\non:\n  push:\n    branches: [main]\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo deploy\n",
+    );
+    ws.write(
+        ".github/workflows/ecs.yml",
+        "name: ECS\non:\n  workflow_run:\n    workflows: [network]\n    types: [completed]\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo deploy\n",
+    );
+    let run = ActionRun::new(&ws).args(&["lint-workflows"]).run();
+    run.assert_code(1);
+    let findings = run.error_annotations();
+    assert!(
+        findings.iter().any(
+            |l| l.starts_with("::error file=.github/workflows/ecs.yml,line=4::")
+                && l.contains("Network")
+        ),
+        "the upstream name mismatch, with the close match:\n{}",
+        run.stdout
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|l| l.contains("ecs.yml") && l.contains("conclusion")),
+        "the missing conclusion check:\n{}",
+        run.stdout
+    );
+
+    ws.write(
+        ".github/workflows/ecs.yml",
+        "name: ECS\non:\n  workflow_run:\n    workflows: [Network]\n    types: [completed]\njobs:\n  deploy:\n    if: github.event.workflow_run.conclusion == 'success'\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo deploy\n",
+    );
+    let clean = ActionRun::new(&ws).args(&["lint-workflows"]).run();
+    clean.assert_code(0);
+    assert!(
+        clean.stdout.contains("2 workflow file(s), 0 finding(s)"),
+        "{}",
+        clean.stdout
+    );
+}

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod cancel;
 mod chain;
 mod container;
 mod contract;

@@ -3,4 +3,5 @@
 
 pub mod commands;
 pub mod event;
+pub mod lint;
 pub mod output;

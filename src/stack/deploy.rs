@@ -54,13 +54,6 @@ pub struct StackDeployment {
     pub root_causes: Vec<String>,
 }
 
-/// A failed deploy: the error and what was known when it happened.
-#[derive(Debug)]
-pub struct DeployFailure {
-    pub deployment: StackDeployment,
-    pub error: anyhow::Error,
-}
-
 /// Settings that are not user inputs.
 #[derive(Debug, Clone)]
 pub struct DeploySettings {
@@ -249,22 +242,19 @@ async fn add_upstream_outputs(
     Ok(())
 }
 
-/// Deploys the stack described by `inputs` with the loaded `files`.
+/// Deploys the stack described by `inputs` with the loaded `files`,
+/// recording what it learns in `deployment` as it goes, so a failure or a
+/// cancellation still knows the stack, the change set and the last status.
 pub async fn deploy_stack(
     client: &Client,
     inputs: &StackInputs,
     files: &LoadedStackFiles,
     settings: &DeploySettings,
     console: &Console,
-) -> Result<StackDeployment, DeployFailure> {
-    let mut deployment = StackDeployment {
-        stack_name: inputs.stack_name.clone(),
-        ..StackDeployment::default()
-    };
-    match run(client, inputs, files, settings, console, &mut deployment).await {
-        Ok(()) => Ok(deployment),
-        Err(error) => Err(DeployFailure { deployment, error }),
-    }
+    deployment: &mut StackDeployment,
+) -> anyhow::Result<()> {
+    deployment.stack_name = inputs.stack_name.clone();
+    run(client, inputs, files, settings, console, deployment).await
 }
 
 async fn run(
