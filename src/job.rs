@@ -28,7 +28,8 @@ use crate::service::register::{
 };
 use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
 use crate::service::watch::{
-    EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
+    EcsClients, ServiceWatch, describe_service, is_active_cluster, service_location,
+    short_task_definition,
 };
 use crate::stack::deploy::{DeploySettings, StackDeployment, deploy_stack};
 use crate::stack::lookup::{describe_stack, status_of as stack_status_of};
@@ -844,6 +845,15 @@ async fn roll_out(
     // Read-only first: the service must exist before a revision is made.
     let mut current_task_definition = None;
     if let Some(name) = &service.service {
+        if !is_active_cluster(&clients.ecs, &service.cluster).await? {
+            return Err(InputErrors::from(InputError::new(
+                "cluster",
+                &service.cluster,
+                "is not an active ECS cluster in this account and region",
+                "give the name or ARN of the service's cluster (it defaults to `default`)",
+            ))
+            .into());
+        }
         let Some(existing) = describe_service(&clients.ecs, &service.cluster, name).await? else {
             return Err(InputErrors::from(InputError::new(
                 "service",

@@ -230,3 +230,18 @@ fn lint_workflows_reports_broken_chains_on_file_and_line() {
         clean.stdout
     );
 }
+
+#[test]
+fn the_example_chain_passes_its_own_lint() {
+    let ws = Workspace::new();
+    let examples = crate::util::repo_path("examples/workflows");
+    let run = ActionRun::new(&ws)
+        .args(&["lint-workflows", &examples.display().to_string()])
+        .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("5 workflow file(s), 0 finding(s)"),
+        "{}",
+        run.stdout
+    );
+}

@@ -530,6 +530,25 @@ fn diagnosis_of_task(task: &StoppedTask) -> String {
     line
 }
 
+/// Whether the cluster exists and is active (DescribeClusters reports a
+/// missing cluster as a failure entry, not an error).
+pub async fn is_active_cluster(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+) -> anyhow::Result<bool> {
+    let output = client
+        .describe_clusters()
+        .clusters(cluster)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("describing cluster {cluster}"))?;
+    Ok(output
+        .clusters()
+        .iter()
+        .any(|c| c.status() == Some("ACTIVE")))
+}
+
 /// The service, or `None` when ECS reports it missing or inactive.
 pub async fn describe_service(
     client: &aws_sdk_ecs::Client,

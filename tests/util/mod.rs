@@ -32,6 +32,27 @@ impl Emulator {
         EMULATOR.get_or_init(Emulator::start)
     }
 
+    /// An emulator of one's own, for tests that read its request log (the
+    /// shared one serves every test at once).
+    pub fn private() -> Emulator {
+        Self::start()
+    }
+
+    /// The AWS calls the emulator has served, as (service, action).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        let (code, body) = self.control("GET", "/_emulator/requests", "");
+        assert_eq!(code, 200, "{body}");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("request log JSON");
+        list.iter()
+            .map(|r| {
+                (
+                    r["service"].as_str().unwrap_or_default().to_string(),
+                    r["action"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     fn start() -> Emulator {
         let python = std::env::var_os("ESD_PYTHON")
             .map(PathBuf::from)
@@ -306,7 +327,11 @@ impl<'a> ActionRun<'a> {
 
     /// Runs the binary against the shared emulator.
     pub fn run(self) -> RunResult {
-        let emulator = Emulator::shared();
+        self.run_against(Emulator::shared())
+    }
+
+    /// Runs the binary against `emulator`.
+    pub fn run_against(self, emulator: &Emulator) -> RunResult {
         let ws = self.workspace;
         std::fs::write(ws.event_file(), &self.event).expect("write event");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-stack-deploy"));
