@@ -75,6 +75,14 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("allow-fork-runs", Some("false")),
     input("cancel-on-abort", Some("false")),
     input("lint-workflows", Some("false")),
+    // action.yml defaults this to `${{ github.token }}`, which only the
+    // runner can evaluate; elsewhere it is simply not given.
+    input("github-token", None),
+    input("dispatch-workflows", None),
+    input("dispatch-ref", None),
+    input("dispatch-inputs", None),
+    input("environment", None),
+    input("environment-url-output", None),
 ];
 
 /// The strings the user gave, by input name, already trimmed; empty values
@@ -367,6 +375,25 @@ pub struct DeployInputs {
     pub cancel_on_abort: bool,
     /// Lint `.github/workflows` for broken `workflow_run` chains first.
     pub lint_workflows: bool,
+    pub github: GithubInputs,
+}
+
+/// What the job does through the GitHub API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GithubInputs {
+    pub token: Option<String>,
+    /// Workflow files (or ids) to trigger with workflow_dispatch after a
+    /// successful deploy.
+    pub dispatch_workflows: Vec<String>,
+    /// The ref to dispatch on; `None` means this run's GITHUB_REF.
+    pub dispatch_ref: Option<String>,
+    /// Inputs for the dispatched workflows; values may hold
+    /// `{{ outputs.NAME }}`, replaced by this run's outputs.
+    pub dispatch_inputs: BTreeMap<String, String>,
+    /// A GitHub environment to record a deployment in.
+    pub environment: Option<String>,
+    /// The stack output whose value is the environment's URL.
+    pub environment_url_output: Option<String>,
 }
 
 impl DeployInputs {
@@ -411,6 +438,7 @@ impl DeployInputs {
         let event_policy = found.take(event_policy(raw));
         let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
         let lint_workflows = found.take(boolean(raw, "lint-workflows"));
+        let github = found.take(github_inputs(raw));
         if found.errors.is_empty() {
             Ok(Self {
                 stack,
@@ -420,6 +448,7 @@ impl DeployInputs {
                 event_policy,
                 cancel_on_abort,
                 lint_workflows,
+                github,
             })
         } else {
             Err(InputErrors(found.errors))
@@ -448,6 +477,76 @@ impl StackInputs {
             parameters_from_stacks: found.take(parameters_from_stacks(raw)),
         }
     }
+}
+
+fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
+    let token = raw.values.get("github-token").cloned();
+    let dispatch_workflows = split_list(raw.get("dispatch-workflows").unwrap_or_default());
+    let environment = raw.values.get("environment").cloned();
+    let needs_token = if !dispatch_workflows.is_empty() {
+        Some("dispatch-workflows")
+    } else if environment.is_some() {
+        Some("environment")
+    } else {
+        None
+    };
+    if let (Some(feature), None) = (needs_token, &token) {
+        return Err(InputError::new(
+            "github-token",
+            "",
+            format!("is required by `{feature}`"),
+            "pass `github-token: ${{ github.token }}` (with the job permission the feature needs)",
+        ));
+    }
+    let mut dispatch_inputs = BTreeMap::new();
+    if let Some(text) = raw.values.get("dispatch-inputs") {
+        let fix = "give a mapping of input names to values, in YAML (name: value) or JSON";
+        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+            InputError::new(
+                "dispatch-inputs",
+                text,
+                format!("is not YAML or JSON: {e}"),
+                fix,
+            )
+        })?;
+        let serde_yaml_ng::Value::Mapping(map) = document else {
+            return Err(InputError::new(
+                "dispatch-inputs",
+                text,
+                "is not a mapping",
+                fix,
+            ));
+        };
+        for (key, value) in map {
+            let text_of = |v: &serde_yaml_ng::Value| match v {
+                serde_yaml_ng::Value::String(s) => Some(s.clone()),
+                serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+                serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            };
+            match (text_of(&key), text_of(&value)) {
+                (Some(key), Some(value)) => {
+                    dispatch_inputs.insert(key, value);
+                }
+                _ => {
+                    return Err(InputError::new(
+                        "dispatch-inputs",
+                        text,
+                        "has a value that is not text",
+                        fix,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(GithubInputs {
+        token,
+        dispatch_workflows,
+        dispatch_ref: raw.values.get("dispatch-ref").cloned(),
+        dispatch_inputs,
+        environment,
+        environment_url_output: raw.values.get("environment-url-output").cloned(),
+    })
 }
 
 fn event_policy(raw: &RawInputs) -> Result<EventPolicy, InputError> {

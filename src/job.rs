@@ -13,15 +13,18 @@ use anyhow::Context as _;
 use crate::aws::{aws_error, load_config, resolve_region};
 use crate::console::Console;
 use crate::env::Environment;
+use std::collections::BTreeMap;
+
+use crate::github::api::{DeploymentState, GithubApi};
 use crate::github::commands::AnnotationLevel;
 use crate::github::event::{default_image_tag, summarize};
 use crate::github::lint::{WorkflowFile, lint_workflows as lint, read_workflow_dir};
 use crate::github::output::{append_outputs, append_summary};
 use crate::inputs::{
-    DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
-    ServiceInputs, TaskDefinitionSource, UpstreamFailure,
+    DeployInputs, EventPolicy, GithubInputs, ImageInputs, InputContext, InputError, InputErrors,
+    RawInputs, ServiceInputs, TaskDefinitionSource, UpstreamFailure,
 };
-use crate::report::{JobReport, action_outputs, markdown_summary};
+use crate::report::{JobReport, action_outputs, fill_output_references, markdown_summary};
 use crate::service::ecr::inspect_ecr_image;
 use crate::service::register::{
     as_registered, describe_task_definition, register_task_definition, registration_request,
@@ -481,6 +484,13 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
         ecs: Some(EcsClients::new(&config)),
     };
     let mut report = JobReport::default();
+    let github = match GithubRun::start(&prepared.inputs.github, env, &console).await {
+        Ok(github) => github,
+        Err(error) => {
+            console.error(&format!("{error:#}; nothing was deployed"));
+            return Outcome::Failed;
+        }
+    };
     let finished = tokio::select! {
         result = run(&prepared, &config, &settings, env, &console, &mut report) => Some(result),
         signal = termination_signal() => {
@@ -503,6 +513,19 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
     {
         return report_bad_inputs(&console, errors);
     }
+    let result = match (result, &github) {
+        (Ok(()), Some(github)) => {
+            github
+                .dispatch(&prepared.inputs.github, env, &console, &mut report)
+                .await
+        }
+        (result, _) => result,
+    };
+    if let Some(github) = &github {
+        github
+            .finish(&prepared, env, &console, &mut report, result.as_ref().err())
+            .await;
+    }
     let error_text = result.as_ref().err().map(|e| format!("{e:#}"));
     let written = publish(
         &console,
@@ -524,6 +547,218 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
             Outcome::Failed
         }
     }
+}
+
+/// The job's GitHub side: a deployment record, workflow dispatches and the
+/// pull request comment. Exists only when a feature asks for it.
+struct GithubRun {
+    api: GithubApi,
+    deployment_id: Option<u64>,
+}
+
+impl GithubRun {
+    /// Connects and, with `environment`, records the deployment as
+    /// in_progress, before anything is deployed.
+    async fn start(
+        inputs: &GithubInputs,
+        env: &Environment,
+        console: &Console,
+    ) -> anyhow::Result<Option<Self>> {
+        let comment = is_review_of_pull_request(env);
+        let wanted =
+            !inputs.dispatch_workflows.is_empty() || inputs.environment.is_some() || comment;
+        let Some(token) = inputs.token.as_deref().filter(|_| wanted) else {
+            return Ok(None);
+        };
+        console.mask(token);
+        let repository = env.get("GITHUB_REPOSITORY").unwrap_or_default();
+        let api_url = env
+            .get("GITHUB_API_URL")
+            .unwrap_or("https://api.github.com");
+        let api = GithubApi::new(token, api_url, repository)?;
+        let mut run = Self {
+            api,
+            deployment_id: None,
+        };
+        if let Some(environment) = &inputs.environment {
+            let sha = deployed_commit(env);
+            let id = run
+                .api
+                .create_deployment(&sha, environment, "ecs-stack-deploy")
+                .await?;
+            run.api
+                .set_deployment_status(
+                    id,
+                    DeploymentState::InProgress,
+                    None,
+                    run_url(env).as_deref(),
+                    "deploying",
+                )
+                .await?;
+            console.line(&format!(
+                "GitHub deployment {id} to environment {environment} is in progress"
+            ));
+            run.deployment_id = Some(id);
+        }
+        Ok(Some(run))
+    }
+
+    /// After a successful deploy: triggers the downstream workflows with
+    /// inputs filled from this run's outputs.
+    async fn dispatch(
+        &self,
+        inputs: &GithubInputs,
+        env: &Environment,
+        console: &Console,
+        report: &mut JobReport,
+    ) -> anyhow::Result<()> {
+        if inputs.dispatch_workflows.is_empty() {
+            return Ok(());
+        }
+        let outputs = action_outputs(report).values;
+        let mut filled = BTreeMap::new();
+        for (name, value) in &inputs.dispatch_inputs {
+            let value = fill_output_references(value, &outputs)
+                .map_err(|e| anyhow::anyhow!("dispatch-inputs `{name}`: {e}"))?;
+            filled.insert(name.clone(), value);
+        }
+        let git_ref = inputs
+            .dispatch_ref
+            .clone()
+            .or_else(|| env.get("GITHUB_REF").map(str::to_string))
+            .unwrap_or_else(|| "main".to_string());
+        console.phase("Dispatch workflows");
+        for workflow in &inputs.dispatch_workflows {
+            let sent = self
+                .api
+                .dispatch_workflow(workflow, &git_ref, &filled)
+                .await;
+            if let Err(error) = sent {
+                console.end_phase();
+                return Err(anyhow::anyhow!(error));
+            }
+            console.line(&format!("triggered {workflow} on {git_ref}"));
+            report.dispatched.push((workflow.clone(), git_ref.clone()));
+        }
+        console.end_phase();
+        Ok(())
+    }
+
+    /// Closes the deployment record and comments on the pull request.
+    /// Problems here are reported but do not change the outcome: the
+    /// deploy itself is done.
+    async fn finish(
+        &self,
+        prepared: &Prepared,
+        env: &Environment,
+        console: &Console,
+        report: &mut JobReport,
+        error: Option<&anyhow::Error>,
+    ) {
+        if let Some(id) = self.deployment_id {
+            let url = prepared
+                .inputs
+                .github
+                .environment_url_output
+                .as_deref()
+                .and_then(|key| {
+                    report
+                        .stack
+                        .as_ref()
+                        .and_then(|s| s.outputs.iter().find(|o| o.key == key))
+                        .map(|o| o.value.clone())
+                });
+            let (state, description) = match error {
+                None => (DeploymentState::Success, "deployed".to_string()),
+                // `failure` when what was deployed failed (a root cause is
+                // known), `error` when the deploy could not run at all.
+                Some(error) => match report.root_causes().first() {
+                    Some(cause) => (DeploymentState::Failure, cause.clone()),
+                    None => (DeploymentState::Error, format!("{error:#}")),
+                },
+            };
+            match self
+                .api
+                .set_deployment_status(
+                    id,
+                    state,
+                    url.as_deref(),
+                    run_url(env).as_deref(),
+                    &description,
+                )
+                .await
+            {
+                Ok(()) => report.deployment_url = url,
+                Err(e) => console.error(&format!("updating GitHub deployment {id}: {e}")),
+            }
+        }
+        if is_review_of_pull_request(env)
+            && let Some(deployment) = &report.stack
+            && prepared
+                .inputs
+                .stack
+                .as_ref()
+                .is_some_and(|s| !s.execute_change_set)
+        {
+            let number = env
+                .get("GITHUB_EVENT_PATH")
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .and_then(|payload| summarize(Some("pull_request"), Some(&payload)).ok())
+                .and_then(|summary| summary.pull_request)
+                .and_then(|pr| pr.number);
+            if let Some(number) = number {
+                let marker = format!("<!-- ecs-stack-deploy:{} -->", deployment.stack_name);
+                let body = markdown_summary(
+                    report,
+                    console.elapsed(),
+                    error.map(|e| format!("{e:#}")).as_deref(),
+                );
+                match self
+                    .api
+                    .upsert_pull_request_comment(number, &marker, &body)
+                    .await
+                {
+                    Ok(action) => console.line(&format!(
+                        "pull request #{number}: change set summary {action:?}"
+                    )),
+                    Err(e) => {
+                        console.warning(&format!("commenting on pull request #{number}: {e}"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A `pull_request` run: a planned change set is worth a comment.
+fn is_review_of_pull_request(env: &Environment) -> bool {
+    matches!(
+        env.get("GITHUB_EVENT_NAME"),
+        Some("pull_request" | "pull_request_target")
+    )
+}
+
+/// The commit being deployed: the upstream run's head on `workflow_run`
+/// (GITHUB_SHA is the default branch's head there), else GITHUB_SHA.
+fn deployed_commit(env: &Environment) -> String {
+    let head = env
+        .get("GITHUB_EVENT_PATH")
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|payload| summarize(env.get("GITHUB_EVENT_NAME"), Some(&payload)).ok())
+        .and_then(|summary| summary.workflow_run)
+        .and_then(|run| run.head_sha);
+    head.or_else(|| env.get("GITHUB_SHA").map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The link to this workflow run, for the deployment's log URL.
+fn run_url(env: &Environment) -> Option<String> {
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        env.get("GITHUB_SERVER_URL").unwrap_or("https://github.com"),
+        env.get("GITHUB_REPOSITORY")?,
+        env.get("GITHUB_RUN_ID")?
+    ))
 }
 
 /// Resolves on the first SIGTERM (how the runner cancels a container

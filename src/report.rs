@@ -20,6 +20,10 @@ pub struct JobReport {
     /// The rendered task definition, relative to the workspace.
     pub task_definition_path: Option<String>,
     pub rollout: Option<Rollout>,
+    /// Workflows triggered after the deploy: (workflow, ref).
+    pub dispatched: Vec<(String, String)>,
+    /// The URL recorded on the GitHub deployment.
+    pub deployment_url: Option<String>,
 }
 
 impl JobReport {
@@ -54,6 +58,8 @@ pub const DECLARED_OUTPUTS: &[&str] = &[
     "task-definition",
     "deployment-id",
     "rollout-state",
+    "dispatched-workflows",
+    "deployment-url",
 ];
 
 /// The step outputs of a deploy, and warnings about outputs left out.
@@ -121,6 +127,14 @@ pub fn action_outputs(report: &JobReport) -> ActionOutputs {
             "rollout-state".to_string(),
             text(rollout.and_then(|r| r.rollout_state.as_ref())),
         ),
+        (
+            "dispatched-workflows".to_string(),
+            dispatched_json(&report.dispatched),
+        ),
+        (
+            "deployment-url".to_string(),
+            text(report.deployment_url.as_ref()),
+        ),
     ];
     let mut warnings = Vec::new();
     for output in &deployment.outputs {
@@ -134,6 +148,43 @@ pub fn action_outputs(report: &JobReport) -> ActionOutputs {
         }
     }
     ActionOutputs { values, warnings }
+}
+
+fn dispatched_json(dispatched: &[(String, String)]) -> String {
+    let list: Vec<serde_json::Value> = dispatched
+        .iter()
+        .map(|(workflow, git_ref)| serde_json::json!({"workflow": workflow, "ref": git_ref}))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+/// Replaces `{{ outputs.NAME }}` in `template` with the output NAME; an
+/// unknown name is an error naming it.
+pub fn fill_output_references(
+    template: &str,
+    outputs: &[(String, String)],
+) -> Result<String, String> {
+    let mut filled = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let reference = rest[start + 2..start + end].trim();
+        let Some(name) = reference.strip_prefix("outputs.") else {
+            return Err(format!("`{reference}` is not `outputs.NAME`"));
+        };
+        let value = outputs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+            .ok_or_else(|| format!("this step has no output `{name}`"))?;
+        filled.push_str(&rest[..start]);
+        filled.push_str(value);
+        rest = &rest[start + end + 2..];
+    }
+    filled.push_str(rest);
+    Ok(filled)
 }
 
 /// Escapes text for a Markdown table cell: pipes would split the cell,
@@ -394,6 +445,8 @@ mod tests {
                 "task-definition",
                 "deployment-id",
                 "rollout-state",
+                "dispatched-workflows",
+                "deployment-url",
                 "VpcId"
             ]
         );
@@ -428,6 +481,22 @@ mod tests {
             md.contains("- Queue (AWS::SQS::Queue): bad \\| value"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn output_references_are_filled_or_named_when_unknown() {
+        let outputs = vec![("VpcId".to_string(), "vpc-1".to_string())];
+        assert_eq!(
+            fill_output_references("vpc={{ outputs.VpcId }}/{{outputs.VpcId}}", &outputs).unwrap(),
+            "vpc=vpc-1/vpc-1"
+        );
+        assert_eq!(fill_output_references("plain", &outputs).unwrap(), "plain");
+        assert!(
+            fill_output_references("{{ outputs.Nope }}", &outputs)
+                .unwrap_err()
+                .contains("`Nope`")
+        );
+        assert!(fill_output_references("{{ secrets.X }}", &outputs).is_err());
     }
 
     #[test]

@@ -243,6 +243,19 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
         ),
         (
             stack,
+            &[("dispatch-workflows", "deploy-alb.yml")],
+            &[],
+            "github-token",
+        ),
+        (stack, &[("environment", "prod")], &[], "github-token"),
+        (
+            stack,
+            &[("dispatch-inputs", "[1, 2]")],
+            &[],
+            "dispatch-inputs",
+        ),
+        (
+            stack,
             &[("image-repository", "registry.example.com/web")],
             &[
                 ("GITHUB_EVENT_NAME", "workflow_run"),

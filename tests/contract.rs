@@ -247,6 +247,9 @@ fn action_yml_declares_every_input_and_output_with_the_same_defaults() {
             serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
             _ => None,
         });
+        // A default the runner evaluates (`${{ github.token }}`) is, for the
+        // binary, simply not given.
+        let default = default.filter(|d| !d.starts_with("${{"));
         assert_eq!(default.as_deref(), spec.default, "default of {}", spec.name);
     }
     let outputs = action["outputs"].as_mapping().expect("outputs");

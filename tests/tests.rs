@@ -10,4 +10,5 @@ mod chain;
 mod container;
 mod contract;
 mod deploy;
+mod github;
 mod rollout;

@@ -1,0 +1,1400 @@
+//! The GitHub REST API calls the action makes: dispatching the next
+//! workflow of a chain, recording deployments in the repository's
+//! Environments, and keeping one pull-request comment per stack up to date.
+//!
+//! Everything goes through one [`GithubApi`], built from the token, the API
+//! base URL (`GITHUB_API_URL`, so GitHub Enterprise Server and the tests'
+//! local server work the same way) and `owner/name`. Every failure becomes a
+//! [`GithubError`] that says which input or job permission to fix and quotes
+//! GitHub's own message, because "HTTP 403" alone sends users searching.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use octocrab::{Octocrab, OctocrabBuilder, Page};
+use serde::{Deserialize, Serialize};
+
+/// How long to wait for a TCP/TLS connection to the API. A hung connection
+/// must fail the step with a message instead of running into the job timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for a response once connected.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// GitHub rejects a deployment status description longer than this.
+/// <https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status>
+pub const MAX_DEPLOYMENT_STATUS_DESCRIPTION_CHARS: usize = 140;
+
+/// GitHub rejects a comment body longer than this ("body is too long
+/// (maximum is 65536 characters)").
+pub const MAX_COMMENT_CHARS: usize = 65_536;
+
+/// Appended to a comment cut to fit [`MAX_COMMENT_CHARS`]. The blank line
+/// first ends any Markdown table the cut happened inside.
+const COMMENT_TRUNCATED_NOTICE: &str = "\n\n> **Note:** this comment was truncated to fit GitHub's 65536-character comment limit; see the workflow run's job summary for the full details.\n";
+
+/// Closes a code fence the truncation cut open, so the notice is not
+/// swallowed into the code block.
+const CLOSING_CODE_FENCE: &str = "\n```";
+
+/// A pull request with more comment pages than this is not searched further
+/// and gets a fresh comment; it also stops a misbehaving server that keeps
+/// answering with a `next` link from looping forever.
+const MAX_COMMENT_PAGES: usize = 100;
+
+/// A client for the GitHub REST API, scoped to one repository.
+///
+/// `Debug` shows the API URL and repository only: the token must never reach
+/// a log line or an error message.
+pub struct GithubApi {
+    client: Octocrab,
+    api_url: String,
+    owner: String,
+    repo: String,
+}
+
+impl fmt::Debug for GithubApi {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("GithubApi")
+            .field("api_url", &self.api_url)
+            .field("repository", &format_args!("{}/{}", self.owner, self.repo))
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The state a deployment status reports; serialised as GitHub spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    InProgress,
+    Success,
+    Failure,
+    Error,
+}
+
+/// What [`GithubApi::upsert_pull_request_comment`] did, with the comment id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentAction {
+    Created(u64),
+    Updated(u64),
+}
+
+/// Why a GitHub API call failed, phrased as what the user should change.
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("github-token is missing or invalid; pass `github-token: ${{{{ github.token }}}}`")]
+    MissingToken,
+
+    #[error(
+        "github-token is missing or invalid; pass `github-token: ${{{{ github.token }}}}` (GitHub said: {github_message})"
+    )]
+    InvalidToken { github_message: String },
+
+    #[error("GITHUB_REPOSITORY `{repository}` is not of the form owner/name")]
+    InvalidRepository { repository: String },
+
+    #[error(
+        "GITHUB_API_URL `{api_url}` is not a usable http(s) URL ({reason}); leave it unset on github.com, or set it to your GitHub Enterprise Server API, e.g. https://github.example.com/api/v3"
+    )]
+    InvalidApiUrl { api_url: String, reason: String },
+
+    #[error("{action} failed with HTTP {status}: {github_message}; {fix}")]
+    Rejected {
+        action: String,
+        status: u16,
+        github_message: String,
+        fix: String,
+    },
+
+    #[error(
+        "{action} hit the GitHub API rate limit (GitHub said: {github_message}); wait for the limit to reset and re-run the job"
+    )]
+    RateLimited {
+        action: String,
+        github_message: String,
+    },
+
+    #[error("could not reach the GitHub API at {api_url} for {action}: {reason}")]
+    Unreachable {
+        api_url: String,
+        action: String,
+        reason: String,
+    },
+
+    #[error(
+        "{action} got a response from {api_url} that is not what GitHub documents ({reason}); check that GITHUB_API_URL points at a GitHub REST API"
+    )]
+    UnexpectedResponse {
+        api_url: String,
+        action: String,
+        reason: String,
+    },
+}
+
+/// The call in progress when something failed: it decides which permission
+/// or input an error message points at.
+#[derive(Debug, Clone, Copy)]
+enum GithubCall<'a> {
+    DispatchWorkflow {
+        workflow_id: &'a str,
+        git_ref: &'a str,
+    },
+    CreateDeployment {
+        git_ref: &'a str,
+        environment: &'a str,
+    },
+    SetDeploymentStatus {
+        deployment_id: u64,
+    },
+    ListComments {
+        pull_number: u64,
+    },
+    WriteComment {
+        pull_number: u64,
+    },
+}
+
+/// Body of `POST /repos/{owner}/{repo}/deployments`.
+#[derive(Debug, Serialize)]
+struct NewDeployment<'a> {
+    #[serde(rename = "ref")]
+    git_ref: &'a str,
+    environment: &'a str,
+    description: &'a str,
+    // The action deploys an exact sha that CI already built: GitHub must not
+    // merge the default branch into it, nor wait for commit statuses.
+    auto_merge: bool,
+    required_contexts: [&'a str; 0],
+    transient_environment: bool,
+}
+
+/// The part of GitHub's answer to creating a deployment that we use. On a
+/// 202 ("auto-merge performed") GitHub answers with a `message` and no `id`;
+/// we never ask for auto-merge, but say so plainly if it happens.
+#[derive(Debug, Deserialize)]
+struct CreatedDeployment {
+    id: Option<u64>,
+    message: Option<String>,
+}
+
+/// Body of `POST /repos/{owner}/{repo}/deployments/{id}/statuses`.
+#[derive(Debug, Serialize)]
+struct NewDeploymentStatus<'a> {
+    state: DeploymentState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_url: Option<&'a str>,
+    description: String,
+    // Marks earlier deployments to the same environment inactive, so the
+    // Environments page shows only the live one.
+    auto_inactive: bool,
+}
+
+/// The fields of an issue comment the upsert needs.
+#[derive(Debug, Deserialize)]
+struct IssueComment {
+    id: u64,
+    body: Option<String>,
+}
+
+/// Body of creating or editing an issue comment.
+#[derive(Debug, Serialize)]
+struct CommentBody<'a> {
+    body: &'a str,
+}
+
+impl GithubApi {
+    /// Builds the client. Must run inside a Tokio runtime: octocrab spawns its
+    /// request buffer task while building.
+    pub fn new(token: &str, api_url: &str, repository: &str) -> Result<Self, GithubError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(GithubError::MissingToken);
+        }
+        let (owner, repo) = split_repository(repository)?;
+        let api_url = api_url.trim().trim_end_matches('/');
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(GithubError::InvalidApiUrl {
+                api_url: api_url.to_owned(),
+                reason: "it must start with https:// or http://".to_owned(),
+            });
+        }
+        let invalid_api_url = |error: octocrab::Error| GithubError::InvalidApiUrl {
+            api_url: api_url.to_owned(),
+            reason: describe_error_chain(&error),
+        };
+        let client = OctocrabBuilder::new()
+            .base_uri(api_url)
+            .map_err(invalid_api_url)?
+            .personal_token(token.to_owned())
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .build()
+            .map_err(invalid_api_url)?;
+        Ok(Self {
+            client,
+            api_url: api_url.to_owned(),
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+        })
+    }
+
+    /// Starts a `workflow_dispatch` run of `workflow` (a file name such as
+    /// `deploy-alb.yml`, a path under `.github/workflows/`, or a numeric id)
+    /// on `git_ref` with `inputs`.
+    pub async fn dispatch_workflow(
+        &self,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &BTreeMap<String, String>,
+    ) -> Result<(), GithubError> {
+        let workflow_id = workflow_id_from(workflow);
+        let call = GithubCall::DispatchWorkflow {
+            workflow_id,
+            git_ref,
+        };
+        let inputs = serde_json::Map::from_iter(
+            inputs
+                .iter()
+                .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str()))),
+        );
+        self.client
+            .actions()
+            .create_workflow_dispatch(&self.owner, &self.repo, workflow_id, git_ref)
+            .inputs(serde_json::Value::Object(inputs))
+            .send()
+            .await
+            .map_err(|error| self.explain(call, error))
+    }
+
+    /// Records a deployment of commit `git_ref` to `environment` and returns
+    /// its id, for [`GithubApi::set_deployment_status`].
+    pub async fn create_deployment(
+        &self,
+        git_ref: &str,
+        environment: &str,
+        description: &str,
+    ) -> Result<u64, GithubError> {
+        let call = GithubCall::CreateDeployment {
+            git_ref,
+            environment,
+        };
+        let request = NewDeployment {
+            git_ref,
+            environment,
+            description,
+            auto_merge: false,
+            required_contexts: [],
+            transient_environment: false,
+        };
+        let route = format!("/repos/{}/{}/deployments", self.owner, self.repo);
+        let created: CreatedDeployment = self
+            .client
+            .post(route, Some(&request))
+            .await
+            .map_err(|error| self.explain(call, error))?;
+        created.id.ok_or_else(|| GithubError::UnexpectedResponse {
+            api_url: self.api_url.clone(),
+            action: self.describe(call),
+            reason: format!(
+                "no deployment id in the answer; GitHub said: {}",
+                created.message.as_deref().unwrap_or("nothing")
+            ),
+        })
+    }
+
+    /// Reports the state of deployment `deployment_id`. `description` is cut
+    /// to GitHub's 140-character limit rather than failing the deploy over a
+    /// long message.
+    pub async fn set_deployment_status(
+        &self,
+        deployment_id: u64,
+        state: DeploymentState,
+        environment_url: Option<&str>,
+        log_url: Option<&str>,
+        description: &str,
+    ) -> Result<(), GithubError> {
+        let call = GithubCall::SetDeploymentStatus { deployment_id };
+        let request = NewDeploymentStatus {
+            state,
+            environment_url,
+            log_url,
+            description: truncate_chars(description, MAX_DEPLOYMENT_STATUS_DESCRIPTION_CHARS),
+            auto_inactive: true,
+        };
+        let route = format!(
+            "/repos/{}/{}/deployments/{deployment_id}/statuses",
+            self.owner, self.repo
+        );
+        let _created_status: serde_json::Value = self
+            .client
+            .post(route, Some(&request))
+            .await
+            .map_err(|error| self.explain(call, error))?;
+        Ok(())
+    }
+
+    /// Creates the pull request comment that carries `marker`, or edits it if
+    /// one exists, so each stack keeps a single comment however often the
+    /// workflow runs. `marker` should be an HTML comment, which GitHub does
+    /// not render; an empty marker matches nothing and always creates.
+    pub async fn upsert_pull_request_comment(
+        &self,
+        pull_number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<CommentAction, GithubError> {
+        let comment_body = render_comment_body(marker, body);
+        let request = CommentBody {
+            body: &comment_body,
+        };
+        let call = GithubCall::WriteComment { pull_number };
+        match self.find_comment_with_marker(pull_number, marker).await? {
+            Some(comment_id) => {
+                let route = format!(
+                    "/repos/{}/{}/issues/comments/{comment_id}",
+                    self.owner, self.repo
+                );
+                let updated: IssueComment = self
+                    .client
+                    .patch(route, Some(&request))
+                    .await
+                    .map_err(|error| self.explain(call, error))?;
+                Ok(CommentAction::Updated(updated.id))
+            }
+            None => {
+                let route = format!(
+                    "/repos/{}/{}/issues/{pull_number}/comments",
+                    self.owner, self.repo
+                );
+                let created: IssueComment = self
+                    .client
+                    .post(route, Some(&request))
+                    .await
+                    .map_err(|error| self.explain(call, error))?;
+                Ok(CommentAction::Created(created.id))
+            }
+        }
+    }
+
+    /// Returns the id of the first (oldest) comment on the pull request whose
+    /// body contains `marker`, reading every page.
+    async fn find_comment_with_marker(
+        &self,
+        pull_number: u64,
+        marker: &str,
+    ) -> Result<Option<u64>, GithubError> {
+        if marker.is_empty() {
+            return Ok(None);
+        }
+        let call = GithubCall::ListComments { pull_number };
+        let mut route = format!(
+            "/repos/{}/{}/issues/{pull_number}/comments?per_page=100",
+            self.owner, self.repo
+        );
+        for _ in 0..MAX_COMMENT_PAGES {
+            let page: Page<IssueComment> = self
+                .client
+                .get(&route, None::<&()>)
+                .await
+                .map_err(|error| self.explain(call, error))?;
+            let found = page.items.iter().find(|comment| {
+                comment
+                    .body
+                    .as_deref()
+                    .is_some_and(|text| text.contains(marker))
+            });
+            if let Some(comment) = found {
+                return Ok(Some(comment.id));
+            }
+            // GitHub's `next` link is absolute; octocrab sends the token with
+            // it only because its host is the configured API host.
+            match page.next {
+                Some(next) => route = next.to_string(),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Turns an octocrab error into one that names what to fix.
+    fn explain(&self, call: GithubCall<'_>, error: octocrab::Error) -> GithubError {
+        let action = self.describe(call);
+        match error {
+            octocrab::Error::GitHub { source, .. } => {
+                let status = source.status_code.as_u16();
+                let github_message = describe_github_message(&source);
+                if status == 401 {
+                    GithubError::InvalidToken { github_message }
+                } else if is_rate_limited(&source) {
+                    GithubError::RateLimited {
+                        action,
+                        github_message,
+                    }
+                } else {
+                    GithubError::Rejected {
+                        action,
+                        status,
+                        github_message,
+                        fix: self.fix_for(call, status),
+                    }
+                }
+            }
+            octocrab::Error::Service { .. } | octocrab::Error::Hyper { .. } => {
+                GithubError::Unreachable {
+                    api_url: self.api_url.clone(),
+                    action,
+                    reason: describe_error_chain(&error),
+                }
+            }
+            other => GithubError::UnexpectedResponse {
+                api_url: self.api_url.clone(),
+                action,
+                reason: describe_error_chain(&other),
+            },
+        }
+    }
+
+    /// Names the call in words a user recognises from their workflow file.
+    fn describe(&self, call: GithubCall<'_>) -> String {
+        let repository = format!("{}/{}", self.owner, self.repo);
+        match call {
+            GithubCall::DispatchWorkflow {
+                workflow_id,
+                git_ref,
+            } => format!("dispatching workflow `{workflow_id}` on ref `{git_ref}` in {repository}"),
+            GithubCall::CreateDeployment {
+                git_ref,
+                environment,
+            } => format!(
+                "creating a deployment of `{git_ref}` to environment `{environment}` in {repository}"
+            ),
+            GithubCall::SetDeploymentStatus { deployment_id } => {
+                format!("setting the status of deployment {deployment_id} in {repository}")
+            }
+            GithubCall::ListComments { pull_number } => {
+                format!("listing the comments of pull request #{pull_number} in {repository}")
+            }
+            GithubCall::WriteComment { pull_number } => {
+                format!("commenting on pull request #{pull_number} in {repository}")
+            }
+        }
+    }
+
+    /// The fix for a refused call. Permission names are the `permissions:`
+    /// keys of a workflow job, which is where users grant them to
+    /// `GITHUB_TOKEN`.
+    fn fix_for(&self, call: GithubCall<'_>, status: u16) -> String {
+        let repository = format!("{}/{}", self.owner, self.repo);
+        if status >= 500 {
+            return "GitHub had a server error; re-run the job".to_owned();
+        }
+        match (call, status) {
+            (
+                GithubCall::DispatchWorkflow {
+                    workflow_id,
+                    git_ref,
+                },
+                403 | 404,
+            ) => format!(
+                "the token lacks `actions: write` (add `permissions: actions: write` to the job), or workflow `{workflow_id}` does not exist in {repository} on ref `{git_ref}`"
+            ),
+            (
+                GithubCall::DispatchWorkflow {
+                    workflow_id,
+                    git_ref,
+                },
+                422,
+            ) => format!(
+                "workflow `{workflow_id}` on ref `{git_ref}` must have an `on: workflow_dispatch` trigger that declares every input passed to it, and the ref must be a branch or tag"
+            ),
+            (GithubCall::CreateDeployment { .. }, 403 | 404) => format!(
+                "the token lacks `deployments: write` (add `permissions: deployments: write` to the job), or repository {repository} does not exist"
+            ),
+            (GithubCall::CreateDeployment { git_ref, .. }, 409 | 422) => format!(
+                "ref `{git_ref}` must be a commit, branch or tag that exists in {repository}"
+            ),
+            (GithubCall::SetDeploymentStatus { deployment_id }, 403 | 404) => format!(
+                "the token lacks `deployments: write` (add `permissions: deployments: write` to the job), or deployment {deployment_id} does not exist in {repository}"
+            ),
+            (GithubCall::SetDeploymentStatus { .. }, 422) => {
+                "environment-url and the log URL must be absolute http(s) URLs".to_owned()
+            }
+            (
+                GithubCall::ListComments { pull_number } | GithubCall::WriteComment { pull_number },
+                403 | 404,
+            ) => format!(
+                "the token lacks `pull-requests: write` (add `permissions: pull-requests: write` to the job; `issues: write` also grants issue comments), or pull request #{pull_number} does not exist in {repository}; on `pull_request` events from forks the token is read-only, so comment from a `workflow_run` workflow instead"
+            ),
+            _ => "see GitHub's message for the cause".to_owned(),
+        }
+    }
+}
+
+/// Splits `owner/name`, refusing anything else before it becomes a wrong URL.
+fn split_repository(repository: &str) -> Result<(&str, &str), GithubError> {
+    let invalid = || GithubError::InvalidRepository {
+        repository: repository.to_owned(),
+    };
+    let (owner, repo) = repository.trim().split_once('/').ok_or_else(invalid)?;
+    if owner.is_empty() || repo.is_empty() || repo.contains('/') {
+        return Err(invalid());
+    }
+    Ok((owner, repo))
+}
+
+/// The dispatch endpoint takes a file name or numeric id, but users often
+/// write the path they see in the repository (`.github/workflows/x.yml`);
+/// keep only the file name so both work.
+fn workflow_id_from(workflow: &str) -> &str {
+    let workflow = workflow.trim();
+    workflow.rsplit('/').next().unwrap_or(workflow)
+}
+
+/// Cuts `text` to at most `max_chars` characters, ending in `…` when cut.
+/// Counts characters, not bytes, as GitHub's limits do, and never splits one.
+fn truncate_chars(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut truncated: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    truncated.push('…');
+    truncated
+}
+
+/// The comment as posted: the marker on its own line, then `body`, cut with
+/// a notice if the whole would exceed [`MAX_COMMENT_CHARS`].
+fn render_comment_body(marker: &str, body: &str) -> String {
+    let full = format!("{marker}\n{body}");
+    if full.chars().count() <= MAX_COMMENT_CHARS {
+        return full;
+    }
+    let reserved = marker.chars().count()
+        + 1
+        + CLOSING_CODE_FENCE.chars().count()
+        + COMMENT_TRUNCATED_NOTICE.chars().count();
+    let mut kept: String = body
+        .chars()
+        .take(MAX_COMMENT_CHARS.saturating_sub(reserved))
+        .collect();
+    if kept.matches("```").count() % 2 == 1 {
+        kept.push_str(CLOSING_CODE_FENCE);
+    }
+    format!("{marker}\n{kept}{COMMENT_TRUNCATED_NOTICE}")
+}
+
+/// GitHub's `message`, plus the per-field `errors` a 422 carries (they hold
+/// the useful part, e.g. which input was unexpected).
+fn describe_github_message(error: &octocrab::GitHubError) -> String {
+    let details: Vec<String> = error
+        .errors
+        .iter()
+        .flatten()
+        .map(
+            |detail| match detail.get("message").and_then(|text| text.as_str()) {
+                Some(text) => text.to_owned(),
+                None => detail.to_string(),
+            },
+        )
+        .collect();
+    if details.is_empty() {
+        error.message.clone()
+    } else {
+        format!("{} ({})", error.message, details.join("; "))
+    }
+}
+
+/// GitHub signals an exhausted rate limit with 429, or with 403 and
+/// `x-ratelimit-remaining: 0`; the header keeps this from reading 403 bodies.
+/// <https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api>
+fn is_rate_limited(error: &octocrab::GitHubError) -> bool {
+    let remaining_is_zero = error
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get("x-ratelimit-remaining"))
+        .is_some_and(|remaining| remaining.as_bytes() == b"0");
+    error.status_code.as_u16() == 429 || (error.status_code.as_u16() == 403 && remaining_is_zero)
+}
+
+/// Joins an error and its sources on one line, skipping a source whose text
+/// its parent already repeats (octocrab's wrappers print their source).
+fn describe_error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(layer) = current {
+        let text = layer.to_string();
+        if !parts.last().is_some_and(|parent| parent.contains(&text)) {
+            parts.push(text);
+        }
+        current = layer.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const TOKEN: &str = "ghs_test_token_0123456789";
+    const REPOSITORY: &str = "octo-org/infra";
+
+    /// One request as the fake API received it.
+    #[derive(Debug, Clone)]
+    struct RecordedRequest {
+        method: String,
+        path: String,
+        authorization: Option<String>,
+        body: Option<Value>,
+    }
+
+    /// One scripted answer. `{base_url}` in a header value is replaced by the
+    /// server's own URL, for `Link` headers.
+    struct Reply {
+        status: u16,
+        body: Option<Value>,
+        headers: Vec<(&'static str, String)>,
+    }
+
+    fn reply(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+
+    fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A stand-in for the GitHub API on a loopback port: answers requests in
+    /// order from a script and records them.
+    struct FakeGithub {
+        base_url: String,
+        requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    }
+
+    impl FakeGithub {
+        async fn start(replies: Vec<Reply>) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base_url = format!("http://{}", listener.local_addr().unwrap());
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let recorded = Arc::clone(&requests);
+            let server_url = base_url.clone();
+            tokio::spawn(async move {
+                let mut replies = replies.into_iter();
+                loop {
+                    let Ok((mut stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let Some(request) = read_request(&mut stream).await else {
+                        continue;
+                    };
+                    recorded.lock().unwrap().push(request);
+                    let answer = replies.next().unwrap_or_else(|| {
+                        reply(
+                            400,
+                            json!({"message": "the test did not script this request"}),
+                        )
+                    });
+                    write_reply(&mut stream, &answer, &server_url).await;
+                }
+            });
+            Self { base_url, requests }
+        }
+
+        fn api(&self) -> GithubApi {
+            GithubApi::new(TOKEN, &self.base_url, REPOSITORY).unwrap()
+        }
+
+        fn requests(&self) -> Vec<RecordedRequest> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    async fn read_request(stream: &mut TcpStream) -> Option<RecordedRequest> {
+        let mut buffer = Vec::new();
+        let mut chunk = [0_u8; 8192];
+        let header_end = loop {
+            if let Some(position) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+                break position + 4;
+            }
+            let read = stream.read(&mut chunk).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut request_line = lines.next()?.split(' ');
+        let method = request_line.next()?.to_owned();
+        let path = request_line.next()?.to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let header = |wanted: &str| {
+            headers
+                .iter()
+                .find(|(name, _)| name == wanted)
+                .map(|(_, value)| value.clone())
+        };
+        let content_length: usize =
+            header("content-length").map_or(0, |length| length.parse().unwrap());
+        while buffer.len() < header_end + content_length {
+            let read = stream.read(&mut chunk).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+        }
+        let body_bytes = &buffer[header_end..header_end + content_length];
+        let body = (!body_bytes.is_empty()).then(|| serde_json::from_slice(body_bytes).unwrap());
+        Some(RecordedRequest {
+            method,
+            path,
+            authorization: header("authorization"),
+            body,
+        })
+    }
+
+    async fn write_reply(stream: &mut TcpStream, answer: &Reply, base_url: &str) {
+        let body = answer
+            .body
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let mut response = format!(
+            "HTTP/1.1 {} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            answer.status,
+            body.len()
+        );
+        for (name, value) in &answer.headers {
+            response.push_str(&format!(
+                "{name}: {}\r\n",
+                value.replace("{base_url}", base_url)
+            ));
+        }
+        response.push_str("\r\n");
+        response.push_str(&body);
+        stream.write_all(response.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+    }
+
+    fn assert_authorized(request: &RecordedRequest) {
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str()),
+            "request {} {} must carry the token",
+            request.method,
+            request.path
+        );
+    }
+
+    fn deploy_inputs() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("stack-name".to_owned(), "alb".to_owned()),
+            ("image".to_owned(), "123.dkr.ecr/app@sha256:abc".to_owned()),
+        ])
+    }
+
+    #[tokio::test]
+    async fn dispatch_workflow_posts_ref_and_inputs_to_the_dispatches_endpoint() {
+        let github = FakeGithub::start(vec![no_content()]).await;
+
+        github
+            .api()
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap();
+
+        let requests = github.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(
+            requests[0].path,
+            "/repos/octo-org/infra/actions/workflows/deploy-alb.yml/dispatches"
+        );
+        assert_eq!(
+            requests[0].body,
+            Some(json!({
+                "ref": "main",
+                "inputs": {"stack-name": "alb", "image": "123.dkr.ecr/app@sha256:abc"}
+            }))
+        );
+        assert_authorized(&requests[0]);
+    }
+
+    #[tokio::test]
+    async fn dispatch_workflow_sends_empty_inputs_as_an_object() {
+        let github = FakeGithub::start(vec![no_content()]).await;
+
+        github
+            .api()
+            .dispatch_workflow(
+                ".github/workflows/deploy-ecs.yml",
+                "v1.2.3",
+                &BTreeMap::new(),
+            )
+            .await
+            .unwrap();
+
+        let requests = github.requests();
+        assert_eq!(
+            requests[0].path,
+            "/repos/octo-org/infra/actions/workflows/deploy-ecs.yml/dispatches"
+        );
+        assert_eq!(
+            requests[0].body,
+            Some(json!({"ref": "v1.2.3", "inputs": {}}))
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthorized_asks_for_github_token_and_never_shows_it() {
+        let github =
+            FakeGithub::start(vec![reply(401, json!({"message": "Bad credentials"}))]).await;
+
+        let error = github
+            .api()
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap_err();
+
+        let message = error.to_string();
+        assert!(
+            matches!(error, GithubError::InvalidToken { .. }),
+            "{error:?}"
+        );
+        assert!(
+            message.contains("github-token is missing or invalid"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`github-token: ${{ github.token }}`"),
+            "{message}"
+        );
+        assert!(message.contains("Bad credentials"), "{message}");
+        assert!(!message.contains(TOKEN) && !format!("{error:?}").contains(TOKEN));
+    }
+
+    #[tokio::test]
+    async fn dispatch_workflow_not_found_names_actions_write_and_the_workflow() {
+        for status in [403, 404] {
+            let github = FakeGithub::start(vec![reply(
+                status,
+                json!({"message": "Resource not accessible by integration"}),
+            )])
+            .await;
+
+            let message = github
+                .api()
+                .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+                .await
+                .unwrap_err()
+                .to_string();
+
+            assert!(message.contains(&format!("HTTP {status}")), "{message}");
+            assert!(
+                message.contains("`permissions: actions: write`"),
+                "{message}"
+            );
+            assert!(
+                message.contains(
+                    "workflow `deploy-alb.yml` does not exist in octo-org/infra on ref `main`"
+                ),
+                "{message}"
+            );
+            assert!(
+                message.contains("Resource not accessible by integration"),
+                "{message}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn dispatch_workflow_unprocessable_quotes_github_and_names_workflow_dispatch() {
+        let github = FakeGithub::start(vec![reply(
+            422,
+            json!({
+                "message": "Unexpected inputs provided: [\"colour\"]",
+                "documentation_url": "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event"
+            }),
+        )])
+        .await;
+
+        let message = github
+            .api()
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            message.contains("Unexpected inputs provided: [\"colour\"]"),
+            "{message}"
+        );
+        assert!(message.contains("`on: workflow_dispatch`"), "{message}");
+        assert!(message.contains("declares every input"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn rate_limited_403_is_not_reported_as_a_missing_permission() {
+        let github = FakeGithub::start(vec![Reply {
+            status: 403,
+            body: Some(json!({"message": "API rate limit exceeded for installation ID 1."})),
+            headers: vec![("x-ratelimit-remaining", "0".to_owned())],
+        }])
+        .await;
+
+        let error = github
+            .api()
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap_err();
+
+        let message = error.to_string();
+        assert!(
+            matches!(error, GithubError::RateLimited { .. }),
+            "{error:?}"
+        );
+        assert!(message.contains("API rate limit exceeded"), "{message}");
+        assert!(!message.contains("actions: write"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn create_deployment_posts_the_exact_sha_without_auto_merge_or_status_checks() {
+        let github = FakeGithub::start(vec![reply(
+            201,
+            json!({"id": 4242, "sha": "0123abc", "environment": "production"}),
+        )])
+        .await;
+
+        let deployment_id = github
+            .api()
+            .create_deployment("0123abc", "production", "Deploy stack alb")
+            .await
+            .unwrap();
+
+        assert_eq!(deployment_id, 4242);
+        let requests = github.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(requests[0].path, "/repos/octo-org/infra/deployments");
+        assert_eq!(
+            requests[0].body,
+            Some(json!({
+                "ref": "0123abc",
+                "environment": "production",
+                "description": "Deploy stack alb",
+                "auto_merge": false,
+                "required_contexts": [],
+                "transient_environment": false
+            }))
+        );
+        assert_authorized(&requests[0]);
+    }
+
+    #[tokio::test]
+    async fn create_deployment_forbidden_names_deployments_write() {
+        let github = FakeGithub::start(vec![reply(
+            403,
+            json!({"message": "Resource not accessible by integration"}),
+        )])
+        .await;
+
+        let message = github
+            .api()
+            .create_deployment("0123abc", "production", "Deploy stack alb")
+            .await
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            message.contains("`permissions: deployments: write`"),
+            "{message}"
+        );
+        assert!(message.contains("environment `production`"), "{message}");
+        assert!(
+            message.contains("Resource not accessible by integration"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn create_deployment_without_an_id_in_the_answer_is_an_error() {
+        let github = FakeGithub::start(vec![reply(
+            202,
+            json!({"message": "Auto-merged main into topic-branch on deployment."}),
+        )])
+        .await;
+
+        let message = github
+            .api()
+            .create_deployment("topic-branch", "staging", "Deploy")
+            .await
+            .unwrap_err()
+            .to_string();
+
+        assert!(message.contains("no deployment id"), "{message}");
+        assert!(message.contains("Auto-merged main"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn set_deployment_status_posts_state_urls_and_auto_inactive() {
+        let github =
+            FakeGithub::start(vec![reply(201, json!({"id": 1, "state": "success"}))]).await;
+
+        github
+            .api()
+            .set_deployment_status(
+                4242,
+                DeploymentState::Success,
+                Some("https://alb.example.com"),
+                Some("https://github.com/octo-org/infra/actions/runs/9"),
+                "Stack alb is up to date",
+            )
+            .await
+            .unwrap();
+
+        let requests = github.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, "POST");
+        assert_eq!(
+            requests[0].path,
+            "/repos/octo-org/infra/deployments/4242/statuses"
+        );
+        assert_eq!(
+            requests[0].body,
+            Some(json!({
+                "state": "success",
+                "environment_url": "https://alb.example.com",
+                "log_url": "https://github.com/octo-org/infra/actions/runs/9",
+                "description": "Stack alb is up to date",
+                "auto_inactive": true
+            }))
+        );
+        assert_authorized(&requests[0]);
+    }
+
+    #[tokio::test]
+    async fn set_deployment_status_omits_absent_urls_and_cuts_the_description_to_140_chars() {
+        let github = FakeGithub::start(vec![reply(201, json!({"id": 2}))]).await;
+        let long_description = "x".repeat(200);
+
+        github
+            .api()
+            .set_deployment_status(
+                7,
+                DeploymentState::InProgress,
+                None,
+                None,
+                &long_description,
+            )
+            .await
+            .unwrap();
+
+        let body = github.requests()[0].body.clone().unwrap();
+        let sent_description = body["description"].as_str().unwrap();
+        assert_eq!(sent_description.chars().count(), 140);
+        assert!(sent_description.ends_with('…'));
+        assert_eq!(body["state"], "in_progress");
+        assert!(body.get("environment_url").is_none() && body.get("log_url").is_none());
+    }
+
+    #[tokio::test]
+    async fn set_deployment_status_not_found_names_deployments_write_and_the_id() {
+        let github = FakeGithub::start(vec![reply(404, json!({"message": "Not Found"}))]).await;
+
+        let message = github
+            .api()
+            .set_deployment_status(7, DeploymentState::Failure, None, None, "failed")
+            .await
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            message.contains("`permissions: deployments: write`"),
+            "{message}"
+        );
+        assert!(message.contains("deployment 7 does not exist"), "{message}");
+        assert!(message.contains("Not Found"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn upsert_creates_a_comment_when_none_carries_the_marker() {
+        let github = FakeGithub::start(vec![
+            reply(
+                200,
+                json!([{"id": 1, "body": "LGTM"}, {"id": 2, "body": null}]),
+            ),
+            reply(201, json!({"id": 99, "body": "..."})),
+        ])
+        .await;
+
+        let action = github
+            .api()
+            .upsert_pull_request_comment(12, "<!-- ecs-stack-deploy:alb -->", "## Plan\nno changes")
+            .await
+            .unwrap();
+
+        assert_eq!(action, CommentAction::Created(99));
+        let requests = github.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].method, "GET");
+        assert_eq!(
+            requests[0].path,
+            "/repos/octo-org/infra/issues/12/comments?per_page=100"
+        );
+        assert_eq!(requests[0].body, None);
+        assert_eq!(requests[1].method, "POST");
+        assert_eq!(requests[1].path, "/repos/octo-org/infra/issues/12/comments");
+        assert_eq!(
+            requests[1].body,
+            Some(json!({"body": "<!-- ecs-stack-deploy:alb -->\n## Plan\nno changes"}))
+        );
+        requests.iter().for_each(assert_authorized);
+    }
+
+    #[tokio::test]
+    async fn upsert_updates_the_marked_comment_found_on_the_second_page() {
+        let marker = "<!-- ecs-stack-deploy:alb -->";
+        let github = FakeGithub::start(vec![
+            Reply {
+                status: 200,
+                body: Some(json!([{"id": 1, "body": "first"}, {"id": 2, "body": "<!-- ecs-stack-deploy:network -->\nother stack"}])),
+                headers: vec![(
+                    "link",
+                    "<{base_url}/repos/octo-org/infra/issues/12/comments?per_page=100&page=2>; rel=\"next\", <{base_url}/repos/octo-org/infra/issues/12/comments?per_page=100&page=2>; rel=\"last\"".to_owned(),
+                )],
+            },
+            reply(200, json!([{"id": 555, "body": format!("{marker}\nold plan")}])),
+            reply(200, json!({"id": 555, "body": "..."})),
+        ])
+        .await;
+
+        let action = github
+            .api()
+            .upsert_pull_request_comment(12, marker, "new plan")
+            .await
+            .unwrap();
+
+        assert_eq!(action, CommentAction::Updated(555));
+        let requests = github.requests();
+        let calls: Vec<(&str, &str)> = requests
+            .iter()
+            .map(|request| (request.method.as_str(), request.path.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (
+                    "GET",
+                    "/repos/octo-org/infra/issues/12/comments?per_page=100"
+                ),
+                (
+                    "GET",
+                    "/repos/octo-org/infra/issues/12/comments?per_page=100&page=2"
+                ),
+                ("PATCH", "/repos/octo-org/infra/issues/comments/555"),
+            ]
+        );
+        assert_eq!(
+            requests[2].body,
+            Some(json!({"body": "<!-- ecs-stack-deploy:alb -->\nnew plan"}))
+        );
+        // Page 2 is fetched from the absolute `next` URL: the token must go
+        // with it, since private repositories answer 404 without it.
+        requests.iter().for_each(assert_authorized);
+    }
+
+    #[tokio::test]
+    async fn upsert_forbidden_names_pull_requests_write() {
+        let github = FakeGithub::start(vec![
+            reply(200, json!([])),
+            reply(
+                403,
+                json!({"message": "Resource not accessible by integration"}),
+            ),
+        ])
+        .await;
+
+        let message = github
+            .api()
+            .upsert_pull_request_comment(12, "<!-- ecs-stack-deploy:alb -->", "plan")
+            .await
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            message.contains("commenting on pull request #12 in octo-org/infra"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`permissions: pull-requests: write`"),
+            "{message}"
+        );
+        assert!(message.contains("`issues: write`"), "{message}");
+        assert!(
+            message.contains("Resource not accessible by integration"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_api_names_the_url() {
+        // Bind then drop, so nothing listens on the port.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let api = GithubApi::new(TOKEN, &api_url, REPOSITORY).unwrap();
+
+        let error = api
+            .create_deployment("0123abc", "production", "Deploy")
+            .await
+            .unwrap_err();
+
+        let message = error.to_string();
+        assert!(
+            matches!(error, GithubError::Unreachable { .. }),
+            "{error:?}"
+        );
+        assert!(
+            message.starts_with(&format!("could not reach the GitHub API at {api_url}")),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_contains_the_token() {
+        let api = GithubApi::new(TOKEN, "https://api.github.com/", REPOSITORY).unwrap();
+
+        let debug = format!("{api:?}");
+
+        assert!(!debug.contains(TOKEN), "{debug}");
+        assert!(debug.contains("https://api.github.com\""), "{debug}");
+        assert!(debug.contains("octo-org/infra"), "{debug}");
+    }
+
+    #[test]
+    fn new_rejects_bad_settings_before_any_request() {
+        let cases = [
+            (
+                "",
+                "https://api.github.com",
+                REPOSITORY,
+                "github-token is missing or invalid",
+            ),
+            (
+                "  ",
+                "https://api.github.com",
+                REPOSITORY,
+                "github-token is missing or invalid",
+            ),
+            (
+                TOKEN,
+                "https://api.github.com",
+                "infra",
+                "GITHUB_REPOSITORY `infra`",
+            ),
+            (
+                TOKEN,
+                "https://api.github.com",
+                "octo-org/",
+                "GITHUB_REPOSITORY `octo-org/`",
+            ),
+            (
+                TOKEN,
+                "https://api.github.com",
+                "a/b/c",
+                "GITHUB_REPOSITORY `a/b/c`",
+            ),
+            (
+                TOKEN,
+                "api.github.com",
+                REPOSITORY,
+                "GITHUB_API_URL `api.github.com`",
+            ),
+        ];
+        for (token, api_url, repository, expected) in cases {
+            let message = GithubApi::new(token, api_url, repository)
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(!message.contains(TOKEN), "{message}");
+        }
+    }
+
+    #[test]
+    fn workflow_id_keeps_only_the_file_name() {
+        let cases = [
+            ("deploy-alb.yml", "deploy-alb.yml"),
+            (".github/workflows/deploy-alb.yml", "deploy-alb.yml"),
+            ("161335", "161335"),
+            (" deploy.yaml ", "deploy.yaml"),
+        ];
+        for (workflow, expected) in cases {
+            assert_eq!(workflow_id_from(workflow), expected, "{workflow}");
+        }
+    }
+
+    #[test]
+    fn truncate_chars_counts_characters_not_bytes() {
+        let cases = [
+            ("short", 140, "short".to_owned()),
+            (&*"a".repeat(140), 140, "a".repeat(140)),
+            (&*"a".repeat(141), 140, format!("{}…", "a".repeat(139))),
+            ("ééééé", 3, "éé…".to_owned()),
+        ];
+        for (text, max_chars, expected) in cases {
+            assert_eq!(truncate_chars(text, max_chars), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn render_comment_body_keeps_a_body_that_fits() {
+        // Marker (6) + newline (1) + body: exactly at the limit.
+        let body = "b".repeat(MAX_COMMENT_CHARS - 7);
+
+        let rendered = render_comment_body("<!--->", &body);
+
+        assert_eq!(rendered, format!("<!--->\n{body}"));
+        assert_eq!(rendered.chars().count(), MAX_COMMENT_CHARS);
+    }
+
+    #[test]
+    fn render_comment_body_cuts_below_the_limit_with_a_notice_and_closes_the_fence() {
+        let marker = "<!-- ecs-stack-deploy:alb -->";
+        let body = format!("## Diff\n```diff\n{}", "+ line\n".repeat(20_000));
+
+        let rendered = render_comment_body(marker, &body);
+
+        assert!(
+            rendered.chars().count() <= MAX_COMMENT_CHARS,
+            "{}",
+            rendered.chars().count()
+        );
+        assert!(rendered.starts_with(&format!("{marker}\n## Diff\n```diff\n")));
+        assert!(rendered.ends_with(COMMENT_TRUNCATED_NOTICE));
+        assert_eq!(
+            rendered.matches("```").count(),
+            2,
+            "the cut code block is closed"
+        );
+    }
+}
