@@ -245,3 +245,69 @@ fn the_example_chain_passes_its_own_lint() {
         run.stdout
     );
 }
+
+/// The four example stacks, chained as the example workflows chain them:
+/// each stack fills its parameters from the previous stacks' outputs, the
+/// ECS stack runs the image of the commit that triggered the chain
+/// (`workflow_dispatch` here: the tag is the dispatched commit), and the
+/// API Gateway stack ends with the endpoint.
+#[test]
+fn the_example_chain_deploys_from_stack_to_stack() {
+    let ws = Workspace::new();
+    for stack in ["network", "alb", "ecs", "apigw"] {
+        let template = std::fs::read_to_string(crate::util::repo_path(&format!(
+            "examples/{stack}/template.yml"
+        )))
+        .expect("example template");
+        ws.write(&format!("examples/{stack}/template.yml"), &template);
+    }
+    let prefix = unique_name("chain");
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let repository = crate::rollout::push_image(&format!("{prefix}/web"), &[sha]);
+    let dispatch = serde_json::json!({"inputs": {"image_tag": ""}, "ref": "refs/heads/main", "repository": {"full_name": "acme/shop"}});
+    let deploy = |stack: &str, extra: &[(&str, &str)]| {
+        let mut run = ActionRun::new(&ws)
+            .event("workflow_dispatch", dispatch.clone())
+            .input("name", &format!("{prefix}-{stack}"))
+            .input("template", &format!("examples/{stack}/template.yml"))
+            .input(
+                "parameter-overrides",
+                &format!("EnvironmentName={}", prefix.replace('-', "")),
+            );
+        for (name, value) in extra {
+            run = run.input(name, value);
+        }
+        let result = run.run();
+        result.assert_code(0);
+        result
+    };
+    let network = deploy("network", &[]);
+    assert!(network.output("VpcId").starts_with("vpc-"));
+    let network_stack = format!("{prefix}-network");
+    let alb = deploy("alb", &[("parameters-from-stacks", &network_stack)]);
+    assert!(alb.output("TargetGroupArn").contains(":targetgroup/"));
+    let upstream = format!("{network_stack}\n{prefix}-alb");
+    let ecs = deploy(
+        "ecs",
+        &[
+            ("parameters-from-stacks", &upstream),
+            ("image-repository", &repository),
+        ],
+    );
+    assert_eq!(
+        ecs.output("image"),
+        format!("{repository}:{sha}"),
+        "the dispatched commit's image"
+    );
+    assert_eq!(ecs.output("rollout-state"), "COMPLETED");
+    let apigw = deploy(
+        "apigw",
+        &[("parameters-from-stacks", &format!("{prefix}-alb"))],
+    );
+    assert!(
+        apigw.output("ApiEndpoint").starts_with("https://")
+            && apigw.output("ApiEndpoint").ends_with("/prod"),
+        "{:?}",
+        apigw.outputs
+    );
+}

@@ -30,7 +30,7 @@ fn config() -> aws_config::SdkConfig {
 
 /// Creates an ECR repository and pushes a manifest under each tag; returns
 /// the repository URI.
-fn push_image(repository: &str, tags: &[&str]) -> String {
+pub fn push_image(repository: &str, tags: &[&str]) -> String {
     let ecr = aws_sdk_ecr::Client::new(&config());
     block_on(async {
         ecr.create_repository()
