@@ -16,10 +16,14 @@ fn ecr_host() -> String {
 }
 
 fn config() -> aws_config::SdkConfig {
+    config_for(Emulator::shared())
+}
+
+fn config_for(emulator: &Emulator) -> aws_config::SdkConfig {
     block_on(async {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(Emulator::shared().endpoint())
+            .endpoint_url(emulator.endpoint())
             .credentials_provider(aws_sdk_ecs::config::Credentials::new(
                 "testing", "testing", None, None, "tests",
             ))
@@ -31,7 +35,12 @@ fn config() -> aws_config::SdkConfig {
 /// Creates an ECR repository and pushes a manifest under each tag; returns
 /// the repository URI.
 pub fn push_image(repository: &str, tags: &[&str]) -> String {
-    let ecr = aws_sdk_ecr::Client::new(&config());
+    push_image_on(Emulator::shared(), repository, tags)
+}
+
+/// [`push_image`] on a given emulator.
+pub fn push_image_on(emulator: &Emulator, repository: &str, tags: &[&str]) -> String {
+    let ecr = aws_sdk_ecr::Client::new(&config_for(emulator));
     block_on(async {
         ecr.create_repository()
             .repository_name(repository)
@@ -370,7 +379,7 @@ fn a_rollout_that_does_not_finish_in_time_fails() {
 
 /// A stack with a cluster, a task definition taking its image from
 /// `ImageUri`, and a Fargate service with the circuit breaker on.
-const SERVICE_TEMPLATE: &str = r#"
+pub const SERVICE_TEMPLATE: &str = r#"
 Parameters:
   ImageUri:
     Type: String

@@ -11,4 +11,5 @@ mod container;
 mod contract;
 mod deploy;
 mod github;
+mod iam;
 mod rollout;

@@ -1,0 +1,121 @@
+//! The action uses no AWS API outside the least-privilege policies the
+//! README documents: each mode runs against a private emulator, and every
+//! call in its request log must be allowed by that mode's policy.
+
+use crate::rollout::push_image_on;
+use crate::util::{ActionRun, Emulator, Workspace, read_repo_file, unique_name};
+
+/// The actions of the README's policy for `mode`.
+fn documented_actions(mode: &str) -> Vec<String> {
+    let readme = read_repo_file("README.md");
+    let marker = format!("<!-- iam-policy: {mode} -->\n```json\n");
+    let start = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {mode} policy in the README"))
+        + marker.len();
+    let end = start
+        + readme[start..]
+            .find("```")
+            .expect("end of the policy block");
+    let policy: serde_json::Value =
+        serde_json::from_str(&readme[start..end]).expect("the policy is JSON");
+    let mut actions = Vec::new();
+    for statement in policy["Statement"].as_array().expect("statements") {
+        match &statement["Action"] {
+            serde_json::Value::String(action) => actions.push(action.clone()),
+            serde_json::Value::Array(list) => {
+                actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_string)))
+            }
+            other => panic!("unexpected Action {other}"),
+        }
+    }
+    actions
+}
+
+/// Every call the emulator served, as IAM actions (`service:Action`).
+fn used_actions(emulator: &Emulator) -> Vec<String> {
+    let mut used: Vec<String> = emulator
+        .requests()
+        .into_iter()
+        .map(|(service, action)| format!("{service}:{action}"))
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+#[test]
+fn each_mode_stays_inside_its_documented_policy() {
+    let emulator = Emulator::private();
+    let ws = Workspace::new();
+    ws.write("ecs.yml", crate::rollout::SERVICE_TEMPLATE);
+    let name = unique_name("iam");
+    let repository = push_image_on(&emulator, &name, &["abc1234", "def5678"]);
+    emulator.control("POST", "/_emulator/requests/reset", "");
+
+    // Stack mode: a create, then an update, with the image checked in ECR
+    // and the service watched while CloudFormation waits on it.
+    let mut service_arn = String::new();
+    for _ in 0..2 {
+        let run = ActionRun::new(&ws)
+            .input("name", &name)
+            .input("template", "ecs.yml")
+            .input("image-repository", &repository)
+            .input("image-tag", "abc1234")
+            .input("termination-protection", "true")
+            .run_against(&emulator);
+        run.assert_code(0);
+        if service_arn.is_empty() {
+            service_arn = run.output("service-arn").to_string();
+        }
+    }
+    let allowed = documented_actions("stack");
+    let used = used_actions(&emulator);
+    assert!(
+        used.iter().any(|a| a == "cloudformation:ExecuteChangeSet"),
+        "{used:?}"
+    );
+    let outside: Vec<&String> = used.iter().filter(|a| !allowed.contains(a)).collect();
+    assert!(
+        outside.is_empty(),
+        "stack mode used {outside:?} outside the README policy"
+    );
+
+    // Service mode: render, register and roll out on the stack's service.
+    emulator.control("POST", "/_emulator/requests/reset", "");
+    ws.write(
+        "td.json",
+        &serde_json::json!({
+            "family": format!("{name}-web"),
+            "networkMode": "awsvpc",
+            "requiresCompatibilities": ["FARGATE"],
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [{"name": "app", "image": "placeholder", "essential": true}]
+        })
+        .to_string(),
+    );
+    let (cluster, service) = {
+        let path = service_arn.split_once(":service/").expect("service ARN").1;
+        let (cluster, service) = path.split_once('/').expect("cluster/service");
+        (cluster.to_string(), service.to_string())
+    };
+    emulator.control("POST", "/_emulator/requests/reset", "");
+    ActionRun::new(&ws)
+        .input("task-definition", "td.json")
+        .input("container-name", "app")
+        .input("image-repository", &repository)
+        .input("image-tag", "def5678")
+        .input("service", &service)
+        .input("cluster", &cluster)
+        .run_against(&emulator)
+        .assert_code(0);
+    let allowed = documented_actions("service");
+    let used = used_actions(&emulator);
+    assert!(used.iter().any(|a| a == "ecs:UpdateService"), "{used:?}");
+    let outside: Vec<&String> = used.iter().filter(|a| !allowed.contains(a)).collect();
+    assert!(
+        outside.is_empty(),
+        "service mode used {outside:?} outside the README policy"
+    );
+}
