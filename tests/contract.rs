@@ -263,3 +263,44 @@ fn action_yml_declares_every_input_and_output_with_the_same_defaults() {
         );
     }
 }
+
+#[test]
+fn no_echo_parameter_values_are_masked_before_anything_is_printed() {
+    let ws = Workspace::new();
+    ws.write(
+        "secret.yml",
+        r#"
+Parameters:
+  DbPassword:
+    Type: String
+    NoEcho: true
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+"#,
+    );
+    let secret = "s3cr3t-Value-9f";
+    let run = ActionRun::new(&ws)
+        .input("name", &unique_name("noecho"))
+        .input("template", "secret.yml")
+        .input("parameter-overrides", &format!("DbPassword={secret}"))
+        .run();
+    run.assert_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let mask = lines
+        .iter()
+        .position(|l| *l == format!("::add-mask::{secret}"))
+        .unwrap_or_else(|| panic!("the value is not masked:\n{}", run.stdout));
+    for (index, line) in lines.iter().enumerate() {
+        if index != mask {
+            assert!(
+                !line.contains(secret),
+                "the NoEcho value is printed: {line}"
+            );
+        }
+    }
+    assert!(
+        lines[..mask].iter().all(|l| !l.contains(secret)),
+        "masked before any other line"
+    );
+}
