@@ -637,3 +637,54 @@ fn unknown_parameter_override_is_a_bad_input_and_changes_nothing() {
         "no outputs are written for a bad input"
     );
 }
+
+/// Two runs at once: the second finds the first's CREATE change set not yet
+/// executed (an empty REVIEW_IN_PROGRESS stack) and waits for it instead of
+/// deleting the stack under it; past wait-timeout it fails without touching
+/// anything.
+#[test]
+fn a_stack_another_run_is_creating_is_not_deleted_under_it() {
+    let ws = Workspace::new();
+    let stack = unique_name("inflight");
+    let client = Emulator::shared().cloudformation();
+    block_on(async {
+        client
+            .create_change_set()
+            .stack_name(&stack)
+            .change_set_name("ecs-stack-deploy-111-1")
+            .description("ecs-stack-deploy 0.1.0 for acme/shop@0123456")
+            .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Create)
+            .template_body(slow_template(1.0))
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=a")
+        .input("wait-timeout", "2s")
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.stdout
+            .contains("another run of this action created its change set"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.error_annotations()
+            .iter()
+            .any(|l| l.contains("no change was made")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        stack_status(&stack).as_deref(),
+        Some("REVIEW_IN_PROGRESS"),
+        "the stack was left alone"
+    );
+    assert_eq!(
+        change_set_count(&stack),
+        1,
+        "the other run's change set is still there"
+    );
+}

@@ -15,7 +15,7 @@ use super::changeset::{
     delete_change_set, execute_change_set, sdk_parameters, sdk_tags, wait_for_change_set,
 };
 use super::events::{EventFeed, root_causes};
-use super::lookup::{describe_stack, has_resources, status_of};
+use super::lookup::{describe_stack, has_resources, newest_change_set, status_of};
 use super::parameters::{
     DeclaredParameter, OverrideValue, ParameterOverride, PlannedParameter, plan_parameters,
 };
@@ -379,6 +379,22 @@ async fn run(
     outcome
 }
 
+/// Marks the description of a change set kept for review
+/// (no-execute-changeset), which no run is about to execute.
+pub const KEPT_FOR_REVIEW: &str = "(kept for review)";
+
+/// How long a CREATE change set of this action may take between creation
+/// and execution (CloudFormation computes a change set in seconds to a
+/// minute).
+const IN_FLIGHT_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether a change set looks like another run's, about to be executed.
+fn is_in_flight(description: &str, age: std::time::Duration) -> bool {
+    description.starts_with("ecs-stack-deploy")
+        && !description.contains(KEPT_FOR_REVIEW)
+        && age < IN_FLIGHT_WINDOW
+}
+
 /// Reads the stack, waiting (bounded by wait-timeout) while an operation is
 /// running on it, and classifies it.
 async fn settle(
@@ -388,6 +404,7 @@ async fn settle(
     console: &Console,
 ) -> (anyhow::Result<Option<Stack>>, StackCondition) {
     let name = inputs.stack_name.as_str();
+    let started = std::time::Instant::now();
     loop {
         let stack = match describe_stack(client, name).await {
             Ok(stack) => stack,
@@ -410,6 +427,33 @@ async fn settle(
         };
         let condition = classify(name, &status, resources);
         console.line(&format!("stack {name} is {status}"));
+        if condition == StackCondition::NeverCreated && status == "REVIEW_IN_PROGRESS" {
+            // Another run of this action creates its stack this way and
+            // executes the change set moments later; deleting the stack now
+            // would break that run. Such a change set is ours, fresh and not
+            // marked as kept for review.
+            match newest_change_set(client, name).await {
+                Ok(Some((description, age))) if is_in_flight(&description, age) => {
+                    if started.elapsed() >= inputs.wait_timeout {
+                        return (
+                            Err(anyhow!(
+                                "stack {name} stayed REVIEW_IN_PROGRESS with the change set of another run of this action ({}s old); no change was made",
+                                age.as_secs()
+                            )),
+                            StackCondition::Busy,
+                        );
+                    }
+                    console.line(&format!(
+                        "another run of this action created its change set {}s ago and is about to execute it: waiting",
+                        age.as_secs()
+                    ));
+                    tokio::time::sleep(settings.poll.fast_max).await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => return (Err(error), StackCondition::Missing),
+            }
+        }
         if condition != StackCondition::Busy {
             return (Ok(Some(stack)), condition);
         }
@@ -514,6 +558,11 @@ async fn change_set(
     deployment: &mut StackDeployment,
     is_create: bool,
 ) -> anyhow::Result<Option<String>> {
+    let description = if inputs.execute_change_set {
+        settings.description.clone()
+    } else {
+        format!("{} {KEPT_FOR_REVIEW}", settings.description)
+    };
     let request = ChangeSetRequest {
         stack_name: &inputs.stack_name,
         change_set_name: &inputs.change_set_name,
@@ -524,7 +573,7 @@ async fn change_set(
         role_arn: inputs.role_arn.as_deref(),
         notification_arns: &inputs.notification_arns,
         tags: &inputs.tags,
-        description: &settings.description,
+        description: &description,
     };
     let created = create_change_set(client, &request).await?;
     console.line(&format!(
@@ -821,4 +870,31 @@ async fn refresh(client: &Client, deployment: &mut StackDeployment) -> anyhow::R
             .collect();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_a_fresh_unreviewed_change_set_of_this_action_is_in_flight() {
+        let ours = "ecs-stack-deploy 0.1.0 for acme/shop@abc";
+        let kept = format!("{ours} {KEPT_FOR_REVIEW}");
+        let cases = [
+            (ours, 5, true),
+            (ours, 119, true),
+            (ours, 121, false),
+            (kept.as_str(), 5, false),
+            ("created in the console", 5, false),
+            ("", 5, false),
+        ];
+        for (description, seconds, expected) in cases {
+            assert_eq!(
+                is_in_flight(description, Duration::from_secs(seconds)),
+                expected,
+                "{description:?} {seconds}s"
+            );
+        }
+    }
 }

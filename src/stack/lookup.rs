@@ -47,3 +47,31 @@ pub fn status_of(stack: &Stack) -> String {
         .map(|s| s.as_str().to_string())
         .unwrap_or_default()
 }
+
+/// The newest change set of a stack: its description and how long ago it
+/// was created.
+pub async fn newest_change_set(
+    client: &Client,
+    stack: &str,
+) -> anyhow::Result<Option<(String, std::time::Duration)>> {
+    let output = client
+        .list_change_sets()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("listing the change sets of stack {stack}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    Ok(output
+        .summaries()
+        .iter()
+        .filter_map(|summary| {
+            let created = summary.creation_time()?.as_secs_f64();
+            let age = std::time::Duration::from_secs_f64((now - created).max(0.0));
+            Some((summary.description().unwrap_or_default().to_string(), age))
+        })
+        .min_by_key(|(_, age)| *age))
+}
