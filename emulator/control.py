@@ -3,8 +3,10 @@
 Endpoints (all under ``/_emulator/``, never forwarded to moto):
 
 * ``GET  /_emulator/health``          -> 200 ``ok``
-* ``GET  /_emulator/requests``        -> JSON list of ``{"service": ..., "action": ...}``
-  for every AWS API request received, in arrival order
+* ``GET  /_emulator/requests``        -> JSON list of ``{"service": ..., "action": ..., "time": ...}``
+  for every AWS API request received, in arrival order; ``time`` is the arrival as Unix
+  seconds (float), so a benchmark can tell when a client first called or how soon it
+  noticed a status change
 * ``POST /_emulator/requests/reset``  -> clears that list
 * ``POST /_emulator/stack-status``    -> JSON ``{"StackName", "StackStatus", "StatusReason"?}``
   forces a CloudFormation stack into a status (e.g. UPDATE_ROLLBACK_FAILED), which is
@@ -23,6 +25,7 @@ import io
 import json
 import re
 import threading
+import time
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
@@ -40,13 +43,16 @@ class RequestLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: list[dict[str, str]] = []
+        self._items: list[dict[str, str | float]] = []
 
     def add(self, service: str, action: str) -> None:
+        # Stamped on arrival, before waiting for state.LOCK, so a busy emulator does
+        # not make a client look slower than it is.
+        arrived = time.time()
         with self._lock:
-            self._items.append({"service": service, "action": action})
+            self._items.append({"service": service, "action": action, "time": arrived})
 
-    def snapshot(self) -> list[dict[str, str]]:
+    def snapshot(self) -> list[dict[str, str | float]]:
         with self._lock:
             return list(self._items)
 

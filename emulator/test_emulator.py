@@ -509,13 +509,19 @@ def test_control_endpoints(cf, endpoint):
     assert "UPDATE_ROLLBACK_FAILED state and can not be updated" in err(ei)[1]
 
     _post(endpoint + "/_emulator/requests/reset", {})
+    before = time.time()
     cf.describe_stacks(StackName=n)
     ecs = boto3.client("ecs", region_name="eu-west-1", endpoint_url=endpoint,
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     ecs.list_clusters()
+    after = time.time()
     log = json.loads(urllib.request.urlopen(endpoint + "/_emulator/requests").read())
-    assert log == [{"service": "cloudformation", "action": "DescribeStacks"},
-                   {"service": "ecs", "action": "ListClusters"}]
+    assert [(r["service"], r["action"]) for r in log] == [("cloudformation", "DescribeStacks"),
+                                                           ("ecs", "ListClusters")]
+    # Arrival times (bench/ measures start-up and waiting cadence with them): in
+    # order, and within the window the calls were made in.
+    times = [r["time"] for r in log]
+    assert before <= times[0] <= times[1] <= after
 
 
 def test_any_region_works(endpoint):
