@@ -1,0 +1,886 @@
+"""Benchmark: ecs-stack-deploy side by side with `aws cloudformation deploy`.
+
+Run it through bench/run, which prepares the emulator's venv, the AWS CLI
+(v1, from PyPI, pinned in bench/requirements.txt) and the static binary:
+
+    bench/run                    BENCH_RUNS=5 bench/run    ESD_BIN=path bench/run
+
+Both tools deploy the same templates with the same parameters to the
+project's AWS emulator (emulator/, moto with the project's patches), never
+to AWS. ecs-stack-deploy runs in action mode exactly as the runner runs a
+container action (a cleared environment holding INPUT_<NAME> for every
+input of action.yml, GITHUB_* variables, a push event payload, fresh
+GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files); the AWS CLI runs as a
+workflow's `run:` step would, `aws cloudformation deploy
+--no-fail-on-empty-changeset`, pointed at the emulator with
+AWS_ENDPOINT_URL. Both get the same fake credentials, region and an empty
+HOME, so no local AWS configuration leaks in.
+
+Every measurement is taken BENCH_RUNS times (default 3) and the median is
+reported:
+
+(a) single stack: examples/network created in an empty account, then
+    deployed again unchanged (a no-op update); wall time of each deploy,
+    from spawning the process to its exit.
+(b) the four-stack example chain network -> alb -> ecs -> apigw, from an
+    empty account with the service's image already in ECR: ecs-stack-deploy
+    with parameters-from-stacks (as scripts/demo does); the CLI with the
+    parameters glued from `aws cloudformation describe-stacks --query`
+    output, one call per upstream stack, as workflows glue them today.
+    Wall time from the first process spawned to the last exit, glue calls
+    included; all four stacks must end CREATE_COMPLETE on both sides.
+(c) process start to first API request: from just before the create deploy
+    of (a) is spawned to the first request in the emulator's request log
+    (each entry carries its arrival time): start-up cost, interpreter
+    imports included.
+(d) peak RSS of the deploying process (ru_maxrss from wait4; for the CLI
+    that is the Python process running `aws`); for the chain, the largest
+    of its processes.
+(e) API calls per deploy, from the emulator's request log (reset before
+    each deploy), in total and by action.
+(f) footprint: the action's container image as podman has it
+    (scripts/build-image builds it; this script does not), else the static
+    binary; against the AWS CLI's installed packages (bench/.venv
+    site-packages without pip and setuptools; the Python interpreter it
+    also needs is not counted).
+
+Waiting cadence: a one-resource stack the emulator holds CREATE_IN_PROGRESS
+for a known time (Metadata.Emulator.HoldSeconds = 5, 20 and 75 s: inside
+our fast first minute, and past it). The delay is measured from the
+stack's terminal event (its CREATE_COMPLETE timestamp in
+DescribeStackEvents) to the tool's first DescribeStacks after it (the call
+both tools judge the status by) and to the process exit.
+
+Each run of each tool gets a fresh emulator, so every run starts from the
+same empty account and the two tools never share a request log or a
+backend. (a) and (b) run one process at a time, alternating which tool
+goes first; the cadence deploys of one run all go at once, each on its own
+emulator, because their time is spent sleeping on a schedule and running
+them one after another would take minutes per run.
+
+Results: a table on stdout, target/bench/results.md (Markdown) and
+target/bench/results.json (every run's raw numbers); logs of every process
+in target/bench/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+# The commit the workflow runs for: GITHUB_SHA, and the image tag the build
+# job pushed (ecs-stack-deploy derives the tag from the push event).
+COMMIT = "5f1e8a3c9b7d4e2f6a0c8b1d3e5f7a9c2b4d6e8f"
+GITHUB_REPOSITORY = "example-org/ecs-stack-deploy-bench"
+IMAGE_REPOSITORY_NAME = "demo/web"
+IMAGE_REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{IMAGE_REPOSITORY_NAME}"
+IMAGE_URI = f"{IMAGE_REPOSITORY}:{COMMIT}"
+# What scripts/build-image tags by default.
+CONTAINER_IMAGE = "localhost/ecs-stack-deploy:test"
+
+NETWORK_STACK = "bench-network"
+NETWORK_TEMPLATE = "examples/network/template.yml"
+# As scripts/demo deploys the network stack.
+NETWORK_PARAMETERS = {"EnvironmentName": "demo", "VpcCidr": "10.20.0.0/16"}
+
+# Hold times for the cadence measurement: early in our fast first minute
+# (polls still growing from 250 ms), well inside it (1 s polls), and after
+# it (polls growing towards 5 s). The CLI's stack waiter polls every 30 s.
+CADENCE_HOLDS = (5.0, 20.0, 75.0)
+CADENCE_STACK = "bench-cadence"
+
+OURS = "ecs-stack-deploy"
+CLI = "aws cli"
+TOOLS = (OURS, CLI)
+
+
+class BenchError(Exception):
+    """A step of the bench failed; the message says which and shows its log."""
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+# --------------------------------------------------------------- emulator ---
+
+
+class Emulator:
+    """One emulator process (emulator/launcher.py) on a free loopback port."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            # stdin is a pipe we hold: the emulator exits when it closes, so
+            # not even a killed bench leaves one running.
+            self.process = subprocess.Popen(
+                [str(REPO / ".venv/bin/python"), str(REPO / "emulator/launcher.py"),
+                 "--host", "127.0.0.1", "--port", "0"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=REPO,
+            )
+        try:
+            self.endpoint = self._read_ready_line(timeout=120)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read_ready_line(self, timeout: float) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().decode(errors="replace").strip() if ready else ""
+        match = re.fullmatch(r"EMULATOR_READY (http://127\.0\.0\.1:\d+)", line)
+        if not match:
+            raise BenchError(
+                f"the emulator did not report EMULATOR_READY within {timeout:.0f}s"
+                f" (first line: {line!r}); its log:\n{log_excerpt(self.log_path)}"
+            )
+        return match.group(1)
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def _control(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(self.endpoint + path, method=method,
+                                         data=b"{}" if method == "POST" else None)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log: {"service", "action", "time"} in arrival order."""
+        return self._control("GET", "/_emulator/requests")
+
+    def reset_requests(self) -> None:
+        self._control("POST", "/_emulator/requests/reset")
+
+    def client(self, service: str) -> Any:
+        # A session per client: boto3's default session is not safe to share
+        # between the threads of the cadence measurement.
+        return boto3.session.Session().client(service, region_name=REGION, endpoint_url=self.endpoint,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def stack_status(self, stack: str) -> str:
+        return self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+
+    def stack_parameters(self, stack: str) -> dict[str, str]:
+        described = self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        return {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+
+    def push_image(self) -> None:
+        """What the build job does before the deploy: the commit's image in
+        ECR, in a repository whose tags cannot be overwritten. The emulator
+        needs only the manifest."""
+        ecr = self.client("ecr")
+        ecr.create_repository(repositoryName=IMAGE_REPOSITORY_NAME, imageTagMutability="IMMUTABLE")
+        digest = lambda what: "sha256:" + hashlib.sha256(f"{what} of {COMMIT}".encode()).hexdigest()  # noqa: E731
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "size": 1469, "digest": digest("config")},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "size": 2811478, "digest": digest("layer")}],
+        }
+        ecr.put_image(repositoryName=IMAGE_REPOSITORY_NAME, imageTag=COMMIT,
+                      imageManifest=json.dumps(manifest))
+
+
+def log_excerpt(path: Path, lines: int = 200) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError as error:
+        return f"(cannot read {path}: {error})"
+    shown = text[-lines:]
+    cut = f"... ({len(text) - lines} earlier lines in {path})\n" if len(text) > lines else ""
+    return cut + "\n".join(shown)
+
+
+# -------------------------------------------------------------- processes ---
+
+
+@dataclass
+class ProcessRun:
+    """One process of a tool: when it was spawned and exited (Unix seconds,
+    the clock the emulator stamps requests with), how it ended, and its
+    peak resident set size."""
+
+    label: str
+    spawned_at: float
+    exited_at: float
+    exit_code: int
+    max_rss_kib: int
+    log_path: Path
+    stdout_path: Path | None = None
+
+    @property
+    def wall(self) -> float:
+        return self.exited_at - self.spawned_at
+
+    def stdout(self) -> str:
+        return (self.stdout_path or self.log_path).read_text(errors="replace")
+
+
+def run_process(label: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path,
+                stdout_path: Path | None = None) -> ProcessRun:
+    """Runs argv to completion. stdout goes to stdout_path when given (for
+    output another step parses), else with stderr to log_path."""
+    with contextlib.ExitStack() as files:
+        log = files.enter_context(open(log_path, "wb"))
+        out = files.enter_context(open(stdout_path, "wb")) if stdout_path else log
+        spawned_at = time.time()
+        process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=log)
+        # wait4 rather than wait: it also hands back the child's rusage,
+        # whose ru_maxrss is the peak RSS (KiB on Linux).
+        _, status, usage = os.wait4(process.pid, 0)
+        exited_at = time.time()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return ProcessRun(label, spawned_at, exited_at, process.returncode, usage.ru_maxrss,
+                      log_path, stdout_path)
+
+
+def require_success(run: ProcessRun) -> ProcessRun:
+    if run.exit_code != 0:
+        output = log_excerpt(run.log_path)
+        if run.stdout_path:
+            output += "\n--- stdout\n" + log_excerpt(run.stdout_path)
+        raise BenchError(f"{run.label} exited {run.exit_code}; its log ({run.log_path}):\n{output}")
+    return run
+
+
+@dataclass
+class Deploy:
+    """A tool's deploy as measured: its process(es) and the API calls the
+    emulator saw meanwhile."""
+
+    processes: list[ProcessRun]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return self.processes[-1].exited_at - self.processes[0].spawned_at
+
+    @property
+    def max_rss_kib(self) -> int:
+        return max(p.max_rss_kib for p in self.processes)
+
+    @property
+    def first_request_after_spawn(self) -> float:
+        if not self.requests:
+            raise BenchError(f"{self.processes[0].label} made no API request")
+        return self.requests[0]["time"] - self.processes[0].spawned_at
+
+    def calls_by_action(self) -> Counter[str]:
+        return Counter(f"{r['service']}:{r['action']}" for r in self.requests)
+
+
+class Workspace:
+    """The files both tools run in: the workspace (GITHUB_WORKSPACE and the
+    working directory, holding a copy of examples/ and the cadence
+    templates), an empty HOME, the push event, and a directory per run."""
+
+    def __init__(self, out: Path, binary: Path, aws: Path) -> None:
+        self.out = out
+        self.binary = binary
+        self.aws = aws
+        self.root = out / "workspace"
+        self.home = out / "home"
+        self.home.mkdir(parents=True)
+        shutil.copytree(REPO / "examples", self.root / "examples")
+        self.event_path = out / "event.json"
+        self.event_path.write_text(json.dumps(push_event(), indent=2))
+        with open(REPO / "action.yml") as f:
+            self.declared_inputs: dict[str, Any] = yaml.safe_load(f)["inputs"]
+        # Run ids and directory numbers are handed out to several threads
+        # during the cadence measurement.
+        self._lock = threading.Lock()
+        self._run_id = 1000
+        self._runs: Counter[str] = Counter()
+
+    def run_dir(self, name: str) -> Path:
+        """A fresh directory for one process's files: name-1, name-2, ..."""
+        with self._lock:
+            self._runs[name] += 1
+            path = self.out / "runs" / f"{name}-{self._runs[name]}"
+        path.mkdir(parents=True)
+        return path
+
+    def next_run_id(self) -> str:
+        """GITHUB_RUN_ID: each deploy is a workflow run of its own."""
+        with self._lock:
+            self._run_id += 1
+            return str(self._run_id)
+
+    def aws_env(self, endpoint: str) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+
+    def inputs(self, given: dict[str, str]) -> dict[str, str]:
+        """INPUT_<NAME> for every input action.yml declares, as the runner
+        computes them for a container action: the step's value, else the
+        default, else empty; hyphens kept."""
+        unknown = set(given) - set(self.declared_inputs)
+        if unknown:
+            raise BenchError(f"inputs not declared in action.yml: {sorted(unknown)}")
+        return {
+            f"INPUT_{name.replace(' ', '_').upper()}": given.get(name, str((spec or {}).get("default", "")))
+            for name, spec in self.declared_inputs.items()
+        }
+
+    def run_action(self, label: str, endpoint: str, job: str, given: dict[str, str]) -> tuple[ProcessRun, dict[str, str]]:
+        """Runs ecs-stack-deploy once as the runner runs the action; returns
+        the process and its step outputs."""
+        run_dir = self.run_dir(label)
+        output_path = run_dir / "github_output"
+        summary_path = run_dir / "step_summary"
+        output_path.touch()
+        summary_path.touch()
+        env = {
+            **self.aws_env(endpoint),
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(self.root),
+            "GITHUB_OUTPUT": str(output_path),
+            "GITHUB_STEP_SUMMARY": str(summary_path),
+            "GITHUB_EVENT_NAME": "push",
+            "GITHUB_EVENT_PATH": str(self.event_path),
+            "GITHUB_SHA": COMMIT,
+            "GITHUB_REF": "refs/heads/main",
+            "GITHUB_REF_NAME": "main",
+            "GITHUB_REF_TYPE": "branch",
+            "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
+            "GITHUB_REPOSITORY_OWNER": GITHUB_REPOSITORY.split("/")[0],
+            "GITHUB_ACTOR": "bench-user",
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_API_URL": "https://api.github.com",
+            "GITHUB_WORKFLOW": "deploy",
+            "GITHUB_JOB": job,
+            "GITHUB_ACTION": f"deploy-{job}",
+            "GITHUB_RUN_ID": self.next_run_id(),
+            "GITHUB_RUN_NUMBER": "1",
+            "GITHUB_RUN_ATTEMPT": "1",
+            "RUNNER_OS": "Linux",
+            "RUNNER_ARCH": "X64",
+            **self.inputs(given),
+        }
+        run = require_success(run_process(f"{OURS} ({label})", [str(self.binary)], env,
+                                          self.root, run_dir / "log"))
+        return run, read_step_outputs(output_path)
+
+    def run_cli(self, label: str, endpoint: str, args: list[str], capture: bool = False) -> ProcessRun:
+        """Runs `aws ARGS` as a workflow's run: step would."""
+        run_dir = self.run_dir(label)
+        return require_success(run_process(
+            f"aws {' '.join(args[:2])} ({label})", [str(self.aws), *args], self.aws_env(endpoint),
+            self.root, run_dir / "log", run_dir / "stdout" if capture else None,
+        ))
+
+    def cli_deploy(self, label: str, endpoint: str, stack: str, template: str,
+                   parameters: dict[str, str]) -> ProcessRun:
+        args = ["cloudformation", "deploy", "--stack-name", stack, "--template-file", template,
+                "--capabilities", "CAPABILITY_IAM", "--no-fail-on-empty-changeset"]
+        if parameters:
+            args += ["--parameter-overrides", *(f"{k}={v}" for k, v in parameters.items())]
+        return self.run_cli(label, endpoint, args)
+
+    def cli_stack_outputs(self, label: str, endpoint: str, stack: str) -> tuple[ProcessRun, dict[str, str]]:
+        """One upstream stack's outputs, the way a workflow step reads them."""
+        run = self.run_cli(label, endpoint, [
+            "cloudformation", "describe-stacks", "--stack-name", stack,
+            "--query", "Stacks[0].Outputs[].[OutputKey,OutputValue]", "--output", "text",
+        ], capture=True)
+        outputs = dict(line.split("\t", 1) for line in run.stdout().splitlines() if "\t" in line)
+        return run, outputs
+
+
+def push_event() -> dict[str, Any]:
+    """A push event as GitHub sends it, trimmed to the fields a reader uses."""
+    owner = GITHUB_REPOSITORY.split("/")[0]
+    return {
+        "ref": "refs/heads/main",
+        "before": "0" * 40,
+        "after": COMMIT,
+        "head_commit": {"id": COMMIT, "message": "Deploy", "timestamp": "2026-11-24T12:00:00Z"},
+        "repository": {"id": 1, "name": GITHUB_REPOSITORY.split("/")[1], "full_name": GITHUB_REPOSITORY,
+                       "private": False, "owner": {"login": owner, "id": 2, "type": "Organization"},
+                       "default_branch": "main"},
+        "pusher": {"name": "bench-user"},
+        "sender": {"login": "bench-user", "id": 3, "type": "User"},
+    }
+
+
+def read_step_outputs(path: Path) -> dict[str, str]:
+    """GITHUB_OUTPUT's `name<<DELIMITER` ... `DELIMITER` blocks (and plain
+    name=value lines) as a dict."""
+    outputs: dict[str, str] = {}
+    lines = iter(path.read_text().splitlines())
+    for line in lines:
+        heredoc = re.fullmatch(r"([^=<]+)<<(.+)", line)
+        if heredoc:
+            name, delimiter = heredoc.groups()
+            value = []
+            for continued in lines:
+                if continued == delimiter:
+                    break
+                value.append(continued)
+            outputs[name] = "\n".join(value)
+        elif "=" in line:
+            name, value_text = line.split("=", 1)
+            outputs[name] = value_text
+    return outputs
+
+
+def with_requests(emulator: Emulator, deploy: Callable[[], list[ProcessRun]]) -> Deploy:
+    """Runs deploy() with a fresh request log and keeps what it called."""
+    emulator.reset_requests()
+    processes = deploy()
+    return Deploy(processes, emulator.requests())
+
+
+def overrides(parameters: dict[str, str]) -> str:
+    """The action's parameter-overrides syntax; a value holding a comma is
+    quoted so it stays one value."""
+    return ",".join(f'{k}="{v}"' if "," in v else f"{k}={v}" for k, v in parameters.items())
+
+
+def expect_status(emulator: Emulator, stacks: list[str], tool: str, status: str = "CREATE_COMPLETE") -> None:
+    for stack in stacks:
+        found = emulator.stack_status(stack)
+        if found != status:
+            raise BenchError(f"{tool}: stack {stack} is {found}, expected {status}")
+
+
+# ------------------------------------------------------- (a) single stack ---
+
+
+def measure_single_stack(ws: Workspace, tool: str, run: int) -> dict[str, Deploy]:
+    with Emulator(ws.out / f"emulator-single-{slug(tool)}-{run}.log") as emulator:
+        deploys: dict[str, Deploy] = {}
+        for step in ("create", "no-op"):
+            emulator.reset_requests()
+            if tool == OURS:
+                process, outputs = ws.run_action(f"single-{step}", emulator.endpoint, "network", {
+                    "name": NETWORK_STACK, "template": NETWORK_TEMPLATE,
+                    "parameter-overrides": overrides(NETWORK_PARAMETERS),
+                })
+                changed = outputs.get("has-changes")
+            else:
+                process = ws.cli_deploy(f"cli-single-{step}", emulator.endpoint, NETWORK_STACK,
+                                        NETWORK_TEMPLATE, NETWORK_PARAMETERS)
+                changed = "false" if "No changes to deploy" in process.stdout() else "true"
+            deploys[step] = Deploy([process], emulator.requests())
+            if changed != ("true" if step == "create" else "false"):
+                raise BenchError(f"{tool}: the {step} deploy of {NETWORK_STACK} reported changes={changed!r};"
+                                 f" its log ({process.log_path}):\n{log_excerpt(process.log_path)}")
+        expect_status(emulator, [NETWORK_STACK], tool)
+    return deploys
+
+
+# -------------------------------------------------------------- (b) chain ---
+
+ALB_STACK, ECS_STACK, APIGW_STACK = "bench-alb", "bench-ecs", "bench-apigw"
+CHAIN_STACKS = [NETWORK_STACK, ALB_STACK, ECS_STACK, APIGW_STACK]
+
+
+def measure_chain(ws: Workspace, tool: str, run: int) -> Deploy:
+    with Emulator(ws.out / f"emulator-chain-{slug(tool)}-{run}.log") as emulator:
+        emulator.push_image()
+        endpoint = emulator.endpoint
+        env_only = {"EnvironmentName": "demo"}
+
+        def ours() -> list[ProcessRun]:
+            # scripts/demo's step 4, each stack reading its upstream stacks'
+            # outputs itself; the image tag comes from the push event.
+            steps = [
+                ("network", {"name": NETWORK_STACK, "template": NETWORK_TEMPLATE,
+                             "parameter-overrides": overrides(NETWORK_PARAMETERS)}),
+                ("alb", {"name": ALB_STACK, "template": "examples/alb/template.yml",
+                         "parameters-from-stacks": NETWORK_STACK,
+                         "parameter-overrides": overrides(env_only)}),
+                ("ecs", {"name": ECS_STACK, "template": "examples/ecs/template.yml",
+                         "image-repository": IMAGE_REPOSITORY,
+                         "parameters-from-stacks": f"{NETWORK_STACK},{ALB_STACK}",
+                         "parameter-overrides": overrides(env_only)}),
+                ("apigw", {"name": APIGW_STACK, "template": "examples/apigw/template.yml",
+                           "parameters-from-stacks": ALB_STACK,
+                           "parameter-overrides": overrides(env_only)}),
+            ]
+            return [ws.run_action(f"chain-{job}", endpoint, job, given)[0] for job, given in steps]
+
+        def cli() -> list[ProcessRun]:
+            # Each upstream stack's outputs read once and passed on by name,
+            # as job outputs would carry them between steps.
+            runs = [ws.cli_deploy("cli-chain-network", endpoint, NETWORK_STACK, NETWORK_TEMPLATE,
+                                  NETWORK_PARAMETERS)]
+            read, network = ws.cli_stack_outputs("cli-chain-network-outputs", endpoint, NETWORK_STACK)
+            runs.append(read)
+            runs.append(ws.cli_deploy("cli-chain-alb", endpoint, ALB_STACK, "examples/alb/template.yml", {
+                **env_only, **pick(network, "VpcId", "PublicSubnets", "LoadBalancerSecurityGroupId")}))
+            read, alb = ws.cli_stack_outputs("cli-chain-alb-outputs", endpoint, ALB_STACK)
+            runs.append(read)
+            runs.append(ws.cli_deploy("cli-chain-ecs", endpoint, ECS_STACK, "examples/ecs/template.yml", {
+                **env_only, "ImageUri": IMAGE_URI, **pick(network, "PublicSubnets", "TaskSecurityGroupId"),
+                **pick(alb, "TargetGroupArn")}))
+            runs.append(ws.cli_deploy("cli-chain-apigw", endpoint, APIGW_STACK, "examples/apigw/template.yml", {
+                **env_only, **pick(alb, "LoadBalancerDnsName")}))
+            return runs
+
+        chain = with_requests(emulator, ours if tool == OURS else cli)
+        expect_status(emulator, CHAIN_STACKS, tool)
+        # The same deploy on both sides: the service runs the commit's image
+        # behind the load balancer, and the API points at it.
+        ecs_parameters = emulator.stack_parameters(ECS_STACK)
+        if ecs_parameters.get("ImageUri") != IMAGE_URI or not ecs_parameters.get("TargetGroupArn"):
+            raise BenchError(f"{tool}: the ecs stack's parameters are not the chain's: {ecs_parameters}")
+        if not emulator.stack_parameters(APIGW_STACK).get("LoadBalancerDnsName"):
+            raise BenchError(f"{tool}: the apigw stack has no LoadBalancerDnsName")
+    return chain
+
+
+def pick(outputs: dict[str, str], *names: str) -> dict[str, str]:
+    missing = [n for n in names if not outputs.get(n)]
+    if missing:
+        raise BenchError(f"upstream stack outputs lack {missing}: {outputs}")
+    return {n: outputs[n] for n in names}
+
+
+# ---------------------------------------------------- waiting cadence ---
+
+
+@dataclass
+class CadenceSample:
+    hold: float
+    noticed_after: float  # terminal event -> first DescribeStacks after it
+    exited_after: float  # terminal event -> process exit
+    deploy: Deploy
+
+
+def cadence_template(ws: Workspace, hold: float) -> str:
+    path = Path("cadence") / f"hold-{hold:g}s.yml"
+    template = {
+        "Description": f"bench: one resource the emulator holds CREATE_IN_PROGRESS for {hold:g}s",
+        "Resources": {"Held": {
+            "Type": "AWS::Logs::LogGroup",
+            "Metadata": {"Emulator": {"HoldSeconds": hold}},
+            "Properties": {"LogGroupName": "bench-cadence", "RetentionInDays": 1},
+        }},
+    }
+    (ws.root / path).parent.mkdir(exist_ok=True)
+    (ws.root / path).write_text(yaml.safe_dump(template, sort_keys=False))
+    return str(path)
+
+
+def measure_cadence_once(ws: Workspace, tool: str, hold: float, template: str, run: int) -> CadenceSample:
+    with Emulator(ws.out / f"emulator-cadence-{slug(tool)}-{hold:g}s-{run}.log") as emulator:
+        label = f"cadence-{hold:g}s"
+        if tool == OURS:
+            deploy = with_requests(emulator, lambda: [ws.run_action(label, emulator.endpoint, "cadence", {
+                "name": CADENCE_STACK, "template": template})[0]])
+        else:
+            deploy = with_requests(emulator, lambda: [ws.cli_deploy(
+                f"cli-{label}", emulator.endpoint, CADENCE_STACK, template, {})])
+        expect_status(emulator, [CADENCE_STACK], tool)
+        events = emulator.client("cloudformation").describe_stack_events(StackName=CADENCE_STACK)["StackEvents"]
+    terminal = [e["Timestamp"].timestamp() for e in events
+                if e["LogicalResourceId"] == CADENCE_STACK and e["ResourceStatus"] == "CREATE_COMPLETE"]
+    if not terminal:
+        raise BenchError(f"{tool}: no CREATE_COMPLETE event of the stack {CADENCE_STACK}")
+    done = terminal[0]
+    polls = [r["time"] for r in deploy.requests
+             if r["service"] == "cloudformation" and r["action"] == "DescribeStacks" and r["time"] >= done]
+    if not polls:
+        raise BenchError(f"{tool}: no DescribeStacks after the stack completed")
+    return CadenceSample(hold, polls[0] - done, deploy.processes[-1].exited_at - done, deploy)
+
+
+# ------------------------------------------------------------- footprint ---
+
+
+def container_image_size() -> tuple[int | None, str]:
+    """The image's size as podman reports it, if podman and the image are there."""
+    if shutil.which("podman") is None:
+        return None, "podman is not installed"
+    inspected = subprocess.run(
+        [str(REPO / "scripts/podman"), "image", "inspect", "--format", "{{.Size}} {{.Created}}", CONTAINER_IMAGE],
+        capture_output=True, text=True,
+    )
+    if inspected.returncode != 0:
+        return None, f"no image {CONTAINER_IMAGE} (scripts/build-image builds it)"
+    size, created = inspected.stdout.strip().split(" ", 1)
+    return int(size), f"{CONTAINER_IMAGE}, created {created[:19]}"
+
+
+def cli_install_size(aws: Path) -> int:
+    """Bytes of the AWS CLI's packages: bench/.venv's site-packages without
+    the venv's own pip and setuptools."""
+    venv = aws.resolve().parent.parent
+    not_the_cli = ("pip", "setuptools", "pkg_resources", "_distutils_hack", "distutils-precedence")
+    total = 0
+    for site in venv.glob("lib/python*/site-packages"):
+        for entry in site.iterdir():
+            if entry.name.startswith(not_the_cli) or entry.name == "__pycache__":
+                continue
+            files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+            total += sum(p.stat().st_size for p in files)
+    return total
+
+
+# --------------------------------------------------------------- results ---
+
+
+def slug(tool: str) -> str:
+    return "ours" if tool == OURS else "cli"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def median_run(deploys: list[Deploy]) -> Deploy:
+    """The run whose call count is the median, for the by-action breakdown."""
+    ordered = sorted(deploys, key=lambda d: len(d.requests))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+@dataclass
+class Row:
+    metric: str
+    ours: float | None
+    cli: float | None
+    unit: str
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        ratio = ""
+        if self.ours and self.cli is not None:
+            ratio = f"{self.cli / self.ours:.1f}×"
+        return [self.metric, fmt(self.ours, self.unit), fmt(self.cli, self.unit), ratio]
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "s":
+        return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
+    if unit == "ms":
+        return f"{value * 1000:.0f} ms"
+    if unit == "MiB":
+        return f"{value / 1024:.1f} MiB"
+    if unit == "MB":
+        return f"{value / 1e6:.1f} MB"
+    if unit == "calls":
+        return f"{value:g}"
+    return f"{value:g} {unit}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def breakdown_table(title: str, ours: Deploy, cli: Deploy) -> str:
+    ours_calls, cli_calls = ours.calls_by_action(), cli.calls_by_action()
+    actions = sorted(set(ours_calls) | set(cli_calls), key=lambda a: (-(ours_calls[a] + cli_calls[a]), a))
+    rows = [[a, str(ours_calls[a] or ""), str(cli_calls[a] or "")] for a in actions]
+    rows.append(["total", str(len(ours.requests)), str(len(cli.requests))])
+    return f"{title}\n\n" + markdown_table(["API call", OURS, CLI], rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binary", type=Path, required=True, help="the ecs-stack-deploy binary")
+    parser.add_argument("--aws", type=Path, required=True, help="the AWS CLI (bench/.venv/bin/aws)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median reported)")
+    parser.add_argument("--out", type=Path, default=REPO / "target/bench", help="results and logs")
+    parser.add_argument("--holds", type=lambda text: tuple(float(h) for h in text.split(",")),
+                        default=CADENCE_HOLDS, help="cadence hold times in seconds, comma-separated"
+                        f" (default {','.join(f'{h:g}' for h in CADENCE_HOLDS)}; shorter ones for a quick check)")
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    started = time.monotonic()
+    # Other work on the machine skews the small numbers most; the load is
+    # recorded so a reader can tell a quiet run from a busy one.
+    load_before = os.getloadavg()[0]
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    ws = Workspace(args.out, args.binary.resolve(), args.aws.resolve())
+    versions = {
+        OURS: subprocess.run([str(ws.binary), "--version"], capture_output=True, text=True).stdout.strip(),
+        CLI: subprocess.run([str(ws.aws), "--version"], capture_output=True, text=True,
+                            env={"PATH": os.environ.get("PATH", ""), "HOME": str(ws.home)}).stdout.strip(),
+    }
+    say(f"{versions[OURS]} ({ws.binary}) vs {versions[CLI]}; {args.runs} run(s) each; files in {args.out}")
+
+    try:
+        single: dict[str, list[dict[str, Deploy]]] = {t: [] for t in TOOLS}
+        chain: dict[str, list[Deploy]] = {t: [] for t in TOOLS}
+        for run in range(1, args.runs + 1):
+            # Alternate which tool goes first, so a drift in machine load
+            # does not always favour the same one.
+            for tool in TOOLS if run % 2 else TOOLS[::-1]:
+                result = measure_single_stack(ws, tool, run)
+                single[tool].append(result)
+                say(f"(a) run {run}/{args.runs} {tool}: new stack {result['create'].wall:.2f}s,"
+                    f" no-op {result['no-op'].wall:.2f}s")
+        for run in range(1, args.runs + 1):
+            for tool in TOOLS if run % 2 else TOOLS[::-1]:
+                result = measure_chain(ws, tool, run)
+                chain[tool].append(result)
+                say(f"(b) run {run}/{args.runs} {tool}: four-stack chain {result.wall:.2f}s,"
+                    f" {len(result.requests)} API calls")
+
+        cadence: dict[str, dict[float, list[CadenceSample]]] = {t: {h: [] for h in args.holds} for t in TOOLS}
+        templates = {hold: cadence_template(ws, hold) for hold in args.holds}
+        for run in range(1, args.runs + 1):
+            jobs = [(tool, hold) for hold in args.holds for tool in TOOLS]
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                futures = {job: pool.submit(measure_cadence_once, ws, *job, templates[job[1]], run) for job in jobs}
+                for (tool, hold), future in futures.items():
+                    sample = future.result()
+                    cadence[tool][hold].append(sample)
+                    say(f"cadence run {run}/{args.runs} {tool}, held {hold:g}s: noticed after"
+                        f" {sample.noticed_after:.2f}s, exited after {sample.exited_after:.2f}s")
+    except BenchError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 1
+
+    image_size, image_note = container_image_size()
+    binary_size = ws.binary.stat().st_size
+    cli_size = cli_install_size(ws.aws)
+
+    def per_tool(pick_value: Callable[[str], list[float]]) -> tuple[float, float]:
+        return median(pick_value(OURS)), median(pick_value(CLI))
+
+    rows: list[Row] = []
+
+    def add(metric: str, unit: str, pick_value: Callable[[str], list[float]]) -> None:
+        rows.append(Row(metric, *per_tool(pick_value), unit))
+
+    add("(a) new stack (network), wall time", "s", lambda t: [r["create"].wall for r in single[t]])
+    add("(a) no-op update, wall time", "s", lambda t: [r["no-op"].wall for r in single[t]])
+    add("(b) four-stack chain, wall time", "s", lambda t: [c.wall for c in chain[t]])
+    add("(c) process start to first API request", "ms",
+        lambda t: [r["create"].first_request_after_spawn for r in single[t]])
+    add("(d) peak RSS, new stack", "MiB", lambda t: [r["create"].max_rss_kib for r in single[t]])
+    add("(d) peak RSS, largest process of the chain", "MiB", lambda t: [c.max_rss_kib for c in chain[t]])
+    add("(e) API calls, new stack", "calls", lambda t: [len(r["create"].requests) for r in single[t]])
+    add("(e) API calls, no-op update", "calls", lambda t: [len(r["no-op"].requests) for r in single[t]])
+    add("(e) API calls, four-stack chain", "calls", lambda t: [len(c.requests) for c in chain[t]])
+    rows.append(Row("(f) footprint: container image vs CLI install" if image_size
+                    else "(f) footprint: static binary (image not built) vs CLI install",
+                    image_size or binary_size, cli_size, "MB"))
+    for hold in args.holds:
+        add(f"cadence, held {hold:g} s: completion noticed after", "s",
+            lambda t: [s.noticed_after for s in cadence[t][hold]])
+        add(f"cadence, held {hold:g} s: process exited after", "s",
+            lambda t: [s.exited_after for s in cadence[t][hold]])
+
+    elapsed = time.monotonic() - started
+    load_after = os.getloadavg()[0]
+    header = ["metric", OURS, CLI, "ratio (aws cli ÷ ecs-stack-deploy)"]
+    table = markdown_table(header, [r.cells() for r in rows])
+    chain_processes = {t: len(chain[t][0].processes) for t in TOOLS}
+    notes = [
+        f"Medians of {args.runs} run(s); {versions[OURS]} vs {versions[CLI]}, on the project's emulator"
+        f" (moto 5.2.5 + patches), {os.cpu_count()} CPUs, load average {load_before:.1f} at the start and"
+        f" {load_after:.1f} at the end; the bench took {elapsed / 60:.1f} min.",
+        "Ratio above 1: ecs-stack-deploy is faster, smaller or makes fewer calls.",
+        f"(b): {chain_processes[OURS]} processes for {OURS}; {chain_processes[CLI]} for the CLI"
+        " (four deploys and two `describe-stacks --query` calls gluing outputs to parameters).",
+        f"(f): {OURS}: {image_note}; static binary {binary_size / 1e6:.1f} MB."
+        f" CLI: {versions[CLI].split()[0]} packages in bench/.venv, without the Python interpreter.",
+        "Cadence: from the stack's CREATE_COMPLETE event to the tool's first DescribeStacks after it,"
+        " and to its exit; the held deploys of a run run at once, each on its own emulator.",
+    ]
+    breakdowns = "\n\n".join([
+        breakdown_table("API calls by action, new stack (median run):",
+                        median_run([r["create"] for r in single[OURS]]),
+                        median_run([r["create"] for r in single[CLI]])),
+        breakdown_table("API calls by action, no-op update (median run):",
+                        median_run([r["no-op"] for r in single[OURS]]),
+                        median_run([r["no-op"] for r in single[CLI]])),
+        breakdown_table("API calls by action, four-stack chain (median run):",
+                        median_run(chain[OURS]), median_run(chain[CLI])),
+    ])
+    report = "\n".join([table, "", *(f"- {n}" for n in notes), "", breakdowns, ""])
+    print("\n" + report)
+    (args.out / "results.md").write_text("# ecs-stack-deploy vs aws cloudformation deploy\n\n" + report)
+    raw = {
+        "runs": args.runs,
+        "versions": versions,
+        "elapsed_seconds": elapsed,
+        "load_average": {"start": load_before, "end": load_after},
+        "single": {t: [{k: deploy_record(d) for k, d in r.items()} for r in single[t]] for t in TOOLS},
+        "chain": {t: [deploy_record(c) for c in chain[t]] for t in TOOLS},
+        "cadence": {t: {f"{h:g}": [{"noticed_after": s.noticed_after, "exited_after": s.exited_after}
+                                   for s in cadence[t][h]] for h in args.holds} for t in TOOLS},
+        "footprint_bytes": {"image": image_size, "binary": binary_size, "cli_install": cli_size},
+    }
+    (args.out / "results.json").write_text(json.dumps(raw, indent=2) + "\n")
+    say(f"done in {elapsed:.0f}s; results in {args.out / 'results.md'} and results.json")
+    return 0
+
+
+def deploy_record(deploy: Deploy) -> dict[str, Any]:
+    return {
+        "wall_seconds": deploy.wall,
+        "first_request_after_spawn_seconds": deploy.requests[0]["time"] - deploy.processes[0].spawned_at
+        if deploy.requests else None,
+        "max_rss_kib": deploy.max_rss_kib,
+        "api_calls": len(deploy.requests),
+        "api_calls_by_action": dict(deploy.calls_by_action()),
+        "processes": [{"label": p.label, "wall_seconds": p.wall, "max_rss_kib": p.max_rss_kib}
+                      for p in deploy.processes],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
