@@ -267,6 +267,10 @@ class StackExtra:
         self.last_updated: datetime | None = None
         self.deletion_time: datetime | None = None
         self.change_set_id: str | None = None
+        # ClientRequestTokens of the calls that worked, so a retry of the same
+        # request succeeds again as on AWS.
+        self.create_token: str | None = None
+        self.cancel_token: str | None = None
         # logical id -> {"status", "physical", "type", "reason", "ts"}
         self.resources: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
@@ -1133,8 +1137,12 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         backend.stacks[stack_id] = stack
         _extra(stack).capabilities = list(capabilities)
         _stack_status(stack, "REVIEW_IN_PROGRESS", "User Initiated")
+    client_token = self._get_param("ClientToken")
     for cs in _change_sets(backend).values():
         if cs.stack_id == stack.stack_id and cs.name == cs_name:
+            if client_token and cs.client_token == client_token:
+                # AWS: a retry of a request that worked (same ClientToken) succeeds again.
+                return ActionResult({"Id": cs.id, "StackId": stack.stack_id})
             raise AlreadyExists(f"ChangeSet [{cs_name}] already exists")
 
     new_rm = _validate_template_with_params(stack.stack_id, stack.name, template, params,
@@ -1145,6 +1153,7 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         name=cs_name, stack_id=stack.stack_id, stack_name=stack.name, type=cs_type,
         template_body=body, template_dict=template, params=params, description=description,
         capabilities=list(capabilities), notification_arns=notification_arns, tags=tags, role_arn=role_arn,
+        client_token=client_token, execute_token=None,
     )
     old_rm = getattr(stack, "resource_map", None) if ex.template_dict else None
     physical = {lid: r["physical"] for lid, r in ex.resources.items()}
@@ -1199,6 +1208,10 @@ def execute_change_set(self: CloudFormationResponse) -> ActionResult:
         raise _validation(f"Stack [{cs.stack_name}] does not exist")
     if cs.status != "CREATE_COMPLETE":
         raise InvalidChangeSetStatus(f"ChangeSet [{cs.id}] cannot be executed in its current status of [{cs.status}]")
+    token = self._get_param("ClientRequestToken")
+    if token and cs.execute_token == token:
+        # AWS: a retry of an execution that started (same ClientRequestToken) succeeds again.
+        return EmptyResult()
     if cs.execution_status != "AVAILABLE":
         raise InvalidChangeSetStatus(
             f"ChangeSet [{cs.id}] cannot be executed in its current execution status of [{cs.execution_status}]")
@@ -1210,6 +1223,7 @@ def execute_change_set(self: CloudFormationResponse) -> ActionResult:
     for other in [i for i, c in _change_sets(backend).items() if c.stack_id == stack.stack_id and i != cs.id]:
         del _change_sets(backend)[other]
     cs.execution_status = "EXECUTE_IN_PROGRESS"
+    cs.execute_token = token
     ex = _extra(stack)
     ex.change_set_id = cs.id
     ex.capabilities = list(cs.capabilities)
@@ -1239,6 +1253,10 @@ def create_stack(self: CloudFormationResponse) -> ActionResult:
     backend = self.cloudformation_backend
     name = self._get_param("StackName")
     existing = _find_stack(backend, name)
+    token = self._get_param("ClientRequestToken")
+    if existing is not None and token and _extra(existing).create_token == token:
+        # AWS: a retry of a CreateStack that worked (same ClientRequestToken) succeeds again.
+        return ActionResult({"StackId": existing.stack_id})
     if existing is not None:
         raise AlreadyExists(f"Stack [{name}] already exists")
     body = self._get_param("TemplateBody")
@@ -1267,6 +1285,7 @@ def create_stack(self: CloudFormationResponse) -> ActionResult:
     stack.disable_rollback = disable_rollback
     stack.status = "CREATE_IN_PROGRESS"
     _extra(stack).capabilities = list(capabilities)
+    _extra(stack).create_token = token
     backend.stacks[stack_id] = stack
     _spawn(lambda: _run_create(stack, template, body, params, disable_rollback,
                                on_failure_delete=on_failure == "DELETE"), f"cfn-{name}", stack)
@@ -1343,8 +1362,12 @@ def cancel_update_stack(self: CloudFormationResponse) -> ActionResult:
     stack = _find_stack(backend, name)
     if stack is None:
         raise _validation(f"Stack [{name}] does not exist")
+    token = self._get_param("ClientRequestToken")
+    if token and _extra(stack).cancel_token == token:
+        return ActionResult({})  # AWS: a retried request (same token) succeeds again.
     if stack.status != "UPDATE_IN_PROGRESS":
         raise _validation(f"CancelUpdateStack cannot be called from current stack status {stack.status}")
+    _extra(stack).cancel_token = token
     _CANCEL_REQUESTED.add(stack.stack_id)
     return ActionResult({})
 

@@ -531,3 +531,33 @@ def test_any_region_works(endpoint):
     s = deploy(cf, n, base_template(), {"Env": "syd"})
     assert s["StackStatus"] == "CREATE_COMPLETE"
     assert {o["OutputKey"]: o["OutputValue"] for o in s["Outputs"]}["Joined"] == "syd:ap-southeast-2"
+
+
+def test_retries_with_the_same_token_succeed_again(cf):
+    """A retried call whose first answer was lost: with the same token it succeeds
+    (as on AWS); without one it is refused as a duplicate."""
+    n = name()
+    body = "Resources:\n  T:\n    Type: AWS::SNS::Topic\n"
+    first = cf.create_change_set(StackName=n, ChangeSetName="cs", ChangeSetType="CREATE",
+                                 TemplateBody=body, ClientToken="tok-1")
+    again = cf.create_change_set(StackName=n, ChangeSetName="cs", ChangeSetType="CREATE",
+                                 TemplateBody=body, ClientToken="tok-1")
+    assert again["Id"] == first["Id"]
+    with pytest.raises(ClientError) as err:
+        cf.create_change_set(StackName=n, ChangeSetName="cs", ChangeSetType="CREATE",
+                             TemplateBody=body, ClientToken="tok-2")
+    assert err.value.response["Error"]["Code"] == "AlreadyExistsException"
+
+    cf.execute_change_set(ChangeSetName=first["Id"], ClientRequestToken="run-1")
+    cf.execute_change_set(ChangeSetName=first["Id"], ClientRequestToken="run-1")
+    with pytest.raises(ClientError) as err:
+        cf.execute_change_set(ChangeSetName=first["Id"], ClientRequestToken="run-2")
+    assert err.value.response["Error"]["Code"] == "InvalidChangeSetStatus"
+
+    direct = name()
+    created = cf.create_stack(StackName=direct, TemplateBody=body, ClientRequestToken="create-1")
+    assert cf.create_stack(StackName=direct, TemplateBody=body,
+                           ClientRequestToken="create-1")["StackId"] == created["StackId"]
+    with pytest.raises(ClientError) as err:
+        cf.create_stack(StackName=direct, TemplateBody=body)
+    assert err.value.response["Error"]["Code"] == "AlreadyExistsException"

@@ -9,9 +9,48 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use crate::env::Environment;
 use crate::inputs::InputError;
 
-/// How many attempts the SDK makes per call (the first plus retries) under
-/// its standard retry mode, which backs off on throttling and 5xx errors.
-const MAX_ATTEMPTS: u32 = 5;
+/// How the SDK retries a call that was throttled, got a 5xx, timed out or
+/// lost its connection. The retrying itself is the SDK's (exponential backoff
+/// with jitter and a retry quota); this only chooses its mode and budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub mode: RetryMode,
+    /// Retries after the first attempt (`max-retries`).
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Back off and retry transient errors.
+    Standard,
+    /// Standard, plus a client-side rate limiter that slows every call down
+    /// after throttling: for accounts where many pipelines share API limits.
+    Adaptive,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl RetryPolicy {
+    /// Four retries (five attempts) in standard mode: one more than the SDK's
+    /// default, because a deploy makes hundreds of calls over many minutes
+    /// and one throttled describe call must not fail it.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        mode: RetryMode::Standard,
+        max_retries: 4,
+    };
+
+    fn to_sdk(self) -> RetryConfig {
+        let config = match self.mode {
+            RetryMode::Standard => RetryConfig::standard(),
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+        };
+        config.with_max_attempts(self.max_retries + 1)
+    }
+}
 
 /// The region to use: the `aws-region` input, else `AWS_REGION`, else
 /// `AWS_DEFAULT_REGION` (what aws-actions/configure-aws-credentials exports).
@@ -34,10 +73,10 @@ pub fn resolve_region(input: Option<&str>, env: &Environment) -> Result<String, 
 /// Loads the SDK configuration. `AWS_ENDPOINT_URL` (the local emulator in
 /// tests and the demo) is taken from the captured environment explicitly so
 /// it is visible here rather than implied.
-pub async fn load_config(region: String, env: &Environment) -> SdkConfig {
+pub async fn load_config(region: String, retry: RetryPolicy, env: &Environment) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region))
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+        .retry_config(retry.to_sdk());
     if let Some(endpoint) = env.get("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(endpoint);
     }
@@ -82,5 +121,19 @@ mod tests {
         assert_eq!(resolve_region(None, &env).unwrap(), "us-west-2");
         let error = resolve_region(None, &Environment::default()).unwrap_err();
         assert_eq!(error.input, "aws-region");
+    }
+
+    #[test]
+    fn retry_policy_counts_retries_after_the_first_attempt() {
+        let standard = RetryPolicy::DEFAULT.to_sdk();
+        assert_eq!(standard.max_attempts(), 5);
+        assert_eq!(standard.mode(), aws_config::retry::RetryMode::Standard);
+        let adaptive = RetryPolicy {
+            mode: RetryMode::Adaptive,
+            max_retries: 0,
+        }
+        .to_sdk();
+        assert_eq!(adaptive.max_attempts(), 1);
+        assert_eq!(adaptive.mode(), aws_config::retry::RetryMode::Adaptive);
     }
 }

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::aws::{RetryMode, RetryPolicy};
 use crate::env::Environment;
 use crate::stack::parameters::{
     OverrideSource, ParameterOverride, override_source, parse_inline_overrides,
@@ -50,6 +51,8 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("change-set-name", None),
     input("wait-timeout", Some("60m")),
     input("aws-region", None),
+    input("max-retries", Some("4")),
+    input("retry-mode", Some("standard")),
     input("image", None),
     input("image-repository", None),
     input("image-tag", None),
@@ -370,6 +373,8 @@ pub struct DeployInputs {
     pub image: ImageInputs,
     pub service: Option<ServiceInputs>,
     pub region: Option<String>,
+    /// How the SDK retries throttled and failed AWS calls.
+    pub retry: RetryPolicy,
     pub event_policy: EventPolicy,
     /// On SIGTERM/SIGINT, cancel a running stack update (CancelUpdateStack).
     pub cancel_on_abort: bool,
@@ -435,6 +440,7 @@ impl DeployInputs {
             ));
         }
         let region = found.take(region(raw));
+        let retry = found.take(retry_policy(raw));
         let event_policy = found.take(event_policy(raw));
         let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
         let lint_workflows = found.take(boolean(raw, "lint-workflows"));
@@ -445,6 +451,7 @@ impl DeployInputs {
                 image,
                 service,
                 region,
+                retry,
                 event_policy,
                 cancel_on_abort,
                 lint_workflows,
@@ -779,6 +786,44 @@ pub fn parse_boolean(input: &str, value: &str) -> Result<bool, InputError> {
             "use one of true, True, TRUE, false, False, FALSE",
         )),
     }
+}
+
+/// The most retries `max-retries` accepts: with the SDK's backoff capped at
+/// 20 s, more would let one call hang for many minutes, which is what the
+/// stack's own wait timeout is for.
+const MAX_RETRIES_LIMIT: u32 = 20;
+
+fn retry_policy(raw: &RawInputs) -> Result<RetryPolicy, InputError> {
+    let mode = match raw.get("retry-mode") {
+        None | Some("standard") => RetryMode::Standard,
+        Some("adaptive") => RetryMode::Adaptive,
+        Some(other) => {
+            return Err(InputError::new(
+                "retry-mode",
+                other,
+                "is not a retry mode",
+                "give `standard` (back off and retry throttling, 5xx and connection errors) or `adaptive` (standard, plus slowing all calls down after throttling)",
+            ));
+        }
+    };
+    let max_retries = match raw.get("max-retries") {
+        None => RetryPolicy::DEFAULT.max_retries,
+        Some(value) => value
+            .parse::<u32>()
+            .ok()
+            .filter(|retries| *retries <= MAX_RETRIES_LIMIT)
+            .ok_or_else(|| {
+                InputError::new(
+                    "max-retries",
+                    value,
+                    "is not a retry count",
+                    format!(
+                        "give a whole number from 0 to {MAX_RETRIES_LIMIT}: the retries after the first attempt of each AWS call"
+                    ),
+                )
+            })?,
+    };
+    Ok(RetryPolicy { mode, max_retries })
 }
 
 fn boolean(raw: &RawInputs, name: &str) -> Result<bool, InputError> {

@@ -38,6 +38,7 @@ use crate::stack::deploy::{DeploySettings, StackDeployment, deploy_stack};
 use crate::stack::lookup::{describe_stack, status_of as stack_status_of};
 use crate::stack::parameters::no_echo_values;
 use crate::stack::plan::{ImageParameter, LoadedStackFiles, load_stack_files};
+use crate::stack::request_token;
 use crate::stack::status::is_busy;
 use crate::stack::wait::PollSchedule;
 use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
@@ -477,7 +478,7 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, poll: PollSchedule) -> O
         }
     }
 
-    let config = load_config(prepared.region.clone(), env).await;
+    let config = load_config(prepared.region.clone(), prepared.inputs.retry, env).await;
     let settings = DeploySettings {
         poll,
         description: change_set_description(env),
@@ -838,7 +839,7 @@ async fn cancel(
                 let cancel_update =
                     status == "UPDATE_IN_PROGRESS" && prepared.inputs.cancel_on_abort;
                 if cancel_update {
-                    match tokio::time::timeout(BOUND, client.cancel_update_stack().stack_name(&stack_ref).send()).await {
+                    match tokio::time::timeout(BOUND, client.cancel_update_stack().stack_name(&stack_ref).client_request_token(request_token()).send()).await {
                         Ok(Ok(_)) => console.line("cancel-on-abort: the update was cancelled; CloudFormation rolls the stack back to its previous state"),
                         _ => console.warning("cancel-on-abort: CancelUpdateStack failed; the update carries on"),
                     }

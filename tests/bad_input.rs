@@ -185,6 +185,10 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
         ),
         (stack, &[("role-arn", "admin")], &[], "role-arn"),
         (stack, &[("aws-region", "US_EAST_1")], &[], "aws-region"),
+        (stack, &[("max-retries", "lots")], &[], "max-retries"),
+        (stack, &[("max-retries", "-1")], &[], "max-retries"),
+        (stack, &[("max-retries", "50")], &[], "max-retries"),
+        (stack, &[("retry-mode", "legacy")], &[], "retry-mode"),
         (stack, &[("image", "nginx")], &[], "image"),
         (
             stack,

@@ -688,3 +688,49 @@ fn a_stack_another_run_is_creating_is_not_deleted_under_it() {
         "the other run's change set is still there"
     );
 }
+
+/// Two runs of the action deploying the same stack at the same moment, the
+/// second starting 0, 150 and 400 ms after the first: both find no stack
+/// and make CREATE change sets (the first executed deletes the other, whose
+/// run then waits and plans again), or the second finds the stack being
+/// created and waits for it. Both succeed, exactly one of them changes the
+/// stack, which ends created, and no change set is left behind.
+#[test]
+fn two_runs_deploying_the_same_stack_at_once_both_succeed_without_corrupting_it() {
+    for delay_ms in [0, 150, 400] {
+        let stack = unique_name("race");
+        let (first_ws, second_ws) = (Workspace::new(), Workspace::new());
+        let template = format!(
+            "{}\nOutputs:\n  Topic:\n    Value: !Ref Slow\n",
+            slow_template(1.5)
+        );
+        let (first, second) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| deploy(&first_ws, &stack, &template).run());
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let second = scope.spawn(|| deploy(&second_ws, &stack, &template).run());
+            (
+                first.join().expect("first run"),
+                second.join().expect("second run"),
+            )
+        });
+        for run in [&first, &second] {
+            run.assert_code(0);
+            assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+        }
+        let changed: Vec<_> = [&first, &second]
+            .iter()
+            .map(|r| r.output("has-changes").to_string())
+            .collect();
+        assert!(
+            changed.contains(&"true".to_string()) && changed.contains(&"false".to_string()),
+            "delay {delay_ms} ms: one run creates the stack, the other finds it up to date: {changed:?}"
+        );
+        assert_eq!(
+            first.output("outputs"),
+            second.output("outputs"),
+            "both report the same stack"
+        );
+        assert_eq!(stack_status(&stack).as_deref(), Some("CREATE_COMPLETE"));
+        Emulator::shared().assert_no_change_set_left(&stack);
+    }
+}

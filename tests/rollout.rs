@@ -19,7 +19,7 @@ fn config() -> aws_config::SdkConfig {
     config_for(Emulator::shared())
 }
 
-fn config_for(emulator: &Emulator) -> aws_config::SdkConfig {
+pub fn config_for(emulator: &Emulator) -> aws_config::SdkConfig {
     block_on(async {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
@@ -167,7 +167,7 @@ fn service_running(cluster: &str, service: &str, family: &str, image: &str) {
     });
 }
 
-fn revision_count(family: &str) -> usize {
+pub fn revision_count(family: &str) -> usize {
     let ecs = aws_sdk_ecs::Client::new(&config());
     block_on(async {
         ecs.list_task_definitions()
@@ -180,15 +180,15 @@ fn revision_count(family: &str) -> usize {
     })
 }
 
-struct Setup {
-    ws: Workspace,
-    cluster: String,
-    service: String,
-    family: String,
-    repository: String,
+pub struct Setup {
+    pub ws: Workspace,
+    pub cluster: String,
+    pub service: String,
+    pub family: String,
+    pub repository: String,
 }
 
-fn setup(labels: serde_json::Value) -> Setup {
+pub fn setup(labels: serde_json::Value) -> Setup {
     let name = unique_name("svc");
     let repository = push_image(&name, &["v1", "abc1234"]);
     let cluster = format!("{name}-cluster");
@@ -208,7 +208,7 @@ fn setup(labels: serde_json::Value) -> Setup {
     }
 }
 
-fn roll_out<'a>(s: &'a Setup, tag: &str) -> ActionRun<'a> {
+pub fn roll_out<'a>(s: &'a Setup, tag: &str) -> ActionRun<'a> {
     ActionRun::new(&s.ws)
         .input("task-definition", "ecs/task-definition.json")
         .input("container-name", "app")

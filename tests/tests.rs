@@ -10,6 +10,7 @@ mod chain;
 mod container;
 mod contract;
 mod deploy;
+mod faults;
 mod github;
 mod iam;
 mod rollout;

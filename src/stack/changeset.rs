@@ -7,12 +7,14 @@ use anyhow::Context as _;
 
 use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag,
 };
 use serde::Serialize;
 
 use super::parameters::PlannedParameter;
+use super::request_token;
 use super::wait::{PollSchedule, WaitError};
 use crate::inputs::Tag;
 
@@ -79,6 +81,21 @@ pub fn is_empty_change_set(reason: &str) -> bool {
     reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
 
+/// Another operation got to the stack between this run's inspection and its
+/// change set: the stack was created under it, or a change set was executed
+/// first, which makes CloudFormation delete the stack's other change sets,
+/// ours included. Nothing of this run was applied; the caller waits for the
+/// other operation and plans again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Superseded(pub String);
+
+fn superseded(change_set: &str) -> Superseded {
+    Superseded(format!(
+        "change set {change_set} was deleted by CloudFormation: another change set was executed on the stack first"
+    ))
+}
+
 /// The identifiers of a created change set.
 #[derive(Debug, Clone)]
 pub struct CreatedChangeSet {
@@ -95,6 +112,7 @@ pub async fn create_change_set(
         .create_change_set()
         .stack_name(request.stack_name)
         .change_set_name(request.change_set_name)
+        .client_token(request_token())
         .description(request.description)
         .change_set_type(if request.is_create {
             ChangeSetType::Create
@@ -121,11 +139,26 @@ pub async fn create_change_set(
     if !request.tags.is_empty() {
         call = call.set_tags(Some(sdk_tags(request.tags)));
     }
-    let output = call
-        .send()
-        .await
-        .map_err(aws_error)
-        .with_context(|| format!("creating change set {}", request.change_set_name))?;
+    let output = match call.send().await {
+        Ok(output) => output,
+        Err(error)
+            if request.is_create
+                && error.as_service_error().is_some_and(|e| {
+                    e.is_already_exists_exception()
+                        && e.message().is_some_and(|m| m.starts_with("Stack ["))
+                }) =>
+        {
+            return Err(Superseded(format!(
+                "stack {} was created by another operation after this run found it absent",
+                request.stack_name
+            ))
+            .into());
+        }
+        Err(error) => {
+            return Err(aws_error(error))
+                .with_context(|| format!("creating change set {}", request.change_set_name));
+        }
+    };
     Ok(CreatedChangeSet {
         id: output.id().unwrap_or_default().to_string(),
         stack_id: output.stack_id().unwrap_or_default().to_string(),
@@ -166,13 +199,26 @@ pub async fn wait_for_change_set(
     let started = Instant::now();
     let mut delay = Duration::ZERO;
     loop {
-        let output = client
+        let output = match client
             .describe_change_set()
             .change_set_name(change_set_id)
             .send()
             .await
-            .map_err(aws_error)
-            .with_context(|| format!("describing change set {change_set_id}"))?;
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_change_set_not_found_exception()) =>
+            {
+                return Err(WaitError::Aws(superseded(change_set_id).into()));
+            }
+            Err(error) => {
+                return Err(WaitError::Aws(
+                    aws_error(error).context(format!("describing change set {change_set_id}")),
+                ));
+            }
+        };
         let status = output.status().cloned();
         match status {
             Some(ChangeSetStatus::CreateComplete) => {
@@ -239,16 +285,28 @@ async fn read_changes(client: &Client, change_set_id: &str) -> anyhow::Result<Ve
     }
 }
 
-/// Deletes a change set that will not be executed.
+/// Deletes a change set that will not be executed. One that is already
+/// gone counts as deleted: that is what a retried call finds when the answer
+/// to the first was lost.
 pub async fn delete_change_set(client: &Client, change_set_id: &str) -> anyhow::Result<()> {
-    client
+    match client
         .delete_change_set()
         .change_set_name(change_set_id)
         .send()
         .await
-        .map_err(aws_error)
-        .with_context(|| format!("deleting change set {change_set_id}"))?;
-    Ok(())
+    {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.code() == Some("ChangeSetNotFound")) =>
+        {
+            Ok(())
+        }
+        Err(error) => {
+            Err(aws_error(error)).with_context(|| format!("deleting change set {change_set_id}"))
+        }
+    }
 }
 
 /// Starts executing the change set.
@@ -257,15 +315,26 @@ pub async fn execute_change_set(
     change_set_id: &str,
     disable_rollback: bool,
 ) -> anyhow::Result<()> {
-    client
+    match client
         .execute_change_set()
         .change_set_name(change_set_id)
+        .client_request_token(request_token())
         .disable_rollback(disable_rollback)
         .send()
         .await
-        .map_err(aws_error)
-        .with_context(|| format!("executing change set {change_set_id}"))?;
-    Ok(())
+    {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.code() == Some("ChangeSetNotFound")) =>
+        {
+            Err(superseded(change_set_id).into())
+        }
+        Err(error) => {
+            Err(aws_error(error)).with_context(|| format!("executing change set {change_set_id}"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use aws_sdk_cloudformation::types::{Capability, Stack};
 use serde::Serialize;
 
 use super::changeset::{
-    ChangeSetOutcome, ChangeSetRequest, PlannedChange, TemplateSource, create_change_set,
-    delete_change_set, execute_change_set, sdk_parameters, sdk_tags, wait_for_change_set,
+    ChangeSetOutcome, ChangeSetRequest, PlannedChange, Superseded, TemplateSource,
+    create_change_set, delete_change_set, execute_change_set, sdk_parameters, sdk_tags,
+    wait_for_change_set,
 };
 use super::events::{EventFeed, root_causes};
 use super::lookup::{describe_stack, has_resources, newest_change_set, status_of};
@@ -20,6 +21,7 @@ use super::parameters::{
     DeclaredParameter, OverrideValue, ParameterOverride, PlannedParameter, plan_parameters,
 };
 use super::plan::{DEFAULT_IMAGE_PARAMETER, LoadedStackFiles};
+use super::request_token;
 use super::status::{StackCondition, classify, is_success};
 use super::wait::{PollSchedule, WaitError, wait_for_stack};
 use crate::aws::aws_error;
@@ -254,8 +256,33 @@ pub async fn deploy_stack(
     deployment: &mut StackDeployment,
 ) -> anyhow::Result<()> {
     deployment.stack_name = inputs.stack_name.clone();
-    run(client, inputs, files, settings, console, deployment).await
+    let mut superseded_times = 0;
+    loop {
+        match run(client, inputs, files, settings, console, deployment).await {
+            Err(error)
+                if superseded_times < MAX_SUPERSEDED
+                    && error.downcast_ref::<Superseded>().is_some() =>
+            {
+                superseded_times += 1;
+                console.end_phase();
+                console.warning(&format!(
+                    "{error}; nothing of this run was applied to stack {}. Waiting for the other operation, then planning again",
+                    inputs.stack_name
+                ));
+                *deployment = StackDeployment {
+                    stack_name: inputs.stack_name.clone(),
+                    ..StackDeployment::default()
+                };
+            }
+            other => return other,
+        }
+    }
 }
+
+/// How many times a run plans again after another operation got to the
+/// stack first: each time means another run finished a deploy in between,
+/// so more than a few means the stack is being deployed in a loop.
+const MAX_SUPERSEDED: usize = 3;
 
 async fn run(
     client: &Client,
@@ -513,6 +540,7 @@ async fn recreate_prelude(
         client
             .delete_stack()
             .stack_name(&stack_id)
+            .client_request_token(request_token())
             .send()
             .await
             .map_err(aws_error)
@@ -590,7 +618,11 @@ async fn change_set(
         Ok(outcome) => outcome,
         Err(error) => {
             discard_change_set(client, inputs, console, deployment, is_create).await;
-            return Err(anyhow!(error));
+            return Err(match error {
+                // Kept as it is, so a Superseded error can be recognised.
+                WaitError::Aws(inner) => inner,
+                other => anyhow!(other),
+            });
         }
     };
     match outcome {
@@ -657,10 +689,19 @@ async fn discard_change_set(
         }
         Err(error) => console.warning(&format!("could not delete change set {id}: {error:#}")),
     }
-    if is_create && let Some(stack_id) = deployment.stack_id.clone() {
+    if is_create
+        && let Some(stack_id) = deployment.stack_id.clone()
+        && only_our_empty_stack(client, &stack_id).await
+    {
         // The stack exists only because of our change set, holds nothing,
         // and would otherwise block the next create as REVIEW_IN_PROGRESS.
-        match client.delete_stack().stack_name(&stack_id).send().await {
+        match client
+            .delete_stack()
+            .stack_name(&stack_id)
+            .client_request_token(request_token())
+            .send()
+            .await
+        {
             Ok(_) => console.line("deleted the empty stack the change set had created"),
             Err(error) => console.warning(&format!(
                 "could not delete the empty stack {stack_id}: {:#}",
@@ -668,6 +709,24 @@ async fn discard_change_set(
             )),
         }
     }
+}
+
+/// Whether the stack is still an empty REVIEW_IN_PROGRESS shell with no
+/// change set left but ours (already deleted): another run may have added
+/// its own CREATE change set to the same shell, or executed one, and its
+/// stack must not be deleted under it.
+async fn only_our_empty_stack(client: &Client, stack_id: &str) -> bool {
+    let in_review = matches!(
+        describe_stack(client, stack_id).await,
+        Ok(Some(stack)) if status_of(&stack) == "REVIEW_IN_PROGRESS"
+    );
+    in_review
+        && client
+            .list_change_sets()
+            .stack_name(stack_id)
+            .send()
+            .await
+            .is_ok_and(|listed| listed.summaries().is_empty())
 }
 
 /// Executes the change set and waits for the stack to settle.
@@ -783,6 +842,7 @@ async fn create_stack_directly(
     let mut call = client
         .create_stack()
         .stack_name(name)
+        .client_request_token(request_token())
         .set_parameters(Some(sdk_parameters(parameters)))
         .set_capabilities(Some(
             inputs

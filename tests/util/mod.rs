@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -126,6 +128,44 @@ impl Emulator {
         let body = serde_json::json!({"StackName": stack, "StackStatus": status, "StatusReason": "forced by test"});
         let (code, text) = self.control("POST", "/_emulator/stack-status", &body.to_string());
         assert_eq!(code, 200, "forcing {stack} to {status}: {text}");
+    }
+
+    /// Names of the change sets of `stack` that were never executed: what a
+    /// run would leave behind (a stack that does not exist has none).
+    pub fn unexecuted_change_sets(&self, stack: &str) -> Vec<String> {
+        let client = self.cloudformation();
+        block_on(async {
+            match client.list_change_sets().stack_name(stack).send().await {
+                Ok(out) => out
+                    .summaries()
+                    .iter()
+                    .filter(|s| {
+                        !matches!(
+                            s.execution_status().map(|e| e.as_str()),
+                            Some("EXECUTE_IN_PROGRESS" | "EXECUTE_COMPLETE" | "EXECUTE_FAILED")
+                        )
+                    })
+                    .filter_map(|s| s.change_set_name().map(str::to_string))
+                    .collect(),
+                Err(error) => {
+                    let text = format!("{error:?}");
+                    assert!(
+                        text.contains("does not exist"),
+                        "list change sets of {stack}: {text}"
+                    );
+                    Vec::new()
+                }
+            }
+        })
+    }
+
+    /// The sweep after a failure: no change set of the action's is left.
+    pub fn assert_no_change_set_left(&self, stack: &str) {
+        let left = self.unexecuted_change_sets(stack);
+        assert!(
+            left.is_empty(),
+            "change sets left behind on {stack}: {left:?}"
+        );
     }
 
     /// A CloudFormation client for setting up and checking stacks.
@@ -332,6 +372,13 @@ impl<'a> ActionRun<'a> {
 
     /// Runs the binary against `emulator`.
     pub fn run_against(self, emulator: &Emulator) -> RunResult {
+        let endpoint = emulator.endpoint().to_string();
+        self.run_at(&endpoint)
+    }
+
+    /// Runs the binary with AWS at `endpoint` (the emulator, or a fault
+    /// proxy in front of it).
+    pub fn run_at(self, endpoint: &str) -> RunResult {
         let ws = self.workspace;
         std::fs::write(ws.event_file(), &self.event).expect("write event");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-stack-deploy"));
@@ -341,7 +388,7 @@ impl<'a> ActionRun<'a> {
             .current_dir(ws.root())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", ws.root())
-            .env("AWS_ENDPOINT_URL", emulator.endpoint())
+            .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")

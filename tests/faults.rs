@@ -1,0 +1,286 @@
+//! AWS's bad days, through a fault-injecting proxy in front of the emulator:
+//! a full deploy (ECR check, stack create, service rollout, then a stack
+//! update rolling out a new image) completes correctly with one call in five
+//! throttled, failing with 500/503, reset or delayed. The retrying is the
+//! SDK's (standard or adaptive mode, `max-retries`), which the scripted tests
+//! pin down: no retries means the first fault fails the job, one retry
+//! rides it out.
+
+use crate::rollout::{SERVICE_TEMPLATE, push_image, revision_count, roll_out, setup};
+use crate::util::proxy::{Fault, FaultProxy};
+use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, unique_name};
+
+/// Enough retries that a 20 % fault rate cannot exhaust them by chance: one
+/// call fails only if 9 attempts in a row fail (0.2^9, about 5 in 10^7),
+/// whereas with the default 5 attempts one deploy of some 150 calls would
+/// fail about once in twenty runs. That is the setting we tell users
+/// behind heavily throttled accounts to raise.
+const RETRIES_UNDER_FAULTS: &str = "8";
+
+/// The image and desired state the service must end with.
+fn service_image(stack: &str) -> String {
+    let emulator = Emulator::shared();
+    let cloudformation = emulator.cloudformation();
+    let ecs = aws_sdk_ecs::Client::new(&crate::rollout::config_for(emulator));
+    block_on(async {
+        let resources = cloudformation
+            .describe_stack_resources()
+            .stack_name(stack)
+            .send()
+            .await
+            .expect("stack resources");
+        let physical = |logical: &str| {
+            resources
+                .stack_resources()
+                .iter()
+                .find(|r| r.logical_resource_id() == Some(logical))
+                .and_then(|r| r.physical_resource_id())
+                .unwrap_or_else(|| panic!("{logical} in {stack}"))
+                .to_string()
+        };
+        let services = ecs
+            .describe_services()
+            .cluster(physical("Cluster"))
+            .services(physical("Service"))
+            .send()
+            .await
+            .expect("describe service");
+        let task_definition = services.services()[0]
+            .task_definition()
+            .expect("service task definition")
+            .to_string();
+        let described = ecs
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .expect("describe task definition");
+        described
+            .task_definition()
+            .and_then(|td| td.container_definitions().first())
+            .and_then(|c| c.image())
+            .expect("container image")
+            .to_string()
+    })
+}
+
+fn deploy_image<'a>(ws: &'a Workspace, stack: &str, repository: &str, tag: &str) -> ActionRun<'a> {
+    ws.write("ecs.yml", SERVICE_TEMPLATE);
+    ActionRun::new(ws)
+        .input("name", stack)
+        .input("template", "ecs.yml")
+        .input("image-repository", repository)
+        .input("image-tag", tag)
+        .input("max-retries", RETRIES_UNDER_FAULTS)
+}
+
+fn assert_deployed(run: &RunResult, stack: &str, image: &str, status: &str) {
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), status, "{}", run.stdout);
+    assert_eq!(run.output("image"), image);
+    assert_eq!(run.output("rollout-state"), "COMPLETED", "{}", run.stdout);
+    assert_eq!(
+        service_image(stack),
+        image,
+        "the service runs the new image"
+    );
+    Emulator::shared().assert_no_change_set_left(stack);
+}
+
+/// Creates the stack and then rolls out a second image, both through a
+/// proxy injecting `fault` into one call in five.
+fn full_deploy_under(fault: Fault, retry_mode: &str) {
+    let stack = unique_name("faults");
+    let repository = push_image(&stack, &["v1", "v2"]);
+    let proxy = FaultProxy::start(Emulator::shared().endpoint()).with_rates(&[(fault, 0.2)]);
+    let ws = Workspace::new();
+
+    let created = deploy_image(&ws, &stack, &repository, "v1")
+        .input("retry-mode", retry_mode)
+        .run_at(proxy.endpoint());
+    assert_deployed(
+        &created,
+        &stack,
+        &format!("{repository}:v1"),
+        "CREATE_COMPLETE",
+    );
+    let updated = deploy_image(&ws, &stack, &repository, "v2")
+        .input("retry-mode", retry_mode)
+        .run_at(proxy.endpoint());
+    assert_deployed(
+        &updated,
+        &stack,
+        &format!("{repository}:v2"),
+        "UPDATE_COMPLETE",
+    );
+
+    let calls = proxy.requests();
+    let faulted = proxy.count(fault);
+    assert!(
+        faulted * 10 >= calls.len(),
+        "about one call in five should get {fault:?}: {faulted} of {}",
+        calls.len()
+    );
+    for service in ["cloudformation", "ecs", "ecr"] {
+        assert!(
+            calls.iter().any(|c| c.service == service),
+            "the deploy went through the proxy to {service}: {calls:?}"
+        );
+    }
+    // Every faulted call was made again and got through.
+    if fault != Fault::Latency {
+        for (index, call) in calls.iter().enumerate() {
+            if call.fault.is_some() {
+                assert!(
+                    calls[index + 1..]
+                        .iter()
+                        .any(|later| later.action == call.action && later.fault.is_none()),
+                    "{} was retried after {fault:?}",
+                    call.action
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn full_deploy_survives_one_call_in_five_throttled() {
+    full_deploy_under(Fault::Throttle, "standard");
+}
+
+#[test]
+fn full_deploy_survives_one_call_in_five_throttled_in_adaptive_mode() {
+    full_deploy_under(Fault::Throttle, "adaptive");
+}
+
+#[test]
+fn full_deploy_survives_one_call_in_five_failing_with_500_or_503() {
+    full_deploy_under(Fault::ServerError, "standard");
+}
+
+#[test]
+fn full_deploy_survives_one_connection_in_five_reset() {
+    full_deploy_under(Fault::Reset, "standard");
+}
+
+#[test]
+fn full_deploy_survives_one_call_in_five_delayed() {
+    full_deploy_under(Fault::Latency, "standard");
+}
+
+/// A plain stack, so the scripted tests stay quick.
+const TOPIC_TEMPLATE: &str = "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n";
+
+fn topic_deploy<'a>(ws: &'a Workspace, stack: &str, max_retries: &str) -> ActionRun<'a> {
+    ws.write("topic.yml", TOPIC_TEMPLATE);
+    ActionRun::new(ws)
+        .input("name", stack)
+        .input("template", "topic.yml")
+        .input("max-retries", max_retries)
+}
+
+#[test]
+fn max_retries_is_the_sdks_retry_budget() {
+    let ws = Workspace::new();
+
+    // No retries: the first throttled call fails the job, and says so.
+    let stack = unique_name("noretry");
+    let proxy = FaultProxy::start(Emulator::shared().endpoint());
+    proxy.script("CreateChangeSet", Fault::Throttle);
+    let run = topic_deploy(&ws, &stack, "0").run_at(proxy.endpoint());
+    run.assert_code(1);
+    assert!(
+        run.error_annotations()
+            .iter()
+            .any(|l| l.contains("Throttling: Rate exceeded")),
+        "{}",
+        run.stdout
+    );
+    let creates = proxy
+        .requests()
+        .iter()
+        .filter(|c| c.action == "CreateChangeSet")
+        .count();
+    assert_eq!(creates, 1, "max-retries 0 makes one attempt");
+    Emulator::shared().assert_no_change_set_left(&stack);
+
+    // Two faults in a row and two retries: the third attempt gets through.
+    let stack = unique_name("retry");
+    let proxy = FaultProxy::start(Emulator::shared().endpoint());
+    proxy.script("CreateChangeSet", Fault::ServerError);
+    proxy.script("CreateChangeSet", Fault::Reset);
+    let run = topic_deploy(&ws, &stack, "2").run_at(proxy.endpoint());
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    let creates: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|c| c.action == "CreateChangeSet")
+        .map(|c| c.fault)
+        .collect();
+    assert_eq!(
+        creates,
+        [Some(Fault::ServerError), Some(Fault::Reset), None],
+        "retried by the SDK"
+    );
+}
+
+/// Deploys the topic stack with the answer to the first call of `action`
+/// lost after the call took effect, then checks the job still succeeded
+/// and left no change set behind.
+fn survives_lost_answer(action: &str, first: Option<&str>, extra: &[(&str, &str)]) -> RunResult {
+    let ws = Workspace::new();
+    let stack = unique_name("lost");
+    if let Some(template) = first {
+        ws.write("topic.yml", template);
+        ActionRun::new(&ws)
+            .input("name", &stack)
+            .input("template", "topic.yml")
+            .run()
+            .assert_code(0);
+    }
+    let proxy = FaultProxy::start(Emulator::shared().endpoint());
+    proxy.script(action, Fault::LostResponse);
+    let mut run = topic_deploy(&ws, &stack, "4");
+    for (name, value) in extra {
+        run = run.input(name, value);
+    }
+    let run = run.run_at(proxy.endpoint());
+    run.assert_code(0);
+    assert_eq!(
+        proxy.count(Fault::LostResponse),
+        1,
+        "{action} was called: {:?}",
+        proxy.requests()
+    );
+    Emulator::shared().assert_no_change_set_left(&stack);
+    run
+}
+
+#[test]
+fn a_lost_answer_to_a_call_that_worked_does_not_fail_the_deploy() {
+    // The SDK retries with the same idempotency token, which CloudFormation
+    // recognises; without it the retry is refused as a duplicate.
+    let run = survives_lost_answer("CreateChangeSet", None, &[]);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    let run = survives_lost_answer("ExecuteChangeSet", None, &[]);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    let run = survives_lost_answer("CreateStack", None, &[("timeout-in-minutes", "5")]);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    // An empty change set is deleted; the retried delete finds it gone.
+    let run = survives_lost_answer("DeleteChangeSet", Some(TOPIC_TEMPLATE), &[]);
+    assert_eq!(run.output("has-changes"), "false");
+}
+
+#[test]
+fn a_lost_answer_to_update_service_does_not_fail_the_rollout() {
+    let s = setup(serde_json::json!({}));
+    let proxy = FaultProxy::start(Emulator::shared().endpoint());
+    proxy.script("UpdateService", Fault::LostResponse);
+    let run = roll_out(&s, "abc1234").run_at(proxy.endpoint());
+    run.assert_code(0);
+    assert_eq!(run.output("rollout-state"), "COMPLETED", "{}", run.stdout);
+    assert_eq!(proxy.count(Fault::LostResponse), 1);
+    // UpdateService to the same task definition starts no second deployment.
+    assert_eq!(revision_count(&s.family), 2, "one revision registered");
+}

@@ -1,0 +1,394 @@
+//! A fault-injecting HTTP proxy for the tests: it sits between the binary and
+//! the emulator (`AWS_ENDPOINT_URL` points at it) and, by rate or by script,
+//! answers an AWS call with what AWS sends on a bad day instead of passing it
+//! on: throttling errors in each protocol's own shape, 500/503, a connection
+//! reset (before the call reaches AWS, or after, so the answer is lost), and
+//! latency. It keeps a log of every call with the fault it got, so tests can
+//! show faults really happened and that calls were retried.
+//!
+//! Blocking std sockets and a thread per connection: the binary opens a
+//! handful of connections, and the tests stay free of a second runtime.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// What the proxy can do to one call instead of passing it on untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// HTTP 400 `Throttling` (Query protocol: CloudFormation, ELBv2) or
+    /// `ThrottlingException` (JSON protocol: ECS, ECR).
+    Throttle,
+    /// HTTP 500 `InternalFailure` or 503 `ServiceUnavailable`, half each.
+    ServerError,
+    /// The connection is reset (RST) once the request is read; the call
+    /// never reaches the emulator.
+    Reset,
+    /// The call reaches the emulator and takes effect, then the connection
+    /// is reset before the answer is sent: the client cannot know it worked.
+    LostResponse,
+    /// The call is held 100 to 600 ms, then passed on.
+    Latency,
+}
+
+/// One call through the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxiedRequest {
+    /// `cloudformation`, `ecs`, `ecr`, `elasticloadbalancing`, ...
+    pub service: String,
+    /// The API operation, e.g. `CreateChangeSet`.
+    pub action: String,
+    pub fault: Option<Fault>,
+}
+
+struct Plan {
+    /// Each fault with its probability per call; they add up to at most 1.
+    rates: Vec<(Fault, f64)>,
+    /// Faults for the next calls of given operations, in order, each once.
+    script: VecDeque<(String, Fault)>,
+    rng: StdRng,
+}
+
+struct Shared {
+    upstream: String,
+    plan: Mutex<Plan>,
+    log: Mutex<Vec<ProxiedRequest>>,
+}
+
+/// The proxy; it serves until the test process exits.
+pub struct FaultProxy {
+    endpoint: String,
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking connection thread must not take every later call down.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `upstream` (an `http://host:port`
+    /// endpoint). The random faults come from a seeded generator; the seed
+    /// is printed so a failing run can be repeated with `ESD_FAULT_SEED`.
+    pub fn start(upstream: &str) -> FaultProxy {
+        let seed = std::env::var("ESD_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random::<u64>);
+        eprintln!("fault proxy seed {seed} (set ESD_FAULT_SEED={seed} to repeat)");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fault proxy");
+        let address = listener.local_addr().expect("fault proxy address");
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_start_matches("http://").to_string(),
+            plan: Mutex::new(Plan {
+                rates: Vec::new(),
+                script: VecDeque::new(),
+                rng: StdRng::seed_from_u64(seed),
+            }),
+            log: Mutex::new(Vec::new()),
+        });
+        let serving = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let shared = Arc::clone(&serving);
+                std::thread::spawn(move || serve_connection(client, &shared));
+            }
+        });
+        FaultProxy {
+            endpoint: format!("http://{address}"),
+            shared,
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Injects each fault at its rate (0.2 = one call in five), at random.
+    pub fn with_rates(self, rates: &[(Fault, f64)]) -> Self {
+        let total: f64 = rates.iter().map(|(_, rate)| rate).sum();
+        assert!(total <= 1.0, "fault rates add up to {total}, above 1");
+        lock(&self.shared.plan).rates = rates.to_vec();
+        self
+    }
+
+    /// The next call of `action` gets `fault` (scripted faults come first,
+    /// in the order given, each used once).
+    pub fn script(&self, action: &str, fault: Fault) {
+        lock(&self.shared.plan)
+            .script
+            .push_back((action.to_string(), fault));
+    }
+
+    /// Every call so far, in order.
+    pub fn requests(&self) -> Vec<ProxiedRequest> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// How many calls got `fault`.
+    pub fn count(&self, fault: Fault) -> usize {
+        lock(&self.shared.log)
+            .iter()
+            .filter(|r| r.fault == Some(fault))
+            .count()
+    }
+}
+
+impl Shared {
+    fn choose_fault(&self, action: &str) -> Option<Fault> {
+        let mut plan = lock(&self.plan);
+        if let Some(index) = plan.script.iter().position(|(a, _)| a == action) {
+            return plan.script.remove(index).map(|(_, fault)| fault);
+        }
+        let draw: f64 = plan.rng.random();
+        let mut bound = 0.0;
+        for (fault, rate) in &plan.rates {
+            bound += rate;
+            if draw < bound {
+                return Some(*fault);
+            }
+        }
+        None
+    }
+
+    fn random_bool(&self) -> bool {
+        lock(&self.plan).rng.random()
+    }
+
+    fn random_latency(&self) -> Duration {
+        Duration::from_millis(lock(&self.plan).rng.random_range(100..=600))
+    }
+}
+
+/// One HTTP/1.1 message: start line, headers and body.
+struct Message {
+    start_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Serialises with a Content-Length body and the given Connection header
+    /// (bodies are always passed on whole, so chunking is never needed).
+    fn to_bytes(&self, connection: &str) -> Vec<u8> {
+        let mut out = format!("{}\r\n", self.start_line);
+        for (name, value) in &self.headers {
+            let hop_by_hop = ["connection", "content-length", "transfer-encoding"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h));
+            if !hop_by_hop {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        out.push_str(&format!(
+            "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
+            self.body.len()
+        ));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// Reads one message; `None` at a clean end of the connection.
+fn read_message(reader: &mut impl BufRead) -> Option<Message> {
+    let mut start_line = String::new();
+    if reader.read_line(&mut start_line).ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let mut message = Message {
+        start_line: start_line.trim_end().to_string(),
+        headers,
+        body: Vec::new(),
+    };
+    if message
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        message.body = read_chunked(reader)?;
+    } else if let Some(length) = message.header("content-length") {
+        let mut body = vec![0; length.parse().ok()?];
+        reader.read_exact(&mut body).ok()?;
+        message.body = body;
+    } else if message.start_line.starts_with("HTTP/") {
+        // A response without a length ends with the connection.
+        reader.read_to_end(&mut message.body).ok()?;
+    }
+    Some(message)
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line).ok()?;
+        let size_text = size_line.trim().split(';').next()?;
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
+}
+
+/// (service, operation) the way AWS routes a call: the credential scope of
+/// the signature names the service; the JSON protocol's `X-Amz-Target` or
+/// the Query protocol's `Action` parameter names the operation.
+fn identify(request: &Message) -> (String, String) {
+    let service = request
+        .header("authorization")
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_string();
+    let action = match request.header("x-amz-target") {
+        Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
+        None => String::from_utf8_lossy(&request.body)
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .unwrap_or_default()
+            .to_string(),
+    };
+    (service, action)
+}
+
+/// The error answer AWS gives in the protocol the call used.
+fn error_response(request: &Message, status: u16, code: &str, message: &str) -> Message {
+    let reason = match status {
+        400 => "Bad Request",
+        500 => "Internal Server Error",
+        _ => "Service Unavailable",
+    };
+    if request.header("x-amz-target").is_some() {
+        // JSON protocol (ECS, ECR): `__type` plus the error-type header.
+        let json_code = match code {
+            "Throttling" => "ThrottlingException",
+            "ServiceUnavailable" => "ServiceUnavailableException",
+            other => other,
+        };
+        Message {
+            start_line: format!("HTTP/1.1 {status} {reason}"),
+            headers: vec![
+                ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+                ("x-amzn-ErrorType".into(), json_code.into()),
+                ("x-amzn-RequestId".into(), "fault-proxy".into()),
+            ],
+            body: serde_json::json!({"__type": json_code, "message": message})
+                .to_string()
+                .into_bytes(),
+        }
+    } else {
+        let kind = if status < 500 { "Sender" } else { "Receiver" };
+        Message {
+            start_line: format!("HTTP/1.1 {status} {reason}"),
+            headers: vec![("Content-Type".into(), "text/xml".into())],
+            body: format!(
+                "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+            )
+            .into_bytes(),
+        }
+    }
+}
+
+/// Closes with RST rather than FIN, as a dropped load balancer connection
+/// does: SO_LINGER with a zero timeout.
+fn reset(stream: TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+fn forward(upstream: &str, request: &Message) -> Option<Message> {
+    let mut stream = TcpStream::connect(upstream).ok()?;
+    stream.write_all(&request.to_bytes("close")).ok()?;
+    read_message(&mut BufReader::new(stream))
+}
+
+fn serve_connection(client: TcpStream, shared: &Shared) {
+    let Ok(reading) = client.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(reading);
+    let mut client = client;
+    while let Some(request) = read_message(&mut reader) {
+        let path = request.start_line.split(' ').nth(1).unwrap_or_default();
+        let (service, action) = identify(&request);
+        // The emulator's own control endpoints are the test's, not AWS's.
+        let fault = if path.starts_with("/_emulator/") {
+            None
+        } else {
+            shared.choose_fault(&action)
+        };
+        lock(&shared.log).push(ProxiedRequest {
+            service,
+            action,
+            fault,
+        });
+        let response = match fault {
+            None => forward(&shared.upstream, &request),
+            Some(Fault::Latency) => {
+                std::thread::sleep(shared.random_latency());
+                forward(&shared.upstream, &request)
+            }
+            Some(Fault::Throttle) => {
+                Some(error_response(&request, 400, "Throttling", "Rate exceeded"))
+            }
+            Some(Fault::ServerError) if shared.random_bool() => Some(error_response(
+                &request,
+                500,
+                "InternalFailure",
+                "We encountered an internal error. Please try again.",
+            )),
+            Some(Fault::ServerError) => Some(error_response(
+                &request,
+                503,
+                "ServiceUnavailable",
+                "Service is unavailable. Please try again.",
+            )),
+            Some(Fault::Reset) => {
+                reset(client);
+                return;
+            }
+            Some(Fault::LostResponse) => {
+                let _ = forward(&shared.upstream, &request);
+                reset(client);
+                return;
+            }
+        };
+        let Some(response) = response else {
+            // The emulator is gone (test process ending): drop the client.
+            return;
+        };
+        if client.write_all(&response.to_bytes("keep-alive")).is_err() {
+            return;
+        }
+    }
+}
