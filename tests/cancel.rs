@@ -78,6 +78,7 @@ fn sigterm_while_waiting_stops_promptly_and_says_what_carries_on() {
         "executing the change set",
     );
     assert_eq!(code, 1, "{log}");
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert!(elapsed < 3.0, "took {elapsed:.1}s to stop:\n{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
     assert!(
@@ -116,6 +117,7 @@ fn cancel_on_abort_cancels_a_running_update() {
         "executing the change set",
     );
     assert_eq!(code, 1, "{log}");
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert!(elapsed < 3.0, "took {elapsed:.1}s to stop:\n{log}");
     assert!(log.contains("the update was cancelled"), "{log}");
     let client = Emulator::shared().cloudformation();

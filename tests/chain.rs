@@ -44,6 +44,7 @@ fn failed_upstream_run_stops_before_any_aws_call() {
         .input("parameter-overrides", "Env=a")
         .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert!(
         run.error_annotations()
             .iter()
@@ -83,6 +84,7 @@ fn fork_code_is_not_deployed_unless_allowed() {
         .input("parameter-overrides", "Env=a")
         .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert!(
         run.error_annotations()
             .iter()

@@ -3,7 +3,7 @@
 //! act as a workflow command.
 
 use crate::deploy::QUEUE_TEMPLATE;
-use crate::util::{ActionRun, Workspace, read_repo_file, unique_name};
+use crate::util::{ActionRun, Emulator, Workspace, read_repo_file, unique_name};
 
 fn with_template<'a>(ws: &'a Workspace, stack: &str) -> ActionRun<'a> {
     ws.write("stack.yml", QUEUE_TEMPLATE);
@@ -158,11 +158,13 @@ Outputs:
     let failing = crate::deploy::failing_template("bad\n::warning::forged\n##[error]legacy");
     let ws = Workspace::new();
     ws.write("fail.yml", &failing);
+    let stack = unique_name("hostilefail");
     let run = ActionRun::new(&ws)
-        .input("name", &unique_name("hostilefail"))
+        .input("name", &stack)
         .input("template", "fail.yml")
         .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     for line in run.stdout.lines() {
         assert!(
             !line.trim_start().starts_with("::warning::forged"),

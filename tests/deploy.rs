@@ -98,25 +98,9 @@ fn stack_parameters(stack: &str) -> Vec<(String, String)> {
     })
 }
 
-/// Change sets of the stack that were not executed (an executed one stays
-/// listed while its execution runs, as on AWS).
+/// Change sets of the stack that were not executed.
 fn change_set_count(stack: &str) -> usize {
-    let client = Emulator::shared().cloudformation();
-    block_on(async {
-        match client.list_change_sets().stack_name(stack).send().await {
-            Ok(out) => out
-                .summaries()
-                .iter()
-                .filter(|s| {
-                    !matches!(
-                        s.execution_status().map(|e| e.as_str()),
-                        Some("EXECUTE_IN_PROGRESS" | "EXECUTE_COMPLETE")
-                    )
-                })
-                .count(),
-            Err(_) => 0,
-        }
-    })
+    Emulator::shared().unexecuted_change_sets(stack).len()
 }
 
 fn stack_status(stack: &str) -> Option<String> {
@@ -300,6 +284,7 @@ fn rollback_complete_stack_is_deleted_and_created_anew() {
     )
     .run();
     failed.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert_eq!(failed.output("stack-status"), "ROLLBACK_COMPLETE");
     assert!(
         failed
@@ -368,6 +353,7 @@ fn failed_update_rolls_back_and_reports_the_cause() {
         .input("parameter-overrides", "Env=b")
         .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert_eq!(run.output("stack-status"), "UPDATE_ROLLBACK_COMPLETE");
     assert!(
         run.stdout.contains(
@@ -443,6 +429,7 @@ fn waiting_is_bounded_and_a_timeout_is_a_failure() {
         .input("wait-timeout", "2s")
         .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert!(
         run.stdout.contains("was still CREATE_IN_PROGRESS after"),
         "{}",

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use crate::deploy::{QUEUE_TEMPLATE, failing_template};
-use crate::util::{ActionRun, Workspace, unique_name};
+use crate::util::{ActionRun, Emulator, Workspace, unique_name};
 
 /// One request the fake API received.
 #[derive(Debug, Clone)]
@@ -207,9 +207,10 @@ fn failed_deploy_marks_the_deployment_failed_with_the_root_cause() {
     let github = FakeGithub::start(204);
     let ws = Workspace::new();
     ws.write("fail.yml", &failing_template("Queue quota exceeded"));
+    let stack = unique_name("ghfail");
     let run = with_github(
         ActionRun::new(&ws)
-            .input("name", &unique_name("ghfail"))
+            .input("name", &stack)
             .input("template", "fail.yml")
             .input("environment", "prod")
             .input("dispatch-workflows", "deploy-alb.yml"),
@@ -217,6 +218,7 @@ fn failed_deploy_marks_the_deployment_failed_with_the_root_cause() {
     )
     .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     let requests = github.requests();
     assert!(
         !requests.iter().any(|r| r.path.ends_with("/dispatches")),
@@ -239,9 +241,10 @@ fn a_rejected_dispatch_names_the_permission() {
     let github = FakeGithub::start(403);
     let ws = Workspace::new();
     ws.write("stack.yml", QUEUE_TEMPLATE);
+    let stack = unique_name("gh403");
     let run = with_github(
         ActionRun::new(&ws)
-            .input("name", &unique_name("gh403"))
+            .input("name", &stack)
             .input("template", "stack.yml")
             .input("parameter-overrides", "Env=a")
             .input("dispatch-workflows", "deploy-alb.yml"),
@@ -249,6 +252,7 @@ fn a_rejected_dispatch_names_the_permission() {
     )
     .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&stack);
     assert!(
         run.error_annotations()
             .iter()

@@ -474,6 +474,7 @@ fn stack_waiting_on_a_service_shows_why_its_tasks_fail() {
         )
         .run();
     run.assert_code(1);
+    Emulator::shared().assert_no_change_set_left(&name);
     assert_eq!(run.output("stack-status"), "ROLLBACK_COMPLETE");
     assert!(
         run.stdout.contains("CannotPullContainerError"),
