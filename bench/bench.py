@@ -32,10 +32,12 @@ reported:
 (c) process start to first API request: from just before the create deploy
     of (a) is spawned to the first request in the emulator's request log
     (each entry carries its arrival time): start-up cost, interpreter
-    imports included.
-(d) peak RSS of the deploying process (ru_maxrss from wait4; for the CLI
-    that is the Python process running `aws`); for the chain, the largest
-    of its processes.
+    imports included (and, for both tools alike, the millisecond or so GNU
+    time, see (d), takes to start it).
+(d) peak RSS of the deploying process, as GNU time (/usr/bin/time -f %M)
+    reports it (the rusage of our own child would be floored at this
+    Python process's RSS); for the CLI that is the Python process running
+    `aws`; for the chain, the largest of its processes.
 (e) API calls per deploy, from the emulator's request log (reset before
     each deploy), in total and by action.
 (f) footprint: the action's container image as podman has it
@@ -259,21 +261,28 @@ class ProcessRun:
 
 
 def run_process(label: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path,
-                stdout_path: Path | None = None) -> ProcessRun:
-    """Runs argv to completion. stdout goes to stdout_path when given (for
-    output another step parses), else with stderr to log_path."""
+                gnu_time: str, stdout_path: Path | None = None) -> ProcessRun:
+    """Runs argv to completion under GNU time, which reports its peak RSS.
+    stdout goes to stdout_path when given (for output another step parses),
+    else with stderr to log_path.
+
+    Why not wait4's rusage of our own child: Linux carries the parent's
+    high-water mark over to a forked child through exec, so every child of
+    this Python process would report at least this process's RSS (tens of
+    MiB). GNU time is a small C program; what it carries over is about 1 MiB.
+    """
+    rss_path = log_path.with_name(log_path.name + ".maxrss")
+    timed = [gnu_time, "--format=%M", f"--output={rss_path}", "--", *argv]
     with contextlib.ExitStack() as files:
         log = files.enter_context(open(log_path, "wb"))
         out = files.enter_context(open(stdout_path, "wb")) if stdout_path else log
         spawned_at = time.time()
-        process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=log)
-        # wait4 rather than wait: it also hands back the child's rusage,
-        # whose ru_maxrss is the peak RSS (KiB on Linux).
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.Popen(timed, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=log)
+        exit_code = process.wait()
         exited_at = time.time()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return ProcessRun(label, spawned_at, exited_at, process.returncode, usage.ru_maxrss,
-                      log_path, stdout_path)
+    # KiB on the last line; a line before it tells a non-zero exit or a signal.
+    max_rss_kib = int(rss_path.read_text().split()[-1])
+    return ProcessRun(label, spawned_at, exited_at, exit_code, max_rss_kib, log_path, stdout_path)
 
 
 def require_success(run: ProcessRun) -> ProcessRun:
@@ -316,10 +325,11 @@ class Workspace:
     working directory, holding a copy of examples/ and the cadence
     templates), an empty HOME, the push event, and a directory per run."""
 
-    def __init__(self, out: Path, binary: Path, aws: Path) -> None:
+    def __init__(self, out: Path, binary: Path, aws: Path, gnu_time: str) -> None:
         self.out = out
         self.binary = binary
         self.aws = aws
+        self.gnu_time = gnu_time
         self.root = out / "workspace"
         self.home = out / "home"
         self.home.mkdir(parents=True)
@@ -408,7 +418,7 @@ class Workspace:
             **self.inputs(given),
         }
         run = require_success(run_process(f"{OURS} ({label})", [str(self.binary)], env,
-                                          self.root, run_dir / "log"))
+                                          self.root, run_dir / "log", self.gnu_time))
         return run, read_step_outputs(output_path)
 
     def run_cli(self, label: str, endpoint: str, args: list[str], capture: bool = False) -> ProcessRun:
@@ -416,7 +426,7 @@ class Workspace:
         run_dir = self.run_dir(label)
         return require_success(run_process(
             f"aws {' '.join(args[:2])} ({label})", [str(self.aws), *args], self.aws_env(endpoint),
-            self.root, run_dir / "log", run_dir / "stdout" if capture else None,
+            self.root, run_dir / "log", self.gnu_time, run_dir / "stdout" if capture else None,
         ))
 
     def cli_deploy(self, label: str, endpoint: str, stack: str, template: str,
@@ -735,6 +745,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", type=Path, required=True, help="the ecs-stack-deploy binary")
     parser.add_argument("--aws", type=Path, required=True, help="the AWS CLI (bench/.venv/bin/aws)")
+    parser.add_argument("--gnu-time", default="/usr/bin/time", help="GNU time, which measures peak RSS")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median reported)")
     parser.add_argument("--out", type=Path, default=REPO / "target/bench", help="results and logs")
     parser.add_argument("--holds", type=lambda text: tuple(float(h) for h in text.split(",")),
@@ -743,6 +754,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if not os.access(args.gnu_time, os.X_OK):
+        parser.error(f"GNU time not found at {args.gnu_time} (Debian package time; bench/run installs it)")
 
     started = time.monotonic()
     # Other work on the machine skews the small numbers most; the load is
@@ -751,7 +764,7 @@ def main() -> int:
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
-    ws = Workspace(args.out, args.binary.resolve(), args.aws.resolve())
+    ws = Workspace(args.out, args.binary.resolve(), args.aws.resolve(), args.gnu_time)
     versions = {
         OURS: subprocess.run([str(ws.binary), "--version"], capture_output=True, text=True).stdout.strip(),
         CLI: subprocess.run([str(ws.aws), "--version"], capture_output=True, text=True,
