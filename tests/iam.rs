@@ -69,8 +69,41 @@ fn each_mode_stays_inside_its_documented_policy() {
             service_arn = run.output("service-arn").to_string();
         }
     }
+    // A stack whose first create fails (ROLLBACK_COMPLETE) is deleted and
+    // created anew by the next run: the recovery calls are covered too.
+    let failing = unique_name("iamfail");
+    ws.write("fail.yml", &crate::deploy::failing_template("quota"));
+    ws.write("good.yml", crate::deploy::QUEUE_TEMPLATE);
+    for (template, overrides, code) in [("fail.yml", "", 1), ("good.yml", "Env=iam", 0)] {
+        ActionRun::new(&ws)
+            .input("name", &failing)
+            .input("template", template)
+            .input("parameter-overrides", overrides)
+            .run_against(&emulator)
+            .assert_code(code);
+    }
+    // A new stack planned for review only (REVIEW_IN_PROGRESS), then
+    // deployed: the next run looks at the kept change set and starts over.
+    let reviewed = unique_name("iamreview");
+    for no_execute in ["true", "false"] {
+        ActionRun::new(&ws)
+            .input("name", &reviewed)
+            .input("template", "good.yml")
+            .input("parameter-overrides", "Env=iam")
+            .input("no-execute-changeset", no_execute)
+            .run_against(&emulator)
+            .assert_code(0);
+    }
     let allowed = documented_actions("stack");
     let used = used_actions(&emulator);
+    assert!(
+        used.iter().any(|a| a == "cloudformation:ListChangeSets"),
+        "{used:?}"
+    );
+    assert!(
+        used.iter().any(|a| a == "cloudformation:DeleteStack"),
+        "{used:?}"
+    );
     assert!(
         used.iter().any(|a| a == "cloudformation:ExecuteChangeSet"),
         "{used:?}"
