@@ -34,6 +34,7 @@ use crate::service::watch::{
     EcsClients, ServiceWatch, describe_service, is_active_cluster, service_location,
     short_task_definition,
 };
+use crate::stack::changeset::delete_change_set;
 use crate::stack::deploy::{DeploySettings, StackDeployment, deploy_stack};
 use crate::stack::lookup::{describe_stack, status_of as stack_status_of};
 use crate::stack::parameters::no_echo_values;
@@ -805,15 +806,7 @@ async fn cancel(
                 .as_ref()
                 .is_some_and(|s| s.execute_change_set)
         {
-            match tokio::time::timeout(
-                BOUND,
-                client
-                    .delete_change_set()
-                    .change_set_name(change_set)
-                    .send(),
-            )
-            .await
-            {
+            match tokio::time::timeout(BOUND, delete_change_set(&client, change_set)).await {
                 Ok(Ok(_)) => console.line(&format!(
                     "deleted change set {change_set}, which was not executed"
                 )),

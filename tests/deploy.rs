@@ -721,3 +721,56 @@ fn two_runs_deploying_the_same_stack_at_once_both_succeed_without_corrupting_it(
         Emulator::shared().assert_no_change_set_left(&stack);
     }
 }
+
+/// Two runs updating the same stack at once with different values: the
+/// second's change set is deleted when the first's is executed (or it finds
+/// the update running), so it waits and plans again against the updated
+/// stack. Both succeed and the stack ends with the values of whichever run
+/// executed last, never a mix and never a failed update.
+#[test]
+fn two_runs_updating_the_same_stack_at_once_apply_one_after_the_other() {
+    let stack = unique_name("raceupd");
+    let ws = Workspace::new();
+    deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=base")
+        .run()
+        .assert_code(0);
+    let (first_ws, second_ws) = (Workspace::new(), Workspace::new());
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            deploy(&first_ws, &stack, QUEUE_TEMPLATE)
+                .input("parameter-overrides", "Env=first")
+                .run()
+        });
+        let second = scope.spawn(|| {
+            deploy(&second_ws, &stack, QUEUE_TEMPLATE)
+                .input("parameter-overrides", "Env=second")
+                .run()
+        });
+        (
+            first.join().expect("first run"),
+            second.join().expect("second run"),
+        )
+    });
+    for run in [&first, &second] {
+        run.assert_code(0);
+        assert_eq!(run.output("stack-status"), "UPDATE_COMPLETE");
+        assert_eq!(run.output("has-changes"), "true", "{}", run.stdout);
+    }
+    let final_env = stack_parameters(&stack)
+        .into_iter()
+        .find(|(key, _)| key == "Env")
+        .map(|(_, value)| value)
+        .expect("the stack's Env parameter");
+    assert!(
+        ["first", "second"].contains(&final_env.as_str()),
+        "{final_env}"
+    );
+    assert!(
+        [&first, &second]
+            .iter()
+            .any(|run| run.output("EnvName") == final_env),
+        "the run that executed last reports the stack as it is"
+    );
+    Emulator::shared().assert_no_change_set_left(&stack);
+}
