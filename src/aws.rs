@@ -93,13 +93,35 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     match error.as_service_error() {
-        Some(service) => anyhow::anyhow!(
-            "{}: {}",
-            service.code().unwrap_or("AWS error"),
-            service.message().unwrap_or("(no message)")
-        ),
+        Some(service) => {
+            let code = service.code().unwrap_or("AWS error");
+            let hint = if is_throttling(code) { RETRY_HINT } else { "" };
+            anyhow::anyhow!(
+                "{code}: {}{hint}",
+                service.message().unwrap_or("(no message)")
+            )
+        }
         None => anyhow::anyhow!("{}", DisplayErrorContext(&error)),
     }
+}
+
+/// Said after an error the SDK retried as far as it was allowed.
+const RETRY_HINT: &str = " (AWS kept throttling through every retry: raise `max-retries`, or set `retry-mode: adaptive` to slow the calls down)";
+
+/// The error codes AWS services use for throttling.
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+    )
 }
 
 #[cfg(test)]
@@ -121,6 +143,19 @@ mod tests {
         assert_eq!(resolve_region(None, &env).unwrap(), "us-west-2");
         let error = resolve_region(None, &Environment::default()).unwrap_err();
         assert_eq!(error.input, "aws-region");
+    }
+
+    #[test]
+    fn throttling_codes_of_every_protocol_are_recognised() {
+        for code in [
+            "Throttling",
+            "ThrottlingException",
+            "TooManyRequestsException",
+        ] {
+            assert!(is_throttling(code), "{code}");
+        }
+        assert!(!is_throttling("ValidationError"));
+        assert!(!is_throttling("AccessDenied"));
     }
 
     #[test]

@@ -192,7 +192,7 @@ fn max_retries_is_the_sdks_retry_budget() {
     assert!(
         run.error_annotations()
             .iter()
-            .any(|l| l.contains("Throttling: Rate exceeded")),
+            .any(|l| l.contains("Throttling: Rate exceeded") && l.contains("raise `max-retries`")),
         "{}",
         run.stdout
     );
