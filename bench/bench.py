@@ -196,8 +196,10 @@ class Emulator:
     def client(self, service: str) -> Any:
         # A session per client: boto3's default session is not safe to share
         # between the threads of the cadence measurement.
-        return boto3.session.Session().client(service, region_name=REGION, endpoint_url=self.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.session.Session().client(
+            service, region_name=REGION, endpoint_url=self.endpoint,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
 
     def stack_status(self, stack: str) -> str:
         return self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
@@ -212,7 +214,10 @@ class Emulator:
         needs only the manifest."""
         ecr = self.client("ecr")
         ecr.create_repository(repositoryName=IMAGE_REPOSITORY_NAME, imageTagMutability="IMMUTABLE")
-        digest = lambda what: "sha256:" + hashlib.sha256(f"{what} of {COMMIT}".encode()).hexdigest()  # noqa: E731
+
+        def digest(what: str) -> str:
+            return "sha256:" + hashlib.sha256(f"{what} of {COMMIT}".encode()).hexdigest()
+
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -728,8 +733,12 @@ def fmt(value: float | None, unit: str) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    # Padded, so the same text reads as a table on a terminal.
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
@@ -765,10 +774,12 @@ def main() -> int:
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
     ws = Workspace(args.out, args.binary.resolve(), args.aws.resolve(), args.gnu_time)
+    cli_version = subprocess.run([str(ws.aws), "--version"], capture_output=True, text=True,
+                                 env={"PATH": os.environ.get("PATH", ""), "HOME": str(ws.home)}).stdout
     versions = {
         OURS: subprocess.run([str(ws.binary), "--version"], capture_output=True, text=True).stdout.strip(),
-        CLI: subprocess.run([str(ws.aws), "--version"], capture_output=True, text=True,
-                            env={"PATH": os.environ.get("PATH", ""), "HOME": str(ws.home)}).stdout.strip(),
+        # Only the CLI's own parts: the rest of its version line describes the machine.
+        CLI: " ".join(w for w in cli_version.split() if w.startswith(("aws-cli/", "botocore/"))),
     }
     say(f"{versions[OURS]} ({ws.binary}) vs {versions[CLI]}; {args.runs} run(s) each; files in {args.out}")
 
