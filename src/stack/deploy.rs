@@ -616,13 +616,15 @@ async fn change_set(
         wait_for_change_set(client, &created.id, settings.poll, inputs.wait_timeout).await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
+        Err(WaitError::Aws(error)) if error.downcast_ref::<Superseded>().is_some() => {
+            // CloudFormation already deleted our change set; the stack is
+            // the other run's and must be left to it.
+            deployment.change_set_id = None;
+            return Err(error);
+        }
         Err(error) => {
             discard_change_set(client, inputs, console, deployment, is_create).await;
-            return Err(match error {
-                // Kept as it is, so a Superseded error can be recognised.
-                WaitError::Aws(inner) => inner,
-                other => anyhow!(other),
-            });
+            return Err(anyhow!(error));
         }
     };
     match outcome {
