@@ -91,42 +91,14 @@ fn assert_deployed(run: &RunResult, stack: &str, image: &str, status: &str) {
 /// proxy injecting `fault` into one call in five.
 fn full_deploy_under(fault: Fault, retry_mode: &str) {
     let stack = unique_name("faults");
-    let repository = push_image(&stack, &["v1", "v2"]);
     let proxy = FaultProxy::start(Emulator::shared().endpoint()).with_rates(&[(fault, 0.2)]);
-    let ws = Workspace::new();
-
-    let created = deploy_image(&ws, &stack, &repository, "v1")
-        .input("retry-mode", retry_mode)
-        .run_at(proxy.endpoint());
-    assert_deployed(
-        &created,
-        &stack,
-        &format!("{repository}:v1"),
-        "CREATE_COMPLETE",
-    );
-    let updated = deploy_image(&ws, &stack, &repository, "v2")
-        .input("retry-mode", retry_mode)
-        .run_at(proxy.endpoint());
-    assert_deployed(
-        &updated,
-        &stack,
-        &format!("{repository}:v2"),
-        "UPDATE_COMPLETE",
-    );
-
-    let calls = proxy.requests();
+    let calls = full_deploy_through(&proxy, &stack, retry_mode);
     let faulted = proxy.count(fault);
     assert!(
         faulted * 10 >= calls.len(),
         "about one call in five should get {fault:?}: {faulted} of {}",
         calls.len()
     );
-    for service in ["cloudformation", "ecs", "ecr"] {
-        assert!(
-            calls.iter().any(|c| c.service == service),
-            "the deploy went through the proxy to {service}: {calls:?}"
-        );
-    }
     // Every faulted call was made again and got through.
     if fault != Fault::Latency {
         for (index, call) in calls.iter().enumerate() {
@@ -141,6 +113,44 @@ fn full_deploy_under(fault: Fault, retry_mode: &str) {
             }
         }
     }
+}
+
+/// The create and the update of [`full_deploy_under`] through `proxy`;
+/// returns the calls the proxy saw.
+fn full_deploy_through(
+    proxy: &FaultProxy,
+    stack: &str,
+    retry_mode: &str,
+) -> Vec<crate::util::proxy::ProxiedRequest> {
+    let repository = push_image(stack, &["v1", "v2"]);
+    let ws = Workspace::new();
+
+    let created = deploy_image(&ws, stack, &repository, "v1")
+        .input("retry-mode", retry_mode)
+        .run_at(proxy.endpoint());
+    assert_deployed(
+        &created,
+        stack,
+        &format!("{repository}:v1"),
+        "CREATE_COMPLETE",
+    );
+    let updated = deploy_image(&ws, stack, &repository, "v2")
+        .input("retry-mode", retry_mode)
+        .run_at(proxy.endpoint());
+    assert_deployed(
+        &updated,
+        stack,
+        &format!("{repository}:v2"),
+        "UPDATE_COMPLETE",
+    );
+    let calls = proxy.requests();
+    for service in ["cloudformation", "ecs", "ecr"] {
+        assert!(
+            calls.iter().any(|c| c.service == service),
+            "the deploy went through the proxy to {service}: {calls:?}"
+        );
+    }
+    calls
 }
 
 #[test]
@@ -166,6 +176,29 @@ fn full_deploy_survives_one_connection_in_five_reset() {
 #[test]
 fn full_deploy_survives_one_call_in_five_delayed() {
     full_deploy_under(Fault::Latency, "standard");
+}
+
+/// Every kind at once, lost answers included, one call in four in all: the
+/// idempotency tokens and the SDK's retries together.
+#[test]
+fn full_deploy_survives_every_kind_of_fault_mixed() {
+    let stack = unique_name("mixed");
+    let kinds = [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Reset,
+        Fault::LostResponse,
+        Fault::Latency,
+    ];
+    let rates: Vec<_> = kinds.iter().map(|kind| (*kind, 0.05)).collect();
+    let proxy = FaultProxy::start(Emulator::shared().endpoint()).with_rates(&rates);
+    let calls = full_deploy_through(&proxy, &stack, "standard");
+    let faulted = calls.iter().filter(|c| c.fault.is_some()).count();
+    assert!(
+        faulted * 8 >= calls.len(),
+        "about one call in four should be faulted: {faulted} of {}",
+        calls.len()
+    );
 }
 
 /// A plain stack, so the scripted tests stay quick.
