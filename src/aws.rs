@@ -106,22 +106,12 @@ where
 }
 
 /// Said after an error the SDK retried as far as it was allowed.
-const RETRY_HINT: &str = " (AWS kept throttling through every retry: raise `max-retries`, or set `retry-mode: adaptive` to slow the calls down)";
+const RETRY_HINT: &str = " (the AWS SDK retried this throttling error as often as `max-retries` allows: raise `max-retries`, or set `retry-mode: adaptive` to slow the calls down)";
 
-/// The error codes AWS services use for throttling.
+/// Whether the SDK's retry classifier treats `code` as throttling: its own
+/// list, so the hint is given exactly for the errors it retried as such.
 fn is_throttling(code: &str) -> bool {
-    matches!(
-        code,
-        "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestThrottledException"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "RequestThrottled"
-            | "SlowDown"
-            | "PriorRequestNotComplete"
-    )
+    aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
 }
 
 #[cfg(test)]
