@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag,
 };
@@ -89,6 +89,17 @@ pub fn is_empty_change_set(reason: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Superseded(pub String);
+
+/// Whether the call failed because the change set does not exist (any
+/// more). Only DescribeChangeSet models this error, so the code is compared.
+fn is_change_set_not_found<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error
+        .as_service_error()
+        .is_some_and(|e| e.code() == Some("ChangeSetNotFound"))
+}
 
 fn superseded(change_set: &str) -> Superseded {
     Superseded(format!(
@@ -206,11 +217,7 @@ pub async fn wait_for_change_set(
             .await
         {
             Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_change_set_not_found_exception()) =>
-            {
+            Err(error) if is_change_set_not_found(&error) => {
                 return Err(WaitError::Aws(superseded(change_set_id).into()));
             }
             Err(error) => {
@@ -296,13 +303,7 @@ pub async fn delete_change_set(client: &Client, change_set_id: &str) -> anyhow::
         .await
     {
         Ok(_) => Ok(()),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.code() == Some("ChangeSetNotFound")) =>
-        {
-            Ok(())
-        }
+        Err(error) if is_change_set_not_found(&error) => Ok(()),
         Err(error) => {
             Err(aws_error(error)).with_context(|| format!("deleting change set {change_set_id}"))
         }
@@ -324,13 +325,7 @@ pub async fn execute_change_set(
         .await
     {
         Ok(_) => Ok(()),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.code() == Some("ChangeSetNotFound")) =>
-        {
-            Err(superseded(change_set_id).into())
-        }
+        Err(error) if is_change_set_not_found(&error) => Err(superseded(change_set_id).into()),
         Err(error) => {
             Err(aws_error(error)).with_context(|| format!("executing change set {change_set_id}"))
         }
