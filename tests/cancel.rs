@@ -8,27 +8,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::deploy::{QUEUE_TEMPLATE, slow_template};
-use crate::util::{Emulator, Workspace, block_on, parse_output_file, unique_name};
+use crate::util::{ActionRun, Emulator, Workspace, block_on, parse_output_file, unique_name};
 
 /// Starts the binary as the runner would, waits for `ready` in its log,
 /// sends SIGTERM, and returns (exit code, log, seconds from signal to exit).
 fn run_and_terminate(ws: &Workspace, inputs: &[(&str, &str)], ready: &str) -> (i32, String, f64) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-stack-deploy"));
-    command
-        .env_clear()
-        .current_dir(ws.root())
-        .env("AWS_ENDPOINT_URL", Emulator::shared().endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_WORKSPACE", ws.root())
-        .env("GITHUB_OUTPUT", ws.output_file())
-        .env("GITHUB_STEP_SUMMARY", ws.summary_file())
-        .stdout(Stdio::piped());
+    let mut run = ActionRun::new(ws);
     for (name, value) in inputs {
-        command.env(format!("INPUT_{}", name.to_uppercase()), value);
+        run = run.input(name, value);
     }
+    let mut command = run.command(Emulator::shared().endpoint());
+    command.stdout(Stdio::piped());
     let mut child = command.spawn().expect("start the binary");
     let stdout = child.stdout.take().expect("stdout");
     let (sender, receiver) = std::sync::mpsc::channel();

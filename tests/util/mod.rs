@@ -376,9 +376,9 @@ impl<'a> ActionRun<'a> {
         self.run_at(&endpoint)
     }
 
-    /// Runs the binary with AWS at `endpoint` (the emulator, or a fault
-    /// proxy in front of it).
-    pub fn run_at(self, endpoint: &str) -> RunResult {
+    /// The binary's command as the runner would start it, with AWS at
+    /// `endpoint`, not yet started (for tests that signal the process).
+    pub fn command(&self, endpoint: &str) -> Command {
         let ws = self.workspace;
         std::fs::write(ws.event_file(), &self.event).expect("write event");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-stack-deploy"));
@@ -415,6 +415,14 @@ impl<'a> ActionRun<'a> {
         for (name, value) in &self.env {
             command.env(name, value);
         }
+        command
+    }
+
+    /// Runs the binary with AWS at `endpoint` (the emulator, or a fault
+    /// proxy in front of it).
+    pub fn run_at(self, endpoint: &str) -> RunResult {
+        let ws = self.workspace;
+        let mut command = self.command(endpoint);
         let output = command.output().expect("run the binary");
         let outputs_text = std::fs::read_to_string(ws.output_file()).unwrap_or_default();
         RunResult {
