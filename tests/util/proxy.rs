@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
 /// What the proxy can do to one call instead of passing it on untouched.
@@ -46,9 +47,19 @@ pub struct ProxiedRequest {
     pub fault: Option<Fault>,
 }
 
+/// Calls per deck: a rate is honoured exactly within every run of this many
+/// calls (0.2 = 4 faults in each 20), so a test can count on it.
+const DECK_SIZE: usize = 20;
+
 struct Plan {
-    /// Each fault with its probability per call; they add up to at most 1.
+    /// Each fault with its share of calls; they add up to at most 1.
     rates: Vec<(Fault, f64)>,
+    /// What the next calls get, drawn from the end: the faults of one deck
+    /// and `None` for the rest, shuffled. Dealing from a deck rather than
+    /// tossing a coin per call keeps the count exact (a coin gave 5 faults in
+    /// 54 calls at a 20 % rate once) and bounds a run of faults in a row to
+    /// two decks' worth, which `max-retries` can be set above.
+    deck: Vec<Option<Fault>>,
     /// Faults for the next calls of given operations, in order, each once.
     script: VecDeque<(String, Fault)>,
     rng: StdRng,
@@ -89,6 +100,7 @@ impl FaultProxy {
             upstream: upstream.trim_start_matches("http://").to_string(),
             plan: Mutex::new(Plan {
                 rates: Vec::new(),
+                deck: Vec::new(),
                 script: VecDeque::new(),
                 rng: StdRng::seed_from_u64(seed),
             }),
@@ -111,12 +123,37 @@ impl FaultProxy {
         &self.endpoint
     }
 
-    /// Injects each fault at its rate (0.2 = one call in five), at random.
+    /// Injects each fault at its rate (0.2 = one call in five) at random
+    /// places, exactly `rate × 20` times in every 20 calls; see
+    /// [`FaultProxy::fewest_faults`].
     pub fn with_rates(self, rates: &[(Fault, f64)]) -> Self {
         let total: f64 = rates.iter().map(|(_, rate)| rate).sum();
         assert!(total <= 1.0, "fault rates add up to {total}, above 1");
-        lock(&self.shared.plan).rates = rates.to_vec();
+        for (fault, rate) in rates {
+            let per_deck = rate * DECK_SIZE as f64;
+            assert!(
+                (per_deck - per_deck.round()).abs() < 1e-9,
+                "the rate of {fault:?} ({rate}) is not a whole number of calls in {DECK_SIZE}"
+            );
+        }
+        let mut plan = lock(&self.shared.plan);
+        plan.rates = rates.to_vec();
+        plan.deck.clear();
+        drop(plan);
         self
+    }
+
+    /// The fewest calls that `fault` is certain to have been injected into
+    /// over `calls` rate-driven calls: its share of each whole deck dealt.
+    pub fn fewest_faults(&self, fault: Fault, calls: usize) -> usize {
+        let plan = lock(&self.shared.plan);
+        let per_deck: f64 = plan
+            .rates
+            .iter()
+            .filter(|(f, _)| *f == fault)
+            .map(|(_, rate)| rate * DECK_SIZE as f64)
+            .sum();
+        (calls / DECK_SIZE) * per_deck.round() as usize
     }
 
     /// The next call of `action` gets `fault` (scripted faults come first,
@@ -147,15 +184,15 @@ impl Shared {
         if let Some(index) = plan.script.iter().position(|(a, _)| a == action) {
             return plan.script.remove(index).map(|(_, fault)| fault);
         }
-        let draw: f64 = plan.rng.random();
-        let mut bound = 0.0;
-        for (fault, rate) in &plan.rates {
-            bound += rate;
-            if draw < bound {
-                return Some(*fault);
-            }
+        if plan.rates.is_empty() {
+            return None;
         }
-        None
+        if plan.deck.is_empty() {
+            plan.deck = deal(&plan.rates);
+            let Plan { deck, rng, .. } = &mut *plan;
+            deck.shuffle(rng);
+        }
+        plan.deck.pop().flatten()
     }
 
     fn random_bool(&self) -> bool {
@@ -165,6 +202,19 @@ impl Shared {
     fn random_latency(&self) -> Duration {
         Duration::from_millis(lock(&self.plan).rng.random_range(100..=600))
     }
+}
+
+/// One deck, unshuffled: each fault its share of [`DECK_SIZE`] times, `None`
+/// for the calls that go through untouched.
+fn deal(rates: &[(Fault, f64)]) -> Vec<Option<Fault>> {
+    let mut deck: Vec<Option<Fault>> = rates
+        .iter()
+        .flat_map(|(fault, rate)| {
+            std::iter::repeat_n(Some(*fault), (rate * DECK_SIZE as f64).round() as usize)
+        })
+        .collect();
+    deck.resize(DECK_SIZE, None);
+    deck
 }
 
 /// One HTTP/1.1 message: start line, headers and body.
