@@ -53,6 +53,12 @@ stack's terminal event (its CREATE_COMPLETE timestamp in
 DescribeStackEvents) to the tool's first DescribeStacks after it (the call
 both tools judge the status by) and to the process exit.
 
+Cancellation: SIGTERM (how the runner cancels a step, and a container
+action) 2 s into the wait on a stack the emulator holds CREATE_IN_PROGRESS
+for 30 s; the time from the signal to the process exit, the exit code,
+whether the tool said after the signal what the stack is left doing, and
+which step outputs it wrote.
+
 Each run of each tool gets a fresh emulator, so every run starts from the
 same empty account and the two tools never share a request log or a
 backend. (a) and (b) run one process at a time, alternating which tool
@@ -89,6 +95,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import boto3
+import botocore.exceptions
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -203,6 +210,13 @@ class Emulator:
 
     def stack_status(self, stack: str) -> str:
         return self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+
+    def stack_status_if_any(self, stack: str) -> str | None:
+        """The stack's status, or None while it does not exist yet."""
+        try:
+            return self.stack_status(stack)
+        except botocore.exceptions.ClientError:
+            return None
 
     def stack_parameters(self, stack: str) -> dict[str, str]:
         described = self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
@@ -386,10 +400,10 @@ class Workspace:
             for name, spec in self.declared_inputs.items()
         }
 
-    def run_action(self, label: str, endpoint: str, job: str, given: dict[str, str]) -> tuple[ProcessRun, dict[str, str]]:
-        """Runs ecs-stack-deploy once as the runner runs the action; returns
-        the process and its step outputs."""
-        run_dir = self.run_dir(label)
+    def action_env(self, run_dir: Path, endpoint: str, job: str, given: dict[str, str]) -> tuple[dict[str, str], Path]:
+        """The environment the runner gives the action's container, with
+        fresh GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files in run_dir;
+        returns it and the output file's path."""
         output_path = run_dir / "github_output"
         summary_path = run_dir / "step_summary"
         output_path.touch()
@@ -422,6 +436,13 @@ class Workspace:
             "RUNNER_ARCH": "X64",
             **self.inputs(given),
         }
+        return env, output_path
+
+    def run_action(self, label: str, endpoint: str, job: str, given: dict[str, str]) -> tuple[ProcessRun, dict[str, str]]:
+        """Runs ecs-stack-deploy once as the runner runs the action; returns
+        the process and its step outputs."""
+        run_dir = self.run_dir(label)
+        env, output_path = self.action_env(run_dir, endpoint, job, given)
         run = require_success(run_process(f"{OURS} ({label})", [str(self.binary)], env,
                                           self.root, run_dir / "log", self.gnu_time))
         return run, read_step_outputs(output_path)
@@ -436,11 +457,7 @@ class Workspace:
 
     def cli_deploy(self, label: str, endpoint: str, stack: str, template: str,
                    parameters: dict[str, str]) -> ProcessRun:
-        args = ["cloudformation", "deploy", "--stack-name", stack, "--template-file", template,
-                "--capabilities", "CAPABILITY_IAM", "--no-fail-on-empty-changeset"]
-        if parameters:
-            args += ["--parameter-overrides", *(f"{k}={v}" for k, v in parameters.items())]
-        return self.run_cli(label, endpoint, args)
+        return self.run_cli(label, endpoint, cli_deploy_args(stack, template, parameters))
 
     def cli_stack_outputs(self, label: str, endpoint: str, stack: str) -> tuple[ProcessRun, dict[str, str]]:
         """One upstream stack's outputs, the way a workflow step reads them."""
@@ -450,6 +467,14 @@ class Workspace:
         ], capture=True)
         outputs = dict(line.split("\t", 1) for line in run.stdout().splitlines() if "\t" in line)
         return run, outputs
+
+
+def cli_deploy_args(stack: str, template: str, parameters: dict[str, str]) -> list[str]:
+    args = ["cloudformation", "deploy", "--stack-name", stack, "--template-file", template,
+            "--capabilities", "CAPABILITY_IAM", "--no-fail-on-empty-changeset"]
+    if parameters:
+        args += ["--parameter-overrides", *(f"{k}={v}" for k, v in parameters.items())]
+    return args
 
 
 def push_event() -> dict[str, Any]:
@@ -652,6 +677,65 @@ def measure_cadence_once(ws: Workspace, tool: str, hold: float, template: str, r
     return CadenceSample(hold, polls[0] - done, deploy.processes[-1].exited_at - done, deploy)
 
 
+# ---------------------------------------------------------- cancellation ---
+
+# Long enough that the stack is still CREATE_IN_PROGRESS when the signal
+# comes and after the tool has exited.
+CANCEL_HOLD = 30.0
+CANCEL_STACK = "bench-cancel"
+# How long both tools wait on the stack before the signal: well into their
+# waiting loops, whatever their poll period.
+CANCEL_AFTER = 2.0
+
+
+@dataclass
+class CancelSample:
+    exited_after: float  # SIGTERM -> process exit
+    exit_code: int  # negative: killed by the signal
+    told_what_carries_on: bool  # said after the signal what the stack is left doing
+    outputs: dict[str, str]  # step outputs written (the CLI has none)
+
+
+def measure_cancel_once(ws: Workspace, tool: str, template: str, run: int) -> CancelSample:
+    """SIGTERM (how the runner cancels a step or a container action) while
+    the tool waits on a stack the emulator holds CREATE_IN_PROGRESS."""
+    with Emulator(ws.out / f"emulator-cancel-{slug(tool)}-{run}.log") as emulator:
+        run_dir = ws.run_dir(f"cancel-{slug(tool)}")
+        output_path = None
+        if tool == OURS:
+            env, output_path = ws.action_env(run_dir, emulator.endpoint, "cancel",
+                                             {"name": CANCEL_STACK, "template": template})
+            argv = [str(ws.binary)]
+        else:
+            env, argv = ws.aws_env(emulator.endpoint), [str(ws.aws), *cli_deploy_args(CANCEL_STACK, template, {})]
+        log_path = run_dir / "log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(argv, env=env, cwd=ws.root, stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 60
+                while emulator.stack_status_if_any(CANCEL_STACK) != "CREATE_IN_PROGRESS":
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise BenchError(f"{tool}: the stack never went CREATE_IN_PROGRESS; its log"
+                                         f" ({log_path}):\n{log_excerpt(log_path)}")
+                    time.sleep(0.05)
+                time.sleep(CANCEL_AFTER)
+                said_before = log_path.stat().st_size
+                signalled = time.monotonic()
+                process.send_signal(signal.SIGTERM)
+                exit_code = process.wait(timeout=60)
+                exited_after = time.monotonic() - signalled
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        said_after = log_path.read_bytes()[said_before:].decode(errors="replace")
+        return CancelSample(
+            exited_after, exit_code, "CREATE_IN_PROGRESS" in said_after,
+            read_step_outputs(output_path) if output_path else {},
+        )
+
+
 # ------------------------------------------------------------- footprint ---
 
 
@@ -737,7 +821,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
@@ -812,6 +896,15 @@ def main() -> int:
                     cadence[tool][hold].append(sample)
                     say(f"cadence run {run}/{args.runs} {tool}, held {hold:g}s: noticed after"
                         f" {sample.noticed_after:.2f}s, exited after {sample.exited_after:.2f}s")
+
+        cancel: dict[str, list[CancelSample]] = {t: [] for t in TOOLS}
+        cancel_template = cadence_template(ws, CANCEL_HOLD)
+        for run in range(1, args.runs + 1):
+            for tool in TOOLS if run % 2 else TOOLS[::-1]:
+                sample = measure_cancel_once(ws, tool, cancel_template, run)
+                cancel[tool].append(sample)
+                say(f"cancel run {run}/{args.runs} {tool}: exited {sample.exited_after:.3f}s after SIGTERM,"
+                    f" code {sample.exit_code}, told what carries on: {sample.told_what_carries_on}")
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 1
@@ -842,10 +935,13 @@ def main() -> int:
                     else "(f) footprint: static binary (image not built) vs CLI install",
                     image_size or binary_size, cli_size, "MB"))
     for hold in args.holds:
+        # add() calls the lambdas at once; the default binds this hold anyway.
         add(f"cadence, held {hold:g} s: completion noticed after", "s",
-            lambda t: [s.noticed_after for s in cadence[t][hold]])
+            lambda t, hold=hold: [s.noticed_after for s in cadence[t][hold]])
         add(f"cadence, held {hold:g} s: process exited after", "s",
-            lambda t: [s.exited_after for s in cadence[t][hold]])
+            lambda t, hold=hold: [s.exited_after for s in cadence[t][hold]])
+    add("cancel: SIGTERM while waiting to process exit", "ms",
+        lambda t: [c.exited_after for c in cancel[t]])
 
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()[0]
@@ -863,6 +959,9 @@ def main() -> int:
         f" CLI: {versions[CLI].split()[0]} packages in bench/.venv, without the Python interpreter.",
         "Cadence: from the stack's CREATE_COMPLETE event to the tool's first DescribeStacks after it,"
         " and to its exit; the held deploys of a run run at once, each on its own emulator.",
+        f"Cancel: SIGTERM {CANCEL_AFTER:g} s into the wait on a stack held CREATE_IN_PROGRESS for"
+        f" {CANCEL_HOLD:g} s. After it, {OURS}: {cancel_summary(cancel[OURS])};"
+        f" {CLI}: {cancel_summary(cancel[CLI])}.",
     ]
     breakdowns = "\n\n".join([
         breakdown_table("API calls by action, new stack (median run):",
@@ -886,11 +985,23 @@ def main() -> int:
         "chain": {t: [deploy_record(c) for c in chain[t]] for t in TOOLS},
         "cadence": {t: {f"{h:g}": [{"noticed_after": s.noticed_after, "exited_after": s.exited_after}
                                    for s in cadence[t][h]] for h in args.holds} for t in TOOLS},
+        "cancel": {t: [{"exited_after": c.exited_after, "exit_code": c.exit_code,
+                        "told_what_carries_on": c.told_what_carries_on, "outputs": c.outputs}
+                       for c in cancel[t]] for t in TOOLS},
         "footprint_bytes": {"image": image_size, "binary": binary_size, "cli_install": cli_size},
     }
     (args.out / "results.json").write_text(json.dumps(raw, indent=2) + "\n")
     say(f"done in {elapsed:.0f}s; results in {args.out / 'results.md'} and results.json")
     return 0
+
+
+def cancel_summary(samples: list[CancelSample]) -> str:
+    codes = sorted({c.exit_code for c in samples})
+    told = sum(c.told_what_carries_on for c in samples)
+    written = sorted({name for c in samples for name in c.outputs})
+    return (f"exit code {', '.join(map(str, codes))} (negative: killed by the signal),"
+            f" said what the stack carries on with in {told} of {len(samples)} runs,"
+            f" outputs written: {', '.join(written) or 'none'}")
 
 
 def deploy_record(deploy: Deploy) -> dict[str, Any]:

@@ -147,7 +147,7 @@ def _parse_template(body: str) -> dict[str, Any]:
         except (yaml.parser.ParserError, yaml.scanner.ScannerError):
             parsed = json.loads(body)
     except Exception as exc:  # noqa: BLE001 - any parse problem is a template format error
-        raise _validation(f"Template format error: {exc}")
+        raise _validation(f"Template format error: {exc}") from exc
     if not isinstance(parsed, dict):
         raise _validation("Template format error: unsupported structure.")
     if not parsed.get("Resources"):
@@ -632,7 +632,7 @@ def _load(rm: ResourceMap) -> None:
     except CloudFormationError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise _validation(f"Template format error: {exc}")
+        raise _validation(f"Template format error: {exc}") from exc
 
 
 def _create_ops(stack: Stack, rm: ResourceMap, template: dict[str, Any], lids: list[str]) -> list[_Op]:

@@ -75,11 +75,11 @@ def events(cf, stack_name):
 
 
 def resource_events(cf, stack_name, lid):
-    return [(s, r) for (l, s, r) in events(cf, stack_name) if l == lid]
+    return [(s, r) for (logical, s, r) in events(cf, stack_name) if logical == lid]
 
 
 def stack_events(cf, stack_name, logical=None):
-    return [s for (l, s, _) in events(cf, stack_name) if l == (logical or stack_name)]
+    return [s for (lid, s, _) in events(cf, stack_name) if lid == (logical or stack_name)]
 
 
 def change_set(cf, stack_name, template, params=None, cs_type="CREATE", cs_name=None, **kw):
@@ -230,13 +230,13 @@ def test_execute_is_async_with_aws_event_sequence(cf):
     assert stack_events(cf, n) == ["REVIEW_IN_PROGRESS", "CREATE_IN_PROGRESS", "CREATE_COMPLETE"]
     raw = cf.describe_stack_events(StackName=n)["StackEvents"]
     stamps = [e["Timestamp"] for e in raw]
-    assert all(a > b for a, b in zip(stamps, stamps[1:])), "newest first, strictly increasing"
+    assert all(a > b for a, b in zip(stamps, stamps[1:], strict=False)), "newest first, strictly increasing"
     for e in raw:
         assert e["StackName"] == n and e["StackId"] == s["StackId"] and e["EventId"] and e["ResourceType"]
     complete = [e for e in raw if e["LogicalResourceId"] == "Cluster" and e["ResourceStatus"] == "CREATE_COMPLETE"][0]
     assert complete["PhysicalResourceId"] == f"{n}-dev"
     # Logs depends on Cluster (Fn::Sub ${Cluster}) so it starts only after Cluster completes
-    order = [(l, st) for (l, st, _) in events(cf, n)]
+    order = [(lid, st) for (lid, st, _) in events(cf, n)]
     assert order.index(("Cluster", "CREATE_COMPLETE")) < order.index(("Logs", "CREATE_IN_PROGRESS"))
     # the ECS cluster really exists in moto's ECS backend
     ecs = boto3.client("ecs", region_name="us-east-1", endpoint_url=cf.meta.endpoint_url,
@@ -296,7 +296,7 @@ def test_create_failure_rolls_back(cf):
     assert resource_events(cf, n, "Cluster")[2] == ("CREATE_FAILED", "Boom: quota exceeded")
     assert ("CREATE_FAILED", "Resource creation cancelled") in resource_events(cf, n, "Slow")
     assert [x for x, _ in resource_events(cf, n, "Slow")][-2:] == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
-    assert "Logs" not in [l for l, _, _ in events(cf, n)]  # never started: depends on Cluster
+    assert "Logs" not in [lid for lid, _, _ in events(cf, n)]  # never started: depends on Cluster
     ev = [e for e in events(cf, n) if e[0] == n]
     assert ev[-2] == (n, "ROLLBACK_IN_PROGRESS",
                       "The following resource(s) failed to create: [Cluster]. Rollback requested by user.")
