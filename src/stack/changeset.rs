@@ -8,9 +8,7 @@ use anyhow::Context as _;
 use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag,
-};
+use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag};
 use serde::Serialize;
 
 use super::parameters::PlannedParameter;
@@ -25,18 +23,58 @@ pub enum TemplateSource {
     Url(String),
 }
 
-/// Everything needed to create one change set.
+/// What a change set and a directly created stack are made of.
 #[derive(Debug, Clone)]
-pub struct ChangeSetRequest<'a> {
-    pub stack_name: &'a str,
-    pub change_set_name: &'a str,
-    pub is_create: bool,
+pub struct StackSettings<'a> {
     pub template: &'a TemplateSource,
     pub parameters: &'a [PlannedParameter],
     pub capabilities: &'a [String],
     pub role_arn: Option<&'a str>,
     pub notification_arns: &'a [String],
     pub tags: &'a [Tag],
+}
+
+/// Applies [`StackSettings`] to a CreateChangeSet or CreateStack call. The
+/// two SDK builders are distinct types with the same setters and no common
+/// trait, hence a macro.
+macro_rules! with_stack_settings {
+    ($call:expr, $settings:expr) => {{
+        let settings: &$crate::stack::changeset::StackSettings = $settings;
+        let mut call = $call
+            .set_parameters(Some($crate::stack::changeset::sdk_parameters(
+                settings.parameters,
+            )))
+            .set_capabilities(Some(
+                settings
+                    .capabilities
+                    .iter()
+                    .map(|c| aws_sdk_cloudformation::types::Capability::from(c.as_str()))
+                    .collect(),
+            ))
+            .set_role_arn(settings.role_arn.map(str::to_string));
+        call = match settings.template {
+            $crate::stack::changeset::TemplateSource::Body(body) => call.template_body(body),
+            $crate::stack::changeset::TemplateSource::Url(url) => call.template_url(url),
+        };
+        // Leaving these unset keeps what the stack has, as UpdateStack does.
+        if !settings.notification_arns.is_empty() {
+            call = call.set_notification_arns(Some(settings.notification_arns.to_vec()));
+        }
+        if !settings.tags.is_empty() {
+            call = call.set_tags(Some($crate::stack::changeset::sdk_tags(settings.tags)));
+        }
+        call
+    }};
+}
+pub(crate) use with_stack_settings;
+
+/// Everything needed to create one change set.
+#[derive(Debug, Clone)]
+pub struct ChangeSetRequest<'a> {
+    pub stack_name: &'a str,
+    pub change_set_name: &'a str,
+    pub is_create: bool,
+    pub settings: StackSettings<'a>,
     pub description: &'a str,
 }
 
@@ -119,37 +157,20 @@ pub async fn create_change_set(
     client: &Client,
     request: &ChangeSetRequest<'_>,
 ) -> anyhow::Result<CreatedChangeSet> {
-    let mut call = client
-        .create_change_set()
-        .stack_name(request.stack_name)
-        .change_set_name(request.change_set_name)
-        .client_token(request_token())
-        .description(request.description)
-        .change_set_type(if request.is_create {
-            ChangeSetType::Create
-        } else {
-            ChangeSetType::Update
-        })
-        .set_parameters(Some(sdk_parameters(request.parameters)))
-        .set_capabilities(Some(
-            request
-                .capabilities
-                .iter()
-                .map(|c| Capability::from(c.as_str()))
-                .collect(),
-        ))
-        .set_role_arn(request.role_arn.map(str::to_string));
-    call = match request.template {
-        TemplateSource::Body(body) => call.template_body(body),
-        TemplateSource::Url(url) => call.template_url(url),
-    };
-    // Leaving these unset keeps what the stack has, as UpdateStack does.
-    if !request.notification_arns.is_empty() {
-        call = call.set_notification_arns(Some(request.notification_arns.to_vec()));
-    }
-    if !request.tags.is_empty() {
-        call = call.set_tags(Some(sdk_tags(request.tags)));
-    }
+    let call = with_stack_settings!(
+        client
+            .create_change_set()
+            .stack_name(request.stack_name)
+            .change_set_name(request.change_set_name)
+            .client_token(request_token())
+            .description(request.description)
+            .change_set_type(if request.is_create {
+                ChangeSetType::Create
+            } else {
+                ChangeSetType::Update
+            }),
+        &request.settings
+    );
     let output = match call.send().await {
         Ok(output) => output,
         Err(error)

@@ -7,13 +7,13 @@
 
 use anyhow::{Context as _, anyhow};
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::types::{Capability, Stack};
+use aws_sdk_cloudformation::types::Stack;
 use serde::Serialize;
 
 use super::changeset::{
-    ChangeSetOutcome, ChangeSetRequest, PlannedChange, Superseded, TemplateSource,
-    create_change_set, delete_change_set, execute_change_set, sdk_parameters, sdk_tags,
-    wait_for_change_set,
+    ChangeSetOutcome, ChangeSetRequest, PlannedChange, StackSettings, Superseded, TemplateSource,
+    create_change_set, delete_change_set, execute_change_set, wait_for_change_set,
+    with_stack_settings,
 };
 use super::events::{EventFeed, root_causes};
 use super::lookup::{describe_stack, has_resources, newest_change_set, status_of};
@@ -595,12 +595,7 @@ async fn change_set(
         stack_name: &inputs.stack_name,
         change_set_name: &inputs.change_set_name,
         is_create,
-        template: &files.template,
-        parameters,
-        capabilities: &inputs.capabilities,
-        role_arn: inputs.role_arn.as_deref(),
-        notification_arns: &inputs.notification_arns,
-        tags: &inputs.tags,
+        settings: stack_settings(inputs, files, parameters),
         description: &description,
     };
     let created = create_change_set(client, &request).await?;
@@ -827,6 +822,22 @@ async fn ensure_termination_protection(
 /// Creates a new stack with CreateStack, used only when timeout-in-minutes is
 /// set: CloudFormation accepts a stack timeout on CreateStack but not on
 /// change sets. The planned changes are then every resource of the template.
+/// The stack's template, parameters and settings from the inputs.
+fn stack_settings<'a>(
+    inputs: &'a StackInputs,
+    files: &'a LoadedStackFiles,
+    parameters: &'a [PlannedParameter],
+) -> StackSettings<'a> {
+    StackSettings {
+        template: &files.template,
+        parameters,
+        capabilities: &inputs.capabilities,
+        role_arn: inputs.role_arn.as_deref(),
+        notification_arns: &inputs.notification_arns,
+        tags: &inputs.tags,
+    }
+}
+
 async fn create_stack_directly(
     client: &Client,
     inputs: &StackInputs,
@@ -841,32 +852,16 @@ async fn create_stack_directly(
     console.line(
         "timeout-in-minutes is set: creating the stack with CreateStack (change sets cannot carry a stack timeout)",
     );
-    let mut call = client
-        .create_stack()
-        .stack_name(name)
-        .client_request_token(request_token())
-        .set_parameters(Some(sdk_parameters(parameters)))
-        .set_capabilities(Some(
-            inputs
-                .capabilities
-                .iter()
-                .map(|c| Capability::from(c.as_str()))
-                .collect(),
-        ))
-        .set_role_arn(inputs.role_arn.clone())
-        .disable_rollback(inputs.disable_rollback)
-        .set_timeout_in_minutes(inputs.timeout_in_minutes)
-        .enable_termination_protection(inputs.termination_protection);
-    call = match &files.template {
-        TemplateSource::Body(body) => call.template_body(body),
-        TemplateSource::Url(url) => call.template_url(url),
-    };
-    if !inputs.notification_arns.is_empty() {
-        call = call.set_notification_arns(Some(inputs.notification_arns.clone()));
-    }
-    if !inputs.tags.is_empty() {
-        call = call.set_tags(Some(sdk_tags(&inputs.tags)));
-    }
+    let call = with_stack_settings!(
+        client
+            .create_stack()
+            .stack_name(name)
+            .client_request_token(request_token())
+            .disable_rollback(inputs.disable_rollback)
+            .set_timeout_in_minutes(inputs.timeout_in_minutes)
+            .enable_termination_protection(inputs.termination_protection),
+        &stack_settings(inputs, files, parameters)
+    );
     let result = async {
         let created = call
             .send()
