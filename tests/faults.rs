@@ -88,19 +88,23 @@ fn assert_deployed(run: &RunResult, stack: &str, image: &str, status: &str) {
     Emulator::shared().assert_no_change_set_left(stack);
 }
 
+/// `fault` was injected at its full rate over the `calls` the deploy made.
+fn assert_dealt(proxy: &FaultProxy, fault: Fault, calls: usize) {
+    let faulted = proxy.count(fault);
+    let expected = proxy.fewest_faults(fault, calls);
+    assert!(
+        expected > 0 && faulted >= expected,
+        "{fault:?} was injected into {faulted} of {calls} calls, expected at least {expected}"
+    );
+}
+
 /// Creates the stack and then rolls out a second image, both through a
 /// proxy injecting `fault` into one call in five.
 fn full_deploy_under(fault: Fault, retry_mode: &str) {
     let stack = unique_name("faults");
     let proxy = FaultProxy::start(Emulator::shared().endpoint()).with_rates(&[(fault, 0.2)]);
     let calls = full_deploy_through(&proxy, &stack, retry_mode);
-    let faulted = proxy.count(fault);
-    let expected = proxy.fewest_faults(fault, calls.len());
-    assert!(
-        expected > 0 && faulted >= expected,
-        "one call in five should get {fault:?}: {faulted} of {}, expected at least {expected}",
-        calls.len()
-    );
+    assert_dealt(&proxy, fault, calls.len());
     // Every faulted call was made again and got through.
     if fault != Fault::Latency {
         for (index, call) in calls.iter().enumerate() {
@@ -196,13 +200,7 @@ fn full_deploy_survives_every_kind_of_fault_mixed() {
     let proxy = FaultProxy::start(Emulator::shared().endpoint()).with_rates(&rates);
     let calls = full_deploy_through(&proxy, &stack, "standard");
     for kind in kinds {
-        let faulted = proxy.count(kind);
-        let expected = proxy.fewest_faults(kind, calls.len());
-        assert!(
-            expected > 0 && faulted >= expected,
-            "one call in twenty should get {kind:?}: {faulted} of {}, expected at least {expected}",
-            calls.len()
-        );
+        assert_dealt(&proxy, kind, calls.len());
     }
 }
 
