@@ -442,3 +442,32 @@ fn serve_connection(client: TcpStream, shared: &Shared) {
         }
     }
 }
+
+/// The deck's arithmetic: what the rate tests count on.
+#[test]
+fn every_deck_deals_each_fault_its_exact_share() {
+    let deck = deal(&[(Fault::Throttle, 0.2), (Fault::Reset, 0.05)]);
+    assert_eq!(deck.len(), DECK_SIZE);
+    let count = |fault| deck.iter().filter(|f| **f == Some(fault)).count();
+    assert_eq!(count(Fault::Throttle), 4);
+    assert_eq!(count(Fault::Reset), 1);
+    assert_eq!(deck.iter().filter(|f| f.is_none()).count(), 15);
+
+    // Dealt through the proxy's own chooser: every run of 20 calls holds
+    // exactly its share, and never more than two decks' faults in a row.
+    let proxy = FaultProxy::start("http://127.0.0.1:9").with_rates(&[(Fault::Throttle, 0.2)]);
+    let dealt: Vec<_> = (0..200)
+        .map(|_| proxy.shared.choose_fault("DescribeStacks"))
+        .collect();
+    for deck in dealt.chunks(DECK_SIZE) {
+        assert_eq!(deck.iter().flatten().count(), 4, "{deck:?}");
+    }
+    let longest_run = dealt
+        .split(Option::is_none)
+        .map(<[_]>::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest_run <= 8, "{longest_run} faults in a row");
+    assert_eq!(proxy.fewest_faults(Fault::Throttle, 59), 8);
+    assert_eq!(proxy.fewest_faults(Fault::Reset, 59), 0);
+}
