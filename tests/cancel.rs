@@ -1,7 +1,8 @@
-//! Cancellation: the runner cancels a container action with SIGTERM. The
-//! job stops waiting within a second or two, says what it left running and
-//! what will happen to it, writes the outputs it knows, exits non-zero, and
-//! never starts anything new.
+//! Cancellation: the runner cancels a container action with SIGTERM (and a
+//! user at a terminal with SIGINT). The job stops waiting within a second or
+//! two (the bench measures how soon: milliseconds), says what it left
+//! running and what will happen to it, writes the outputs it knows, exits
+//! non-zero, and never starts anything new.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -13,6 +14,16 @@ use crate::util::{ActionRun, Emulator, Workspace, block_on, parse_output_file, u
 /// Starts the binary as the runner would, waits for `ready` in its log,
 /// sends SIGTERM, and returns (exit code, log, seconds from signal to exit).
 fn run_and_terminate(ws: &Workspace, inputs: &[(&str, &str)], ready: &str) -> (i32, String, f64) {
+    run_and_signal(ws, inputs, ready, "TERM")
+}
+
+/// [`run_and_terminate`] with another signal (`INT`, ...).
+fn run_and_signal(
+    ws: &Workspace,
+    inputs: &[(&str, &str)],
+    ready: &str,
+    signal: &str,
+) -> (i32, String, f64) {
     let mut run = ActionRun::new(ws);
     for (name, value) in inputs {
         run = run.input(name, value);
@@ -40,9 +51,9 @@ fn run_and_terminate(ws: &Workspace, inputs: &[(&str, &str)], ready: &str) -> (i
     }
     let signalled = Instant::now();
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
-        .expect("send SIGTERM");
+        .expect("send the signal");
     assert!(status.success());
     let code = child
         .wait()
@@ -130,5 +141,42 @@ fn cancel_on_abort_cancels_a_running_update() {
     assert_eq!(
         status, "UPDATE_ROLLBACK_COMPLETE",
         "CancelUpdateStack rolled the update back"
+    );
+}
+
+#[test]
+fn sigint_during_a_rollout_says_ecs_carries_on_with_the_deployment() {
+    // Tasks that take 30 s to start keep the deployment IN_PROGRESS.
+    let s = crate::rollout::setup(serde_json::json!({"emulator.start-seconds": "30"}));
+    let repository = s.repository.clone();
+    let (code, log, elapsed) = run_and_signal(
+        &s.ws,
+        &[
+            ("task-definition", "ecs/task-definition.json"),
+            ("container-name", "app"),
+            ("image-repository", &repository),
+            ("image-tag", "abc1234"),
+            ("service", &s.service),
+            ("cluster", &s.cluster),
+        ],
+        "updated; deployment",
+        "INT",
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(elapsed < 3.0, "took {elapsed:.1}s to stop:\n{log}");
+    assert!(log.contains("received SIGINT"), "{log}");
+    let outputs = parse_output_file(&std::fs::read_to_string(s.ws.output_file()).expect("outputs"));
+    let deployment = &outputs["deployment-id"];
+    assert!(deployment.starts_with("ecs-svc/"), "{outputs:?}");
+    assert!(
+        log.contains(&format!(
+            "ECS carries on with deployment {deployment} on its own"
+        )),
+        "{log}"
+    );
+    assert_eq!(outputs["rollout-state"], "IN_PROGRESS");
+    assert!(
+        outputs["task-definition-arn"].contains(&format!("task-definition/{}:2", s.family)),
+        "{outputs:?}"
     );
 }
