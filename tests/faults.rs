@@ -1,7 +1,8 @@
 //! AWS's bad days, through a fault-injecting proxy in front of the emulator:
-//! a full deploy (ECR check, stack create, service rollout, then a stack
-//! update rolling out a new image) completes correctly with one call in five
-//! throttled, failing with 500/503, reset or delayed. The retrying is the
+//! a full deploy (ECR check, stack create, service rollout, a stack update
+//! rolling out a new image, then a direct rollout registering a task
+//! definition and updating a service) completes correctly with one call in
+//! five throttled, failing with 500/503, reset or delayed. The retrying is the
 //! SDK's (standard or adaptive mode, `max-retries`), which the scripted tests
 //! pin down: no retries means the first fault fails the job, one retry
 //! rides it out.
@@ -18,31 +19,37 @@ use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, unique_na
 /// to raise.
 const RETRIES_UNDER_FAULTS: &str = "8";
 
-/// The image and desired state the service must end with.
+/// The image the stack's service runs.
 fn service_image(stack: &str) -> String {
-    let emulator = Emulator::shared();
-    let cloudformation = emulator.cloudformation();
-    let ecs = aws_sdk_ecs::Client::new(&crate::rollout::config_for(emulator));
-    block_on(async {
-        let resources = cloudformation
+    let resources = block_on(async {
+        Emulator::shared()
+            .cloudformation()
             .describe_stack_resources()
             .stack_name(stack)
             .send()
             .await
-            .expect("stack resources");
-        let physical = |logical: &str| {
-            resources
-                .stack_resources()
-                .iter()
-                .find(|r| r.logical_resource_id() == Some(logical))
-                .and_then(|r| r.physical_resource_id())
-                .unwrap_or_else(|| panic!("{logical} in {stack}"))
-                .to_string()
-        };
+            .expect("stack resources")
+    });
+    let physical = |logical: &str| {
+        resources
+            .stack_resources()
+            .iter()
+            .find(|r| r.logical_resource_id() == Some(logical))
+            .and_then(|r| r.physical_resource_id())
+            .unwrap_or_else(|| panic!("{logical} in {stack}"))
+            .to_string()
+    };
+    running_image(&physical("Cluster"), &physical("Service"))
+}
+
+/// The image of the task definition a service runs.
+fn running_image(cluster: &str, service: &str) -> String {
+    let ecs = aws_sdk_ecs::Client::new(&crate::rollout::config_for(Emulator::shared()));
+    block_on(async {
         let services = ecs
             .describe_services()
-            .cluster(physical("Cluster"))
-            .services(physical("Service"))
+            .cluster(cluster)
+            .services(service)
             .send()
             .await
             .expect("describe service");
@@ -98,8 +105,9 @@ fn assert_dealt(proxy: &FaultProxy, fault: Fault, calls: usize) {
     );
 }
 
-/// Creates the stack and then rolls out a second image, both through a
-/// proxy injecting `fault` into one call in five.
+/// Creates the stack, rolls out a second image through it, then rolls out a
+/// service directly, all through a proxy injecting `fault` into one call in
+/// five.
 fn full_deploy_under(fault: Fault, retry_mode: &str) {
     let stack = unique_name("faults");
     let proxy = FaultProxy::start(Emulator::shared().endpoint()).with_rates(&[(fault, 0.2)]);
@@ -121,8 +129,8 @@ fn full_deploy_under(fault: Fault, retry_mode: &str) {
     }
 }
 
-/// The create and the update of [`full_deploy_under`] through `proxy`;
-/// returns the calls the proxy saw.
+/// The stack create and update of [`full_deploy_under`] and a direct service
+/// rollout, all through `proxy`; returns the calls the proxy saw.
 fn full_deploy_through(
     proxy: &FaultProxy,
     stack: &str,
@@ -149,11 +157,37 @@ fn full_deploy_through(
         &format!("{repository}:v2"),
         "UPDATE_COMPLETE",
     );
+
+    // And a direct rollout: render, RegisterTaskDefinition, UpdateService,
+    // then watching the deployment.
+    let service = setup(serde_json::json!({}));
+    let rolled = roll_out(&service, "abc1234")
+        .input("max-retries", RETRIES_UNDER_FAULTS)
+        .input("retry-mode", retry_mode)
+        .run_at(proxy.endpoint());
+    rolled.assert_code(0);
+    let image = format!("{}:abc1234", service.repository);
+    assert_eq!(
+        rolled.output("rollout-state"),
+        "COMPLETED",
+        "{}",
+        rolled.stdout
+    );
+    assert_eq!(rolled.output("image"), image);
+    assert_eq!(running_image(&service.cluster, &service.service), image);
+
     let calls = proxy.requests();
-    for service in ["cloudformation", "ecs", "ecr"] {
+    for action in [
+        "CreateChangeSet",
+        "ExecuteChangeSet",
+        "DescribeImages",
+        "RegisterTaskDefinition",
+        "UpdateService",
+        "DescribeServices",
+    ] {
         assert!(
-            calls.iter().any(|c| c.service == service),
-            "the deploy went through the proxy to {service}: {calls:?}"
+            calls.iter().any(|c| c.action == action),
+            "the deploy went through the proxy with {action}: {calls:?}"
         );
     }
     calls
