@@ -693,7 +693,7 @@ class CancelSample:
     exited_after: float  # SIGTERM -> process exit
     exit_code: int  # negative: killed by the signal
     told_what_carries_on: bool  # said after the signal what the stack is left doing
-    outputs: dict[str, str]  # step outputs written (the CLI has none)
+    outputs: dict[str, str]  # non-empty step outputs written (the CLI has none)
 
 
 def measure_cancel_once(ws: Workspace, tool: str, template: str, run: int) -> CancelSample:
@@ -721,10 +721,15 @@ def measure_cancel_once(ws: Workspace, tool: str, template: str, run: int) -> Ca
                     time.sleep(0.05)
                 time.sleep(CANCEL_AFTER)
                 said_before = log_path.stat().st_size
+                # A blocking wait: Popen.wait(timeout=...) polls with sleeps
+                # growing to 50 ms, which would round every exit up to them.
+                watchdog = threading.Timer(60, process.kill)
+                watchdog.start()
                 signalled = time.monotonic()
                 process.send_signal(signal.SIGTERM)
-                exit_code = process.wait(timeout=60)
+                exit_code = process.wait()
                 exited_after = time.monotonic() - signalled
+                watchdog.cancel()
             finally:
                 if process.poll() is None:
                     process.kill()
@@ -732,7 +737,7 @@ def measure_cancel_once(ws: Workspace, tool: str, template: str, run: int) -> Ca
         said_after = log_path.read_bytes()[said_before:].decode(errors="replace")
         return CancelSample(
             exited_after, exit_code, "CREATE_IN_PROGRESS" in said_after,
-            read_step_outputs(output_path) if output_path else {},
+            {k: v for k, v in read_step_outputs(output_path).items() if v} if output_path else {},
         )
 
 
@@ -1001,7 +1006,7 @@ def cancel_summary(samples: list[CancelSample]) -> str:
     written = sorted({name for c in samples for name in c.outputs})
     return (f"exit code {', '.join(map(str, codes))} (negative: killed by the signal),"
             f" said what the stack carries on with in {told} of {len(samples)} runs,"
-            f" outputs written: {', '.join(written) or 'none'}")
+            f" non-empty outputs written: {', '.join(written) or 'none'}")
 
 
 def deploy_record(deploy: Deploy) -> dict[str, Any]:
