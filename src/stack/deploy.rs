@@ -819,9 +819,6 @@ async fn ensure_termination_protection(
     Ok(())
 }
 
-/// Creates a new stack with CreateStack, used only when timeout-in-minutes is
-/// set: CloudFormation accepts a stack timeout on CreateStack but not on
-/// change sets. The planned changes are then every resource of the template.
 /// The stack's template, parameters and settings from the inputs.
 fn stack_settings<'a>(
     inputs: &'a StackInputs,
@@ -838,6 +835,9 @@ fn stack_settings<'a>(
     }
 }
 
+/// Creates a new stack with CreateStack, used only when timeout-in-minutes is
+/// set: CloudFormation accepts a stack timeout on CreateStack but not on
+/// change sets. The planned changes are then every resource of the template.
 async fn create_stack_directly(
     client: &Client,
     inputs: &StackInputs,
