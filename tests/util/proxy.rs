@@ -52,8 +52,9 @@ pub struct ProxiedRequest {
 const DECK_SIZE: usize = 20;
 
 struct Plan {
-    /// Each fault with its share of calls; they add up to at most 1.
-    rates: Vec<(Fault, f64)>,
+    /// Each fault with how many calls of every [`DECK_SIZE`] get it; they add
+    /// up to at most a deck.
+    per_deck: Vec<(Fault, usize)>,
     /// What the next calls get, drawn from the end: the faults of one deck
     /// and `None` for the rest, shuffled. Dealing from a deck rather than
     /// tossing a coin per call keeps the count exact (a coin gave 5 faults in
@@ -99,7 +100,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_start_matches("http://").to_string(),
             plan: Mutex::new(Plan {
-                rates: Vec::new(),
+                per_deck: Vec::new(),
                 deck: Vec::new(),
                 script: VecDeque::new(),
                 rng: StdRng::seed_from_u64(seed),
@@ -129,15 +130,19 @@ impl FaultProxy {
     pub fn with_rates(self, rates: &[(Fault, f64)]) -> Self {
         let total: f64 = rates.iter().map(|(_, rate)| rate).sum();
         assert!(total <= 1.0, "fault rates add up to {total}, above 1");
-        for (fault, rate) in rates {
-            let per_deck = rate * DECK_SIZE as f64;
-            assert!(
-                (per_deck - per_deck.round()).abs() < 1e-9,
-                "the rate of {fault:?} ({rate}) is not a whole number of calls in {DECK_SIZE}"
-            );
-        }
+        let per_deck = rates
+            .iter()
+            .map(|&(fault, rate)| {
+                let calls = rate * DECK_SIZE as f64;
+                assert!(
+                    (calls - calls.round()).abs() < 1e-9,
+                    "the rate of {fault:?} ({rate}) is not a whole number of calls in {DECK_SIZE}"
+                );
+                (fault, calls.round() as usize)
+            })
+            .collect();
         let mut plan = lock(&self.shared.plan);
-        plan.rates = rates.to_vec();
+        plan.per_deck = per_deck;
         plan.deck.clear();
         drop(plan);
         self
@@ -146,14 +151,13 @@ impl FaultProxy {
     /// The fewest calls that `fault` is certain to have been injected into
     /// over `calls` rate-driven calls: its share of each whole deck dealt.
     pub fn fewest_faults(&self, fault: Fault, calls: usize) -> usize {
-        let plan = lock(&self.shared.plan);
-        let per_deck: f64 = plan
-            .rates
+        let per_deck: usize = lock(&self.shared.plan)
+            .per_deck
             .iter()
             .filter(|(f, _)| *f == fault)
-            .map(|(_, rate)| rate * DECK_SIZE as f64)
+            .map(|(_, count)| count)
             .sum();
-        (calls / DECK_SIZE) * per_deck.round() as usize
+        (calls / DECK_SIZE) * per_deck
     }
 
     /// The next call of `action` gets `fault` (scripted faults come first,
@@ -184,11 +188,11 @@ impl Shared {
         if let Some(index) = plan.script.iter().position(|(a, _)| a == action) {
             return plan.script.remove(index).map(|(_, fault)| fault);
         }
-        if plan.rates.is_empty() {
+        if plan.per_deck.is_empty() {
             return None;
         }
         if plan.deck.is_empty() {
-            plan.deck = deal(&plan.rates);
+            plan.deck = deal(&plan.per_deck);
             let Plan { deck, rng, .. } = &mut *plan;
             deck.shuffle(rng);
         }
@@ -204,14 +208,12 @@ impl Shared {
     }
 }
 
-/// One deck, unshuffled: each fault its share of [`DECK_SIZE`] times, `None`
-/// for the calls that go through untouched.
-fn deal(rates: &[(Fault, f64)]) -> Vec<Option<Fault>> {
-    let mut deck: Vec<Option<Fault>> = rates
+/// One deck, unshuffled: each fault its count, `None` for the rest of the
+/// [`DECK_SIZE`] calls, which go through untouched.
+fn deal(per_deck: &[(Fault, usize)]) -> Vec<Option<Fault>> {
+    let mut deck: Vec<Option<Fault>> = per_deck
         .iter()
-        .flat_map(|(fault, rate)| {
-            std::iter::repeat_n(Some(*fault), (rate * DECK_SIZE as f64).round() as usize)
-        })
+        .flat_map(|&(fault, count)| std::iter::repeat_n(Some(fault), count))
         .collect();
     deck.resize(DECK_SIZE, None);
     deck
@@ -446,7 +448,7 @@ fn serve_connection(client: TcpStream, shared: &Shared) {
 /// The deck's arithmetic: what the rate tests count on.
 #[test]
 fn every_deck_deals_each_fault_its_exact_share() {
-    let deck = deal(&[(Fault::Throttle, 0.2), (Fault::Reset, 0.05)]);
+    let deck = deal(&[(Fault::Throttle, 4), (Fault::Reset, 1)]);
     assert_eq!(deck.len(), DECK_SIZE);
     let count = |fault| deck.iter().filter(|f| **f == Some(fault)).count();
     assert_eq!(count(Fault::Throttle), 4);
@@ -470,4 +472,20 @@ fn every_deck_deals_each_fault_its_exact_share() {
     assert!(longest_run <= 8, "{longest_run} faults in a row");
     assert_eq!(proxy.fewest_faults(Fault::Throttle, 59), 8);
     assert_eq!(proxy.fewest_faults(Fault::Reset, 59), 0);
+
+    // Rates become counts per deck: 0.05 is one call in each 20.
+    let proxy = FaultProxy::start("http://127.0.0.1:9")
+        .with_rates(&[(Fault::Throttle, 0.2), (Fault::Reset, 0.05)]);
+    let dealt: Vec<_> = (0..100)
+        .map(|_| proxy.shared.choose_fault("DescribeStacks"))
+        .collect();
+    for deck in dealt.chunks(DECK_SIZE) {
+        let count = |fault| deck.iter().filter(|f| **f == Some(fault)).count();
+        assert_eq!(
+            (count(Fault::Throttle), count(Fault::Reset)),
+            (4, 1),
+            "{deck:?}"
+        );
+    }
+    assert_eq!(proxy.fewest_faults(Fault::Reset, 59), 2);
 }
