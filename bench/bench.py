@@ -90,7 +90,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -990,9 +990,7 @@ def main() -> int:
         "chain": {t: [deploy_record(c) for c in chain[t]] for t in TOOLS},
         "cadence": {t: {f"{h:g}": [{"noticed_after": s.noticed_after, "exited_after": s.exited_after}
                                    for s in cadence[t][h]] for h in args.holds} for t in TOOLS},
-        "cancel": {t: [{"exited_after": c.exited_after, "exit_code": c.exit_code,
-                        "told_what_carries_on": c.told_what_carries_on, "outputs": c.outputs}
-                       for c in cancel[t]] for t in TOOLS},
+        "cancel": {t: [asdict(c) for c in cancel[t]] for t in TOOLS},
         "footprint_bytes": {"image": image_size, "binary": binary_size, "cli_install": cli_size},
     }
     (args.out / "results.json").write_text(json.dumps(raw, indent=2) + "\n")
