@@ -1,9 +1,13 @@
 //! The one place AWS configuration is built: region, endpoint override and
 //! retry policy. Everything else receives clients made from this config.
 
+use std::time::Duration;
+
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::env::Environment;
@@ -52,6 +56,46 @@ impl RetryPolicy {
     }
 }
 
+/// Bounds on every AWS call, so a connection that is accepted but never
+/// answered cannot hold the job past its own limits: the SDK abandons an
+/// attempt after `attempt`, retries within its budget, and gives the whole
+/// call up after `operation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTimeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl CallTimeouts {
+    /// The longest any one call may take: a describe or create answers in
+    /// well under a second, so 90 s is slack for a slow day, not a wait.
+    const MAX_OPERATION: Duration = Duration::from_secs(90);
+    /// One attempt; three fit in an operation so a stalled connection is
+    /// retried on a fresh one.
+    const MAX_ATTEMPT: Duration = Duration::from_secs(20);
+
+    /// Derived from the job's own bound (`wait-timeout`): no call may take
+    /// longer than the job would wait for the whole deploy.
+    pub fn within(wait_timeout: Duration) -> Self {
+        let operation = wait_timeout.clamp(Duration::from_secs(1), Self::MAX_OPERATION);
+        let attempt = (operation / 3).clamp(Duration::from_millis(500), Self::MAX_ATTEMPT);
+        Self {
+            connect: attempt.min(Duration::from_secs(5)),
+            attempt,
+            operation,
+        }
+    }
+
+    fn to_sdk(self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
 /// The region to use: the `aws-region` input, else `AWS_REGION`, else
 /// `AWS_DEFAULT_REGION` (what aws-actions/configure-aws-credentials exports).
 /// Missing is a bad input, found before any AWS call.
@@ -73,10 +117,16 @@ pub fn resolve_region(input: Option<&str>, env: &Environment) -> Result<String, 
 /// Loads the SDK configuration. `AWS_ENDPOINT_URL` (the local emulator in
 /// tests and the demo) is taken from the captured environment explicitly so
 /// it is visible here rather than implied.
-pub async fn load_config(region: String, retry: RetryPolicy, env: &Environment) -> SdkConfig {
+pub async fn load_config(
+    region: String,
+    retry: RetryPolicy,
+    timeouts: CallTimeouts,
+    env: &Environment,
+) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region))
-        .retry_config(retry.to_sdk());
+        .retry_config(retry.to_sdk())
+        .timeout_config(timeouts.to_sdk());
     if let Some(endpoint) = env.get("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(endpoint);
     }
@@ -86,24 +136,111 @@ pub async fn load_config(region: String, retry: RetryPolicy, env: &Environment) 
 /// Turns an SDK error into one readable line: `Code: message` for an error
 /// AWS returned, the whole cause chain for a transport failure (timeout,
 /// connection refused) where the SDK's own Display says only "dispatch
-/// failure".
-pub fn aws_error<E, R>(error: SdkError<E, R>) -> anyhow::Error
+/// failure". An answer without a readable error (an empty or HTML body from
+/// a proxy or load balancer) is described by what is known of it: the
+/// operation, the HTTP status, the request id and the body's first bytes.
+pub fn aws_error<E>(error: SdkError<E, HttpResponse>) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match error.as_service_error() {
-        Some(service) => {
-            let code = service.code().unwrap_or("AWS error");
-            let hint = if is_throttling(code) { RETRY_HINT } else { "" };
+    let operation = operation_name::<E>();
+    match &error {
+        SdkError::ServiceError(context) => {
+            let service = context.err();
+            let raw = context.raw();
+            let status = raw.status().as_u16();
+            match (service.code(), service.message()) {
+                (Some(code), message) => {
+                    let hint = if is_throttling(code) { RETRY_HINT } else { "" };
+                    let message = message.map_or_else(
+                        || format!("(no message; {operation} answered HTTP {status})"),
+                        str::to_string,
+                    );
+                    anyhow::anyhow!("{code}: {message}{hint}")
+                }
+                (None, _) => anyhow::anyhow!(
+                    "{}",
+                    unreadable_answer(
+                        operation,
+                        status,
+                        service
+                            .meta()
+                            .extra("aws_request_id")
+                            .or_else(|| request_id_of(raw)),
+                        raw.body().bytes().unwrap_or_default()
+                    )
+                ),
+            }
+        }
+        SdkError::ResponseError(context) => {
+            let raw = context.raw();
             anyhow::anyhow!(
-                "{code}: {}{hint}",
-                service.message().unwrap_or("(no message)")
+                "{}",
+                unreadable_answer(
+                    operation,
+                    raw.status().as_u16(),
+                    request_id_of(raw),
+                    raw.body().bytes().unwrap_or_default()
+                )
             )
         }
-        None => anyhow::anyhow!("{}", DisplayErrorContext(&error)),
+        _ => anyhow::anyhow!("{operation}: {}", DisplayErrorContext(&error)),
     }
 }
+
+/// The request id AWS puts in the answer's headers, when there is one.
+fn request_id_of(raw: &HttpResponse) -> Option<&str> {
+    ["x-amzn-requestid", "x-amz-request-id", "x-amzn-request-id"]
+        .iter()
+        .find_map(|name| raw.headers().get(*name))
+}
+
+/// The API operation of an SDK error type: `ListTasksError` in
+/// `aws_sdk_ecs::operation::list_tasks` is `ListTasks`. The generated error
+/// types carry no operation name of their own; the type name is the SDK's
+/// stable naming scheme (one error type per operation).
+fn operation_name<E>() -> &'static str {
+    let name = std::any::type_name::<E>();
+    let short = name.rsplit("::").next().unwrap_or(name);
+    short.strip_suffix("Error").unwrap_or(short)
+}
+
+/// Describes an answer whose error could not be read (pure).
+fn unreadable_answer(
+    operation: &str,
+    status: u16,
+    request_id: Option<&str>,
+    body: &[u8],
+) -> String {
+    let mut text = format!("{operation} answered HTTP {status} with no readable AWS error");
+    if let Some(id) = request_id {
+        text.push_str(&format!(" (request id {id})"));
+    }
+    let shown: String = String::from_utf8_lossy(body)
+        .chars()
+        .take(BODY_PREFIX_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let shown = shown.trim();
+    if shown.is_empty() {
+        text.push_str("; the body was empty");
+    } else {
+        text.push_str(&format!("; the body began: {shown:?}"));
+    }
+    if status >= 500 {
+        text.push_str(&format!(
+            "; the AWS SDK retried it as often as `max-retries` allows (a {status} is retried), so the service or a proxy in between is failing: retry the job later, or raise `max-retries`"
+        ));
+    } else {
+        text.push_str(
+            "; a proxy or firewall between the runner and AWS may have answered instead of AWS (check HTTPS_PROXY and AWS_ENDPOINT_URL)",
+        );
+    }
+    text
+}
+
+/// How much of an unreadable body is quoted.
+const BODY_PREFIX_CHARS: usize = 120;
 
 /// Said after an error the SDK retried as far as it was allowed.
 const RETRY_HINT: &str = " (the AWS SDK retried this throttling error as often as `max-retries` allows: raise `max-retries`, or set `retry-mode: adaptive` to slow the calls down)";
@@ -146,6 +283,59 @@ mod tests {
         }
         assert!(!is_throttling("ValidationError"));
         assert!(!is_throttling("AccessDenied"));
+    }
+
+    #[test]
+    fn an_answer_without_a_readable_error_says_what_is_known() {
+        let empty = unreadable_answer("ListStackResources", 500, Some("req-1"), b"");
+        for fragment in [
+            "ListStackResources answered HTTP 500",
+            "request id req-1",
+            "the body was empty",
+            "retried",
+        ] {
+            assert!(empty.contains(fragment), "{fragment}: {empty}");
+        }
+        let html = unreadable_answer("DescribeTasks", 403, None, b"<html>\n<h1>Forbidden</h1>");
+        assert!(html.contains("HTTP 403"), "{html}");
+        assert!(
+            html.contains(r#"the body began: "<html> <h1>Forbidden</h1>""#),
+            "{html}"
+        );
+        assert!(html.contains("proxy"), "{html}");
+        assert!(!html.contains("(no message)"), "{html}");
+        let long = unreadable_answer("X", 502, None, &[b'a'; 500]);
+        assert!(long.contains(&"a".repeat(BODY_PREFIX_CHARS)), "{long}");
+        assert!(!long.contains(&"a".repeat(BODY_PREFIX_CHARS + 1)), "{long}");
+    }
+
+    #[test]
+    fn operation_names_come_from_the_sdk_error_types() {
+        assert_eq!(
+            operation_name::<aws_sdk_ecs::operation::list_tasks::ListTasksError>(),
+            "ListTasks"
+        );
+        assert_eq!(
+            operation_name::<
+                aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsError,
+            >(),
+            "DescribeStackEvents"
+        );
+    }
+
+    #[test]
+    fn call_timeouts_stay_within_the_jobs_bound() {
+        let short = CallTimeouts::within(Duration::from_secs(6));
+        assert_eq!(short.operation, Duration::from_secs(6));
+        assert_eq!(short.attempt, Duration::from_secs(2));
+        assert_eq!(short.connect, Duration::from_secs(2));
+        let long = CallTimeouts::within(Duration::from_secs(3600));
+        assert_eq!(long.operation, Duration::from_secs(90));
+        assert_eq!(long.attempt, Duration::from_secs(20));
+        assert_eq!(long.connect, Duration::from_secs(5));
+        let tiny = CallTimeouts::within(Duration::ZERO);
+        assert_eq!(tiny.operation, Duration::from_secs(1));
+        assert_eq!(tiny.attempt, Duration::from_millis(500));
     }
 
     #[test]

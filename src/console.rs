@@ -7,7 +7,9 @@
 //! from AWS or the event payload is passed through [`inert_line`] so the
 //! runner can never read it as a workflow command.
 
+use std::collections::HashSet;
 use std::io::Write;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::github::commands::{
@@ -18,6 +20,25 @@ use crate::github::commands::{
 pub struct Console {
     started: Instant,
     github_actions: bool,
+    /// The calls made only to explain that have failed and been warned
+    /// about, so a failing call repeated every poll warns once.
+    explain_failures: Mutex<HashSet<String>>,
+}
+
+/// An open phase: a `::group::` on a runner, closed when this is dropped, so
+/// every path out of a phase (an error, `?`, a cancellation dropping the
+/// future) closes it exactly once.
+#[must_use = "the phase ends when this is dropped"]
+pub struct Phase<'a> {
+    console: &'a Console,
+}
+
+impl Drop for Phase<'_> {
+    fn drop(&mut self) {
+        if self.console.github_actions {
+            self.console.emit(GROUP_END);
+        }
+    }
 }
 
 impl Console {
@@ -25,6 +46,7 @@ impl Console {
         Self {
             started: Instant::now(),
             github_actions,
+            explain_failures: Mutex::new(HashSet::new()),
         }
     }
 
@@ -41,19 +63,31 @@ impl Console {
         let _ = out.flush();
     }
 
-    /// Starts a phase. On a runner this opens a collapsible group.
-    pub fn phase(&self, title: &str) {
+    /// Starts a phase, which lasts until the returned guard is dropped. On a
+    /// runner this opens a collapsible group. Groups do not nest on the
+    /// runner, so a phase is never opened inside another.
+    pub fn phase(&self, title: &str) -> Phase<'_> {
         if self.github_actions {
             self.emit(&group_start(title));
         } else {
             self.emit(&format!("==> {}", inert_line(title)));
         }
+        Phase { console: self }
     }
 
-    /// Ends the current phase.
-    pub fn end_phase(&self) {
-        if self.github_actions {
-            self.emit(GROUP_END);
+    /// A call made only to explain (events to print, stopped tasks, target
+    /// health, ...) failed: one warning naming the call, the first time it
+    /// fails, and never a change of verdict.
+    pub fn explain_failed(&self, call: &str, error: &anyhow::Error) {
+        let first = self
+            .explain_failures
+            .lock()
+            .map(|mut seen| seen.insert(call.to_string()))
+            .unwrap_or(true);
+        if first {
+            self.warning(&format!(
+                "{call} failed: {error:#}; it is called only to explain what happens, so the deploy carries on and its verdict is unchanged (later failures of {call} are not repeated)"
+            ));
         }
     }
 

@@ -5,6 +5,7 @@
 //! [`inputs`]) produce the same raw inputs; [`job`] validates them, deploys
 //! and reports. See `DESIGN.md` in the project's shared folder for the map.
 
+pub(crate) mod apply;
 pub(crate) mod aws;
 pub mod cli;
 pub(crate) mod console;
@@ -12,9 +13,11 @@ pub mod env;
 pub(crate) mod github;
 pub mod inputs;
 pub mod job;
+pub(crate) mod plan;
 pub mod report;
 pub(crate) mod service;
 pub(crate) mod stack;
 pub(crate) mod taskdef;
+pub mod termination;
 
 pub use stack::wait::PollSchedule;

@@ -1,14 +1,36 @@
-//! Thin entry point: capture the environment, parse the front end, run the
-//! job, exit with its code (0 success, 1 deploy failed, 2 bad input).
+//! Thin entry point: install the signal handlers, capture the environment,
+//! parse the front end, run the job, exit with its code (0 success, 1 deploy
+//! failed or cancelled, 2 bad input).
 
 use std::process::ExitCode;
 
 use ecs_stack_deploy::PollSchedule;
 use ecs_stack_deploy::cli::{Invocation, parse};
 use ecs_stack_deploy::env::Environment;
-use ecs_stack_deploy::job;
+use ecs_stack_deploy::job::{self, JobSettings};
+use ecs_stack_deploy::termination::Termination;
 
 fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    // First, before anything can take time: as PID 1 in the container the
+    // binary would otherwise ignore the runner's SIGTERM.
+    let termination = {
+        let _entered = runtime.enter();
+        Termination::install().unwrap_or_else(|error| {
+            eprintln!("warning: cannot install signal handlers ({error}); a cancel stops the job without a report");
+            Termination::never()
+        })
+    };
     let env = Environment::capture();
     let invocation = match parse(std::env::args_os(), &env) {
         Ok(invocation) => invocation,
@@ -22,22 +44,13 @@ fn main() -> ExitCode {
             };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
-    };
     let raw = match invocation {
         Invocation::Action(raw) | Invocation::Deploy(raw) => raw,
         Invocation::LintWorkflows(dir) => return job::lint_workflows(&dir, &env).into(),
     };
-    runtime
-        .block_on(job::deploy(&raw, &env, PollSchedule::default()))
-        .into()
+    let settings = JobSettings {
+        poll: PollSchedule::default(),
+        termination,
+    };
+    runtime.block_on(job::deploy(&raw, &env, settings)).into()
 }

@@ -24,9 +24,75 @@ pub struct JobReport {
     pub dispatched: Vec<(String, String)>,
     /// The URL recorded on the GitHub deployment.
     pub deployment_url: Option<String>,
+    /// The revision this job registered (RegisterTaskDefinition answered).
+    pub registered_task_definition: Option<String>,
+    /// UpdateService answered: the service is rolling out our revision.
+    pub service_update_started: bool,
+    /// The apply phase began: from here on, AWS may have been changed.
+    pub apply_started: bool,
 }
 
 impl JobReport {
+    /// What this job changed, one line each, as far as the answers AWS gave
+    /// prove it (pure: derived from what was recorded as it happened).
+    pub fn applied(&self) -> Vec<String> {
+        let mut applied = Vec::new();
+        if let Some(stack) = &self.stack {
+            let name = &stack.stack_name;
+            applied.extend(
+                stack
+                    .notes
+                    .iter()
+                    .filter(|n| n.contains("deleted"))
+                    .map(|_| {
+                        format!(
+                            "stack {name}: the never-created stack was deleted to be created anew"
+                        )
+                    }),
+            );
+            let status = stack.stack_status.as_deref().unwrap_or("unknown");
+            match (&stack.change_set_id, stack.executed) {
+                (_, true) => applied.push(format!("stack {name}: changes executed, now {status}")),
+                (Some(id), false) => applied.push(format!(
+                    "stack {name}: change set {id} created (not executed)"
+                )),
+                (None, false) => {}
+            }
+        }
+        if let Some(arn) = &self.registered_task_definition {
+            applied.push(format!("task definition {arn} registered"));
+        }
+        if self.service_update_started {
+            let rollout = self.rollout.as_ref();
+            applied.push(format!(
+                "service {} updated: deployment {} is {}",
+                self.service_arn.as_deref().unwrap_or("?"),
+                rollout
+                    .and_then(|r| r.deployment_id.as_deref())
+                    .unwrap_or("(id unknown)"),
+                rollout
+                    .and_then(|r| r.rollout_state.as_deref())
+                    .unwrap_or("IN_PROGRESS"),
+            ));
+        }
+        for (workflow, git_ref) in &self.dispatched {
+            applied.push(format!("workflow {workflow} dispatched on {git_ref}"));
+        }
+        applied
+    }
+
+    /// One sentence on what changed, for the end of a failed or cancelled
+    /// job: "nothing was changed" only when no call that changes AWS was
+    /// ever made.
+    pub fn change_statement(&self) -> String {
+        let applied = self.applied();
+        match (self.apply_started, applied.is_empty()) {
+            (false, _) => "nothing was changed in AWS".to_string(),
+            (true, true) => "no change is known to have been applied".to_string(),
+            (true, false) => format!("applied: {}", applied.join("; ")),
+        }
+    }
+
     /// The causes worth repeating on failure: the stack's root causes, then
     /// what the service's tasks and targets said.
     pub fn root_causes(&self) -> Vec<String> {
@@ -243,6 +309,18 @@ pub fn markdown_summary(report: &JobReport, elapsed: Duration, error: Option<&st
             }
         }
         let _ = writeln!(md);
+    }
+    if error.is_some() {
+        let applied = report.applied();
+        if applied.is_empty() {
+            let _ = writeln!(md, "**Changes:** {}\n", report.change_statement());
+        } else {
+            let _ = writeln!(md, "**Applied before the failure:**\n");
+            for line in applied {
+                let _ = writeln!(md, "- {}", markdown_cell(&line));
+            }
+            let _ = writeln!(md);
+        }
     }
     let diagnosis: Vec<&String> = report
         .rollout

@@ -11,12 +11,15 @@ use crate::inputs::{InputError, InputErrors};
 use crate::taskdef::image::ImageReference;
 
 /// What ECR knows about an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct EcrImage {
     pub digest: String,
     /// Whether the repository lets a tag be pushed again (so the tag alone
-    /// does not pin the image).
-    pub tag_is_mutable: bool,
+    /// does not pin the image); `None` when the repository could not be
+    /// read (that lookup only feeds a warning, so it never fails the deploy).
+    pub tag_is_mutable: Option<bool>,
+    /// Why the mutability is unknown.
+    pub mutability_error: Option<anyhow::Error>,
 }
 
 /// Whether an ECR error means the image or repository is not there.
@@ -82,14 +85,23 @@ pub async fn inspect_ecr_image(
         .send()
         .await
         .map_err(aws_error)
-        .with_context(|| format!("reading ECR repository {repository_name}"))?;
-    let tag_is_mutable = repositories
-        .repositories()
-        .first()
-        .and_then(|r| r.image_tag_mutability())
-        .is_none_or(|m| m.as_str() != "IMMUTABLE");
+        .with_context(|| format!("reading ECR repository {repository_name}"));
+    let (tag_is_mutable, mutability_error) = match repositories {
+        Ok(repositories) => (
+            Some(
+                repositories
+                    .repositories()
+                    .first()
+                    .and_then(|r| r.image_tag_mutability())
+                    .is_none_or(|m| m.as_str() != "IMMUTABLE"),
+            ),
+            None,
+        ),
+        Err(error) => (None, Some(error)),
+    };
     Ok(EcrImage {
         digest,
         tag_is_mutable,
+        mutability_error,
     })
 }

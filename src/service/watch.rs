@@ -260,13 +260,19 @@ impl ServiceWatch {
                 self.progress.insert(deployment.id.clone(), line);
             }
         }
-        self.observe_stopped_tasks(clients, console).await?;
+        // Stopped tasks and target health only explain the rollout: a
+        // failure to read them is a warning, never the rollout's verdict.
+        if let Err((call, error)) = self.observe_stopped_tasks(clients, console).await {
+            console.explain_failed(call, &error);
+        }
         for target_group in service
             .load_balancers()
             .iter()
             .filter_map(|lb| lb.target_group_arn())
         {
-            self.observe_targets(clients, target_group, console).await?;
+            if let Err(error) = self.observe_targets(clients, target_group, console).await {
+                console.explain_failed("DescribeTargetHealth", &error);
+            }
         }
         Ok(Some(ServiceSnapshot {
             service_arn: service.service_arn().unwrap_or_default().to_string(),
@@ -275,11 +281,12 @@ impl ServiceWatch {
         }))
     }
 
+    /// On failure, names the call that failed with its error.
     async fn observe_stopped_tasks(
         &mut self,
         clients: &EcsClients,
         console: &Console,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), (&'static str, anyhow::Error)> {
         let listed = clients
             .ecs
             .list_tasks()
@@ -289,7 +296,8 @@ impl ServiceWatch {
             .send()
             .await
             .map_err(aws_error)
-            .with_context(|| format!("listing the stopped tasks of service {}", self.service))?;
+            .with_context(|| format!("listing the stopped tasks of service {}", self.service))
+            .map_err(|error| ("ListTasks", error))?;
         let fresh: Vec<String> = listed
             .task_arns()
             .iter()
@@ -309,7 +317,8 @@ impl ServiceWatch {
                 .send()
                 .await
                 .map_err(aws_error)
-                .context("describing stopped tasks")?;
+                .context("describing stopped tasks")
+                .map_err(|error| ("DescribeTasks", error))?;
             for task in described.tasks() {
                 let arn = task.task_arn().unwrap_or_default().to_string();
                 // ECS sets the stop code and reason when it decides to stop

@@ -67,14 +67,16 @@ pub struct DeploySettings {
     pub ecs: Option<EcsClients>,
 }
 
-/// The parameters CloudFormation knows the template declares, for a template
-/// given by URL (GetTemplateSummary is read-only).
-async fn declared_parameters(
+/// The parameters and resource types of the template. A file's were read
+/// locally; for a template given by URL, or one whose parameters a
+/// transform may add, CloudFormation is asked (GetTemplateSummary is
+/// read-only).
+async fn template_view(
     client: &Client,
     files: &LoadedStackFiles,
-) -> anyhow::Result<Vec<DeclaredParameter>> {
+) -> anyhow::Result<(Vec<DeclaredParameter>, Option<Vec<String>>)> {
     if let Some(declared) = &files.declared {
-        return Ok(declared.clone());
+        return Ok((declared.clone(), files.resource_types.clone()));
     }
     let mut call = client.get_template_summary();
     call = match &files.template {
@@ -85,8 +87,8 @@ async fn declared_parameters(
         .send()
         .await
         .map_err(aws_error)
-        .context("reading the template's parameters")?;
-    Ok(summary
+        .context("reading the template's parameters (GetTemplateSummary)")?;
+    let declared = summary
         .parameters()
         .iter()
         .map(|p| DeclaredParameter {
@@ -94,7 +96,14 @@ async fn declared_parameters(
             no_echo: p.no_echo().unwrap_or(false),
             has_default: p.default_value().is_some(),
         })
-        .collect())
+        .collect();
+    // A transformed template may declare anything once processed.
+    let resource_types = summary
+        .declared_transforms()
+        .is_empty()
+        .then(|| summary.resource_types().to_vec())
+        .or_else(|| files.resource_types.clone());
+    Ok((declared, resource_types))
 }
 
 /// The overrides plus the image parameter, checked against the template.
@@ -151,17 +160,17 @@ fn with_image_override(
     Ok(overrides)
 }
 
-/// Fills parameters from other stacks' outputs (`parameters-from-stacks`),
-/// read-only, before anything changes. Explicit overrides win; a missing
-/// stack or output is a bad input naming it.
-async fn add_upstream_outputs(
+/// Another stack's outputs, read for `parameters-from-stacks`; `None` when
+/// the stack does not exist.
+pub type UpstreamStack = (String, Option<Vec<(String, String)>>);
+
+/// Reads the outputs of the stacks named by `parameters-from-stacks`
+/// (read-only), each stack once.
+async fn read_upstream_outputs(
     client: &Client,
     inputs: &StackInputs,
-    declared: &[DeclaredParameter],
-    overrides: &mut Vec<ParameterOverride>,
-    console: &Console,
-) -> anyhow::Result<()> {
-    let mut outputs_by_stack: Vec<(String, Vec<(String, String)>)> = Vec::new();
+) -> anyhow::Result<Vec<UpstreamStack>> {
+    let mut outputs_by_stack: Vec<UpstreamStack> = Vec::new();
     for source in &inputs.parameters_from_stacks {
         let stack = match source {
             UpstreamOutputs::Stack(stack) | UpstreamOutputs::Mapped { stack, .. } => stack,
@@ -169,22 +178,39 @@ async fn add_upstream_outputs(
         if outputs_by_stack.iter().any(|(name, _)| name == stack) {
             continue;
         }
-        let Some(found) = describe_stack(client, stack).await? else {
-            return Err(InputErrors::from(InputError::new(
+        let outputs = describe_stack(client, stack).await?.map(|found| {
+            found
+                .outputs()
+                .iter()
+                .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+                .collect()
+        });
+        outputs_by_stack.push((stack.clone(), outputs));
+    }
+    Ok(outputs_by_stack)
+}
+
+/// Fills parameters from other stacks' outputs (`parameters-from-stacks`).
+/// Explicit overrides win; a missing stack or output is a bad input naming
+/// it.
+fn add_upstream_outputs(
+    inputs: &StackInputs,
+    declared: &[DeclaredParameter],
+    upstream: &[UpstreamStack],
+    overrides: &mut Vec<ParameterOverride>,
+    console: &Console,
+) -> Result<(), InputErrors> {
+    let outputs_of = |stack: &str| -> Result<&Vec<(String, String)>, InputErrors> {
+        match upstream.iter().find(|(name, _)| name == stack) {
+            Some((_, Some(outputs))) => Ok(outputs),
+            _ => Err(InputErrors::from(InputError::new(
                 "parameters-from-stacks",
                 stack,
                 "names a stack that does not exist",
                 "deploy the upstream stack first, or fix its name",
-            ))
-            .into());
-        };
-        let outputs = found
-            .outputs()
-            .iter()
-            .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
-            .collect();
-        outputs_by_stack.push((stack.clone(), outputs));
-    }
+            ))),
+        }
+    };
     let is_declared = |name: &str| declared.iter().any(|p| p.name == name);
     let mut add = |parameter: &str, value: &str, origin: String| {
         if overrides.iter().any(|o| o.key == parameter) {
@@ -199,11 +225,7 @@ async fn add_upstream_outputs(
     for source in &inputs.parameters_from_stacks {
         match source {
             UpstreamOutputs::Stack(stack) => {
-                let outputs = outputs_by_stack
-                    .iter()
-                    .find(|(n, _)| n == stack)
-                    .map(|(_, o)| o);
-                for (key, value) in outputs.into_iter().flatten() {
+                for (key, value) in outputs_of(stack)? {
                     if is_declared(key) {
                         add(key, value, format!("stack {stack}"));
                     }
@@ -214,124 +236,156 @@ async fn add_upstream_outputs(
                 stack,
                 output,
             } => {
+                let outputs = outputs_of(stack)?;
                 if !is_declared(parameter) {
                     return Err(InputErrors::from(InputError::new(
                         "parameters-from-stacks",
                         parameter,
                         "is not a parameter of the template",
                         "map outputs only onto parameters the template declares",
-                    ))
-                    .into());
+                    )));
                 }
-                let value = outputs_by_stack
-                    .iter()
-                    .find(|(n, _)| n == stack)
-                    .and_then(|(_, outputs)| outputs.iter().find(|(k, _)| k == output))
-                    .map(|(_, v)| v.clone());
-                let Some(value) = value else {
+                let Some((_, value)) = outputs.iter().find(|(k, _)| k == output) else {
                     return Err(InputErrors::from(InputError::new(
                         "parameters-from-stacks",
                         &format!("{parameter}={stack}.{output}"),
                         format!("stack {stack} has no output {output}"),
                         "check the output key in the upstream stack's Outputs",
-                    ))
-                    .into());
+                    )));
                 };
-                add(parameter, &value, format!("{stack}.{output}"));
+                add(parameter, value, format!("{stack}.{output}"));
             }
         }
     }
     Ok(())
 }
 
-/// Deploys the stack described by `inputs` with the loaded `files`,
-/// recording what it learns in `deployment` as it goes, so a failure or a
-/// cancellation still knows the stack, the change set and the last status.
-pub async fn deploy_stack(
-    client: &Client,
-    inputs: &StackInputs,
-    files: &LoadedStackFiles,
-    settings: &DeploySettings,
-    console: &Console,
-    deployment: &mut StackDeployment,
-) -> anyhow::Result<()> {
-    deployment.stack_name = inputs.stack_name.clone();
-    let mut superseded_times = 0;
-    loop {
-        match run(client, inputs, files, settings, console, deployment).await {
-            Err(error)
-                if superseded_times < MAX_SUPERSEDED
-                    && error.downcast_ref::<Superseded>().is_some() =>
-            {
-                superseded_times += 1;
-                console.end_phase();
-                console.warning(&format!(
-                    "{error}; nothing of this run was applied to stack {}. Waiting for the other operation, then planning again",
-                    inputs.stack_name
-                ));
-                *deployment = StackDeployment {
-                    stack_name: inputs.stack_name.clone(),
-                    ..StackDeployment::default()
-                };
-            }
-            other => return other,
-        }
+/// A stack as the plan found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingStack {
+    pub stack_id: String,
+    pub status: String,
+    /// Its parameters' keys, for `UsePreviousValue`.
+    pub parameter_keys: Vec<String>,
+}
+
+/// What the read-only calls found about a stack and its template.
+#[derive(Debug, Clone)]
+pub struct StackView {
+    pub existing: Option<ExistingStack>,
+    pub condition: StackCondition,
+    pub declared: Vec<DeclaredParameter>,
+    pub resource_types: Option<Vec<String>>,
+    pub upstream: Vec<UpstreamStack>,
+}
+
+/// How the stack is changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackAction {
+    /// A CREATE change set, or CreateStack when `direct` (a stack timeout
+    /// can only be given to CreateStack). `replaces` names the status of a
+    /// never-created stack that is deleted first.
+    Create {
+        replaces: Option<String>,
+        direct: bool,
+    },
+    /// An UPDATE change set.
+    Update,
+}
+
+/// What the plan decided for one stack: every value the apply needs.
+#[derive(Debug, Clone)]
+pub struct StackPlan {
+    pub stack_name: String,
+    pub existing: Option<ExistingStack>,
+    pub action: StackAction,
+    pub parameters: Vec<PlannedParameter>,
+    pub files: LoadedStackFiles,
+    pub resource_types: Option<Vec<String>>,
+    /// Whether the change set is executed (false: kept for review).
+    pub execute: bool,
+}
+
+impl StackPlan {
+    /// Whether the template may declare a resource of `resource_type`
+    /// (unknown for a template given by URL or rewritten by a transform).
+    pub fn may_declare(&self, resource_type: &str) -> bool {
+        self.resource_types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == resource_type))
     }
 }
 
-/// How many times a run plans again after another operation got to the
-/// stack first: each time means another run finished a deploy in between,
-/// so more than a few means the stack is being deployed in a loop.
-const MAX_SUPERSEDED: usize = 3;
-
-async fn run(
+/// Reads everything the stack's plan depends on, with read-only calls:
+/// where the stack stands (waiting out a running operation), the template's
+/// parameters and the upstream stacks' outputs.
+pub async fn read_stack(
     client: &Client,
     inputs: &StackInputs,
     files: &LoadedStackFiles,
     settings: &DeploySettings,
     console: &Console,
-    deployment: &mut StackDeployment,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<StackView> {
     let name = inputs.stack_name.as_str();
-
-    // Read-only: find out where the stack stands, waiting out a running
-    // operation rather than colliding with it.
-    console.phase(&format!("Inspect stack {name}"));
+    let section = console.phase(&format!("Inspect stack {name}"));
     let (existing, condition) = settle(client, inputs, settings, console).await;
-    let (existing, condition) = match (existing, condition) {
-        (Ok(existing), condition) => (existing, condition),
-        (Err(error), _) => {
-            console.end_phase();
-            return Err(error);
+    drop(section);
+    let existing = existing?.map(|stack| ExistingStack {
+        stack_id: stack.stack_id().unwrap_or(name).to_string(),
+        status: status_of(&stack),
+        parameter_keys: stack
+            .parameters()
+            .iter()
+            .filter_map(|p| p.parameter_key().map(str::to_string))
+            .collect(),
+    });
+    let (declared, resource_types) = template_view(client, files).await?;
+    let upstream = read_upstream_outputs(client, inputs).await?;
+    Ok(StackView {
+        existing,
+        condition,
+        declared,
+        resource_types,
+        upstream,
+    })
+}
+
+/// Decides what to do with the stack from what was read (pure but for the
+/// lines it prints): create, recreate or update, with which parameters.
+pub fn decide_stack(
+    inputs: &StackInputs,
+    files: &LoadedStackFiles,
+    view: &StackView,
+    console: &Console,
+) -> Result<StackPlan, StackPlanError> {
+    let action = match &view.condition {
+        StackCondition::NeedsRecovery { recovery } => {
+            return Err(StackPlanError::NeedsRecovery(recovery.clone()));
         }
+        StackCondition::Updatable => StackAction::Update,
+        StackCondition::NeverCreated => StackAction::Create {
+            replaces: view.existing.as_ref().map(|s| s.status.clone()),
+            direct: inputs.execute_change_set && inputs.timeout_in_minutes.is_some(),
+        },
+        StackCondition::Missing | StackCondition::Busy => StackAction::Create {
+            replaces: None,
+            direct: inputs.execute_change_set && inputs.timeout_in_minutes.is_some(),
+        },
     };
-    if let Some(stack) = &existing {
-        deployment.stack_id = stack.stack_id().map(str::to_string);
-        deployment.stack_status = Some(status_of(stack));
-    }
-    console.end_phase();
-
-    let condition = match condition {
-        StackCondition::NeedsRecovery { recovery } => return Err(anyhow!(recovery)),
-        other => other,
-    };
-
-    // Still read-only: the parameters to send, checked against the template.
-    let declared = declared_parameters(client, files).await?;
-    let previous_keys: Option<Vec<String>> = match (&condition, &existing) {
-        (StackCondition::Updatable, Some(stack)) => Some(
-            stack
-                .parameters()
-                .iter()
-                .filter_map(|p| p.parameter_key().map(str::to_string))
-                .collect(),
-        ),
+    let previous_keys = match (&action, &view.existing) {
+        (StackAction::Update, Some(stack)) => Some(stack.parameter_keys.as_slice()),
         _ => None,
     };
-    let mut overrides = with_image_override(&declared, files, console)?;
-    add_upstream_outputs(client, inputs, &declared, &mut overrides, console).await?;
-    let parameters = plan_parameters(&declared, &overrides, previous_keys.as_deref())
-        .map_err(|error| {
+    let mut overrides = with_image_override(&view.declared, files, console)?;
+    add_upstream_outputs(
+        inputs,
+        &view.declared,
+        &view.upstream,
+        &mut overrides,
+        console,
+    )?;
+    let parameters =
+        plan_parameters(&view.declared, &overrides, previous_keys).map_err(|error| {
             InputErrors::from(InputError::new(
                 "parameter-overrides",
                 &files
@@ -344,42 +398,137 @@ async fn run(
                 "override only parameters the template declares, and give every parameter without a default a value",
             ))
         })?;
+    Ok(StackPlan {
+        stack_name: inputs.stack_name.clone(),
+        existing: view.existing.clone(),
+        action,
+        parameters,
+        files: files.clone(),
+        resource_types: view.resource_types.clone(),
+        execute: inputs.execute_change_set,
+    })
+}
 
-    // From here on, calls change things.
-    if condition == StackCondition::NeverCreated
-        && let Some(stack) = &existing
-    {
-        recreate_prelude(client, inputs, settings, console, deployment, stack).await?;
+/// Why a stack cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum StackPlanError {
+    #[error(transparent)]
+    BadInput(#[from] InputErrors),
+    /// The stack is in a state only a person can resolve.
+    #[error("{0}")]
+    NeedsRecovery(String),
+    /// A read-only call failed.
+    #[error(transparent)]
+    Aws(#[from] anyhow::Error),
+}
+
+/// Reads the stack and decides its plan.
+pub async fn plan_stack(
+    client: &Client,
+    inputs: &StackInputs,
+    files: &LoadedStackFiles,
+    settings: &DeploySettings,
+    console: &Console,
+) -> Result<StackPlan, StackPlanError> {
+    let view = read_stack(client, inputs, files, settings, console).await?;
+    decide_stack(inputs, files, &view, console)
+}
+
+/// Applies the stack's `plan`, recording what it learns in `deployment` as
+/// it goes, so a failure or a cancellation still knows the stack, the change
+/// set and the last status. When another operation got to the stack first
+/// (nothing of this run was applied), the stack is read and planned again.
+pub async fn deploy_stack(
+    client: &Client,
+    inputs: &StackInputs,
+    plan: &StackPlan,
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+) -> anyhow::Result<()> {
+    deployment.stack_name = inputs.stack_name.clone();
+    let mut plan = std::borrow::Cow::Borrowed(plan);
+    let mut superseded_times = 0;
+    loop {
+        match apply_stack(client, inputs, &plan, settings, console, deployment).await {
+            Err(error)
+                if superseded_times < MAX_SUPERSEDED
+                    && error.downcast_ref::<Superseded>().is_some() =>
+            {
+                superseded_times += 1;
+                console.warning(&format!(
+                    "{error}; nothing of this run was applied to stack {}. Waiting for the other operation, then planning again",
+                    inputs.stack_name
+                ));
+                *deployment = StackDeployment {
+                    stack_name: inputs.stack_name.clone(),
+                    ..StackDeployment::default()
+                };
+                let replanned = plan_stack(client, inputs, &plan.files, settings, console)
+                    .await
+                    .map_err(|error| anyhow!(error))?;
+                plan = std::borrow::Cow::Owned(replanned);
+            }
+            other => return other,
+        }
     }
-    let is_create = condition != StackCondition::Updatable;
+}
 
-    if is_create && inputs.execute_change_set && inputs.timeout_in_minutes.is_some() {
-        // CreateChangeSet has no TimeoutInMinutes: only CreateStack takes it.
-        return create_stack_directly(
-            client,
-            inputs,
-            files,
-            &parameters,
-            settings,
-            console,
-            deployment,
-        )
-        .await;
+/// How many times a run plans again after another operation got to the
+/// stack first: each time means another run finished a deploy in between,
+/// so more than a few means the stack is being deployed in a loop.
+const MAX_SUPERSEDED: usize = 3;
+
+/// The calls that change the stack, in the order the plan decided.
+async fn apply_stack(
+    client: &Client,
+    inputs: &StackInputs,
+    plan: &StackPlan,
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+) -> anyhow::Result<()> {
+    let name = inputs.stack_name.as_str();
+    if let Some(stack) = &plan.existing {
+        deployment.stack_id = Some(stack.stack_id.clone());
+        deployment.stack_status = Some(stack.status.clone());
     }
+    let is_create = match &plan.action {
+        StackAction::Update => false,
+        StackAction::Create { replaces, direct } => {
+            if let (Some(status), Some(stack)) = (replaces, &plan.existing) {
+                recreate_prelude(client, inputs, settings, console, deployment, stack, status)
+                    .await?;
+            }
+            if *direct {
+                return create_stack_directly(
+                    client,
+                    inputs,
+                    &plan.files,
+                    &plan.parameters,
+                    settings,
+                    console,
+                    deployment,
+                )
+                .await;
+            }
+            true
+        }
+    };
 
-    console.phase(&format!("Change set {}", inputs.change_set_name));
+    let section = console.phase(&format!("Change set {}", inputs.change_set_name));
     let result = change_set(
         client,
         inputs,
-        files,
-        &parameters,
+        &plan.files,
+        &plan.parameters,
         settings,
         console,
         deployment,
         is_create,
     )
     .await;
-    console.end_phase();
+    drop(section);
     let Some(change_set_id) = result? else {
         return Ok(());
     };
@@ -392,8 +541,8 @@ async fn run(
         return Ok(());
     }
 
-    console.phase(&format!("Execute change set on stack {name}"));
-    let outcome = execute(
+    let _section = console.phase(&format!("Execute change set on stack {name}"));
+    execute(
         client,
         inputs,
         settings,
@@ -401,9 +550,7 @@ async fn run(
         deployment,
         &change_set_id,
     )
-    .await;
-    console.end_phase();
-    outcome
+    .await
 }
 
 /// Marks the description of a change set kept for review
@@ -489,10 +636,7 @@ async fn settle(
             humantime::format_duration(inputs.wait_timeout)
         ));
         let stack_id = stack.stack_id().unwrap_or(name).to_string();
-        let mut feed = match EventFeed::start(client, &stack_id).await {
-            Ok(feed) => feed,
-            Err(error) => return (Err(error), StackCondition::Missing),
-        };
+        let mut feed = EventFeed::start_explained(client, &stack_id, console).await;
         if let Err(error) = wait_for_stack(
             client,
             &stack_id,
@@ -523,19 +667,19 @@ async fn recreate_prelude(
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
-    stack: &Stack,
+    stack: &ExistingStack,
+    status: &str,
 ) -> anyhow::Result<()> {
     let name = inputs.stack_name.as_str();
-    let status = status_of(stack);
-    let stack_id = stack.stack_id().unwrap_or(name).to_string();
-    console.phase(&format!("Recreate stack {name}"));
+    let stack_id = stack.stack_id.clone();
+    let section = console.phase(&format!("Recreate stack {name}"));
     let note = format!(
         "stack {name} was in {status}: it never finished being created and cannot be updated, so it was deleted and created anew"
     );
     console.line(&format!(
         "stack {name} is {status}: deleting it to create it anew (it holds no resources)"
     ));
-    let mut feed = EventFeed::start(client, &stack_id).await?;
+    let mut feed = EventFeed::start_explained(client, &stack_id, console).await;
     let result = async {
         client
             .delete_stack()
@@ -564,7 +708,7 @@ async fn recreate_prelude(
         Ok(())
     }
     .await;
-    console.end_phase();
+    drop(section);
     result?;
     console.notice(&note);
     deployment.notes.push(note);
@@ -739,7 +883,7 @@ async fn execute(
         .stack_id
         .clone()
         .unwrap_or_else(|| inputs.stack_name.clone());
-    let mut feed = EventFeed::start(client, &stack_id).await?;
+    let mut feed = EventFeed::start_explained(client, &stack_id, console).await;
     execute_change_set(client, change_set_id, inputs.disable_rollback).await?;
     deployment.executed = true;
     console.line("executing the change set");
@@ -848,7 +992,7 @@ async fn create_stack_directly(
     deployment: &mut StackDeployment,
 ) -> anyhow::Result<()> {
     let name = inputs.stack_name.as_str();
-    console.phase(&format!("Create stack {name}"));
+    let _section = console.phase(&format!("Create stack {name}"));
     console.line(
         "timeout-in-minutes is set: creating the stack with CreateStack (change sets cannot carry a stack timeout)",
     );
@@ -862,28 +1006,27 @@ async fn create_stack_directly(
             .enable_termination_protection(inputs.termination_protection),
         &stack_settings(inputs, files, parameters)
     );
-    let result = async {
-        let created = call
-            .send()
-            .await
-            .map_err(aws_error)
-            .with_context(|| format!("creating stack {name}"))?;
-        let stack_id = created.stack_id().unwrap_or(name).to_string();
-        deployment.stack_id = Some(stack_id.clone());
-        deployment.executed = true;
-        deployment.has_changes = true;
-        let mut feed = EventFeed::empty(&stack_id);
-        finish(
-            client, inputs, settings, console, deployment, &stack_id, &mut feed,
-        )
-        .await?;
-        // The "changes" of a create are the resources it made.
-        deployment.changes = created_resources(client, &stack_id).await?;
-        Ok(())
+    let created = call
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("creating stack {name}"))?;
+    let stack_id = created.stack_id().unwrap_or(name).to_string();
+    deployment.stack_id = Some(stack_id.clone());
+    deployment.executed = true;
+    deployment.has_changes = true;
+    let mut feed = EventFeed::empty(&stack_id);
+    finish(
+        client, inputs, settings, console, deployment, &stack_id, &mut feed,
+    )
+    .await?;
+    // The "changes" of a create are the resources it made; they are
+    // listed only to be shown.
+    match created_resources(client, &stack_id).await {
+        Ok(changes) => deployment.changes = changes,
+        Err(error) => console.explain_failed("ListStackResources", &error),
     }
-    .await;
-    console.end_phase();
-    result
+    Ok(())
 }
 
 /// The resources of a stack, as `Add` changes.

@@ -14,6 +14,8 @@ use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::types::StackEvent;
 
+use crate::console::Console;
+
 /// One stack event, without AWS types, for formatting and analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackEventRecord {
@@ -112,6 +114,9 @@ pub fn root_causes(events: &[StackEventRecord]) -> Vec<String> {
 pub struct EventFeed {
     stack: String,
     seen: HashSet<String>,
+    /// When the baseline could not be read: events older than this (seconds
+    /// since the epoch) belong to earlier operations and are skipped.
+    not_before: Option<f64>,
     /// Every event since the baseline, oldest first.
     collected: Vec<StackEventRecord>,
 }
@@ -120,11 +125,7 @@ impl EventFeed {
     /// Starts following `stack` (a name or, better, an id) from now: events
     /// that already exist are marked seen and never reported.
     pub async fn start(client: &Client, stack: &str) -> anyhow::Result<Self> {
-        let mut feed = Self {
-            stack: stack.to_string(),
-            seen: HashSet::new(),
-            collected: Vec::new(),
-        };
+        let mut feed = Self::empty(stack);
         // Only the newest page is needed: paging stops at the first seen id.
         let page = client
             .describe_stack_events()
@@ -140,13 +141,47 @@ impl EventFeed {
         Ok(feed)
     }
 
+    /// Starts following `stack` from now; events are read only to be
+    /// printed, so when the baseline cannot be read the feed falls back to
+    /// the clock (with slack for skew) and the deploy goes on.
+    pub async fn start_explained(client: &Client, stack: &str, console: &Console) -> Self {
+        match Self::start(client, stack).await {
+            Ok(feed) => feed,
+            Err(error) => {
+                console.explain_failed("DescribeStackEvents", &error);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or_default();
+                Self {
+                    not_before: Some(now - 5.0),
+                    ..Self::empty(stack)
+                }
+            }
+        }
+    }
+
     /// A feed for a stack that has no events yet.
     pub fn empty(stack: &str) -> Self {
         Self {
             stack: stack.to_string(),
             seen: HashSet::new(),
+            not_before: None,
             collected: Vec::new(),
         }
+    }
+
+    /// Like [`EventFeed::poll`], for a caller that only prints the events:
+    /// a failed read is one warning and no events this time.
+    pub async fn poll_explained(
+        &mut self,
+        client: &Client,
+        console: &Console,
+    ) -> Vec<StackEventRecord> {
+        self.poll(client).await.unwrap_or_else(|error| {
+            console.explain_failed("DescribeStackEvents", &error);
+            Vec::new()
+        })
     }
 
     /// Fetches events that appeared since the last call, oldest first.
@@ -165,6 +200,9 @@ impl EventFeed {
             for event in page.stack_events() {
                 let record = StackEventRecord::from_sdk(event);
                 if self.seen.contains(&record.event_id) {
+                    break 'pages;
+                }
+                if self.not_before.is_some_and(|t| record.timestamp < t) {
                     break 'pages;
                 }
                 fresh.push(record);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::changeset::TemplateSource;
 use super::parameters::{DeclaredParameter, ParameterOverride, parse_override_document};
-use super::template::{check_body_size, parse_template};
+use super::template::{TemplateSummary, check_body_size, parse_template};
 use crate::inputs::{InputError, InputErrors, OverridesInput, StackInputs, TemplateLocation};
 
 /// The template and overrides, loaded and checked.
@@ -15,6 +15,10 @@ pub struct LoadedStackFiles {
     /// Parameters the template declares; `None` for a template given by URL,
     /// whose summary is asked of CloudFormation (GetTemplateSummary).
     pub declared: Option<Vec<DeclaredParameter>>,
+    /// The resource types the template declares, when they can be read
+    /// locally; `None` for a template given by URL or rewritten by a
+    /// transform (it may declare anything).
+    pub resource_types: Option<Vec<String>>,
     pub overrides: Vec<ParameterOverride>,
     /// The resolved image for the template's image parameter, if any.
     pub image: Option<ImageParameter>,
@@ -36,9 +40,19 @@ pub const DEFAULT_IMAGE_PARAMETER: &str = "ImageUri";
 pub fn load_stack_files(inputs: &StackInputs) -> Result<LoadedStackFiles, InputErrors> {
     let mut errors = Vec::new();
     let template = match &inputs.template {
-        TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None)),
+        TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None, None)),
         TemplateLocation::File(path) => match load_template_file(path) {
-            Ok((body, declared)) => Some((TemplateSource::Body(body), Some(declared))),
+            Ok((body, summary)) => {
+                let resource_types = (!summary.is_transformed()).then(|| {
+                    summary
+                        .resources
+                        .iter()
+                        .map(|r| r.resource_type.clone())
+                        .collect()
+                });
+                let declared = summary.parameters_complete.then_some(summary.parameters);
+                Some((TemplateSource::Body(body), declared, resource_types))
+            }
             Err(error) => {
                 errors.push(error);
                 None
@@ -57,9 +71,10 @@ pub fn load_stack_files(inputs: &StackInputs) -> Result<LoadedStackFiles, InputE
         },
     };
     match (template, overrides) {
-        (Some((template, declared)), Some(overrides)) => Ok(LoadedStackFiles {
+        (Some((template, declared, resource_types)), Some(overrides)) => Ok(LoadedStackFiles {
             template,
             declared,
+            resource_types,
             overrides,
             image: None,
         }),
@@ -81,7 +96,7 @@ fn read_input_file(input: &str, path: &Path) -> Result<String, InputError> {
     })
 }
 
-fn load_template_file(path: &Path) -> Result<(String, Vec<DeclaredParameter>), InputError> {
+fn load_template_file(path: &Path) -> Result<(String, TemplateSummary), InputError> {
     let shown = path.display().to_string();
     let body = read_input_file("template", path)?;
     check_body_size(body.len()).map_err(|error| {
@@ -100,7 +115,7 @@ fn load_template_file(path: &Path) -> Result<(String, Vec<DeclaredParameter>), I
             "fix the template (JSON or YAML with a non-empty Resources section)",
         )
     })?;
-    Ok((body, summary.parameters))
+    Ok((body, summary))
 }
 
 fn load_overrides_file(path: &Path) -> Result<Vec<ParameterOverride>, InputError> {

@@ -30,6 +30,22 @@ pub struct TemplateSummary {
     pub parameters: Vec<DeclaredParameter>,
     pub resources: Vec<DeclaredResource>,
     pub output_keys: Vec<String>,
+    /// The macros the template asks CloudFormation to run: the top-level
+    /// `Transform` (`AWS::Serverless-2016-10-31`, `AWS::LanguageExtensions`,
+    /// ...) and `AWS::Include` or other macros named by `Fn::Transform`.
+    pub transforms: Vec<String>,
+    /// False when a transform may add parameters the local reading cannot
+    /// see (`Fn::Transform` inside `Parameters`): CloudFormation is asked
+    /// (GetTemplateSummary) instead of trusting the list above.
+    pub parameters_complete: bool,
+}
+
+impl TemplateSummary {
+    /// Whether CloudFormation rewrites the template before using it, so the
+    /// resources listed here are only what the template says literally.
+    pub fn is_transformed(&self) -> bool {
+        !self.transforms.is_empty()
+    }
 }
 
 /// A JSON or YAML document that could not be parsed. `message` comes from the
@@ -232,13 +248,83 @@ fn declared_resource(logical_id: &str, value: &Value) -> Result<DeclaredResource
     }
 }
 
+/// The transforms a template uses: the top-level `Transform` (text or a
+/// list) and every macro named by an `Fn::Transform` anywhere in it.
+fn transforms_of(template: &Mapping) -> Vec<String> {
+    fn names(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::String(name) => found.push(name.clone()),
+            Value::Sequence(items) => items.iter().for_each(|item| names(item, found)),
+            Value::Mapping(mapping) => {
+                // `Fn::Transform: {Name: AWS::Include, Parameters: ...}`
+                if let Some(Value::String(name)) = mapping.get("Name") {
+                    found.push(name.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    fn walk(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Mapping(mapping) => {
+                for (key, inner) in mapping {
+                    if key.as_str() == Some("Fn::Transform") {
+                        names(inner, found);
+                    }
+                    walk(inner, found);
+                }
+            }
+            Value::Sequence(items) => items.iter().for_each(|item| walk(item, found)),
+            Value::Tagged(tagged) => {
+                if tagged.tag == "!Transform" {
+                    names(&tagged.value, found);
+                }
+                walk(&tagged.value, found);
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    if let Some(top) = template.get("Transform") {
+        names(top, &mut found);
+    }
+    walk(&Value::Mapping(template.clone()), &mut found);
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|name| seen.insert(name.clone()));
+    found
+}
+
+/// Whether a section holds an `Fn::Transform` of its own (an `AWS::Include`
+/// of the whole section): its entries are then only known to CloudFormation.
+fn section_is_included(section: Option<&Value>) -> bool {
+    section
+        .and_then(Value::as_mapping)
+        .is_some_and(|mapping| mapping.contains_key("Fn::Transform"))
+}
+
 /// Parses a JSON or YAML template and summarises it.
+///
+/// Refuses only what CloudFormation certainly refuses. A template with a
+/// transform is rewritten by CloudFormation before it is checked
+/// (`Fn::ForEach::Name` keys under `Resources`, SAM resources, an
+/// `AWS::Include` of a whole section), so for it only the document's syntax
+/// and top-level shape are judged here; the rest goes to CloudFormation,
+/// whose answer is shown.
 pub fn parse_template(body: &str) -> Result<TemplateSummary, TemplateError> {
     let document = parse_json_or_yaml(body).map_err(TemplateError::Syntax)?;
     let template = document.as_mapping().ok_or(TemplateError::NotAMapping {
         found: kind_of(&document),
     })?;
+    let transforms = transforms_of(template);
+    if transforms.is_empty() {
+        parse_plain_template(template)
+    } else {
+        Ok(parse_transformed_template(template, transforms))
+    }
+}
 
+/// A template CloudFormation takes as written: every rule is checked.
+fn parse_plain_template(template: &Mapping) -> Result<TemplateSummary, TemplateError> {
     let resources_section = match template.get("Resources") {
         None => return Err(TemplateError::NoResources),
         Some(_) => optional_section(template, "Resources")?,
@@ -271,7 +357,57 @@ pub fn parse_template(body: &str) -> Result<TemplateSummary, TemplateError> {
         parameters,
         resources,
         output_keys,
+        transforms: Vec::new(),
+        parameters_complete: true,
     })
+}
+
+/// A template a macro rewrites: what can be read literally is read, nothing
+/// is refused (CloudFormation judges the processed template).
+fn parse_transformed_template(template: &Mapping, transforms: Vec<String>) -> TemplateSummary {
+    let entries = |section: &str| -> Vec<(String, Mapping)> {
+        template
+            .get(section)
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| {
+                let name = name.as_str()?;
+                // `Fn::ForEach::Loop` and `Fn::Transform` entries are
+                // expanded by CloudFormation, not declarations.
+                (!name.starts_with("Fn::"))
+                    .then(|| Some((name.to_owned(), value.as_mapping()?.clone())))
+                    .flatten()
+            })
+            .collect()
+    };
+    let parameters = entries("Parameters")
+        .into_iter()
+        .filter_map(|(name, properties)| {
+            declared_parameter(&name, &Value::Mapping(properties)).ok()
+        })
+        .collect();
+    let resources = entries("Resources")
+        .into_iter()
+        .filter_map(|(logical_id, properties)| match properties.get("Type") {
+            Some(Value::String(resource_type)) => Some(DeclaredResource {
+                logical_id,
+                resource_type: resource_type.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let output_keys = entries("Outputs")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    TemplateSummary {
+        parameters,
+        resources,
+        output_keys,
+        parameters_complete: !section_is_included(template.get("Parameters")),
+        transforms,
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +534,9 @@ Outputs:
                     resource("Service", "AWS::ECS::Service"),
                 ],
                 output_keys: vec!["ServiceName".to_owned(), "SubnetId".to_owned()],
+
+                transforms: Vec::new(),
+                parameters_complete: true,
             })
         );
     }
@@ -417,6 +556,9 @@ Outputs:
                     resource("Bucket", "AWS::S3::Bucket"),
                 ],
                 output_keys: vec!["QueueUrl".to_owned(), "Arn".to_owned()],
+
+                transforms: Vec::new(),
+                parameters_complete: true,
             })
         );
     }
@@ -432,6 +574,8 @@ Outputs:
                 parameters: Vec::new(),
                 resources: vec![resource("Topic", "AWS::SNS::Topic")],
                 output_keys: Vec::new(),
+                transforms: Vec::new(),
+                parameters_complete: true,
             })
         );
     }
@@ -486,6 +630,74 @@ Outputs:
             assert!(message.starts_with("template: "), "{body:?}: {message}");
             assert!(message.contains(expected_fragment), "{body:?}: {message}");
         }
+    }
+
+    /// Regression: a valid `AWS::LanguageExtensions` template with an
+    /// `Fn::ForEach::Buckets` key under `Resources` was refused as "a list,
+    /// not a mapping"; CloudFormation accepts it.
+    #[test]
+    fn templates_with_transforms_are_left_to_cloudformation() {
+        let for_each = r#"Transform: AWS::LanguageExtensions
+Parameters:
+  Names:
+    Type: CommaDelimitedList
+    Default: a,b
+Resources:
+  Fn::ForEach::Buckets:
+    - Name
+    - !Ref Names
+    - Bucket${Name}:
+        Type: AWS::S3::Bucket
+  Queue:
+    Type: AWS::SQS::Queue
+Outputs:
+  Fn::ForEach::BucketArns:
+    - Name
+    - !Ref Names
+    - Arn${Name}:
+        Value: !GetAtt [!Sub "Bucket${Name}", Arn]
+  Count:
+    Value: !Length [!Ref Names]
+"#;
+        let summary = parse_template(for_each).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(summary.transforms, ["AWS::LanguageExtensions"]);
+        assert_eq!(summary.resources, [resource("Queue", "AWS::SQS::Queue")]);
+        assert_eq!(summary.parameters, [parameter("Names", false, true)]);
+        assert_eq!(summary.output_keys, ["Count"]);
+        assert!(summary.parameters_complete);
+        assert!(summary.is_transformed());
+
+        let cases: [(&str, &[&str], bool); 4] = [
+            (
+                "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n",
+                &["AWS::Serverless-2016-10-31"],
+                true,
+            ),
+            (
+                "Transform: [AWS::Serverless-2016-10-31, AWS::LanguageExtensions]\nResources: {}\n",
+                &["AWS::Serverless-2016-10-31", "AWS::LanguageExtensions"],
+                true,
+            ),
+            (
+                "Resources:\n  Fn::Transform:\n    Name: AWS::Include\n    Parameters: {Location: s3://b/r.yml}\n",
+                &["AWS::Include"],
+                true,
+            ),
+            (
+                "Parameters:\n  Fn::Transform: {Name: AWS::Include, Parameters: {Location: s3://b/p.yml}}\nResources:\n  Q: {Type: AWS::SQS::Queue}\n",
+                &["AWS::Include"],
+                false,
+            ),
+        ];
+        for (body, transforms, parameters_complete) in cases {
+            let summary = parse_template(body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+            assert_eq!(summary.transforms, transforms, "{body:?}");
+            assert_eq!(summary.parameters_complete, parameters_complete, "{body:?}");
+        }
+        // Without a transform the same `Fn::ForEach` key is refused, as
+        // CloudFormation refuses it.
+        let plain = for_each.replacen("Transform: AWS::LanguageExtensions\n", "", 1);
+        assert!(parse_template(&plain).is_err());
     }
 
     #[test]

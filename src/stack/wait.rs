@@ -86,7 +86,7 @@ pub async fn wait_for_stack(
     let started = Instant::now();
     let mut delay = Duration::ZERO;
     loop {
-        for event in feed.poll(client).await? {
+        for event in feed.poll_explained(client, console).await {
             print_event(console, &event);
             if let Some(services) = services.as_deref_mut() {
                 services.track(&event);
@@ -104,7 +104,7 @@ pub async fn wait_for_stack(
         let last_status = status_of(&snapshot);
         if !is_busy(&last_status) {
             // Events written just before the status flipped.
-            for event in feed.poll(client).await? {
+            for event in feed.poll_explained(client, console).await {
                 print_event(console, &event);
             }
             return Ok(last_status);

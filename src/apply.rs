@@ -1,0 +1,305 @@
+//! The apply phase: the plan's steps in order, each recorded in the
+//! [`JobReport`] the moment AWS confirms it, so a failure or a cancellation
+//! reports exactly what was applied.
+//!
+//! Apply makes no decision the plan could have made. The one exception is
+//! forced by the order of steps: a rollout that waits for what the stack
+//! creates (a cluster, a service, a task definition family) is read and
+//! decided after the stack step, by the same read-only code the plan uses.
+
+use anyhow::Context as _;
+
+use crate::console::Console;
+use crate::env::Environment;
+use crate::job::{Clients, JobError, Prepared};
+use crate::plan::Plan;
+use crate::report::JobReport;
+use crate::service::plan::{
+    CreatedEarlier, ReadyRollout, Registration, ServicePlan, decide_service, read_service,
+};
+use crate::service::register::{register_task_definition, registration_request};
+use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
+use crate::service::watch::{
+    EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
+};
+use crate::stack::deploy::{DeploySettings, StackDeployment, StackPlan, deploy_stack};
+use crate::taskdef::render::to_pretty_json;
+
+/// Where rendered files go, relative to the workspace.
+const RENDERED_DIR: &str = ".ecs-stack-deploy";
+
+/// Applies `plan`.
+pub async fn apply_plan(
+    plan: &Plan,
+    prepared: &Prepared,
+    clients: &Clients,
+    settings: &DeploySettings,
+    env: &Environment,
+    console: &Console,
+    report: &mut JobReport,
+) -> Result<(), JobError> {
+    report.apply_started = true;
+    if let (Some(stack_plan), Some(inputs)) = (&plan.stack, &prepared.inputs.stack) {
+        let client = aws_sdk_cloudformation::Client::new(&clients.config);
+        let deployment = report.stack.insert(StackDeployment::default());
+        deploy_stack(&client, inputs, stack_plan, settings, console, deployment)
+            .await
+            .map_err(JobError::Failed)?;
+        if deployment.executed
+            && let Some(stack_id) = deployment.stack_id.clone()
+        {
+            record_stack_ecs_resources(
+                &client,
+                &clients.ecs,
+                stack_plan,
+                &stack_id,
+                console,
+                report,
+            )
+            .await;
+        }
+    }
+    let rollout = match &plan.service {
+        None => return Ok(()),
+        Some(ServicePlan::Ready(rollout)) => (**rollout).clone(),
+        Some(ServicePlan::AfterStack { waiting_for }) => {
+            let Some(options) = &plan.rollout_options else {
+                return Ok(());
+            };
+            console.line(&format!(
+                "the stack is applied: planning the rollout that waited for the {}",
+                waiting_for.join(", ")
+            ));
+            let view = read_service(&clients.ecs, options)
+                .await
+                .map_err(JobError::Failed)?;
+            match decide_service(options, &view, CreatedEarlier::default()) {
+                Ok(ServicePlan::Ready(rollout)) => *rollout,
+                Ok(ServicePlan::AfterStack { waiting_for }) => {
+                    return Err(JobError::Failed(anyhow::anyhow!(
+                        "the stack was applied but the {} it was to create is still missing",
+                        waiting_for.join(", ")
+                    )));
+                }
+                // Refused now, after the stack changed: a failure, not a
+                // bad input, since something was applied.
+                Err(errors) => {
+                    return Err(JobError::Failed(anyhow::anyhow!(
+                        "after the stack was applied, the rollout cannot go ahead: {errors}"
+                    )));
+                }
+            }
+        }
+    };
+    console.plain(&rollout.describe().join("; "));
+    roll_out(&rollout, &clients.ecs, settings, env, console, report)
+        .await
+        .map_err(JobError::Failed)
+}
+
+/// Finds the task definition and service a stack manages, for the outputs.
+/// These calls only describe what the stack did: a failure is one warning.
+async fn record_stack_ecs_resources(
+    client: &aws_sdk_cloudformation::Client,
+    ecs: &EcsClients,
+    plan: &StackPlan,
+    stack_id: &str,
+    console: &Console,
+    report: &mut JobReport,
+) {
+    // A template without ECS resources has none to find: spare the call.
+    if !plan.may_declare("AWS::ECS::Service") && !plan.may_declare("AWS::ECS::TaskDefinition") {
+        return;
+    }
+    let resources = match stack_ecs_resources(client, stack_id).await {
+        Ok(resources) => resources,
+        Err(error) => {
+            console.explain_failed("ListStackResources", &error);
+            return;
+        }
+    };
+    report.task_definition_arn = resources.task_definition_arn;
+    report.service_arn = resources.service_arn;
+    if let Some(service_arn) = &report.service_arn {
+        match stack_service_rollout(ecs, service_arn).await {
+            Ok(rollout) => report.rollout = rollout,
+            Err(error) => console.explain_failed("DescribeServices", &error),
+        }
+    }
+}
+
+/// The PRIMARY deployment of a service the stack manages: CloudFormation
+/// waited for it to stabilise, so its id and state are the rollout's.
+async fn stack_service_rollout(
+    clients: &EcsClients,
+    service_arn: &str,
+) -> anyhow::Result<Option<Rollout>> {
+    let Some((cluster, name)) = service_location(service_arn) else {
+        return Ok(None);
+    };
+    let Some(service) = describe_service(&clients.ecs, &cluster, &name).await? else {
+        return Ok(None);
+    };
+    let primary = service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"));
+    Ok(primary.map(|deployment| Rollout {
+        service_arn: Some(service_arn.to_string()),
+        deployment_id: deployment.id().map(str::to_string),
+        rollout_state: deployment.rollout_state().map(|s| s.as_str().to_string()),
+        task_definition_arn: deployment.task_definition().unwrap_or_default().to_string(),
+        diagnosis: Vec::new(),
+    }))
+}
+
+/// The ECS resources of a stack, for the outputs.
+#[derive(Debug, Default)]
+struct StackEcsResources {
+    task_definition_arn: Option<String>,
+    service_arn: Option<String>,
+}
+
+async fn stack_ecs_resources(
+    client: &aws_sdk_cloudformation::Client,
+    stack_id: &str,
+) -> anyhow::Result<StackEcsResources> {
+    let mut found = StackEcsResources::default();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_stack_resources()
+            .stack_name(stack_id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(crate::aws::aws_error)
+            .context("listing the stack's resources")?;
+        for resource in page.stack_resource_summaries() {
+            let physical = resource.physical_resource_id().map(str::to_string);
+            match resource.resource_type() {
+                Some("AWS::ECS::TaskDefinition") if found.task_definition_arn.is_none() => {
+                    found.task_definition_arn = physical;
+                }
+                Some("AWS::ECS::Service") if found.service_arn.is_none() => {
+                    found.service_arn = physical;
+                }
+                _ => {}
+            }
+        }
+        match page.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(found),
+        }
+    }
+}
+
+/// Writes the rendered task definition, registers it when the plan says
+/// so, updates the service and waits for the rollout.
+async fn roll_out(
+    rollout: &ReadyRollout,
+    clients: &EcsClients,
+    settings: &DeploySettings,
+    env: &Environment,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    let section = console.phase("Task definition");
+    let path = write_rendered(env, &rollout.rendered.task_definition)?;
+    console.line(&format!("rendered task definition written to {path}"));
+    report.task_definition_path = Some(path);
+    let task_definition_arn = match &rollout.registration {
+        Registration::Unchanged { current } => {
+            console.line(&format!(
+                "the rendered task definition equals the service's current {}: no new revision is registered",
+                short_task_definition(current)
+            ));
+            current.clone()
+        }
+        Registration::New => {
+            let request = registration_request(
+                &rollout.rendered.task_definition,
+                rollout.rendered.tags.as_ref(),
+                &rollout.source,
+            )?;
+            let registered = register_task_definition(&clients.ecs, request).await?;
+            console.line(&format!("registered {}", registered.arn));
+            report.registered_task_definition = Some(registered.arn.clone());
+            registered.arn
+        }
+    };
+    report.task_definition_arn = Some(task_definition_arn.clone());
+    drop(section);
+
+    let Some(name) = &rollout.service else {
+        console
+            .line("no `service` given: the task definition is registered, no service is updated");
+        return Ok(());
+    };
+    if !rollout.updates_service {
+        console.line(&format!(
+            "service {name} already runs this task definition: nothing to roll out (set force-new-deployment to restart its tasks)"
+        ));
+        report.rollout = Some(Rollout {
+            rollout_state: Some("UNCHANGED".into()),
+            task_definition_arn,
+            ..Rollout::default()
+        });
+        return Ok(());
+    }
+    let _section = console.phase(&format!("Roll out service {name}"));
+    let mut watch = ServiceWatch::new(&rollout.cluster, name);
+    let (service_arn, deployment_id) = update_service(
+        clients,
+        &rollout.cluster,
+        name,
+        &task_definition_arn,
+        rollout.desired_count,
+        rollout.force_new_deployment,
+    )
+    .await?;
+    report.service_arn = Some(service_arn.clone());
+    report.service_update_started = true;
+    let state = report.rollout.insert(Rollout {
+        service_arn: Some(service_arn),
+        deployment_id: deployment_id.clone(),
+        rollout_state: Some("IN_PROGRESS".into()),
+        task_definition_arn: task_definition_arn.clone(),
+        diagnosis: Vec::new(),
+    });
+    console.line(&format!(
+        "service {name} updated; deployment {}",
+        deployment_id.as_deref().unwrap_or("(id not reported)")
+    ));
+    if !rollout.wait_for_stability {
+        console.line("wait-for-service-stability is false: not waiting for the rollout");
+        return Ok(());
+    }
+    wait_for_rollout(
+        clients,
+        &mut watch,
+        state,
+        console,
+        settings.poll,
+        rollout.wait_timeout,
+    )
+    .await
+}
+
+/// Writes the rendered task definition under the workspace (container
+/// actions get no RUNNER_TEMP) and returns its path relative to the
+/// workspace, which is valid both inside the container and in later steps.
+fn write_rendered(
+    env: &Environment,
+    task_definition: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let relative = format!("{RENDERED_DIR}/task-definition.json");
+    let path = env.workspace().join(&relative);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&path, to_pretty_json(task_definition))
+        .with_context(|| format!("writing the rendered task definition to {}", path.display()))?;
+    Ok(relative)
+}

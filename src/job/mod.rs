@@ -1,0 +1,466 @@
+//! The deploy job, shared by the action and the CLI, as four typed phases:
+//!
+//! ```text
+//! inputs ─► prepare::prepare      raw inputs, files, event, run context; no AWS call
+//! plan   ─► plan::build_plan      read-only AWS calls; one Plan, printed
+//! apply  ─► apply::apply_plan     the Plan's steps; each recorded in JobReport
+//! report ─► report_outcome        dispatch, GitHub deployment, outputs, summary
+//! ```
+//!
+//! Every check that can fail on user input runs before the first call that
+//! changes AWS; a signal is honoured in every phase; the report says what
+//! was applied, never more or less.
+//!
+//! Exit codes: 0 success (including "no changes"), 1 the deploy failed or
+//! was cancelled, 2 bad input (always found before any change).
+
+mod cancel;
+mod github;
+mod prepare;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::apply::apply_plan;
+use crate::aws::{CallTimeouts, load_config};
+use crate::console::Console;
+use crate::env::Environment;
+use crate::github::commands::AnnotationLevel;
+use crate::github::lint::{WorkflowFile, lint_workflows as lint, read_workflow_dir};
+use crate::github::output::{append_outputs, append_summary};
+use crate::inputs::{InputErrors, RawInputs};
+use crate::plan::build_plan;
+use crate::report::{JobReport, action_outputs, markdown_summary};
+use crate::service::watch::EcsClients;
+use crate::stack::deploy::DeploySettings;
+use crate::stack::parameters::no_echo_values;
+use crate::stack::wait::PollSchedule;
+use crate::termination::Termination;
+
+use self::cancel::{CancelOptions, cancel};
+use self::github::GithubRun;
+pub use self::prepare::{EventGate, Prepared, ResultFiles, RunContext};
+use self::prepare::{check_event, prepare};
+
+/// How a job ended, mapped onto the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failed,
+    BadInput,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(1),
+            Outcome::BadInput => ExitCode::from(2),
+        }
+    }
+}
+
+/// Why a job did not succeed; the one type the exit code is decided from.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Found before anything changed: exit 2.
+    #[error("{0}")]
+    BadInput(InputErrors),
+    /// The deploy failed (before or after something was applied).
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+    /// A signal stopped the job; the message says where things stand.
+    #[error("{0}")]
+    Cancelled(String),
+}
+
+impl JobError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::BadInput(_) => Outcome::BadInput,
+            Self::Failed(_) | Self::Cancelled(_) => Outcome::Failed,
+        }
+    }
+}
+
+/// The AWS clients of one job, from one SDK configuration.
+pub struct Clients {
+    pub config: aws_config::SdkConfig,
+    pub ecs: EcsClients,
+}
+
+/// What the job needs besides inputs and environment: values passed in, so
+/// tests choose them (a fast poll schedule, a signal source).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub poll: PollSchedule,
+    pub termination: Termination,
+}
+
+/// Runs the deploy job.
+pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -> Outcome {
+    let console = Console::new(env.is_github_actions());
+    let termination = settings.termination.clone();
+    let mut report = JobReport::default();
+
+    // inputs
+    let run = RunContext::read(env);
+    let prepared = {
+        let _section = console.phase("Validate inputs");
+        match prepare(raw, env, &run, &console) {
+            Ok(prepared) => prepared,
+            Err(errors) => return report_bad_inputs(&console, &errors),
+        }
+    };
+    if let Some(signal) = termination.signal() {
+        return finish_cancelled(&console, signal, &prepared, &run, &mut report).await;
+    }
+    if let Some(gate) = inputs_gate(&prepared, env, &run, &console) {
+        return gate;
+    }
+
+    // plan
+    let timeouts = CallTimeouts::within(wait_bound(&prepared));
+    let config = load_config(
+        prepared.region.clone(),
+        prepared.inputs.retry,
+        timeouts,
+        env,
+    )
+    .await;
+    let clients = Clients {
+        ecs: EcsClients::new(&config),
+        config,
+    };
+    let deploy_settings = DeploySettings {
+        poll: settings.poll,
+        description: run.change_set_description.clone(),
+        ecs: Some(clients.ecs.clone()),
+    };
+    let planned = tokio::select! {
+        planned = build_plan(&prepared, &clients, &deploy_settings, &console) => Ok(planned),
+        signal = termination.received() => Err(signal),
+    };
+    let plan = match planned {
+        Err(signal) => {
+            return finish_cancelled(&console, signal, &prepared, &run, &mut report).await;
+        }
+        Ok(Ok(plan)) => plan,
+        Ok(Err(JobError::BadInput(errors))) => return report_bad_inputs(&console, &errors),
+        Ok(Err(error)) => {
+            return report_outcome(&console, &prepared, &run, None, &mut report, Err(error)).await;
+        }
+    };
+    {
+        let _section = console.phase("Plan");
+        console.plain(plan.to_string().trim_end());
+    }
+    report.image = plan.image.as_ref().map(|image| image.deployed.clone());
+    report.image_digest = plan.image.as_ref().and_then(|image| image.digest.clone());
+
+    // GitHub deployment, then apply
+    let api_url = env
+        .get("GITHUB_API_URL")
+        .unwrap_or("https://api.github.com");
+    let mut github = match GithubRun::connect(&prepared.inputs.github, &run, &console, api_url) {
+        Ok(github) => github,
+        Err(error) => {
+            let error = JobError::Failed(error);
+            return report_outcome(&console, &prepared, &run, None, &mut report, Err(error)).await;
+        }
+    };
+    let applied = tokio::select! {
+        applied = async {
+            if let Some(github) = github.as_mut() {
+                github
+                    .start_deployment(&prepared.inputs.github, &run, &console)
+                    .await
+                    .map_err(JobError::Failed)?;
+            }
+            apply_plan(&plan, &prepared, &clients, &deploy_settings, env, &console, &mut report).await
+        } => Ok(applied),
+        signal = termination.received() => Err(signal),
+    };
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(signal) => {
+            let options = cancel_options(&prepared);
+            let message = cancel(
+                signal,
+                options,
+                Some(&clients.config),
+                &console,
+                &mut report,
+            )
+            .await;
+            Err(JobError::Cancelled(message))
+        }
+    };
+
+    // report: dispatch only after success, and never half of it unsaid
+    let result = match (applied, &github) {
+        (Ok(()), Some(github)) => tokio::select! {
+            dispatched = github.dispatch(&prepared.inputs.github, &run, &console, &mut report) => {
+                dispatched.map_err(JobError::Failed)
+            }
+            signal = termination.received() => {
+                Err(JobError::Cancelled(format!("the job was cancelled ({signal}) while dispatching workflows")))
+            }
+        },
+        (result, _) => result,
+    };
+    report_outcome(
+        &console,
+        &prepared,
+        &run,
+        github.as_ref(),
+        &mut report,
+        result,
+    )
+    .await
+}
+
+/// The longest the job waits for anything, which bounds every call.
+fn wait_bound(prepared: &Prepared) -> std::time::Duration {
+    let stack = prepared.inputs.stack.as_ref().map(|s| s.wait_timeout);
+    let service = prepared.inputs.service.as_ref().map(|s| s.wait_timeout);
+    stack
+        .into_iter()
+        .chain(service)
+        .max()
+        .unwrap_or(std::time::Duration::from_secs(90))
+}
+
+fn cancel_options(prepared: &Prepared) -> CancelOptions {
+    CancelOptions {
+        executes_change_set: prepared
+            .inputs
+            .stack
+            .as_ref()
+            .is_some_and(|s| s.execute_change_set),
+        cancel_update: prepared.inputs.cancel_on_abort,
+    }
+}
+
+/// The checks of the inputs phase that need no AWS: masking, the workflow
+/// lint, the event gate. Returns the outcome when the job stops here.
+fn inputs_gate(
+    prepared: &Prepared,
+    env: &Environment,
+    run: &RunContext,
+    console: &Console,
+) -> Option<Outcome> {
+    let _section = console.phase("Check the run");
+    if let Some(files) = &prepared.stack_files
+        && let Some(declared) = &files.declared
+    {
+        for secret in no_echo_values(declared, &files.overrides) {
+            console.mask(&secret);
+        }
+    }
+    console.line(&format!("region {}", prepared.region));
+    if prepared.inputs.lint_workflows {
+        // Findings warn: a chain problem elsewhere should not block this deploy.
+        let dir = env.workspace().join(".github/workflows");
+        match read_workflow_dir(&dir) {
+            Ok(files) => {
+                let findings =
+                    report_findings(console, &files, &env.workspace(), AnnotationLevel::Warning);
+                console.line(&format!(
+                    "workflow lint: {findings} finding(s) in {} file(s)",
+                    files.len()
+                ));
+            }
+            Err(error) => console.warning(&format!(
+                "lint-workflows: cannot read {}: {error}",
+                dir.display()
+            )),
+        }
+    }
+    match check_event(run, prepared.inputs.event_policy) {
+        Ok(EventGate::Proceed) => None,
+        Ok(EventGate::Skip(reason)) => {
+            console.notice(&format!(
+                "{reason}; on-upstream-failure is `skip`, so nothing is deployed"
+            ));
+            Some(Outcome::Success)
+        }
+        Err(reason) => {
+            console.error(&format!("{reason}; nothing was deployed"));
+            Some(Outcome::Failed)
+        }
+    }
+}
+
+fn report_bad_inputs(console: &Console, errors: &InputErrors) -> Outcome {
+    for error in &errors.0 {
+        console.error(&error.to_string());
+    }
+    console.plain(&format!(
+        "{} bad input(s); nothing was changed in AWS",
+        errors.0.len()
+    ));
+    Outcome::BadInput
+}
+
+/// A signal before anything was applied: nothing to clean up, but the
+/// outputs and summary are still written.
+async fn finish_cancelled(
+    console: &Console,
+    signal: &str,
+    prepared: &Prepared,
+    run: &RunContext,
+    report: &mut JobReport,
+) -> Outcome {
+    let message = cancel(signal, cancel_options(prepared), None, console, report).await;
+    report_outcome(
+        console,
+        prepared,
+        run,
+        None,
+        report,
+        Err(JobError::Cancelled(message)),
+    )
+    .await
+}
+
+/// The report phase: closes the GitHub side, writes outputs and the
+/// summary, repeats the failure with its root causes and what was applied.
+async fn report_outcome(
+    console: &Console,
+    prepared: &Prepared,
+    run: &RunContext,
+    github: Option<&GithubRun>,
+    report: &mut JobReport,
+    result: Result<(), JobError>,
+) -> Outcome {
+    let error_text = result.as_ref().err().map(ToString::to_string);
+    if let Some(github) = github {
+        let review_only = prepared
+            .inputs
+            .stack
+            .as_ref()
+            .is_some_and(|s| !s.execute_change_set);
+        github
+            .finish(
+                &prepared.inputs.github,
+                review_only,
+                run,
+                console,
+                report,
+                error_text.as_deref(),
+            )
+            .await;
+    }
+    let written = publish(
+        console,
+        &prepared.result_files,
+        report,
+        error_text.as_deref(),
+    );
+    match result {
+        Ok(()) if written => Outcome::Success,
+        Ok(()) => Outcome::Failed,
+        Err(error) => {
+            let _section = console.phase("Failure");
+            console.error(&error.to_string());
+            for cause in report.root_causes() {
+                console.error(&format!("root cause: {cause}"));
+            }
+            console.plain(&report.change_statement());
+            error.outcome()
+        }
+    }
+}
+
+/// Prints and writes the outputs and the job summary. Returns false when a
+/// file could not be written (reported as an error).
+fn publish(
+    console: &Console,
+    files: &ResultFiles,
+    report: &JobReport,
+    error: Option<&str>,
+) -> bool {
+    let outputs = action_outputs(report);
+    for warning in &outputs.warnings {
+        console.warning(warning);
+    }
+    {
+        let _section = console.phase("Outputs");
+        for (name, value) in &outputs.values {
+            console.plain(&format!("{name} = {value}"));
+        }
+    }
+    let mut written = true;
+    if let Some(path) = &files.outputs
+        && let Err(e) = append_outputs(path, &outputs.values)
+    {
+        console.error(&format!("writing the step outputs: {e}"));
+        written = false;
+    }
+    if let Some(path) = &files.summary {
+        let markdown = markdown_summary(report, console.elapsed(), error);
+        if let Err(e) = append_summary(path, &markdown) {
+            console.error(&format!("writing the job summary: {e}"));
+            written = false;
+        }
+    }
+    written
+}
+
+/// Lints the workflow files in `dir` (relative to the workspace): every
+/// finding is an annotation on its file and line. Exit 1 when there are
+/// findings, 2 when the folder cannot be read.
+pub fn lint_workflows(dir: &Path, env: &Environment) -> Outcome {
+    let console = Console::new(env.is_github_actions());
+    let dir = env.workspace().join(dir);
+    let _section = console.phase(&format!("Lint workflows in {}", dir.display()));
+    match read_workflow_dir(&dir) {
+        Err(error) => {
+            console.error(&format!(
+                "cannot read the workflows in {}: {error}; give the folder of the workflow files",
+                dir.display()
+            ));
+            Outcome::BadInput
+        }
+        Ok(files) => {
+            let findings =
+                report_findings(&console, &files, &env.workspace(), AnnotationLevel::Error);
+            console.line(&format!(
+                "{} workflow file(s), {findings} finding(s)",
+                files.len()
+            ));
+            if findings == 0 {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+/// Prints each finding as an annotation on its file (relative to the
+/// workspace, as the runner expects) and line.
+fn report_findings(
+    console: &Console,
+    files: &[WorkflowFile],
+    workspace: &Path,
+    level: AnnotationLevel,
+) -> usize {
+    let findings = lint(files);
+    for finding in &findings {
+        let path = Path::new(&finding.path);
+        let shown = path
+            .strip_prefix(workspace)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        console.annotate_file(
+            level,
+            &shown,
+            finding.line,
+            &format!("{}: {}", finding.kind, finding.message),
+        );
+    }
+    findings.len()
+}

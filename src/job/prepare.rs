@@ -1,0 +1,391 @@
+//! The inputs phase: raw inputs, the files they name, the event payload and
+//! the run context, read once and validated without any AWS call.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::console::Console;
+use crate::env::Environment;
+use crate::github::event::{EventSummary, default_image_tag, summarize};
+use crate::inputs::{
+    DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
+    TaskDefinitionSource, UpstreamFailure,
+};
+use crate::stack::plan::{LoadedStackFiles, load_stack_files};
+use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
+use crate::taskdef::render::parse_task_definition;
+
+/// Where the job writes its results for the runner.
+#[derive(Debug, Clone, Default)]
+pub struct ResultFiles {
+    pub outputs: Option<PathBuf>,
+    pub summary: Option<PathBuf>,
+}
+
+/// The run this job belongs to, read once: the event and its payload, the
+/// commit, the links and names derived from them.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub event_name: Option<String>,
+    /// The payload text; `Err` says why GITHUB_EVENT_PATH could not be read.
+    pub payload: Result<Option<String>, String>,
+    /// The payload's parts the job uses; `Err` says why it could not be
+    /// read or parsed.
+    pub summary: Result<EventSummary, String>,
+    pub git_ref: Option<String>,
+    pub sha: Option<String>,
+    pub repository: Option<String>,
+    /// The link to this workflow run.
+    pub run_url: Option<String>,
+    pub default_change_set_name: String,
+    /// Stored on change sets so the console shows who made them.
+    pub change_set_description: String,
+}
+
+impl RunContext {
+    pub fn read(env: &Environment) -> Self {
+        let event_name = env.get("GITHUB_EVENT_NAME").map(str::to_string);
+        let payload = match env.get("GITHUB_EVENT_PATH") {
+            Some(path) => std::fs::read_to_string(path)
+                .map(Some)
+                .map_err(|error| format!("GITHUB_EVENT_PATH {path} cannot be read: {error}")),
+            None => Ok(None),
+        };
+        let summary = match &payload {
+            Ok(text) => {
+                summarize(event_name.as_deref(), text.as_deref()).map_err(|e| e.to_string())
+            }
+            Err(problem) => Err(problem.clone()),
+        };
+        let run_url = match (env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")) {
+            (Some(repository), Some(run)) => Some(format!(
+                "{}/{repository}/actions/runs/{run}",
+                env.get("GITHUB_SERVER_URL").unwrap_or("https://github.com"),
+            )),
+            _ => None,
+        };
+        Self {
+            default_change_set_name: default_change_set_name(env),
+            change_set_description: change_set_description(env),
+            event_name,
+            payload,
+            summary,
+            git_ref: env.get("GITHUB_REF").map(str::to_string),
+            sha: env.get("GITHUB_SHA").map(str::to_string),
+            repository: env.get("GITHUB_REPOSITORY").map(str::to_string),
+            run_url,
+        }
+    }
+
+    /// The commit being deployed: the upstream run's head on `workflow_run`
+    /// (GITHUB_SHA is the default branch's head there), else GITHUB_SHA.
+    pub fn deployed_commit(&self) -> String {
+        self.summary
+            .as_ref()
+            .ok()
+            .and_then(|summary| summary.workflow_run.as_ref())
+            .and_then(|run| run.head_sha.clone())
+            .or_else(|| self.sha.clone())
+            .unwrap_or_default()
+    }
+
+    /// A `pull_request` run: a planned change set is worth a comment.
+    pub fn is_review_of_pull_request(&self) -> bool {
+        matches!(
+            self.event_name.as_deref(),
+            Some("pull_request" | "pull_request_target")
+        )
+    }
+
+    /// The pull request's number on a `pull_request` run.
+    pub fn pull_request_number(&self) -> Option<u64> {
+        self.summary
+            .as_ref()
+            .ok()
+            .and_then(|summary| summary.pull_request.as_ref())
+            .and_then(|pr| pr.number)
+    }
+}
+
+/// A change set name unique per run: reruns of a workflow get a new attempt
+/// number, local runs the current time.
+fn default_change_set_name(env: &Environment) -> String {
+    match (env.get("GITHUB_RUN_ID"), env.get("GITHUB_RUN_ATTEMPT")) {
+        (Some(run), Some(attempt)) => format!("ecs-stack-deploy-{run}-{attempt}"),
+        _ => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default();
+            format!("ecs-stack-deploy-{now}")
+        }
+    }
+}
+
+/// The description stored on change sets, naming the commit when known.
+fn change_set_description(env: &Environment) -> String {
+    match (env.get("GITHUB_REPOSITORY"), env.get("GITHUB_SHA")) {
+        (Some(repository), Some(sha)) => {
+            format!(
+                "ecs-stack-deploy {} for {repository}@{sha}",
+                env!("CARGO_PKG_VERSION")
+            )
+        }
+        _ => format!("ecs-stack-deploy {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Everything checked before the first AWS call.
+pub struct Prepared {
+    pub inputs: DeployInputs,
+    pub stack_files: Option<LoadedStackFiles>,
+    /// The task definition file, parsed, with its path for messages.
+    pub task_definition_file: Option<(serde_json::Value, String)>,
+    /// The image from `image` / `image-repository` + `image-tag`.
+    pub image: Option<ImageReference>,
+    /// `images`: container name and image.
+    pub container_images: Vec<(String, ImageReference)>,
+    pub region: String,
+    pub result_files: ResultFiles,
+}
+
+/// Checks the runner's files are usable before anything is deployed, so a
+/// deploy never succeeds only to lose its outputs. On a runner
+/// `GITHUB_OUTPUT` is required; outside one it is optional.
+pub fn result_files(env: &Environment) -> Result<ResultFiles, InputError> {
+    let outputs = env.github_output();
+    if env.is_github_actions() && outputs.is_none() {
+        return Err(InputError::new(
+            "GITHUB_OUTPUT",
+            "",
+            "is not set although GITHUB_ACTIONS is true",
+            "run the action through the GitHub runner, which sets GITHUB_OUTPUT, or unset GITHUB_ACTIONS to run as a CLI",
+        ));
+    }
+    for (name, path) in [
+        ("GITHUB_OUTPUT", &outputs),
+        ("GITHUB_STEP_SUMMARY", &env.step_summary()),
+    ] {
+        if let Some(path) = path {
+            check_appendable(name, path)?;
+        }
+    }
+    Ok(ResultFiles {
+        outputs,
+        summary: env.step_summary(),
+    })
+}
+
+fn check_appendable(name: &str, path: &Path) -> Result<(), InputError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|error| {
+            InputError::new(
+                name,
+                &path.display().to_string(),
+                format!("cannot be written: {error}"),
+                "point it at a writable file (the runner's file commands directory)",
+            )
+        })
+}
+
+/// Validates inputs and reads every file, with no AWS call.
+pub fn prepare(
+    raw: &RawInputs,
+    env: &Environment,
+    run: &RunContext,
+    console: &Console,
+) -> Result<Prepared, InputErrors> {
+    let context = InputContext {
+        workspace: env.workspace(),
+        default_change_set_name: run.default_change_set_name.clone(),
+    };
+    let inputs = DeployInputs::from_raw(raw, &context)?;
+    let mut errors = Vec::new();
+    let stack_files = match inputs.stack.as_ref().map(load_stack_files) {
+        Some(Ok(files)) => Some(files),
+        Some(Err(InputErrors(found))) => {
+            errors.extend(found);
+            None
+        }
+        None => None,
+    };
+    let task_definition_file = match inputs.service.as_ref().map(|s| &s.task_definition) {
+        Some(TaskDefinitionSource::File(path)) => match read_task_definition_file(path) {
+            Ok(document) => Some(document),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+        _ => None,
+    };
+    let policy = MutableTagPolicy::new(
+        Some(inputs.image.mutable_tags.clone()),
+        inputs.image.allow_mutable_tag,
+    )
+    .map_err(|e| {
+        InputError::described(
+            "mutable-tags",
+            &inputs.image.mutable_tags.join(","),
+            &e.to_string(),
+        )
+    });
+    let image = match (&policy, inputs.image.is_requested()) {
+        (Ok(policy), true) => match resolve_image(&inputs.image, policy, run, console) {
+            Ok(image) => Some(image),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+        (Err(error), _) => {
+            errors.push(error.clone());
+            None
+        }
+        (Ok(_), false) => None,
+    };
+    let mut container_images = Vec::new();
+    if let (Ok(policy), Some(service)) = (&policy, &inputs.service) {
+        for (container, text) in &service.images {
+            let checked = ImageReference::parse_for_input(text, "images")
+                .and_then(|reference| policy.check(&reference).map(|()| reference));
+            match checked {
+                Ok(reference) => container_images.push((container.clone(), reference)),
+                Err(error) => {
+                    errors.push(InputError::described("images", text, &error.to_string()))
+                }
+            }
+        }
+    }
+    let region = crate::aws::resolve_region(inputs.region.as_deref(), env);
+    let result_files = result_files(env);
+    match (region, result_files) {
+        (Ok(region), Ok(result_files)) if errors.is_empty() => Ok(Prepared {
+            inputs,
+            stack_files,
+            task_definition_file,
+            image,
+            container_images,
+            region,
+            result_files,
+        }),
+        (region, result_files) => {
+            errors.extend(region.err());
+            errors.extend(result_files.err());
+            Err(InputErrors(errors))
+        }
+    }
+}
+
+fn read_task_definition_file(path: &Path) -> Result<(serde_json::Value, String), InputError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        InputError::new(
+            "task-definition",
+            &shown,
+            format!("cannot be read: {error}"),
+            "check the path: relative paths are resolved against the workspace (GITHUB_WORKSPACE)",
+        )
+    })?;
+    parse_task_definition(&text, &shown)
+        .map(|document| (document, shown.clone()))
+        .map_err(|error| InputError::described("task-definition", &shown, &error.to_string()))
+}
+
+/// Composes the image from the inputs, deriving the tag from the event when
+/// only a repository is given, and applies the mutable-tag policy.
+fn resolve_image(
+    image: &ImageInputs,
+    policy: &MutableTagPolicy,
+    run: &RunContext,
+    console: &Console,
+) -> Result<ImageReference, InputError> {
+    let mut tag = image.tag.clone();
+    if image.image.is_none() && tag.is_none() {
+        let payload = run.payload.as_ref().map_err(|problem| {
+            InputError::new(
+                "GITHUB_EVENT_PATH",
+                "",
+                problem.clone(),
+                "run inside GitHub Actions, or give `image-tag` explicitly",
+            )
+        })?;
+        let source = default_image_tag(
+            run.event_name.as_deref(),
+            payload.as_deref(),
+            run.git_ref.as_deref(),
+            run.sha.as_deref(),
+        )
+        .map_err(|error| InputError::described("image-tag", "", &error.to_string()))?;
+        console.line(&source.describe());
+        tag = Some(source.tag);
+    }
+    let input = if image.image.is_some() {
+        "image"
+    } else {
+        "image-repository"
+    };
+    let value = image
+        .image
+        .clone()
+        .or(image.repository.clone())
+        .unwrap_or_default();
+    let reference = compose_image(
+        image.image.as_deref(),
+        image.repository.as_deref(),
+        tag.as_deref(),
+    )
+    .map_err(|error| InputError::described(input, &value, &error.to_string()))?;
+    policy.check(&reference).map_err(|error| {
+        InputError::described(input, &reference.to_string(), &error.to_string())
+    })?;
+    Ok(reference)
+}
+
+/// Whether the triggering event allows a deploy.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventGate {
+    Proceed,
+    /// The upstream run failed and the user asked to skip.
+    Skip(String),
+}
+
+/// Checks a `workflow_run` event before any AWS call: the upstream run must
+/// have succeeded (a `workflow_run` trigger fires on failure too), and its
+/// code must come from this repository, not a fork (a fork's code running
+/// with this repository's secrets is the classic exfiltration path).
+pub fn check_event(run: &RunContext, policy: EventPolicy) -> Result<EventGate, String> {
+    if run.event_name.as_deref() != Some("workflow_run") {
+        return Ok(EventGate::Proceed);
+    }
+    let summary = run.summary.as_ref().map_err(Clone::clone)?;
+    let workflow_run = summary.workflow_run.clone().unwrap_or_default();
+    let upstream = workflow_run
+        .name
+        .as_deref()
+        .unwrap_or("the upstream workflow");
+    let conclusion = workflow_run.conclusion.as_deref().unwrap_or("unknown");
+    if conclusion != "success" {
+        let reason = format!("{upstream} concluded `{conclusion}`, not `success`");
+        return match policy.on_upstream_failure {
+            UpstreamFailure::Skip => Ok(EventGate::Skip(reason)),
+            UpstreamFailure::Fail => Err(format!(
+                "{reason}; deploying after a failed upstream would ship what it did not finish (set on-upstream-failure: skip to end green instead)"
+            )),
+        };
+    }
+    let head_repository = workflow_run.head_repository.and_then(|r| r.full_name);
+    if let (Some(head), Some(this)) = (head_repository.as_deref(), run.repository.as_deref())
+        && head != this
+        && !policy.allow_fork_runs
+    {
+        return Err(format!(
+            "{upstream} ran on code from the fork {head}, not {this}; refusing to deploy it with this repository's credentials (set allow-fork-runs: true only if that code is trusted)"
+        ));
+    }
+    Ok(EventGate::Proceed)
+}

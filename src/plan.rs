@@ -1,0 +1,733 @@
+//! The plan phase: everything that can be known or refused before AWS is
+//! changed, with read-only calls only.
+//!
+//! From the validated inputs ([`Prepared`]) it checks the images against ECR,
+//! reads the cluster, the service and its task definition and renders the
+//! new one (so a misspelt `container-name` or a missing service is refused
+//! here), then reads the stack (waiting out a running operation) and decides
+//! its change. The result is one [`Plan`]: a value that is printed before
+//! anything is applied, and whose [`Plan::steps`] unit tests compare.
+//!
+//! A new kind of deploy or rollout is a new part of the plan plus the module
+//! that applies it (see ARCHITECTURE.md).
+
+use std::fmt;
+
+use crate::console::Console;
+use crate::inputs::{InputError, InputErrors, ServiceInputs, StackInputs, TaskDefinitionSource};
+use crate::job::{Clients, JobError, Prepared};
+use crate::service::ecr::inspect_ecr_image;
+use crate::service::plan::{
+    CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
+    decide_service, read_service,
+};
+use crate::stack::deploy::{DeploySettings, StackAction, StackPlan, StackPlanError, plan_stack};
+use crate::stack::plan::{ImageParameter, LoadedStackFiles};
+use crate::taskdef::image::ImageReference;
+use crate::taskdef::render::ContainerImage;
+
+/// An image checked before the deploy: what goes into the task definition
+/// or template (pinned to its digest with `pin-digest`), and its digest when
+/// ECR knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedImage {
+    pub deployed: String,
+    pub digest: Option<String>,
+}
+
+/// Everything the apply phase does, decided.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub region: String,
+    /// The `image` (or `image-repository` + tag) input, checked.
+    pub image: Option<CheckedImage>,
+    pub stack: Option<StackPlan>,
+    pub service: Option<ServicePlan>,
+    /// How the service part is planned again when it waits for the stack.
+    pub rollout_options: Option<RolloutOptions>,
+    pub dispatch_workflows: Vec<String>,
+}
+
+/// One step of a plan, as unit tests compare them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Delete a never-created stack (ROLLBACK_COMPLETE, empty
+    /// REVIEW_IN_PROGRESS) to create it anew.
+    DeleteNeverCreatedStack {
+        stack: String,
+        status: String,
+    },
+    /// Create a change set; executed unless kept for review.
+    ChangeSet {
+        stack: String,
+        kind: &'static str,
+        execute: bool,
+    },
+    /// CreateStack (with `timeout-in-minutes`).
+    CreateStack {
+        stack: String,
+    },
+    /// The rollout waits for what the stack creates, then is planned again.
+    RollOutAfterStack {
+        waiting_for: Vec<&'static str>,
+    },
+    RegisterTaskDefinition {
+        family: String,
+    },
+    UpdateService {
+        cluster: String,
+        service: String,
+    },
+    WaitForRollout {
+        service: String,
+    },
+    DispatchWorkflows {
+        workflows: Vec<String>,
+    },
+}
+
+impl Plan {
+    /// The steps that change something, in order.
+    pub fn steps(&self) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if let Some(stack) = &self.stack {
+            let name = stack.stack_name.clone();
+            match &stack.action {
+                StackAction::Update => steps.push(Step::ChangeSet {
+                    stack: name,
+                    kind: "UPDATE",
+                    execute: stack.execute,
+                }),
+                StackAction::Create { replaces, direct } => {
+                    if let Some(status) = replaces {
+                        steps.push(Step::DeleteNeverCreatedStack {
+                            stack: name.clone(),
+                            status: status.clone(),
+                        });
+                    }
+                    steps.push(if *direct {
+                        Step::CreateStack { stack: name }
+                    } else {
+                        Step::ChangeSet {
+                            stack: name,
+                            kind: "CREATE",
+                            execute: stack.execute,
+                        }
+                    });
+                }
+            }
+        }
+        match &self.service {
+            Some(ServicePlan::AfterStack { waiting_for }) => steps.push(Step::RollOutAfterStack {
+                waiting_for: waiting_for.clone(),
+            }),
+            Some(ServicePlan::Ready(rollout)) => {
+                if rollout.registration == Registration::New {
+                    steps.push(Step::RegisterTaskDefinition {
+                        family: rollout
+                            .rendered
+                            .task_definition
+                            .get("family")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                    });
+                }
+                if let (Some(service), true) = (&rollout.service, rollout.updates_service) {
+                    steps.push(Step::UpdateService {
+                        cluster: rollout.cluster.clone(),
+                        service: service.clone(),
+                    });
+                    if rollout.wait_for_stability {
+                        steps.push(Step::WaitForRollout {
+                            service: service.clone(),
+                        });
+                    }
+                }
+            }
+            None => {}
+        }
+        if !self.dispatch_workflows.is_empty() {
+            steps.push(Step::DispatchWorkflows {
+                workflows: self.dispatch_workflows.clone(),
+            });
+        }
+        steps
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DeleteNeverCreatedStack { stack, status } => write!(
+                f,
+                "stack {stack}: delete it ({status}: it never finished being created) to create it anew"
+            ),
+            Self::ChangeSet {
+                stack,
+                kind,
+                execute: true,
+            } => write!(f, "stack {stack}: {kind} change set, executed"),
+            Self::ChangeSet {
+                stack,
+                kind,
+                execute: false,
+            } => write!(
+                f,
+                "stack {stack}: {kind} change set, kept for review (no-execute-changeset)"
+            ),
+            Self::CreateStack { stack } => {
+                write!(f, "stack {stack}: CreateStack (timeout-in-minutes)")
+            }
+            Self::RollOutAfterStack { waiting_for } => write!(
+                f,
+                "roll out once the stack is applied (it creates the {}); the rollout is planned again then",
+                waiting_for.join(", ")
+            ),
+            Self::RegisterTaskDefinition { family } => {
+                write!(f, "register a new revision of task definition {family}")
+            }
+            Self::UpdateService { cluster, service } => {
+                write!(f, "update service {service} in cluster {cluster}")
+            }
+            Self::WaitForRollout { service } => {
+                write!(f, "wait for the rollout of service {service}")
+            }
+            Self::DispatchWorkflows { workflows } => {
+                write!(f, "after success: dispatch {}", workflows.join(", "))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "region {}", self.region)?;
+        if let Some(image) = &self.image {
+            writeln!(f, "image {}", image.deployed)?;
+        }
+        if let Some(stack) = &self.stack {
+            writeln!(
+                f,
+                "stack {}: {} parameter(s) sent",
+                stack.stack_name,
+                stack.parameters.len()
+            )?;
+        }
+        if let Some(ServicePlan::Ready(rollout)) = &self.service {
+            for line in rollout.describe() {
+                writeln!(f, "{line}")?;
+            }
+        }
+        let steps = self.steps();
+        if steps.is_empty() {
+            return writeln!(f, "steps: none, nothing changes");
+        }
+        writeln!(f, "steps:")?;
+        for (number, step) in steps.iter().enumerate() {
+            writeln!(f, "{:>3}. {step}", number + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the plan with read-only calls. Cheap checks come first (images,
+/// cluster, service, rendering), the stack last: reading it may wait out
+/// another operation, and a bad input should not wait for that.
+pub async fn build_plan(
+    prepared: &Prepared,
+    clients: &Clients,
+    settings: &DeploySettings,
+    console: &Console,
+) -> Result<Plan, JobError> {
+    let image = match &prepared.image {
+        Some(image) => Some(check_image(clients, image, "image", prepared, console).await?),
+        None => None,
+    };
+    let mut container_images = Vec::new();
+    for (container, reference) in &prepared.container_images {
+        let checked = check_image(clients, reference, "images", prepared, console).await?;
+        container_images.push(ContainerImage {
+            container_name: container.clone(),
+            image: checked.deployed,
+        });
+    }
+
+    let stack_inputs = prepared.inputs.stack.as_ref();
+    let files = prepared.stack_files.as_ref();
+    let (rollout_options, service) = match &prepared.inputs.service {
+        Some(service) => {
+            let options = rollout_options(prepared, service, image.as_ref(), container_images)?;
+            let created_earlier = created_by_stack(stack_inputs, files);
+            let section = console.phase("Plan the rollout");
+            let view = read_service(&clients.ecs, &options)
+                .await
+                .map_err(JobError::Failed)?;
+            let decided = decide_service(&options, &view, created_earlier);
+            drop(section);
+            (Some(options), Some(decided.map_err(JobError::BadInput)?))
+        }
+        None => (None, None),
+    };
+
+    let stack = match (stack_inputs, files) {
+        (Some(inputs), Some(files)) => {
+            let mut files = files.clone();
+            files.image = image.as_ref().map(|value| ImageParameter {
+                name: prepared.inputs.image.image_parameter.clone(),
+                value: value.deployed.clone(),
+            });
+            let client = aws_sdk_cloudformation::Client::new(&clients.config);
+            let planned = plan_stack(&client, inputs, &files, settings, console)
+                .await
+                .map_err(|error| match error {
+                    StackPlanError::BadInput(errors) => JobError::BadInput(errors),
+                    StackPlanError::NeedsRecovery(recovery) => {
+                        JobError::Failed(anyhow::anyhow!(recovery))
+                    }
+                    StackPlanError::Aws(error) => JobError::Failed(error),
+                })?;
+            Some(planned)
+        }
+        _ => None,
+    };
+    Ok(Plan {
+        region: prepared.region.clone(),
+        image,
+        stack,
+        service,
+        rollout_options,
+        dispatch_workflows: prepared.inputs.github.dispatch_workflows.clone(),
+    })
+}
+
+/// What the stack step may create before the rollout: only a stack that is
+/// executed creates anything, and what it may create is read from the
+/// template (unknown, for a URL or a transformed template: anything).
+fn created_by_stack(
+    inputs: Option<&StackInputs>,
+    files: Option<&LoadedStackFiles>,
+) -> CreatedEarlier {
+    let may_create = |resource_type: &str| {
+        inputs.is_some_and(|s| s.execute_change_set)
+            && files.is_some_and(|f| {
+                f.resource_types
+                    .as_ref()
+                    .is_none_or(|types| types.iter().any(|t| t == resource_type))
+            })
+    };
+    CreatedEarlier {
+        cluster: may_create("AWS::ECS::Cluster"),
+        service: may_create("AWS::ECS::Service"),
+        task_definition: may_create("AWS::ECS::TaskDefinition"),
+    }
+}
+
+/// The rollout's own options, from the inputs.
+fn rollout_options(
+    prepared: &Prepared,
+    service: &ServiceInputs,
+    image: Option<&CheckedImage>,
+    container_images: Vec<ContainerImage>,
+) -> Result<RolloutOptions, JobError> {
+    let origin = match (&service.task_definition, &prepared.task_definition_file) {
+        (TaskDefinitionSource::File(_), Some((document, source))) => {
+            TaskDefinitionOrigin::Document {
+                document: document.clone(),
+                source: source.clone(),
+            }
+        }
+        (TaskDefinitionSource::Registered(reference), _) => {
+            TaskDefinitionOrigin::Registered(reference.clone())
+        }
+        (TaskDefinitionSource::File(path), None) => {
+            return Err(JobError::BadInput(InputErrors::from(InputError::new(
+                "task-definition",
+                &path.display().to_string(),
+                "was not loaded",
+                "give a readable task definition file",
+            ))));
+        }
+    };
+    let mut images = Vec::new();
+    if let (Some(image), Some(container)) = (image, &service.container_name) {
+        images.push(ContainerImage {
+            container_name: container.clone(),
+            image: image.deployed.clone(),
+        });
+    }
+    images.extend(container_images);
+    let environment = match (&service.container_name, service.environment.is_empty()) {
+        (Some(container), false) => Some((container.clone(), service.environment.clone())),
+        _ => None,
+    };
+    Ok(RolloutOptions {
+        origin,
+        cluster: service.cluster.clone(),
+        service: service.service.clone(),
+        images,
+        environment,
+        desired_count: service.desired_count,
+        force_new_deployment: service.force_new_deployment,
+        wait_for_stability: service.wait_for_service_stability,
+        wait_timeout: service.wait_timeout,
+    })
+}
+
+/// Checks an image against ECR (when it lives there), warns about mutable
+/// repositories and pins the digest when asked.
+async fn check_image(
+    clients: &Clients,
+    image: &ImageReference,
+    input: &str,
+    prepared: &Prepared,
+    console: &Console,
+) -> Result<CheckedImage, JobError> {
+    let pin_digest = prepared.inputs.image.pin_digest;
+    let Some(location) = image.ecr().filter(|l| !l.is_public()) else {
+        console.line(&format!(
+            "image {image} ({}) is not in a private ECR registry: its tag cannot be checked before deploying",
+            image.fully_qualified()
+        ));
+        return Ok(CheckedImage {
+            deployed: image.to_string(),
+            digest: None,
+        });
+    };
+    let section = console.phase(&format!("Image {image}"));
+    let ecr_config = aws_sdk_ecr::config::Builder::from(&clients.config)
+        .region(aws_config::Region::new(location.region().to_string()))
+        .build();
+    let ecr = aws_sdk_ecr::Client::from_conf(ecr_config);
+    let found = inspect_ecr_image(
+        &ecr,
+        image,
+        location.account_id(),
+        &location.repository_name,
+        input,
+    )
+    .await
+    .map_err(|error| match error.downcast::<InputErrors>() {
+        Ok(errors) => JobError::BadInput(errors),
+        Err(error) => JobError::Failed(error),
+    })?;
+    console.line(&format!(
+        "image {image} is in ECR with digest {}",
+        found.digest
+    ));
+    drop(section);
+    if let Some(error) = &found.mutability_error {
+        console.explain_failed("DescribeRepositories", error);
+    }
+    if found.tag_is_mutable == Some(true) && image.digest().is_none() && !pin_digest {
+        console.warning(&format!(
+            "ECR repository {} allows tags to be overwritten (imageTagMutability MUTABLE): set it to IMMUTABLE, or use pin-digest: true so the deploy is pinned to {}",
+            location.repository_name, found.digest
+        ));
+    }
+    let deployed = if pin_digest && image.digest().is_none() && !found.digest.is_empty() {
+        image
+            .with_digest(&found.digest)
+            .map_err(|e| {
+                JobError::Failed(anyhow::anyhow!("pinning {image} to {}: {e}", found.digest))
+            })?
+            .to_string()
+    } else {
+        image.to_string()
+    };
+    Ok(CheckedImage {
+        deployed,
+        digest: Some(found.digest),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! "These inputs and this AWS view give exactly these steps": the plan's
+    //! decisions, with no emulator.
+
+    use super::*;
+    use crate::inputs::{DeployInputs, InputContext, RawInputs};
+    use crate::service::plan::{CurrentService, ServiceView};
+    use crate::service::register::as_registered;
+    use crate::stack::changeset::TemplateSource;
+    use crate::stack::deploy::{ExistingStack, StackView, decide_stack};
+    use crate::stack::parameters::DeclaredParameter;
+    use crate::stack::status::classify;
+    use serde_json::json;
+
+    const TEMPLATE: &str =
+        "Parameters:\n  ImageUri: {Type: String}\nResources:\n  Queue: {Type: AWS::SQS::Queue}\n";
+
+    fn inputs(pairs: &[(&str, &str)]) -> DeployInputs {
+        let mut raw = RawInputs::default();
+        for (name, value) in pairs {
+            raw.set(name, value);
+        }
+        let context = InputContext {
+            workspace: std::path::PathBuf::from("/ws"),
+            default_change_set_name: "cs-1".into(),
+        };
+        DeployInputs::from_raw(&raw, &context).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn files(resource_types: &[&str]) -> LoadedStackFiles {
+        LoadedStackFiles {
+            template: TemplateSource::Body(TEMPLATE.into()),
+            declared: Some(vec![DeclaredParameter {
+                name: "ImageUri".into(),
+                no_echo: false,
+                has_default: false,
+            }]),
+            resource_types: Some(resource_types.iter().map(|t| t.to_string()).collect()),
+            overrides: Vec::new(),
+            image: Some(ImageParameter {
+                name: None,
+                value: "repo:abc".into(),
+            }),
+        }
+    }
+
+    /// A stack view: `None` for a missing stack, else its status.
+    fn stack_view(status: Option<&str>, files: &LoadedStackFiles) -> StackView {
+        let existing = status.map(|status| ExistingStack {
+            stack_id: "arn:stack/web/1".into(),
+            status: status.into(),
+            parameter_keys: vec!["ImageUri".into()],
+        });
+        StackView {
+            condition: status.map_or(crate::stack::status::StackCondition::Missing, |s| {
+                classify("web", s, false)
+            }),
+            existing,
+            declared: files.declared.clone().unwrap_or_default(),
+            resource_types: files.resource_types.clone(),
+            upstream: Vec::new(),
+        }
+    }
+
+    fn task_definition(image: &str) -> serde_json::Value {
+        json!({"family": "web", "containerDefinitions": [{"name": "app", "image": image}]})
+    }
+
+    fn service_running(image: Option<&str>) -> ServiceView {
+        ServiceView {
+            cluster_active: image.is_some(),
+            service: image.map(|image| CurrentService {
+                task_definition: Some("arn:td/web:7".into()),
+                task_definition_document: as_registered(&task_definition(image), "x").ok(),
+            }),
+            registered_origin: None,
+        }
+    }
+
+    /// Decides the plan as `build_plan` does, from stubbed views.
+    fn plan(
+        pairs: &[(&str, &str)],
+        stack: Option<(Option<&str>, &[&str])>,
+        service: Option<ServiceView>,
+    ) -> Result<Vec<Step>, String> {
+        let inputs = inputs(pairs);
+        let console = Console::new(false);
+        let stack_files = stack.map(|(_, types)| files(types));
+        let service_plan = match (&inputs.service, service) {
+            (Some(service_inputs), Some(view)) => {
+                let options = RolloutOptions {
+                    origin: TaskDefinitionOrigin::Document {
+                        document: task_definition("repo:old"),
+                        source: "td.json".into(),
+                    },
+                    cluster: service_inputs.cluster.clone(),
+                    service: service_inputs.service.clone(),
+                    images: vec![ContainerImage {
+                        container_name: "app".into(),
+                        image: "repo:abc".into(),
+                    }],
+                    environment: None,
+                    desired_count: service_inputs.desired_count,
+                    force_new_deployment: service_inputs.force_new_deployment,
+                    wait_for_stability: service_inputs.wait_for_service_stability,
+                    wait_timeout: service_inputs.wait_timeout,
+                };
+                let created = created_by_stack(inputs.stack.as_ref(), stack_files.as_ref());
+                Some(decide_service(&options, &view, created).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        let stack_plan = match (&inputs.stack, stack, &stack_files) {
+            (Some(stack_inputs), Some((status, _)), Some(files)) => Some(
+                decide_stack(stack_inputs, files, &stack_view(status, files), &console)
+                    .map_err(|e| e.to_string())?,
+            ),
+            _ => None,
+        };
+        let plan = Plan {
+            region: "us-east-1".into(),
+            image: None,
+            stack: stack_plan,
+            service: service_plan,
+            rollout_options: None,
+            dispatch_workflows: inputs.github.dispatch_workflows.clone(),
+        };
+        assert!(!plan.to_string().is_empty());
+        Ok(plan.steps())
+    }
+
+    fn change_set(kind: &'static str, execute: bool) -> Step {
+        Step::ChangeSet {
+            stack: "web".into(),
+            kind,
+            execute,
+        }
+    }
+
+    const STACK: &[(&str, &str)] = &[("name", "web"), ("template", "t.yml")];
+    const STACK_AND_SERVICE: &[(&str, &str)] = &[
+        ("name", "web"),
+        ("template", "t.yml"),
+        ("task-definition", "td.json"),
+        ("service", "web"),
+        ("cluster", "prod"),
+    ];
+
+    #[test]
+    fn each_stack_state_gives_its_steps() {
+        let cases: [(Option<&str>, Vec<Step>); 4] = [
+            (None, vec![change_set("CREATE", true)]),
+            (Some("UPDATE_COMPLETE"), vec![change_set("UPDATE", true)]),
+            (
+                Some("ROLLBACK_COMPLETE"),
+                vec![
+                    Step::DeleteNeverCreatedStack {
+                        stack: "web".into(),
+                        status: "ROLLBACK_COMPLETE".into(),
+                    },
+                    change_set("CREATE", true),
+                ],
+            ),
+            (
+                Some("REVIEW_IN_PROGRESS"),
+                vec![
+                    Step::DeleteNeverCreatedStack {
+                        stack: "web".into(),
+                        status: "REVIEW_IN_PROGRESS".into(),
+                    },
+                    change_set("CREATE", true),
+                ],
+            ),
+        ];
+        for (status, expected) in cases {
+            let types: &[&str] = &["AWS::SQS::Queue"];
+            assert_eq!(
+                plan(STACK, Some((status, types)), None),
+                Ok(expected),
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn review_only_timeouts_and_dispatch_change_the_steps() {
+        let types: &[&str] = &["AWS::SQS::Queue"];
+        let review = [
+            STACK,
+            &[
+                ("no-execute-changeset", "true"),
+                ("dispatch-workflows", "next.yml"),
+                ("github-token", "t"),
+            ],
+        ]
+        .concat();
+        assert_eq!(
+            plan(&review, Some((None, types)), None),
+            Ok(vec![
+                change_set("CREATE", false),
+                Step::DispatchWorkflows {
+                    workflows: vec!["next.yml".into()]
+                }
+            ])
+        );
+        let timeout = [STACK, &[("timeout-in-minutes", "10")]].concat();
+        assert_eq!(
+            plan(&timeout, Some((None, types)), None),
+            Ok(vec![Step::CreateStack {
+                stack: "web".into()
+            }])
+        );
+        let stuck = plan(STACK, Some((Some("UPDATE_ROLLBACK_FAILED"), types)), None);
+        assert!(stuck.is_err_and(|e| e.contains("continue-update-rollback")));
+    }
+
+    #[test]
+    fn stack_and_service_roll_out_after_the_stack() {
+        let types: &[&str] = &["AWS::SQS::Queue"];
+        assert_eq!(
+            plan(
+                STACK_AND_SERVICE,
+                Some((Some("UPDATE_COMPLETE"), types)),
+                Some(service_running(Some("repo:old")))
+            ),
+            Ok(vec![
+                change_set("UPDATE", true),
+                Step::RegisterTaskDefinition {
+                    family: "web".into()
+                },
+                Step::UpdateService {
+                    cluster: "prod".into(),
+                    service: "web".into()
+                },
+                Step::WaitForRollout {
+                    service: "web".into()
+                },
+            ])
+        );
+        // The service runs the same image: only the stack changes.
+        assert_eq!(
+            plan(
+                STACK_AND_SERVICE,
+                Some((Some("UPDATE_COMPLETE"), types)),
+                Some(service_running(Some("repo:abc")))
+            ),
+            Ok(vec![change_set("UPDATE", true)])
+        );
+    }
+
+    /// Regression: a missing cluster was found only after the stack had
+    /// been created; now it is a bad input before any change, unless the
+    /// stack is what creates it.
+    #[test]
+    fn a_missing_cluster_is_refused_unless_the_stack_creates_it() {
+        let queue: &[&str] = &["AWS::SQS::Queue"];
+        let refused = plan(
+            STACK_AND_SERVICE,
+            Some((None, queue)),
+            Some(service_running(None)),
+        );
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("input `cluster`")),
+            "{refused:?}"
+        );
+        let creates: &[&str] = &["AWS::ECS::Cluster", "AWS::ECS::Service"];
+        assert_eq!(
+            plan(
+                STACK_AND_SERVICE,
+                Some((None, creates)),
+                Some(service_running(None))
+            ),
+            Ok(vec![
+                change_set("CREATE", true),
+                Step::RollOutAfterStack {
+                    waiting_for: vec!["cluster"]
+                }
+            ])
+        );
+        // Kept for review, the stack creates nothing: refused again.
+        let review = [STACK_AND_SERVICE, &[("no-execute-changeset", "true")]].concat();
+        assert!(
+            plan(&review, Some((None, creates)), Some(service_running(None)))
+                .is_err_and(|e| e.contains("input `cluster`"))
+        );
+    }
+}

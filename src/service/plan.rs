@@ -1,0 +1,527 @@
+//! The plan of a service rollout: what to register and whether to update
+//! the service, decided from read-only lookups before anything changes.
+//!
+//! [`read_service`] makes the read-only calls (DescribeClusters,
+//! DescribeServices, DescribeTaskDefinition) and returns a [`ServiceView`];
+//! [`decide_service`] is pure: the view and the options give exactly one
+//! [`ServicePlan`], or the bad inputs that forbid it. A misspelt
+//! `container-name`, a missing cluster or service, a task definition ECS
+//! would refuse: all are found here, before the first change.
+
+use serde_json::Value;
+
+use super::register::{as_registered, describe_task_definition, registration_request};
+use super::watch::{EcsClients, describe_service, is_active_cluster, short_task_definition};
+use crate::inputs::{InputError, InputErrors};
+use crate::taskdef::render::{
+    ContainerEnvironment, ContainerImage, EnvChange, RenderRequest, RenderedTaskDefinition,
+    is_same_task_definition, render_task_definition,
+};
+
+/// Where the task definition to render comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskDefinitionOrigin {
+    /// A file, already read and parsed; `source` is its path for messages.
+    Document { document: Value, source: String },
+    /// A registered revision: an ARN, `family:revision` or a family.
+    Registered(String),
+}
+
+/// What the rollout is asked to do: the capability's own options, built from
+/// the inputs by the job's plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutOptions {
+    pub origin: TaskDefinitionOrigin,
+    pub cluster: String,
+    /// `None`: register the task definition only.
+    pub service: Option<String>,
+    /// Images by container (from `container-name` + `image`, and `images`).
+    pub images: Vec<ContainerImage>,
+    /// Environment changes for `container-name`.
+    pub environment: Option<(String, Vec<EnvChange>)>,
+    pub desired_count: Option<i32>,
+    pub force_new_deployment: bool,
+    pub wait_for_stability: bool,
+    pub wait_timeout: std::time::Duration,
+}
+
+/// What may not exist yet because an earlier step of the same job (the
+/// stack) creates it; a missing one is then looked at again after that step
+/// instead of being refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreatedEarlier {
+    pub cluster: bool,
+    pub service: bool,
+    pub task_definition: bool,
+}
+
+/// The service as the plan found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentService {
+    /// The task definition the service runs now.
+    pub task_definition: Option<String>,
+    /// That revision as registered (wire JSON), to compare with ours.
+    pub task_definition_document: Option<Value>,
+}
+
+/// What the read-only calls found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceView {
+    pub cluster_active: bool,
+    /// `None`: no `service` was asked for, or it does not exist.
+    pub service: Option<CurrentService>,
+    /// The registered task definition to render from (DescribeTaskDefinition
+    /// output), for a [`TaskDefinitionOrigin::Registered`]; `None` when it
+    /// does not exist.
+    pub registered_origin: Option<Value>,
+}
+
+/// Whether a new revision is registered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Registration {
+    /// Register the rendered definition as a new revision.
+    New,
+    /// The rendered definition equals the service's current revision:
+    /// registering it again would only churn revisions.
+    Unchanged { current: String },
+}
+
+/// What the rollout will do, decided before anything changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServicePlan {
+    /// Everything is known: render, maybe register, maybe update.
+    Ready(Box<ReadyRollout>),
+    /// Something the stack step creates is missing now: the rollout is read
+    /// and decided again once the stack is applied. What could be checked
+    /// (the file, the images, the rendering of a file) was checked.
+    AfterStack { waiting_for: Vec<&'static str> },
+}
+
+/// A rollout whose every step is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadyRollout {
+    pub cluster: String,
+    pub service: Option<String>,
+    pub source: String,
+    pub rendered: RenderedTaskDefinition,
+    pub registration: Registration,
+    /// Whether UpdateService is called: a new revision, a forced
+    /// deployment or a new desired count.
+    pub updates_service: bool,
+    pub desired_count: Option<i32>,
+    pub force_new_deployment: bool,
+    pub wait_for_stability: bool,
+    pub wait_timeout: std::time::Duration,
+}
+
+/// Reads what the rollout depends on, read-only.
+pub async fn read_service(
+    clients: &EcsClients,
+    options: &RolloutOptions,
+) -> anyhow::Result<ServiceView> {
+    let mut view = ServiceView {
+        cluster_active: true,
+        service: None,
+        registered_origin: None,
+    };
+    if let Some(name) = &options.service {
+        view.cluster_active = is_active_cluster(&clients.ecs, &options.cluster).await?;
+        if view.cluster_active
+            && let Some(found) = describe_service(&clients.ecs, &options.cluster, name).await?
+        {
+            let task_definition = found.task_definition().map(str::to_string);
+            let document = match &task_definition {
+                Some(current) => describe_task_definition(&clients.ecs, current)
+                    .await
+                    .map(|(document, _)| Some(document))?,
+                None => None,
+            };
+            view.service = Some(CurrentService {
+                task_definition,
+                task_definition_document: document,
+            });
+        }
+    }
+    if let TaskDefinitionOrigin::Registered(reference) = &options.origin {
+        view.registered_origin = match describe_task_definition(&clients.ecs, reference).await {
+            Ok((document, tags)) => {
+                let mut wrapped = serde_json::json!({ "taskDefinition": document });
+                if let Some(tags) = tags {
+                    wrapped["tags"] = tags;
+                }
+                Some(wrapped)
+            }
+            Err(error) if is_missing_task_definition(&error) => None,
+            Err(error) => return Err(error),
+        };
+    }
+    Ok(view)
+}
+
+/// Whether DescribeTaskDefinition said the revision does not exist (ECS
+/// answers a ClientException whose message says so; there is no
+/// dedicated code, so the message is matched here and only here).
+fn is_missing_task_definition(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    text.contains("ClientException")
+        && (text.contains("Unable to describe task definition")
+            || text.contains("does not exist")
+            || text.contains("not found"))
+}
+
+/// Decides the rollout from the options and what was read (pure).
+pub fn decide_service(
+    options: &RolloutOptions,
+    view: &ServiceView,
+    created_earlier: CreatedEarlier,
+) -> Result<ServicePlan, InputErrors> {
+    let mut waiting_for = Vec::new();
+    let mut errors = Vec::new();
+    if options.service.is_some() && !view.cluster_active {
+        if created_earlier.cluster {
+            waiting_for.push("cluster");
+        } else {
+            errors.push(InputError::new(
+                "cluster",
+                &options.cluster,
+                "is not an active ECS cluster in this account and region",
+                "give the name or ARN of the service's cluster (it defaults to `default`)",
+            ));
+        }
+    }
+    if let Some(name) = &options.service
+        && view.cluster_active
+        && view.service.is_none()
+    {
+        if created_earlier.service {
+            waiting_for.push("service");
+        } else {
+            errors.push(InputError::new(
+                "service",
+                name,
+                format!("is not an active service in cluster `{}`", options.cluster),
+                "check `service` and `cluster` (the cluster defaults to `default`)",
+            ));
+        }
+    }
+    let origin = match &options.origin {
+        TaskDefinitionOrigin::Document { document, source } => {
+            Some((document.clone(), source.clone()))
+        }
+        TaskDefinitionOrigin::Registered(reference) => match &view.registered_origin {
+            Some(document) => Some((document.clone(), reference.clone())),
+            None if created_earlier.task_definition => {
+                waiting_for.push("task definition");
+                None
+            }
+            None => {
+                errors.push(InputError::new(
+                    "task-definition",
+                    reference,
+                    "is not a registered task definition in this account and region",
+                    "give a task definition file, or the ARN, `family:revision` or family of a registered one",
+                ));
+                None
+            }
+        },
+    };
+    // Rendering a file does not depend on AWS: its mistakes are refused
+    // even when the rest must wait for the stack.
+    let rendered = match origin.map(|(document, source)| render(options, document, &source)) {
+        Some(Ok(rendered)) => Some(rendered),
+        Some(Err(error)) => {
+            errors.push(error);
+            None
+        }
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(InputErrors(errors));
+    }
+    if !waiting_for.is_empty() {
+        return Ok(ServicePlan::AfterStack { waiting_for });
+    }
+    let Some((rendered, source, wanted)) = rendered else {
+        return Ok(ServicePlan::AfterStack {
+            waiting_for: vec!["task definition"],
+        });
+    };
+    let current = view.service.as_ref();
+    let registration = match current {
+        Some(CurrentService {
+            task_definition: Some(current),
+            task_definition_document: Some(document),
+        }) if is_same_task_definition(document, &wanted) => Registration::Unchanged {
+            current: current.clone(),
+        },
+        _ => Registration::New,
+    };
+    let updates_service = options.service.is_some()
+        && (registration == Registration::New
+            || options.force_new_deployment
+            || options.desired_count.is_some());
+    Ok(ServicePlan::Ready(Box::new(ReadyRollout {
+        cluster: options.cluster.clone(),
+        service: options.service.clone(),
+        source,
+        rendered,
+        registration,
+        updates_service,
+        desired_count: options.desired_count,
+        force_new_deployment: options.force_new_deployment,
+        wait_for_stability: options.wait_for_stability,
+        wait_timeout: options.wait_timeout,
+    })))
+}
+
+/// Renders the task definition and checks ECS would take it. Returns the
+/// rendering, its source and its registered (wire JSON) form.
+fn render(
+    options: &RolloutOptions,
+    document: Value,
+    source: &str,
+) -> Result<(RenderedTaskDefinition, String, Value), InputError> {
+    let environment = options
+        .environment
+        .iter()
+        .map(|(container, changes)| ContainerEnvironment {
+            container_name: container.clone(),
+            changes: changes.clone(),
+        })
+        .collect();
+    let request = RenderRequest {
+        images: options.images.clone(),
+        environment,
+    };
+    let bad = |message: String| InputError::described("task-definition", source, &message);
+    let rendered = render_task_definition(document, source, &request)
+        .map_err(|error| bad(error.to_string()))?;
+    registration_request(&rendered.task_definition, rendered.tags.as_ref(), source)
+        .map_err(|error| bad(format!("{error:#}")))?;
+    let wanted =
+        as_registered(&rendered.task_definition, source).map_err(|e| bad(format!("{e:#}")))?;
+    Ok((rendered, source.to_string(), wanted))
+}
+
+impl ReadyRollout {
+    /// The plan's lines for this rollout.
+    pub fn describe(&self) -> Vec<String> {
+        let family = self
+            .rendered
+            .task_definition
+            .get("family")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let mut lines = vec![match &self.registration {
+            Registration::New => format!("register a new revision of task definition {family}"),
+            Registration::Unchanged { current } => format!(
+                "task definition {family}: unchanged, the service runs {} already (nothing registered)",
+                short_task_definition(current)
+            ),
+        }];
+        if let Some(service) = &self.service {
+            if self.updates_service {
+                let mut line = format!("update service {service} in cluster {}", self.cluster);
+                if let Some(count) = self.desired_count {
+                    line.push_str(&format!(", desired count {count}"));
+                }
+                if self.force_new_deployment {
+                    line.push_str(", forcing a new deployment");
+                }
+                lines.push(line);
+                lines.push(if self.wait_for_stability {
+                    format!(
+                        "wait up to {} for the rollout",
+                        humantime::format_duration(self.wait_timeout)
+                    )
+                } else {
+                    "do not wait for the rollout (wait-for-service-stability: false)".to_string()
+                });
+            } else {
+                lines.push(format!("service {service}: nothing to roll out"));
+            }
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn task_definition(image: &str) -> Value {
+        json!({
+            "family": "web",
+            "containerDefinitions": [{"name": "app", "image": image, "essential": true}]
+        })
+    }
+
+    fn options(service: Option<&str>, container: &str, image: &str) -> RolloutOptions {
+        RolloutOptions {
+            origin: TaskDefinitionOrigin::Document {
+                document: task_definition("repo:old"),
+                source: "td.json".into(),
+            },
+            cluster: "prod".into(),
+            service: service.map(str::to_string),
+            images: vec![ContainerImage {
+                container_name: container.into(),
+                image: image.into(),
+            }],
+            environment: None,
+            desired_count: None,
+            force_new_deployment: false,
+            wait_for_stability: true,
+            wait_timeout: Duration::from_secs(600),
+        }
+    }
+
+    fn running(image: &str) -> ServiceView {
+        let document = as_registered(&task_definition(image), "current").ok();
+        ServiceView {
+            cluster_active: true,
+            service: Some(CurrentService {
+                task_definition: Some("arn:aws:ecs:us-east-1:1:task-definition/web:7".into()),
+                task_definition_document: document,
+            }),
+            registered_origin: None,
+        }
+    }
+
+    fn missing() -> ServiceView {
+        ServiceView {
+            cluster_active: false,
+            service: None,
+            registered_origin: None,
+        }
+    }
+
+    fn ready(plan: Result<ServicePlan, InputErrors>) -> ReadyRollout {
+        match plan {
+            Ok(ServicePlan::Ready(ready)) => *ready,
+            other => panic!("not ready: {other:?}"),
+        }
+    }
+
+    fn refused_inputs(plan: Result<ServicePlan, InputErrors>) -> Vec<String> {
+        match plan {
+            Err(InputErrors(errors)) => errors.into_iter().map(|e| e.input).collect(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_image_registers_and_updates_the_service() {
+        let plan = ready(decide_service(
+            &options(Some("web"), "app", "repo:new"),
+            &running("repo:old"),
+            CreatedEarlier::default(),
+        ));
+        assert_eq!(plan.registration, Registration::New);
+        assert!(plan.updates_service);
+        assert_eq!(
+            plan.describe(),
+            [
+                "register a new revision of task definition web",
+                "update service web in cluster prod",
+                "wait up to 10m for the rollout",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_running_revision_is_not_registered_again() {
+        let plan = ready(decide_service(
+            &options(Some("web"), "app", "repo:old"),
+            &running("repo:old"),
+            CreatedEarlier::default(),
+        ));
+        assert!(matches!(plan.registration, Registration::Unchanged { .. }));
+        assert!(!plan.updates_service);
+        let mut forced = options(Some("web"), "app", "repo:old");
+        forced.force_new_deployment = true;
+        let plan = ready(decide_service(
+            &forced,
+            &running("repo:old"),
+            CreatedEarlier::default(),
+        ));
+        assert!(plan.updates_service);
+    }
+
+    /// Regression: a misspelt container-name was found only after the
+    /// stack had been created.
+    #[test]
+    fn every_bad_part_is_refused_at_once() {
+        let refused = refused_inputs(decide_service(
+            &options(Some("web"), "ap", "repo:new"),
+            &missing(),
+            CreatedEarlier::default(),
+        ));
+        assert_eq!(refused, ["cluster", "task-definition"]);
+        let mut no_service = running("repo:old");
+        no_service.service = None;
+        let refused = refused_inputs(decide_service(
+            &options(Some("web"), "app", "repo:new"),
+            &no_service,
+            CreatedEarlier::default(),
+        ));
+        assert_eq!(refused, ["service"]);
+        let mut registered = options(None, "app", "repo:new");
+        registered.origin = TaskDefinitionOrigin::Registered("web:9".into());
+        let refused = refused_inputs(decide_service(
+            &registered,
+            &missing(),
+            CreatedEarlier::default(),
+        ));
+        assert_eq!(refused, ["task-definition"]);
+    }
+
+    #[test]
+    fn what_the_stack_creates_is_looked_at_after_it() {
+        let created = CreatedEarlier {
+            cluster: true,
+            service: true,
+            task_definition: false,
+        };
+        assert_eq!(
+            decide_service(
+                &options(Some("web"), "app", "repo:new"),
+                &missing(),
+                created
+            ),
+            Ok(ServicePlan::AfterStack {
+                waiting_for: vec!["cluster"]
+            })
+        );
+        // A file's mistakes do not wait for the stack.
+        assert_eq!(
+            refused_inputs(decide_service(
+                &options(Some("web"), "ap", "repo:new"),
+                &missing(),
+                created
+            )),
+            ["task-definition"]
+        );
+    }
+
+    #[test]
+    fn register_only_without_a_service() {
+        let plan = ready(decide_service(
+            &options(None, "app", "repo:new"),
+            &ServiceView {
+                cluster_active: true,
+                service: None,
+                registered_origin: None,
+            },
+            CreatedEarlier::default(),
+        ));
+        assert_eq!(plan.registration, Registration::New);
+        assert!(!plan.updates_service);
+        assert_eq!(
+            plan.describe(),
+            ["register a new revision of task definition web"]
+        );
+    }
+}
