@@ -1,9 +1,21 @@
-//! `ecs-stack-deploy`: deploys AWS CloudFormation stacks through change sets,
-//! as a GitHub container action and as a CLI.
+//! `ecs-stack-deploy`: deploys AWS CloudFormation stacks through change sets
+//! and rolls out ECS services pinned to immutable images, as a GitHub
+//! container action and as a CLI.
 //!
-//! Both front ends ([`cli`] and the runner's `INPUT_*` variables read by
-//! [`inputs`]) produce the same raw inputs; [`job`] validates them, deploys
-//! and reports. See `DESIGN.md` in the project's shared folder for the map.
+//! One run is a pipeline of typed phases ([`job`]):
+//!
+//! ```text
+//! inputs ─► job::prepare      raw inputs (action INPUT_* or CLI flags), files,
+//!                             event payload, run context; no AWS call
+//! plan   ─► plan::build_plan  read-only AWS calls → one Plan, printed
+//! apply  ─► apply::apply_plan the Plan's steps, each recorded as it lands
+//! report ─► job (report)      dispatch, GitHub deployment, outputs, summary
+//! ```
+//!
+//! Every check that can fail on user input runs before the first call that
+//! changes AWS, and the report never claims more or less than what was
+//! applied. `ARCHITECTURE.md` in the repository is the map: the phases, the
+//! modules, and where a new deploy kind or rollout strategy goes.
 
 pub(crate) mod apply;
 pub(crate) mod aws;

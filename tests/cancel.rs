@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::deploy::{QUEUE_TEMPLATE, slow_template};
-use crate::util::{ActionRun, Emulator, Workspace, block_on, parse_output_file, unique_name};
+use crate::util::{
+    ActionRun, Emulator, Workspace, block_on, check_groups, parse_output_file, unique_name,
+};
 
 /// Starts the binary as the runner would, waits for `ready` in its log,
 /// sends SIGTERM, and returns (exit code, log, seconds from signal to exit).
@@ -64,6 +66,9 @@ fn run_and_signal(
     for line in receiver.iter() {
         log.push_str(&line);
         log.push('\n');
+    }
+    if let Err(problem) = check_groups(&log) {
+        panic!("unbalanced ::group:: after {signal}: {problem}\n{log}");
     }
     (code, log, elapsed)
 }

@@ -92,8 +92,8 @@ fn task_definition(family: &str, image: &str, labels: serde_json::Value) -> Stri
 
 /// A cluster and a Fargate service with the circuit breaker on, running a
 /// first, good revision (its deployment completed).
-fn service_running(cluster: &str, service: &str, family: &str, image: &str) {
-    let ecs = aws_sdk_ecs::Client::new(&config());
+fn service_running(emulator: &Emulator, cluster: &str, service: &str, family: &str, image: &str) {
+    let ecs = aws_sdk_ecs::Client::new(&config_for(emulator));
     block_on(async {
         ecs.create_cluster()
             .cluster_name(cluster)
@@ -189,11 +189,22 @@ pub struct Setup {
 }
 
 pub fn setup(labels: serde_json::Value) -> Setup {
+    setup_on(Emulator::shared(), labels)
+}
+
+/// [`setup`] on a given emulator.
+pub fn setup_on(emulator: &Emulator, labels: serde_json::Value) -> Setup {
     let name = unique_name("svc");
-    let repository = push_image(&name, &["v1", "abc1234"]);
+    let repository = push_image_on(emulator, &name, &["v1", "abc1234"]);
     let cluster = format!("{name}-cluster");
     let family = format!("{name}-web");
-    service_running(&cluster, &name, &family, &format!("{repository}:v1"));
+    service_running(
+        emulator,
+        &cluster,
+        &name,
+        &family,
+        &format!("{repository}:v1"),
+    );
     let ws = Workspace::new();
     ws.write(
         "ecs/task-definition.json",

@@ -5,6 +5,7 @@
 mod util;
 
 mod bad_input;
+mod before_change;
 mod cancel;
 mod chain;
 mod container;

@@ -153,7 +153,9 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -
     };
     {
         let _section = console.phase("Plan");
-        console.plain(plan.to_string().trim_end());
+        for line in plan.to_string().lines() {
+            console.plain(line);
+        }
     }
     report.image = plan.image.as_ref().map(|image| image.deployed.clone());
     report.image_digest = plan.image.as_ref().and_then(|image| image.digest.clone());

@@ -424,6 +424,10 @@ impl<'a> ActionRun<'a> {
         let ws = self.workspace;
         let mut command = self.command(endpoint);
         let output = command.output().expect("run the binary");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if let Err(problem) = check_groups(&stdout) {
+            panic!("unbalanced ::group:: in the log: {problem}\n{stdout}");
+        }
         let outputs_text = std::fs::read_to_string(ws.output_file()).unwrap_or_default();
         RunResult {
             code: output.status.code().unwrap_or(-1),
@@ -433,6 +437,44 @@ impl<'a> ActionRun<'a> {
             summary: std::fs::read_to_string(ws.summary_file()).unwrap_or_default(),
         }
     }
+}
+
+/// Checks that every `::group::` of a log is closed before the next opens
+/// (the runner does not nest groups) and that none is left open: every
+/// run of the binary goes through this, failures and cancels included.
+pub fn check_groups(log: &str) -> Result<(), String> {
+    let mut open: Option<&str> = None;
+    for (number, line) in log.lines().enumerate() {
+        if let Some(title) = line.strip_prefix("::group::") {
+            if let Some(previous) = open {
+                return Err(format!(
+                    "line {}: group `{title}` opened inside `{previous}`",
+                    number + 1
+                ));
+            }
+            open = Some(title);
+        } else if line == "::endgroup::" && open.take().is_none() {
+            return Err(format!(
+                "line {}: ::endgroup:: with no group open",
+                number + 1
+            ));
+        }
+    }
+    match open {
+        Some(title) => Err(format!("group `{title}` is never closed")),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn check_groups_finds_nesting_double_closes_and_open_ends() {
+    assert_eq!(
+        check_groups("::group::a\nx\n::endgroup::\n::group::b\n::endgroup::\n"),
+        Ok(())
+    );
+    assert!(check_groups("::group::a\n::group::b\n").is_err());
+    assert!(check_groups("::group::a\n::endgroup::\n::endgroup::\n").is_err());
+    assert!(check_groups("::group::a\n").is_err());
 }
 
 /// Writes `content` under the workspace and returns the relative path.

@@ -35,6 +35,11 @@ pub enum Fault {
     LostResponse,
     /// The call is held 100 to 600 ms, then passed on.
     Latency,
+    /// HTTP 500 with an empty body, as a load balancer or proxy in front of
+    /// AWS may answer: nothing the SDK can parse.
+    EmptyServerError,
+    /// The request is read and never answered; the connection stays open.
+    Hang,
 }
 
 /// One call through the proxy.
@@ -63,6 +68,8 @@ struct Plan {
     deck: Vec<Option<Fault>>,
     /// Faults for the next calls of given operations, in order, each once.
     script: VecDeque<(String, Fault)>,
+    /// Faults every call of an operation gets, for good.
+    standing: Vec<(String, Fault)>,
     rng: StdRng,
 }
 
@@ -103,6 +110,7 @@ impl FaultProxy {
                 per_deck: Vec::new(),
                 deck: Vec::new(),
                 script: VecDeque::new(),
+                standing: Vec::new(),
                 rng: StdRng::seed_from_u64(seed),
             }),
             log: Mutex::new(Vec::new()),
@@ -168,6 +176,13 @@ impl FaultProxy {
             .push_back((action.to_string(), fault));
     }
 
+    /// Every call of `action` gets `fault`, from now on.
+    pub fn always(&self, action: &str, fault: Fault) {
+        lock(&self.shared.plan)
+            .standing
+            .push((action.to_string(), fault));
+    }
+
     /// Every call so far, in order.
     pub fn requests(&self) -> Vec<ProxiedRequest> {
         lock(&self.shared.log).clone()
@@ -185,6 +200,9 @@ impl FaultProxy {
 impl Shared {
     fn choose_fault(&self, action: &str) -> Option<Fault> {
         let mut plan = lock(&self.plan);
+        if let Some((_, fault)) = plan.standing.iter().find(|(a, _)| a == action) {
+            return Some(*fault);
+        }
         if let Some(index) = plan.script.iter().position(|(a, _)| a == action) {
             return plan.script.remove(index).map(|(_, fault)| fault);
         }
@@ -425,6 +443,18 @@ fn serve_connection(client: TcpStream, shared: &Shared) {
                 "ServiceUnavailable",
                 "Service is unavailable. Please try again.",
             )),
+            Some(Fault::EmptyServerError) => Some(Message {
+                start_line: "HTTP/1.1 500 Internal Server Error".into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            }),
+            Some(Fault::Hang) => {
+                // Hold the connection open, unanswered, until the client
+                // gives up and closes it.
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
+                return;
+            }
             Some(Fault::Reset) => {
                 reset(client);
                 return;
