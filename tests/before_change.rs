@@ -344,6 +344,27 @@ fn a_call_that_never_answers_ends_the_job_within_its_bound() {
     );
 }
 
+/// Starts `command`, sends SIGTERM `after` the start, and returns its
+/// output and how long it took to end after the signal.
+fn terminate_after(
+    command: &mut std::process::Command,
+    after: Duration,
+) -> (std::process::Output, Duration) {
+    let child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    std::thread::sleep(after);
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait for the binary");
+    (output, signalled.elapsed())
+}
+
 /// The handlers are installed before anything else: SIGTERM 10 ms after
 /// the start ends the job with outputs and summary written.
 #[test]
@@ -357,25 +378,12 @@ fn sigterm_right_after_the_start_is_honoured() {
         .input("name", &unique_name("early"))
         .input("template", "queue.yml")
         .input("parameter-overrides", "Env=a");
-    let child = run
-        .command(proxy.endpoint())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    std::thread::sleep(Duration::from_millis(10));
-    let signalled = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let output = child.wait_with_output().expect("wait");
-    let log = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        signalled.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        signalled.elapsed()
+    let (output, took) = terminate_after(
+        &mut run.command(proxy.endpoint()),
+        Duration::from_millis(10),
     );
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(log.contains("nothing was changed in AWS"), "{log}");
@@ -410,19 +418,13 @@ fn sigterm_while_github_does_not_answer_is_honoured() {
         .input("environment", "prod")
         .input("github-token", "ghs_test")
         .env("GITHUB_API_URL", &api);
-    let mut command = run.command(Emulator::shared().endpoint());
-    let child = command.stdout(Stdio::piped()).spawn().expect("start");
     // Long enough for the plan to be done and the deployment call to hang.
-    std::thread::sleep(Duration::from_millis(1500));
-    let signalled = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let output = child.wait_with_output().expect("wait");
+    let (output, took) = terminate_after(
+        &mut run.command(Emulator::shared().endpoint()),
+        Duration::from_millis(1500),
+    );
     let log = String::from_utf8_lossy(&output.stdout);
-    assert!(signalled.elapsed() < Duration::from_secs(2), "{log}");
+    assert!(took < Duration::from_secs(2), "took {took:?}: {log}");
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
     assert!(log.contains("nothing was changed in AWS"), "{log}");

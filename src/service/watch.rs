@@ -440,7 +440,6 @@ pub struct StackServiceWatch {
     /// By service ARN: the watch, and how many more looks it gets (`None`
     /// while its resource is in progress).
     watches: Vec<(String, ServiceWatch, Option<u8>)>,
-    warned: bool,
 }
 
 impl StackServiceWatch {
@@ -448,7 +447,6 @@ impl StackServiceWatch {
         Self {
             clients,
             watches: Vec::new(),
-            warned: false,
         }
     }
 
@@ -487,14 +485,8 @@ impl StackServiceWatch {
                 Some(n) => *n -= 1,
                 None => {}
             }
-            if let Err(error) = watch.observe(&self.clients, console).await
-                && !self.warned
-            {
-                self.warned = true;
-                console.warning(&format!(
-                    "could not read service {} for diagnosis: {error:#}",
-                    watch.service
-                ));
+            if let Err(error) = watch.observe(&self.clients, console).await {
+                console.explain_failed("DescribeServices", &error);
             }
         }
     }
