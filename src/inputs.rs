@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use crate::aws::{RetryMode, RetryPolicy};
 use crate::env::Environment;
-use crate::stack::parameters::{
-    OverrideSource, ParameterOverride, override_source, parse_inline_overrides,
-};
+use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
 use crate::taskdef::render::{EnvChange, parse_environment_lines};
 
 /// One input the action declares, with the default `action.yml` gives it.
@@ -210,35 +208,9 @@ impl From<InputError> for InputErrors {
     }
 }
 
-/// Where the template comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplateLocation {
-    /// A local file, resolved against the workspace.
-    File(PathBuf),
-    /// An `https://` URL (normally S3) passed to CloudFormation as TemplateURL.
-    Url(String),
-}
-
-impl Default for TemplateLocation {
-    fn default() -> Self {
-        Self::File(PathBuf::new())
-    }
-}
-
-/// The `parameter-overrides` input after the pure part of parsing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OverridesInput {
-    Inline(Vec<ParameterOverride>),
-    /// A JSON or YAML file, read before any AWS call (see `stack::plan`).
-    File(PathBuf),
-}
-
-/// A stack tag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
-}
+pub use crate::stack::options::{
+    OverridesInput, StackOptions as StackInputs, Tag, TemplateLocation, UpstreamOutputs,
+};
 
 /// The capabilities CloudFormation accepts.
 pub const CAPABILITIES: &[&str] = &[
@@ -246,27 +218,6 @@ pub const CAPABILITIES: &[&str] = &[
     "CAPABILITY_NAMED_IAM",
     "CAPABILITY_AUTO_EXPAND",
 ];
-
-/// What a stack deploy needs, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StackInputs {
-    pub stack_name: String,
-    pub template: TemplateLocation,
-    pub capabilities: Vec<String>,
-    pub parameter_overrides: Option<OverridesInput>,
-    pub execute_change_set: bool,
-    pub delete_failed_change_set: bool,
-    pub fail_on_empty_change_set: bool,
-    pub disable_rollback: bool,
-    pub timeout_in_minutes: Option<i32>,
-    pub notification_arns: Vec<String>,
-    pub role_arn: Option<String>,
-    pub tags: Vec<Tag>,
-    pub termination_protection: bool,
-    pub change_set_name: String,
-    pub wait_timeout: Duration,
-    pub parameters_from_stacks: Vec<UpstreamOutputs>,
-}
 
 /// What validation needs from outside the inputs themselves.
 #[derive(Debug, Clone)]
@@ -331,20 +282,6 @@ pub struct ServiceInputs {
     pub force_new_deployment: bool,
     pub wait_for_service_stability: bool,
     pub wait_timeout: Duration,
-}
-
-/// Where a parameter's value comes from in another stack's outputs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpstreamOutputs {
-    /// Every output of the stack whose key the template declares as a
-    /// parameter.
-    Stack(String),
-    /// `Parameter=stack.OutputKey`.
-    Mapped {
-        parameter: String,
-        stack: String,
-        output: String,
-    },
 }
 
 /// What to do when the upstream run of a `workflow_run` event did not

@@ -11,10 +11,10 @@ use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag};
 use serde::Serialize;
 
+use super::options::Tag;
 use super::parameters::PlannedParameter;
 use super::request_token;
 use super::wait::{PollSchedule, WaitError};
-use crate::inputs::Tag;
 
 /// The template, as CloudFormation takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use super::changeset::{
 };
 use super::events::{EventFeed, root_causes};
 use super::lookup::{describe_stack, has_resources, newest_change_set, status_of};
+use super::options::{StackOptions, UpstreamOutputs};
 use super::parameters::{
     DeclaredParameter, OverrideValue, ParameterOverride, PlannedParameter, plan_parameters,
 };
@@ -26,7 +27,7 @@ use super::status::{StackCondition, classify, is_success};
 use super::wait::{PollSchedule, WaitError, wait_for_stack};
 use crate::aws::aws_error;
 use crate::console::Console;
-use crate::inputs::{InputError, InputErrors, StackInputs, UpstreamOutputs};
+use crate::inputs::{InputError, InputErrors};
 use crate::service::watch::{EcsClients, StackServiceWatch};
 
 /// One stack output.
@@ -168,7 +169,7 @@ pub type UpstreamStack = (String, Option<Vec<(String, String)>>);
 /// (read-only), each stack once.
 async fn read_upstream_outputs(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
 ) -> anyhow::Result<Vec<UpstreamStack>> {
     let mut outputs_by_stack: Vec<UpstreamStack> = Vec::new();
     for source in &inputs.parameters_from_stacks {
@@ -194,7 +195,7 @@ async fn read_upstream_outputs(
 /// Explicit overrides win; a missing stack or output is a bad input naming
 /// it.
 fn add_upstream_outputs(
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     declared: &[DeclaredParameter],
     upstream: &[UpstreamStack],
     overrides: &mut Vec<ParameterOverride>,
@@ -321,7 +322,7 @@ impl StackPlan {
 /// parameters and the upstream stacks' outputs.
 pub async fn read_stack(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     files: &LoadedStackFiles,
     settings: &DeploySettings,
     console: &Console,
@@ -353,7 +354,7 @@ pub async fn read_stack(
 /// Decides what to do with the stack from what was read (pure but for the
 /// lines it prints): create, recreate or update, with which parameters.
 pub fn decide_stack(
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     files: &LoadedStackFiles,
     view: &StackView,
     console: &Console,
@@ -425,7 +426,7 @@ pub enum StackPlanError {
 /// Reads the stack and decides its plan.
 pub async fn plan_stack(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     files: &LoadedStackFiles,
     settings: &DeploySettings,
     console: &Console,
@@ -440,7 +441,7 @@ pub async fn plan_stack(
 /// (nothing of this run was applied), the stack is read and planned again.
 pub async fn deploy_stack(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     plan: &StackPlan,
     settings: &DeploySettings,
     console: &Console,
@@ -482,7 +483,7 @@ const MAX_SUPERSEDED: usize = 3;
 /// The calls that change the stack, in the order the plan decided.
 async fn apply_stack(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     plan: &StackPlan,
     settings: &DeploySettings,
     console: &Console,
@@ -573,7 +574,7 @@ fn is_in_flight(description: &str, age: std::time::Duration) -> bool {
 /// running on it, and classifies it.
 async fn settle(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     settings: &DeploySettings,
     console: &Console,
 ) -> (anyhow::Result<Option<Stack>>, StackCondition) {
@@ -663,7 +664,7 @@ async fn settle(
 /// REVIEW_IN_PROGRESS) so it can be created anew, saying so.
 async fn recreate_prelude(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
@@ -722,7 +723,7 @@ async fn recreate_prelude(
 #[allow(clippy::too_many_arguments)]
 async fn change_set(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     files: &LoadedStackFiles,
     parameters: &[PlannedParameter],
     settings: &DeploySettings,
@@ -809,7 +810,7 @@ async fn change_set(
 /// original error matters more.
 async fn discard_change_set(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     console: &Console,
     deployment: &mut StackDeployment,
     is_create: bool,
@@ -873,7 +874,7 @@ async fn only_our_empty_stack(client: &Client, stack_id: &str) -> bool {
 /// Executes the change set and waits for the stack to settle.
 async fn execute(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
@@ -898,7 +899,7 @@ async fn execute(
 /// and, on failure, the root causes.
 async fn finish(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
@@ -944,7 +945,7 @@ async fn finish(
 /// protection someone set by hand would be the wrong surprise.
 async fn ensure_termination_protection(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     console: &Console,
     stack_id: &str,
 ) -> anyhow::Result<()> {
@@ -965,7 +966,7 @@ async fn ensure_termination_protection(
 
 /// The stack's template, parameters and settings from the inputs.
 fn stack_settings<'a>(
-    inputs: &'a StackInputs,
+    inputs: &'a StackOptions,
     files: &'a LoadedStackFiles,
     parameters: &'a [PlannedParameter],
 ) -> StackSettings<'a> {
@@ -984,7 +985,7 @@ fn stack_settings<'a>(
 /// change sets. The planned changes are then every resource of the template.
 async fn create_stack_directly(
     client: &Client,
-    inputs: &StackInputs,
+    inputs: &StackOptions,
     files: &LoadedStackFiles,
     parameters: &[PlannedParameter],
     settings: &DeploySettings,

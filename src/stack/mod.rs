@@ -5,6 +5,7 @@ pub mod changeset;
 pub mod deploy;
 pub mod events;
 pub mod lookup;
+pub mod options;
 pub mod parameters;
 pub mod plan;
 pub mod status;

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use super::changeset::TemplateSource;
+use super::options::{OverridesInput, StackOptions, TemplateLocation};
 use super::parameters::{DeclaredParameter, ParameterOverride, parse_override_document};
 use super::template::{TemplateSummary, check_body_size, parse_template};
-use crate::inputs::{InputError, InputErrors, OverridesInput, StackInputs, TemplateLocation};
+use crate::inputs::{InputError, InputErrors};
 
 /// The template and overrides, loaded and checked.
 #[derive(Debug, Clone)]
@@ -37,7 +38,7 @@ pub const DEFAULT_IMAGE_PARAMETER: &str = "ImageUri";
 
 /// Reads and checks the template and the parameter file, reporting every
 /// problem at once.
-pub fn load_stack_files(inputs: &StackInputs) -> Result<LoadedStackFiles, InputErrors> {
+pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, InputErrors> {
     let mut errors = Vec::new();
     let template = match &inputs.template {
         TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None, None)),
