@@ -5,7 +5,7 @@
 //! definition. Here success means our deployment is PRIMARY with
 //! `rolloutState=COMPLETED`; a failed rollout or a rollback is a failure.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::watch::{DeploymentProgress, EcsClients, ServiceWatch, short_task_definition};
 use crate::aws::aws_error;
 use crate::console::Console;
-use crate::stack::wait::PollSchedule;
+use crate::stack::wait::{PollSchedule, Poller, TimedOut};
 
 /// What the deployment we are waiting for looks like now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +137,7 @@ pub async fn wait_for_rollout(
     schedule: PollSchedule,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut delay = Duration::ZERO;
+    let mut poller = Poller::new(schedule, timeout);
     let task_definition = rollout.task_definition_arn.clone();
     loop {
         let snapshot = watch.observe(clients, console).await?;
@@ -197,8 +196,7 @@ pub async fn wait_for_rollout(
             }
             RolloutVerdict::InProgress => {}
         }
-        let waited = started.elapsed();
-        if waited >= timeout {
+        if let Err(TimedOut { waited }) = poller.tick().await {
             anyhow::bail!(
                 "the deployment of {} to service {} was still {} after {} (wait-for-minutes); ECS carries on with it on its own",
                 short_task_definition(&task_definition),
@@ -207,8 +205,6 @@ pub async fn wait_for_rollout(
                 humantime::format_duration(Duration::from_secs(waited.as_secs()))
             );
         }
-        delay = schedule.next_delay(delay, waited);
-        tokio::time::sleep(delay.min(timeout.saturating_sub(waited))).await;
     }
 }
 

@@ -1,7 +1,7 @@
 //! Change sets: create one, wait until CloudFormation has computed it, read
 //! its changes, and delete it when it is not going to be executed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::options::Tag;
 use super::parameters::PlannedParameter;
 use super::request_token;
-use super::wait::{PollSchedule, WaitError};
+use super::wait::{PollSchedule, Poller, TimedOut, WaitError};
 
 /// The template, as CloudFormation takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,8 +228,7 @@ pub async fn wait_for_change_set(
     schedule: PollSchedule,
     timeout: Duration,
 ) -> Result<ChangeSetOutcome, WaitError> {
-    let started = Instant::now();
-    let mut delay = Duration::ZERO;
+    let mut poller = Poller::new(schedule, timeout);
     loop {
         let output = match client
             .describe_change_set()
@@ -264,16 +263,13 @@ pub async fn wait_for_change_set(
             }
             _ => {}
         }
-        let waited = started.elapsed();
-        if waited >= timeout {
+        if let Err(TimedOut { waited }) = poller.tick().await {
             return Err(WaitError::Timeout {
                 stack: change_set_id.to_string(),
                 last_status: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
                 waited,
             });
         }
-        delay = schedule.next_delay(delay, waited);
-        tokio::time::sleep(delay).await;
     }
 }
 

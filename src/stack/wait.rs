@@ -5,7 +5,7 @@
 //! easing off to spare the API. The schedule is a value passed in, so tests
 //! can use a faster one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_cloudformation::Client;
 
@@ -53,6 +53,53 @@ impl PollSchedule {
     }
 }
 
+/// One wait, paced by a [`PollSchedule`] and bounded by a timeout: every
+/// wait of the job (stack, change set, rollout) looks, then asks the poller
+/// for the next tick, so the pacing and the bound live here only.
+#[derive(Debug)]
+pub struct Poller {
+    schedule: PollSchedule,
+    timeout: Duration,
+    /// Tokio's clock, which tests can pause and advance.
+    started: tokio::time::Instant,
+    delay: Duration,
+}
+
+/// The wait ran out: how long it waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut {
+    pub waited: Duration,
+}
+
+impl Poller {
+    pub fn new(schedule: PollSchedule, timeout: Duration) -> Self {
+        Self {
+            schedule,
+            timeout,
+            started: tokio::time::Instant::now(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Time since the wait started.
+    #[cfg(test)]
+    pub fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sleeps until the next look, or says the wait ran out. Never sleeps
+    /// past the bound.
+    pub async fn tick(&mut self) -> Result<(), TimedOut> {
+        let waited = self.started.elapsed();
+        if waited >= self.timeout {
+            return Err(TimedOut { waited });
+        }
+        self.delay = self.schedule.next_delay(self.delay, waited);
+        tokio::time::sleep(self.delay.min(self.timeout.saturating_sub(waited))).await;
+        Ok(())
+    }
+}
+
 /// Why waiting ended without a settled stack.
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
@@ -83,8 +130,7 @@ pub async fn wait_for_stack(
     timeout: Duration,
     mut services: Option<&mut StackServiceWatch>,
 ) -> Result<String, WaitError> {
-    let started = Instant::now();
-    let mut delay = Duration::ZERO;
+    let mut poller = Poller::new(schedule, timeout);
     loop {
         for event in feed.poll_explained(client, console).await {
             print_event(console, &event);
@@ -109,16 +155,13 @@ pub async fn wait_for_stack(
             }
             return Ok(last_status);
         }
-        let waited = started.elapsed();
-        if waited >= timeout {
+        if let Err(TimedOut { waited }) = poller.tick().await {
             return Err(WaitError::Timeout {
                 stack: stack.to_string(),
                 last_status,
                 waited,
             });
         }
-        delay = schedule.next_delay(delay, waited);
-        tokio::time::sleep(delay.min(timeout.saturating_sub(waited))).await;
     }
 }
 
@@ -130,6 +173,25 @@ pub fn print_event(console: &Console, event: &StackEventRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_poller_paces_and_never_sleeps_past_its_bound() {
+        let schedule = PollSchedule::default();
+        let mut poller = Poller::new(schedule, Duration::from_millis(700));
+        assert_eq!(poller.tick().await, Ok(()));
+        assert_eq!(poller.waited(), Duration::from_millis(250));
+        assert_eq!(poller.tick().await, Ok(()));
+        assert_eq!(poller.waited(), Duration::from_millis(625));
+        // The next delay (562 ms) is cut to what is left of the bound.
+        assert_eq!(poller.tick().await, Ok(()));
+        assert_eq!(poller.waited(), Duration::from_millis(700));
+        assert_eq!(
+            poller.tick().await,
+            Err(TimedOut {
+                waited: Duration::from_millis(700)
+            })
+        );
+    }
 
     #[test]
     fn delays_back_off_and_stay_under_a_second_in_the_first_minute() {
