@@ -1,7 +1,8 @@
 //! The GitHub side, against a local HTTP server standing in for the GitHub
 //! REST API: deployments with their statuses, workflow_dispatch of the next
 //! workflows with inputs taken from this run's outputs, and the pull request
-//! comment of a planned change set. Each test asserts the exact calls.
+//! comment of a planned change set. Each test asserts the exact calls,
+//! including after a dispatch whose answer is lost.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -28,9 +29,19 @@ struct FakeGithub {
 impl FakeGithub {
     /// `dispatch_status` is what workflow_dispatch answers (204 accepts).
     fn start(dispatch_status: u16) -> Self {
+        Self::start_with(dispatch_status, false)
+    }
+
+    /// Carries out every workflow_dispatch (its run shows in the runs list)
+    /// but answers 502, as when GitHub's answer is lost on the way.
+    fn start_losing_dispatch_answers() -> Self {
+        Self::start_with(204, true)
+    }
+
+    fn start_with(dispatch_status: u16, lose_dispatch_answers: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake GitHub API");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&requests);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -61,7 +72,17 @@ impl FakeGithub {
                 let _ = reader.read_exact(&mut body);
                 let body: serde_json::Value =
                     serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                let (status, answer) = route(&method, &path, dispatch_status);
+                let dispatched = recorded
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .any(|r| r.method == "POST" && r.path.ends_with("/dispatches"));
+                let (status, answer) = match route(&method, &path, dispatch_status, dispatched) {
+                    (204, _) if lose_dispatch_answers && path.ends_with("/dispatches") => {
+                        (502, serde_json::json!({"message": "Server Error"}))
+                    }
+                    answer => answer,
+                };
                 recorded.lock().expect("lock").push(Recorded {
                     method,
                     path,
@@ -85,9 +106,32 @@ impl FakeGithub {
     }
 }
 
-/// The answers GitHub's REST API gives, by route.
-fn route(method: &str, path: &str, dispatch_status: u16) -> (u16, serde_json::Value) {
+/// The answers GitHub's REST API gives, by route. `dispatched`: a
+/// workflow_dispatch was carried out, so its run is listed.
+fn route(
+    method: &str,
+    path: &str,
+    dispatch_status: u16,
+    dispatched: bool,
+) -> (u16, serde_json::Value) {
     match (method, path) {
+        ("GET", p) if p.starts_with("/repos/acme/shop/actions/workflows/deploy-alb.yml/runs?") => {
+            let runs: Vec<serde_json::Value> = if dispatched {
+                vec![serde_json::json!({
+                    "id": 501,
+                    "event": "workflow_dispatch",
+                    "head_branch": "main",
+                    "created_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                    "html_url": "https://github.com/acme/shop/actions/runs/501"
+                })]
+            } else {
+                Vec::new()
+            };
+            (
+                200,
+                serde_json::json!({"total_count": runs.len(), "workflow_runs": runs}),
+            )
+        }
         ("POST", p) if p.ends_with("/dispatches") => match dispatch_status {
             204 => (204, serde_json::Value::Null),
             status => (
@@ -293,4 +337,45 @@ fn a_planned_change_set_is_commented_on_the_pull_request() {
         "{body}"
     );
     assert!(body.contains("| Add | `Queue` |"), "{body}");
+}
+
+#[test]
+fn a_dispatch_whose_answer_is_lost_is_confirmed_from_the_runs_list_and_sent_once() {
+    let github = FakeGithub::start_losing_dispatch_answers();
+    let ws = Workspace::new();
+    ws.write("stack.yml", QUEUE_TEMPLATE);
+    let run = with_github(
+        ActionRun::new(&ws)
+            .input("name", &unique_name("gh502"))
+            .input("template", "stack.yml")
+            .input("parameter-overrides", "Env=a")
+            .input("dispatch-workflows", "deploy-alb.yml"),
+        &github,
+    )
+    .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("so it was not sent again"),
+        "the log says why the 502 did not fail the step:\n{}",
+        run.stdout
+    );
+    let requests = github.requests();
+    let dispatches = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/dispatches"))
+        .count();
+    assert_eq!(dispatches, 1, "{requests:?}");
+    let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["POST", "GET"], "{requests:?}");
+    assert!(
+        requests[1].path.starts_with(
+            "/repos/acme/shop/actions/workflows/deploy-alb.yml/runs?event=workflow_dispatch&branch=main&created=%3E%3D"
+        ),
+        "{}",
+        requests[1].path
+    );
+    assert_eq!(
+        run.output("dispatched-workflows"),
+        r#"[{"workflow":"deploy-alb.yml","ref":"refs/heads/main"}]"#
+    );
 }

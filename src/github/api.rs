@@ -7,12 +7,31 @@
 //! local server work the same way) and `owner/name`. Every failure becomes a
 //! [`GithubError`] that says which input or job permission to fix and quotes
 //! GitHub's own message, because "HTTP 403" alone sends users searching.
+//!
+//! # Retries
+//!
+//! octocrab's own retry is off (no `retry` feature): it re-sends any request
+//! after a 5xx or a lost answer, and a workflow dispatch that GitHub carried
+//! out but whose answer was lost would start a second downstream run.
+//! Instead:
+//!
+//! - Reads (GET) are repeated up to [`READ_ATTEMPTS`] times, with a short
+//!   backoff, after a 5xx or a connection failure: they change nothing.
+//! - Creates (dispatch, deployment, deployment status, comment) are sent once.
+//!   A 4xx is a definite refusal and is reported as it is. After an ambiguous
+//!   failure (a 5xx, a dropped connection, a timeout: GitHub may or may not
+//!   have done it) the client looks on GitHub for what the call would have
+//!   made, created since just before it was sent. Found: the call counts as
+//!   done. Not found: it is sent once more, and a second ambiguous failure is
+//!   a [`GithubError::Uncertain`] that says what may or may not have happened.
+//!   Each such recovery is kept for [`GithubApi::take_recoveries`].
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
-use octocrab::{Octocrab, OctocrabBuilder, Page};
+use octocrab::{FromResponse, Octocrab, OctocrabBuilder, Page};
 use serde::{Deserialize, Serialize};
 
 /// How long to wait for a TCP/TLS connection to the API. A hung connection
@@ -43,6 +62,34 @@ const CLOSING_CODE_FENCE: &str = "\n```";
 /// answering with a `next` link from looping forever.
 const MAX_COMMENT_PAGES: usize = 100;
 
+/// How many times a read (GET) is sent when it fails with a 5xx or a
+/// connection error. Reads change nothing, so repeating them is safe.
+const READ_ATTEMPTS: u32 = 3;
+
+/// The wait before the second read attempt, doubled before each later one:
+/// long enough for a load balancer's hiccup to pass, short enough not to
+/// matter next to a deploy.
+const READ_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// The wait before looking whether a create whose answer was lost took
+/// effect: the 502 may come from a proxy while GitHub is still finishing
+/// the request behind it.
+const CONFIRM_DELAY: Duration = Duration::from_secs(5);
+
+/// A dispatched run shows in the runs list a few seconds after GitHub
+/// accepts the dispatch, so after a lost answer the list is read this many
+/// times, [`CONFIRM_DELAY`] apart, before the dispatch is sent again.
+const DISPATCH_LOOKS: u32 = 3;
+
+/// How much earlier than our clock, taken just before sending, GitHub's
+/// `created_at` may be and still count as made by this call: the runner's
+/// clock and GitHub's differ by a little, and `created_at` has whole seconds.
+const CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// Runs, deployments or statuses read per look; what a call made in the
+/// last few seconds is on the first page, newest first.
+const LOOK_PAGE_SIZE: u32 = 100;
+
 /// A client for the GitHub REST API, scoped to one repository.
 ///
 /// `Debug` shows the API URL and repository only: the token must never reach
@@ -52,6 +99,56 @@ pub struct GithubApi {
     api_url: String,
     owner: String,
     repo: String,
+    delays: Delays,
+    recoveries: Mutex<Vec<Recovery>>,
+}
+
+/// The waits between attempts; the tests shorten them.
+#[derive(Debug, Clone, Copy)]
+struct Delays {
+    read_retry: Duration,
+    confirm: Duration,
+}
+
+/// A create-type call whose first answer was ambiguous and which then
+/// succeeded, found by [`GithubApi::take_recoveries`]. The call itself
+/// returned `Ok`: this is for the log, so a reader knows why there was a
+/// second request or why a 502 did not fail the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// The call, as in error messages: "dispatching workflow `x` on ref ...".
+    pub action: String,
+    /// The ambiguous failure, e.g. "GitHub answered HTTP 502: Bad Gateway".
+    pub failure: String,
+    pub outcome: RecoveryOutcome,
+}
+
+/// How a [`Recovery`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryOutcome {
+    /// GitHub had done it; `evidence` names what was found (a run, a
+    /// deployment, a status or a comment). Nothing was sent again.
+    ConfirmedDone { evidence: String },
+    /// Nothing of it showed on GitHub, so it was sent once more, and that
+    /// succeeded.
+    SentAgain,
+}
+
+impl fmt::Display for Recovery {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.outcome {
+            RecoveryOutcome::ConfirmedDone { evidence } => write!(
+                formatter,
+                "{}: {}, but {evidence} shows it was done, so it was not sent again",
+                self.action, self.failure
+            ),
+            RecoveryOutcome::SentAgain => write!(
+                formatter,
+                "{}: {}, and nothing of it showed on GitHub, so it was sent once more",
+                self.action, self.failure
+            ),
+        }
+    }
 }
 
 impl fmt::Debug for GithubApi {
@@ -73,6 +170,18 @@ pub enum DeploymentState {
     Success,
     Failure,
     Error,
+}
+
+impl DeploymentState {
+    /// The name GitHub uses, as in a listed status's `state`.
+    fn github_name(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Error => "error",
+        }
+    }
 }
 
 /// What [`GithubApi::upsert_pull_request_comment`] did, with the comment id.
@@ -132,6 +241,15 @@ pub enum GithubError {
         action: String,
         reason: String,
     },
+
+    /// A create-type call got no clear answer and whether it took effect
+    /// is not known: re-running blindly could do it twice.
+    #[error("{action} got no clear answer from GitHub: {reason}; {outcome}")]
+    Uncertain {
+        action: String,
+        reason: String,
+        outcome: String,
+    },
 }
 
 /// The call in progress when something failed: it decides which permission
@@ -154,6 +272,15 @@ enum GithubCall<'a> {
     },
     WriteComment {
         pull_number: u64,
+    },
+    ListWorkflowRuns {
+        workflow_id: &'a str,
+    },
+    ListDeployments {
+        environment: &'a str,
+    },
+    ListDeploymentStatuses {
+        deployment_id: u64,
     },
 }
 
@@ -201,6 +328,43 @@ struct IssueComment {
     body: Option<String>,
 }
 
+/// `GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs`.
+#[derive(Debug, Deserialize)]
+struct WorkflowRuns {
+    workflow_runs: Vec<WorkflowRun>,
+}
+
+/// The fields of a listed workflow run that tell whether a dispatch made it.
+#[derive(Debug, Deserialize)]
+struct WorkflowRun {
+    id: u64,
+    event: Option<String>,
+    head_branch: Option<String>,
+    created_at: String,
+    html_url: Option<String>,
+}
+
+/// The fields of a listed deployment that tell whether our create made it.
+#[derive(Debug, Deserialize)]
+struct ListedDeployment {
+    id: u64,
+    sha: Option<String>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    environment: Option<String>,
+    description: Option<String>,
+    created_at: String,
+}
+
+/// The fields of a listed deployment status that tell whether ours made it.
+#[derive(Debug, Deserialize)]
+struct ListedDeploymentStatus {
+    id: u64,
+    state: String,
+    description: Option<String>,
+    created_at: String,
+}
+
 /// Body of creating or editing an issue comment.
 #[derive(Debug, Serialize)]
 struct CommentBody<'a> {
@@ -240,12 +404,32 @@ impl GithubApi {
             api_url: api_url.to_owned(),
             owner: owner.to_owned(),
             repo: repo.to_owned(),
+            delays: Delays {
+                read_retry: READ_RETRY_DELAY,
+                confirm: CONFIRM_DELAY,
+            },
+            recoveries: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Hands over, and forgets, the create-type calls that succeeded only
+    /// after an ambiguous first answer, oldest first, for the caller's log.
+    pub fn take_recoveries(&self) -> Vec<Recovery> {
+        // Every change to the list is one push, so a panic elsewhere while
+        // the lock was held cannot have left it half-written.
+        std::mem::take(
+            &mut *self
+                .recoveries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Starts a `workflow_dispatch` run of `workflow` (a file name such as
     /// `deploy-alb.yml`, a path under `.github/workflows/`, or a numeric id)
-    /// on `git_ref` with `inputs`.
+    /// on `git_ref` with `inputs`. After an ambiguous failure the workflow's
+    /// recent runs are read, and the dispatch is sent again only if none of
+    /// them is ours (see the module docs).
     pub async fn dispatch_workflow(
         &self,
         workflow: &str,
@@ -257,22 +441,33 @@ impl GithubApi {
             workflow_id,
             git_ref,
         };
-        let inputs = serde_json::Map::from_iter(
+        let inputs = serde_json::Value::Object(serde_json::Map::from_iter(
             inputs
                 .iter()
                 .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str()))),
-        );
-        self.client
-            .actions()
-            .create_workflow_dispatch(&self.owner, &self.repo, workflow_id, git_ref)
-            .inputs(serde_json::Value::Object(inputs))
-            .send()
-            .await
-            .map_err(|error| self.explain(call, error))
+        ));
+        self.create_checked(
+            call,
+            async || {
+                self.client
+                    .actions()
+                    .create_workflow_dispatch(&self.owner, &self.repo, workflow_id, git_ref)
+                    .inputs(inputs.clone())
+                    .send()
+                    .await
+            },
+            async |sent_at| {
+                self.find_dispatched_run(workflow_id, git_ref, sent_at)
+                    .await
+            },
+        )
+        .await
     }
 
     /// Records a deployment of commit `git_ref` to `environment` and returns
-    /// its id, for [`GithubApi::set_deployment_status`].
+    /// its id, for [`GithubApi::set_deployment_status`]. After an ambiguous
+    /// failure, a deployment of the same ref, environment and description
+    /// created since just before the request counts as this one.
     pub async fn create_deployment(
         &self,
         git_ref: &str,
@@ -293,10 +488,15 @@ impl GithubApi {
         };
         let route = format!("/repos/{}/{}/deployments", self.owner, self.repo);
         let created: CreatedDeployment = self
-            .client
-            .post(route, Some(&request))
-            .await
-            .map_err(|error| self.explain(call, error))?;
+            .create_checked(
+                call,
+                async || self.client.post(&route, Some(&request)).await,
+                async |sent_at| {
+                    self.find_deployment(git_ref, environment, description, sent_at)
+                        .await
+                },
+            )
+            .await?;
         created.id.ok_or_else(|| GithubError::UnexpectedResponse {
             api_url: self.api_url.clone(),
             action: self.describe(call),
@@ -309,7 +509,8 @@ impl GithubApi {
 
     /// Reports the state of deployment `deployment_id`. `description` is cut
     /// to GitHub's 140-character limit rather than failing the deploy over a
-    /// long message.
+    /// long message. After an ambiguous failure, a status of the same state
+    /// and description created since just before the request counts as ours.
     pub async fn set_deployment_status(
         &self,
         deployment_id: u64,
@@ -319,29 +520,39 @@ impl GithubApi {
         description: &str,
     ) -> Result<(), GithubError> {
         let call = GithubCall::SetDeploymentStatus { deployment_id };
+        let description = truncate_chars(description, MAX_DEPLOYMENT_STATUS_DESCRIPTION_CHARS);
         let request = NewDeploymentStatus {
             state,
             environment_url,
             log_url,
-            description: truncate_chars(description, MAX_DEPLOYMENT_STATUS_DESCRIPTION_CHARS),
+            description: description.clone(),
             auto_inactive: true,
         };
         let route = format!(
             "/repos/{}/{}/deployments/{deployment_id}/statuses",
             self.owner, self.repo
         );
-        let _created_status: serde_json::Value = self
-            .client
-            .post(route, Some(&request))
-            .await
-            .map_err(|error| self.explain(call, error))?;
-        Ok(())
+        self.create_checked(
+            call,
+            async || {
+                let _created_status: serde_json::Value =
+                    self.client.post(&route, Some(&request)).await?;
+                Ok(())
+            },
+            async |sent_at| {
+                self.find_deployment_status(deployment_id, state, &description, sent_at)
+                    .await
+            },
+        )
+        .await
     }
 
     /// Creates the pull request comment that carries `marker`, or edits it if
     /// one exists, so each stack keeps a single comment however often the
     /// workflow runs. `marker` should be an HTML comment, which GitHub does
-    /// not render; an empty marker matches nothing and always creates.
+    /// not render; an empty marker matches nothing and always creates. After
+    /// an ambiguous failure the comments are searched for the marker again:
+    /// a marked comment with our body means the write was done.
     pub async fn upsert_pull_request_comment(
         &self,
         pull_number: u64,
@@ -354,40 +565,92 @@ impl GithubApi {
         };
         let call = GithubCall::WriteComment { pull_number };
         match self.find_comment_with_marker(pull_number, marker).await? {
-            Some(comment_id) => {
+            Some(existing) => {
                 let route = format!(
-                    "/repos/{}/{}/issues/comments/{comment_id}",
-                    self.owner, self.repo
+                    "/repos/{}/{}/issues/comments/{}",
+                    self.owner, self.repo, existing.id
                 );
-                let updated: IssueComment = self
-                    .client
-                    .patch(route, Some(&request))
-                    .await
-                    .map_err(|error| self.explain(call, error))?;
-                Ok(CommentAction::Updated(updated.id))
+                self.create_checked(
+                    call,
+                    async || {
+                        let updated: IssueComment =
+                            self.client.patch(&route, Some(&request)).await?;
+                        Ok(CommentAction::Updated(updated.id))
+                    },
+                    async |_sent_at| {
+                        let found = self
+                            .find_marked_comment_after_a_write(pull_number, marker)
+                            .await?;
+                        Ok(found
+                            .filter(|comment| comment.body.as_deref() == Some(&*comment_body))
+                            .map(|comment| {
+                                (
+                                    CommentAction::Updated(comment.id),
+                                    format!("comment {}", comment.id),
+                                )
+                            }))
+                    },
+                )
+                .await
             }
             None => {
                 let route = format!(
                     "/repos/{}/{}/issues/{pull_number}/comments",
                     self.owner, self.repo
                 );
-                let created: IssueComment = self
-                    .client
-                    .post(route, Some(&request))
-                    .await
-                    .map_err(|error| self.explain(call, error))?;
-                Ok(CommentAction::Created(created.id))
+                self.create_checked(
+                    call,
+                    async || {
+                        let created: IssueComment =
+                            self.client.post(&route, Some(&request)).await?;
+                        Ok(CommentAction::Created(created.id))
+                    },
+                    async |_sent_at| {
+                        let Some(found) = self
+                            .find_marked_comment_after_a_write(pull_number, marker)
+                            .await?
+                        else {
+                            return Ok(None);
+                        };
+                        if found.body.as_deref() == Some(&*comment_body) {
+                            return Ok(Some((
+                                CommentAction::Created(found.id),
+                                format!("comment {}", found.id),
+                            )));
+                        }
+                        // A marked comment with another body: ours as GitHub
+                        // stored it, or a concurrent run's. Either way a
+                        // second marked comment is worse than editing it.
+                        let route = format!(
+                            "/repos/{}/{}/issues/comments/{}",
+                            self.owner, self.repo, found.id
+                        );
+                        let updated: IssueComment = self
+                            .client
+                            .patch(&route, Some(&request))
+                            .await
+                            .map_err(|error| self.explain(call, error))?;
+                        Ok(Some((
+                            CommentAction::Updated(updated.id),
+                            format!(
+                                "comment {} (found with the marker but another body, and edited)",
+                                updated.id
+                            ),
+                        )))
+                    },
+                )
+                .await
             }
         }
     }
 
-    /// Returns the id of the first (oldest) comment on the pull request whose
-    /// body contains `marker`, reading every page.
+    /// Returns the first (oldest) comment on the pull request whose body
+    /// contains `marker`, reading every page.
     async fn find_comment_with_marker(
         &self,
         pull_number: u64,
         marker: &str,
-    ) -> Result<Option<u64>, GithubError> {
+    ) -> Result<Option<IssueComment>, GithubError> {
         if marker.is_empty() {
             return Ok(None);
         }
@@ -397,28 +660,283 @@ impl GithubApi {
             self.owner, self.repo
         );
         for _ in 0..MAX_COMMENT_PAGES {
-            let page: Page<IssueComment> = self
-                .client
-                .get(&route, None::<&()>)
-                .await
-                .map_err(|error| self.explain(call, error))?;
-            let found = page.items.iter().find(|comment| {
+            let page: Page<IssueComment> = self.read(call, &route).await?;
+            let next = page.next;
+            let found = page.items.into_iter().find(|comment| {
                 comment
                     .body
                     .as_deref()
                     .is_some_and(|text| text.contains(marker))
             });
-            if let Some(comment) = found {
-                return Ok(Some(comment.id));
+            if found.is_some() {
+                return Ok(found);
             }
             // GitHub's `next` link is absolute; octocrab sends the token with
             // it only because its host is the configured API host.
-            match page.next {
+            match next {
                 Some(next) => route = next.to_string(),
                 None => return Ok(None),
             }
         }
         Ok(None)
+    }
+
+    /// After an ambiguous comment write: the marked comment as it is now.
+    /// Comments are not compared with the time of our send, since an edit
+    /// keeps the comment's `created_at`: the marker and the body tell.
+    async fn find_marked_comment_after_a_write(
+        &self,
+        pull_number: u64,
+        marker: &str,
+    ) -> Result<Option<IssueComment>, GithubError> {
+        tokio::time::sleep(self.delays.confirm).await;
+        self.find_comment_with_marker(pull_number, marker).await
+    }
+
+    /// After an ambiguous dispatch: a `workflow_dispatch` run of
+    /// `workflow_id` on `git_ref` created since `sent_at`, with a few words
+    /// naming it. The list is read [`DISPATCH_LOOKS`] times, because a
+    /// dispatched run takes a few seconds to show.
+    async fn find_dispatched_run(
+        &self,
+        workflow_id: &str,
+        git_ref: &str,
+        sent_at: SystemTime,
+    ) -> Result<Option<((), String)>, GithubError> {
+        let call = GithubCall::ListWorkflowRuns { workflow_id };
+        let earliest = earliest_ours(sent_at);
+        let (ref_name, branch) = dispatch_ref_name(git_ref);
+        let mut route = format!(
+            "/repos/{}/{}/actions/workflows/{workflow_id}/runs?event=workflow_dispatch",
+            self.owner, self.repo
+        );
+        if let Some(branch) = branch {
+            route.push_str(&format!("&branch={}", encode_query_value(branch)));
+        }
+        // The `created` filter keeps a busy workflow's older runs off the
+        // page; the same test is made below for servers that ignore it.
+        route.push_str(&format!(
+            "&created={}&per_page={LOOK_PAGE_SIZE}",
+            encode_query_value(&format!(
+                ">={}",
+                humantime::format_rfc3339_seconds(earliest)
+            ))
+        ));
+        for _ in 0..DISPATCH_LOOKS {
+            tokio::time::sleep(self.delays.confirm).await;
+            let runs: WorkflowRuns = self.read(call, &route).await?;
+            let ours = runs.workflow_runs.iter().find(|run| {
+                run.event
+                    .as_deref()
+                    .is_none_or(|event| event == "workflow_dispatch")
+                    && run
+                        .head_branch
+                        .as_deref()
+                        .is_none_or(|head| head == ref_name)
+                    && created_since(&run.created_at, earliest)
+            });
+            if let Some(run) = ours {
+                let evidence = match &run.html_url {
+                    Some(url) => format!("run {} ({url})", run.id),
+                    None => format!("run {}", run.id),
+                };
+                return Ok(Some(((), evidence)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// After an ambiguous create: a deployment of `git_ref` to `environment`
+    /// with `description`, created since `sent_at`, as the create answers it.
+    async fn find_deployment(
+        &self,
+        git_ref: &str,
+        environment: &str,
+        description: &str,
+        sent_at: SystemTime,
+    ) -> Result<Option<(CreatedDeployment, String)>, GithubError> {
+        let call = GithubCall::ListDeployments { environment };
+        let earliest = earliest_ours(sent_at);
+        // `sha` matches the resolved commit, `ref` the name as sent; the job
+        // sends a commit sha, but a branch or tag works too.
+        let filter = if is_commit_sha(git_ref) { "sha" } else { "ref" };
+        let route = format!(
+            "/repos/{}/{}/deployments?{filter}={}&environment={}&per_page={LOOK_PAGE_SIZE}",
+            self.owner,
+            self.repo,
+            encode_query_value(git_ref),
+            encode_query_value(environment)
+        );
+        tokio::time::sleep(self.delays.confirm).await;
+        let deployments: Vec<ListedDeployment> = self.read(call, &route).await?;
+        Ok(deployments
+            .into_iter()
+            .find(|deployment| {
+                deployment.environment.as_deref() == Some(environment)
+                    && deployment.description.as_deref().unwrap_or_default() == description
+                    && (deployment.sha.as_deref() == Some(git_ref)
+                        || deployment.git_ref.as_deref() == Some(git_ref))
+                    && created_since(&deployment.created_at, earliest)
+            })
+            .map(|deployment| {
+                (
+                    CreatedDeployment {
+                        id: Some(deployment.id),
+                        message: None,
+                    },
+                    format!("deployment {}", deployment.id),
+                )
+            }))
+    }
+
+    /// After an ambiguous status update: a status of deployment
+    /// `deployment_id` with `state` and `description`, created since
+    /// `sent_at`.
+    async fn find_deployment_status(
+        &self,
+        deployment_id: u64,
+        state: DeploymentState,
+        description: &str,
+        sent_at: SystemTime,
+    ) -> Result<Option<((), String)>, GithubError> {
+        let call = GithubCall::ListDeploymentStatuses { deployment_id };
+        let earliest = earliest_ours(sent_at);
+        let route = format!(
+            "/repos/{}/{}/deployments/{deployment_id}/statuses?per_page={LOOK_PAGE_SIZE}",
+            self.owner, self.repo
+        );
+        tokio::time::sleep(self.delays.confirm).await;
+        let statuses: Vec<ListedDeploymentStatus> = self.read(call, &route).await?;
+        Ok(statuses
+            .iter()
+            .find(|status| {
+                status.state == state.github_name()
+                    && status.description.as_deref().unwrap_or_default() == description
+                    && created_since(&status.created_at, earliest)
+            })
+            .map(|status| {
+                (
+                    (),
+                    format!("status {} of deployment {deployment_id}", status.id),
+                )
+            }))
+    }
+
+    /// Sends a create-type call once. After an ambiguous failure, `look`
+    /// (given the time just before the send) tells whether GitHub did it
+    /// anyway, with a few words naming what it found; if not, the call is
+    /// sent once more. Never more: each send may be one more downstream run.
+    async fn create_checked<T>(
+        &self,
+        call: GithubCall<'_>,
+        send: impl AsyncFn() -> Result<T, octocrab::Error>,
+        look: impl AsyncFn(SystemTime) -> Result<Option<(T, String)>, GithubError>,
+    ) -> Result<T, GithubError> {
+        let sent_at = SystemTime::now();
+        let first_failure = match send().await {
+            Ok(done) => return Ok(done),
+            Err(error) if may_have_taken_effect(&error) => describe_ambiguous(&error),
+            Err(error) => return Err(self.explain(call, error)),
+        };
+        match look(sent_at).await {
+            Ok(Some((done, evidence))) => {
+                self.record(
+                    call,
+                    first_failure,
+                    RecoveryOutcome::ConfirmedDone { evidence },
+                );
+                return Ok(done);
+            }
+            Ok(None) => {}
+            Err(look_error) => {
+                return Err(GithubError::Uncertain {
+                    action: self.describe(call),
+                    reason: format!(
+                        "{first_failure}, and looking whether it was done failed too: {look_error}"
+                    ),
+                    outcome: self.uncertain_outcome(call),
+                });
+            }
+        }
+        match send().await {
+            Ok(done) => {
+                self.record(call, first_failure, RecoveryOutcome::SentAgain);
+                Ok(done)
+            }
+            Err(error) if may_have_taken_effect(&error) => Err(GithubError::Uncertain {
+                action: self.describe(call),
+                reason: format!(
+                    "{first_failure}; nothing of it showed on GitHub, so it was sent once more, and {}",
+                    describe_ambiguous(&error)
+                ),
+                outcome: self.uncertain_outcome(call),
+            }),
+            Err(error) => Err(self.explain(call, error)),
+        }
+    }
+
+    /// Sends a GET, repeating it after a 5xx or a connection failure up to
+    /// [`READ_ATTEMPTS`] times in all, with a doubling wait in between.
+    async fn read<R: FromResponse>(
+        &self,
+        call: GithubCall<'_>,
+        route: &str,
+    ) -> Result<R, GithubError> {
+        let mut delay = self.delays.read_retry;
+        for _ in 1..READ_ATTEMPTS {
+            match self.client.get(route, None::<&()>).await {
+                Err(error) if is_transient(&error) => {
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                }
+                result => return result.map_err(|error| self.explain(call, error)),
+            }
+        }
+        self.client
+            .get(route, None::<&()>)
+            .await
+            .map_err(|error| self.explain(call, error))
+    }
+
+    /// Keeps a recovery for [`GithubApi::take_recoveries`].
+    fn record(&self, call: GithubCall<'_>, failure: String, outcome: RecoveryOutcome) {
+        self.recoveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Recovery {
+                action: self.describe(call),
+                failure,
+                outcome,
+            });
+    }
+
+    /// What may or may not have happened when a create's outcome is unknown,
+    /// and where the user can see which.
+    fn uncertain_outcome(&self, call: GithubCall<'_>) -> String {
+        let repository = format!("{}/{}", self.owner, self.repo);
+        match call {
+            GithubCall::DispatchWorkflow {
+                workflow_id,
+                git_ref,
+            } => format!(
+                "workflow `{workflow_id}` may or may not have started on ref `{git_ref}`: look at its runs in the Actions tab of {repository} before re-running this job, which would dispatch it again"
+            ),
+            GithubCall::CreateDeployment { environment, .. } => format!(
+                "a deployment to environment `{environment}` may or may not have been recorded: see the Environments page of {repository}"
+            ),
+            GithubCall::SetDeploymentStatus { deployment_id } => {
+                format!("deployment {deployment_id} may or may not show the new status")
+            }
+            GithubCall::WriteComment { pull_number } => format!(
+                "the comment on pull request #{pull_number} may or may not have been written"
+            ),
+            GithubCall::ListComments { .. }
+            | GithubCall::ListWorkflowRuns { .. }
+            | GithubCall::ListDeployments { .. }
+            | GithubCall::ListDeploymentStatuses { .. } => {
+                "it may or may not have taken effect".to_owned()
+            }
+        }
     }
 
     /// Turns an octocrab error into one that names what to fix.
@@ -482,6 +1000,15 @@ impl GithubApi {
             GithubCall::WriteComment { pull_number } => {
                 format!("commenting on pull request #{pull_number} in {repository}")
             }
+            GithubCall::ListWorkflowRuns { workflow_id } => {
+                format!("listing the runs of workflow `{workflow_id}` in {repository}")
+            }
+            GithubCall::ListDeployments { environment } => {
+                format!("listing the deployments to environment `{environment}` in {repository}")
+            }
+            GithubCall::ListDeploymentStatuses { deployment_id } => {
+                format!("listing the statuses of deployment {deployment_id} in {repository}")
+            }
         }
     }
 
@@ -530,6 +1057,14 @@ impl GithubApi {
             ) => format!(
                 "the token lacks `pull-requests: write` (add `permissions: pull-requests: write` to the job; `issues: write` also grants issue comments), or pull request #{pull_number} does not exist in {repository}; on `pull_request` events from forks the token is read-only, so comment from a `workflow_run` workflow instead"
             ),
+            (GithubCall::ListWorkflowRuns { .. }, 403 | 404) => {
+                "the token lacks `actions: read` (`permissions: actions: write` includes it)".to_owned()
+            }
+            (
+                GithubCall::ListDeployments { .. } | GithubCall::ListDeploymentStatuses { .. },
+                403 | 404,
+            ) => "the token lacks `deployments: read` (`permissions: deployments: write` includes it)"
+                .to_owned(),
             _ => "see GitHub's message for the cause".to_owned(),
         }
     }
@@ -620,6 +1155,110 @@ fn is_rate_limited(error: &octocrab::GitHubError) -> bool {
     error.status_code.as_u16() == 429 || (error.status_code.as_u16() == 403 && remaining_is_zero)
 }
 
+/// Whether a failed request may simply be repeated if it only reads: GitHub
+/// (or a proxy in front of it) had a server error, or the connection failed
+/// or timed out. A 4xx is GitHub's considered answer and would not change.
+fn is_transient(error: &octocrab::Error) -> bool {
+    match error {
+        octocrab::Error::GitHub { source, .. } => source.status_code.is_server_error(),
+        octocrab::Error::Service { .. } | octocrab::Error::Hyper { .. } => true,
+        _ => false,
+    }
+}
+
+/// Whether a failed create may have been carried out all the same: a 5xx,
+/// or a connection that broke or timed out once the request may have left.
+/// A connection that never opened sent nothing, so it is a plain failure.
+fn may_have_taken_effect(error: &octocrab::Error) -> bool {
+    is_transient(error) && !never_connected(error)
+}
+
+/// Whether the error chain holds a failure to open the connection (refused,
+/// DNS, connect timeout), before any byte of the request was sent.
+fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(layer) = current {
+        let connect_failed = layer
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+            || layer
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        if connect_failed {
+            return true;
+        }
+        current = layer.source();
+    }
+    false
+}
+
+/// An ambiguous failure in a few words, for [`GithubError::Uncertain`] and
+/// [`Recovery`]. A 502's body may be a whole HTML page: it is squeezed onto
+/// one line and cut.
+fn describe_ambiguous(error: &octocrab::Error) -> String {
+    match error {
+        octocrab::Error::GitHub { source, .. } => {
+            let message = describe_github_message(source)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!(
+                "GitHub answered HTTP {} ({})",
+                source.status_code.as_u16(),
+                truncate_chars(&message, 200)
+            )
+        }
+        other => format!("the request failed ({})", describe_error_chain(other)),
+    }
+}
+
+/// The earliest `created_at` that can belong to what a call sent at
+/// `sent_at` made, allowing for [`CLOCK_SKEW`].
+fn earliest_ours(sent_at: SystemTime) -> SystemTime {
+    sent_at.checked_sub(CLOCK_SKEW).unwrap_or(sent_at)
+}
+
+/// Whether GitHub's `created_at` (RFC 3339, UTC) is at or after `earliest`.
+/// A timestamp that does not parse does not count: the call is then sent
+/// again, as if nothing had been found.
+fn created_since(created_at: &str, earliest: SystemTime) -> bool {
+    humantime::parse_rfc3339_weak(created_at).is_ok_and(|created| created >= earliest)
+}
+
+/// The name a dispatched run shows as `head_branch`, and the branch to
+/// filter its runs by. Only `refs/heads/…` is surely a branch: a plain name
+/// may be a tag, which the `branch` filter may not match, so plain names and
+/// tags are compared with `head_branch` here instead of filtered by GitHub.
+fn dispatch_ref_name(git_ref: &str) -> (&str, Option<&str>) {
+    if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+        (branch, Some(branch))
+    } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+        (tag, None)
+    } else {
+        (git_ref, None)
+    }
+}
+
+/// A full commit sha (SHA-1 or SHA-256), which the deployments list filters
+/// with `sha`; anything else is a branch or tag name for `ref`.
+fn is_commit_sha(git_ref: &str) -> bool {
+    matches!(git_ref.len(), 40 | 64) && git_ref.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// Percent-encodes a query value: branch and environment names may hold
+/// `&`, `#`, `+` or spaces, and the `created` filter holds `>=` and `:`.
+fn encode_query_value(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 /// Joins an error and its sources on one line, skipping a source whose text
 /// its parent already repeats (octocrab's wrappers print their source).
 fn describe_error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -681,6 +1320,20 @@ mod tests {
         }
     }
 
+    /// Reads the request, then closes the connection without answering: the
+    /// answer GitHub sent was lost on the way.
+    fn dropped() -> Reply {
+        Reply {
+            status: 0,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn bad_gateway() -> Reply {
+        reply(502, json!({"message": "Server Error"}))
+    }
+
     /// A stand-in for the GitHub API on a loopback port: answers requests in
     /// order from a script and records them.
     struct FakeGithub {
@@ -711,14 +1364,25 @@ mod tests {
                             json!({"message": "the test did not script this request"}),
                         )
                     });
+                    if answer.status == 0 {
+                        drop(stream);
+                        continue;
+                    }
                     write_reply(&mut stream, &answer, &server_url).await;
                 }
             });
             Self { base_url, requests }
         }
 
+        /// A client whose waits between attempts are a millisecond, so the
+        /// retry tests stay fast.
         fn api(&self) -> GithubApi {
-            GithubApi::new(TOKEN, &self.base_url, REPOSITORY).unwrap()
+            let mut api = GithubApi::new(TOKEN, &self.base_url, REPOSITORY).unwrap();
+            api.delays = Delays {
+                read_retry: Duration::from_millis(1),
+                confirm: Duration::from_millis(1),
+            };
+            api
         }
 
         fn requests(&self) -> Vec<RecordedRequest> {
@@ -1396,5 +2060,617 @@ mod tests {
             2,
             "the cut code block is closed"
         );
+    }
+
+    /// `created_at` as GitHub writes it, `seconds_ago` before now.
+    fn created_at(seconds_ago: u64) -> String {
+        let at = SystemTime::now() - Duration::from_secs(seconds_ago);
+        humantime::format_rfc3339_seconds(at).to_string()
+    }
+
+    fn calls(requests: &[RecordedRequest]) -> Vec<(&str, &str)> {
+        requests
+            .iter()
+            .map(|request| (request.method.as_str(), request.path.as_str()))
+            .collect()
+    }
+
+    fn methods(requests: &[RecordedRequest]) -> Vec<&str> {
+        requests
+            .iter()
+            .map(|request| request.method.as_str())
+            .collect()
+    }
+
+    /// Asserts a runs look's path: the workflow, `event`, the optional
+    /// `branch`, and a `created` filter a few seconds before now.
+    fn assert_runs_look(request: &RecordedRequest, branch: Option<&str>) {
+        assert_eq!(request.method, "GET");
+        let (path, query) = request.path.split_once('?').unwrap();
+        assert_eq!(
+            path,
+            "/repos/octo-org/infra/actions/workflows/deploy-alb.yml/runs"
+        );
+        let params: Vec<(&str, &str)> = query
+            .split('&')
+            .map(|pair| pair.split_once('=').unwrap())
+            .collect();
+        let mut expected_names = vec!["event"];
+        expected_names.extend(branch.map(|_| "branch"));
+        expected_names.extend(["created", "per_page"]);
+        let names: Vec<&str> = params.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, expected_names, "{}", request.path);
+        assert!(params.contains(&("event", "workflow_dispatch")));
+        assert!(params.contains(&("per_page", "100")));
+        if let Some(branch) = branch {
+            assert!(params.contains(&("branch", branch)), "{}", request.path);
+        }
+        let created = params
+            .iter()
+            .find(|(name, _)| *name == "created")
+            .unwrap()
+            .1;
+        let since = created.strip_prefix("%3E%3D").unwrap().replace("%3A", ":");
+        let since = humantime::parse_rfc3339(&since).unwrap();
+        let age = SystemTime::now().duration_since(since).unwrap();
+        assert!(
+            age >= CLOCK_SKEW && age < CLOCK_SKEW + Duration::from_secs(30),
+            "created filter {created} should be a few seconds before the dispatch"
+        );
+    }
+
+    fn dispatch_run(id: u64, head_branch: &str, created_at: String) -> Value {
+        json!({
+            "id": id,
+            "event": "workflow_dispatch",
+            "head_branch": head_branch,
+            "created_at": created_at,
+            "html_url": format!("https://github.com/octo-org/infra/actions/runs/{id}")
+        })
+    }
+
+    #[tokio::test]
+    async fn dispatch_answered_502_after_it_ran_is_confirmed_from_the_runs_list_and_not_sent_again()
+    {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            reply(
+                200,
+                json!({"total_count": 1, "workflow_runs": [dispatch_run(77, "main", created_at(0))]}),
+            ),
+        ])
+        .await;
+        let api = github.api();
+
+        api.dispatch_workflow("deploy-alb.yml", "refs/heads/main", &deploy_inputs())
+            .await
+            .unwrap();
+
+        let requests = github.requests();
+        assert_eq!(methods(&requests), ["POST", "GET"]);
+        assert_eq!(
+            requests[0].path,
+            "/repos/octo-org/infra/actions/workflows/deploy-alb.yml/dispatches"
+        );
+        assert_runs_look(&requests[1], Some("main"));
+        requests.iter().for_each(assert_authorized);
+        let recoveries = api.take_recoveries();
+        assert_eq!(recoveries.len(), 1, "{recoveries:?}");
+        assert_eq!(
+            recoveries[0].outcome,
+            RecoveryOutcome::ConfirmedDone {
+                evidence: "run 77 (https://github.com/octo-org/infra/actions/runs/77)".to_owned()
+            }
+        );
+        let note = recoveries[0].to_string();
+        assert!(
+            note.starts_with("dispatching workflow `deploy-alb.yml` on ref `refs/heads/main`"),
+            "{note}"
+        );
+        assert!(note.contains("HTTP 502"), "{note}");
+        assert!(note.contains("not sent again"), "{note}");
+        assert!(api.take_recoveries().is_empty(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn dispatch_answered_502_with_no_new_run_is_sent_once_more_and_a_second_502_is_uncertain()
+    {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            // A server that ignores the `created` filter: an old run of the
+            // same branch, and a new one of another branch, are not ours.
+            reply(
+                200,
+                json!({"total_count": 2, "workflow_runs": [
+                    dispatch_run(70, "release", created_at(0)),
+                    dispatch_run(60, "main", created_at(3600)),
+                ]}),
+            ),
+            reply(200, json!({"total_count": 0, "workflow_runs": []})),
+            reply(200, json!({"total_count": 0, "workflow_runs": []})),
+            bad_gateway(),
+        ])
+        .await;
+        let api = github.api();
+
+        let error = api
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap_err();
+
+        let requests = github.requests();
+        assert_eq!(methods(&requests), ["POST", "GET", "GET", "GET", "POST"]);
+        requests[1..4]
+            .iter()
+            .for_each(|look| assert_runs_look(look, None));
+        assert_eq!(requests[4].path, requests[0].path);
+        assert_eq!(requests[4].body, requests[0].body);
+        let message = error.to_string();
+        assert!(matches!(error, GithubError::Uncertain { .. }), "{error:?}");
+        assert!(
+            message.contains("workflow `deploy-alb.yml` may or may not have started on ref `main`"),
+            "{message}"
+        );
+        assert!(message.contains("sent once more"), "{message}");
+        assert_eq!(message.matches("HTTP 502").count(), 2, "{message}");
+        assert!(api.take_recoveries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn dispatch_answered_502_with_no_new_run_is_sent_once_more_and_that_can_succeed() {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            reply(200, json!({"total_count": 0, "workflow_runs": []})),
+            reply(200, json!({"total_count": 0, "workflow_runs": []})),
+            reply(200, json!({"total_count": 0, "workflow_runs": []})),
+            no_content(),
+        ])
+        .await;
+        let api = github.api();
+
+        api.dispatch_workflow("deploy-alb.yml", "v1.2.3", &deploy_inputs())
+            .await
+            .unwrap();
+
+        let requests = github.requests();
+        assert_eq!(methods(&requests), ["POST", "GET", "GET", "GET", "POST"]);
+        let recoveries = api.take_recoveries();
+        assert_eq!(recoveries.len(), 1, "{recoveries:?}");
+        assert_eq!(recoveries[0].outcome, RecoveryOutcome::SentAgain);
+    }
+
+    #[tokio::test]
+    async fn dispatch_refused_with_422_is_neither_looked_up_nor_sent_again() {
+        let github = FakeGithub::start(vec![reply(
+            422,
+            json!({"message": "Unexpected inputs provided: [\"colour\"]"}),
+        )])
+        .await;
+        let api = github.api();
+
+        let error = api
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap_err();
+
+        assert_eq!(methods(&github.requests()), ["POST"]);
+        assert!(
+            matches!(error, GithubError::Rejected { status: 422, .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("`on: workflow_dispatch`"),
+            "{error}"
+        );
+        assert!(api.take_recoveries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn dispatch_whose_runs_cannot_be_listed_after_a_502_is_uncertain_and_not_sent_again() {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            reply(
+                403,
+                json!({"message": "Resource not accessible by integration"}),
+            ),
+        ])
+        .await;
+
+        let error = github
+            .api()
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap_err();
+
+        assert_eq!(methods(&github.requests()), ["POST", "GET"]);
+        let message = error.to_string();
+        assert!(matches!(error, GithubError::Uncertain { .. }), "{error:?}");
+        assert!(message.contains("may or may not have started"), "{message}");
+        assert!(message.contains("`actions: read`"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn dispatch_whose_connection_drops_after_sending_is_looked_up_before_sending_again() {
+        let github = FakeGithub::start(vec![
+            dropped(),
+            reply(
+                200,
+                json!({"total_count": 1, "workflow_runs": [dispatch_run(78, "main", created_at(0))]}),
+            ),
+        ])
+        .await;
+
+        github
+            .api()
+            .dispatch_workflow("deploy-alb.yml", "main", &deploy_inputs())
+            .await
+            .unwrap();
+
+        assert_eq!(methods(&github.requests()), ["POST", "GET"]);
+    }
+
+    const DEPLOYED_SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn listed_deployment(id: u64, sha: &str, description: &str, created_at: String) -> Value {
+        json!({
+            "id": id,
+            "sha": sha,
+            "ref": sha,
+            "environment": "production",
+            "description": description,
+            "created_at": created_at
+        })
+    }
+
+    #[tokio::test]
+    async fn create_deployment_answered_502_after_creating_returns_the_found_id_without_a_second_post()
+     {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            reply(
+                200,
+                json!([
+                    listed_deployment(4300, DEPLOYED_SHA, "someone else", created_at(0)),
+                    listed_deployment(4242, DEPLOYED_SHA, "Deploy stack alb", created_at(1)),
+                    listed_deployment(4000, DEPLOYED_SHA, "Deploy stack alb", created_at(3600)),
+                ]),
+            ),
+        ])
+        .await;
+        let api = github.api();
+
+        let deployment_id = api
+            .create_deployment(DEPLOYED_SHA, "production", "Deploy stack alb")
+            .await
+            .unwrap();
+
+        assert_eq!(deployment_id, 4242);
+        let requests = github.requests();
+        assert_eq!(
+            calls(&requests),
+            [
+                ("POST", "/repos/octo-org/infra/deployments"),
+                (
+                    "GET",
+                    "/repos/octo-org/infra/deployments?sha=0123456789abcdef0123456789abcdef01234567&environment=production&per_page=100"
+                ),
+            ]
+        );
+        requests.iter().for_each(assert_authorized);
+        let recoveries = api.take_recoveries();
+        assert_eq!(
+            recoveries[0].outcome,
+            RecoveryOutcome::ConfirmedDone {
+                evidence: "deployment 4242".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn create_deployment_of_a_branch_is_looked_up_by_ref_and_sent_again_when_missing() {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            reply(200, json!([])),
+            reply(201, json!({"id": 4243})),
+        ])
+        .await;
+
+        let deployment_id = github
+            .api()
+            .create_deployment("release/2.0", "pre prod", "Deploy")
+            .await
+            .unwrap();
+
+        assert_eq!(deployment_id, 4243);
+        assert_eq!(
+            calls(&github.requests()),
+            [
+                ("POST", "/repos/octo-org/infra/deployments"),
+                (
+                    "GET",
+                    "/repos/octo-org/infra/deployments?ref=release/2.0&environment=pre%20prod&per_page=100"
+                ),
+                ("POST", "/repos/octo-org/infra/deployments"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn deployment_status_answered_502_after_recording_is_found_and_not_posted_again() {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            reply(
+                200,
+                json!([
+                    {"id": 12, "state": "success", "description": "Stack alb is up to date", "created_at": created_at(0)},
+                    {"id": 11, "state": "in_progress", "description": "deploying", "created_at": created_at(60)},
+                ]),
+            ),
+        ])
+        .await;
+        let api = github.api();
+
+        api.set_deployment_status(
+            4242,
+            DeploymentState::Success,
+            Some("https://alb.example.com"),
+            None,
+            "Stack alb is up to date",
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(
+            calls(&github.requests()),
+            [
+                ("POST", "/repos/octo-org/infra/deployments/4242/statuses"),
+                (
+                    "GET",
+                    "/repos/octo-org/infra/deployments/4242/statuses?per_page=100"
+                ),
+            ]
+        );
+        assert_eq!(
+            api.take_recoveries()[0].outcome,
+            RecoveryOutcome::ConfirmedDone {
+                evidence: "status 12 of deployment 4242".to_owned()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn deployment_status_not_found_after_a_502_is_posted_once_more_with_the_same_body() {
+        let github = FakeGithub::start(vec![
+            bad_gateway(),
+            // An earlier status of the same state is not ours.
+            reply(
+                200,
+                json!([{"id": 11, "state": "in_progress", "description": "deploying", "created_at": created_at(3600)}]),
+            ),
+            reply(201, json!({"id": 13})),
+        ])
+        .await;
+
+        github
+            .api()
+            .set_deployment_status(4242, DeploymentState::InProgress, None, None, "deploying")
+            .await
+            .unwrap();
+
+        let requests = github.requests();
+        assert_eq!(methods(&requests), ["POST", "GET", "POST"]);
+        assert_eq!(requests[2].body, requests[0].body);
+    }
+
+    #[tokio::test]
+    async fn comment_post_dropped_after_creating_is_found_by_its_marker_and_not_posted_again() {
+        let marker = "<!-- ecs-stack-deploy:alb -->";
+        let github = FakeGithub::start(vec![
+            reply(200, json!([{"id": 1, "body": "LGTM"}])),
+            dropped(),
+            reply(
+                200,
+                json!([{"id": 1, "body": "LGTM"}, {"id": 99, "body": format!("{marker}\nplan")}]),
+            ),
+        ])
+        .await;
+        let api = github.api();
+
+        let action = api
+            .upsert_pull_request_comment(12, marker, "plan")
+            .await
+            .unwrap();
+
+        assert_eq!(action, CommentAction::Created(99));
+        assert_eq!(
+            calls(&github.requests()),
+            [
+                (
+                    "GET",
+                    "/repos/octo-org/infra/issues/12/comments?per_page=100"
+                ),
+                ("POST", "/repos/octo-org/infra/issues/12/comments"),
+                (
+                    "GET",
+                    "/repos/octo-org/infra/issues/12/comments?per_page=100"
+                ),
+            ]
+        );
+        let recoveries = api.take_recoveries();
+        assert_eq!(
+            recoveries[0].outcome,
+            RecoveryOutcome::ConfirmedDone {
+                evidence: "comment 99".to_owned()
+            }
+        );
+        assert!(
+            recoveries[0]
+                .to_string()
+                .starts_with("commenting on pull request #12"),
+            "{}",
+            recoveries[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn comment_post_answered_502_with_a_marked_comment_of_another_body_edits_it_instead_of_posting_again()
+     {
+        let marker = "<!-- ecs-stack-deploy:alb -->";
+        let github = FakeGithub::start(vec![
+            reply(200, json!([])),
+            bad_gateway(),
+            reply(
+                200,
+                json!([{"id": 99, "body": format!("{marker}\nanother run's plan")}]),
+            ),
+            reply(200, json!({"id": 99, "body": "..."})),
+        ])
+        .await;
+
+        let action = github
+            .api()
+            .upsert_pull_request_comment(12, marker, "plan")
+            .await
+            .unwrap();
+
+        assert_eq!(action, CommentAction::Updated(99));
+        let requests = github.requests();
+        assert_eq!(methods(&requests), ["GET", "POST", "GET", "PATCH"]);
+        assert_eq!(requests[3].path, "/repos/octo-org/infra/issues/comments/99");
+        assert_eq!(
+            requests[3].body,
+            Some(json!({"body": "<!-- ecs-stack-deploy:alb -->\nplan"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn comment_edit_answered_502_and_still_showing_the_old_body_is_sent_once_more() {
+        let marker = "<!-- ecs-stack-deploy:alb -->";
+        let old = json!([{"id": 555, "body": format!("{marker}\nold plan")}]);
+        let github = FakeGithub::start(vec![
+            reply(200, old.clone()),
+            bad_gateway(),
+            reply(200, old),
+            reply(200, json!({"id": 555, "body": "..."})),
+        ])
+        .await;
+
+        let action = github
+            .api()
+            .upsert_pull_request_comment(12, marker, "new plan")
+            .await
+            .unwrap();
+
+        assert_eq!(action, CommentAction::Updated(555));
+        let requests = github.requests();
+        assert_eq!(methods(&requests), ["GET", "PATCH", "GET", "PATCH"]);
+        assert_eq!(
+            requests[3].body,
+            Some(json!({"body": "<!-- ecs-stack-deploy:alb -->\nnew plan"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_read_that_fails_with_500_once_is_retried_and_succeeds() {
+        let github = FakeGithub::start(vec![
+            reply(500, json!({"message": "Server Error"})),
+            reply(200, json!([])),
+            reply(201, json!({"id": 99, "body": "..."})),
+        ])
+        .await;
+
+        let action = github
+            .api()
+            .upsert_pull_request_comment(12, "<!-- ecs-stack-deploy:alb -->", "plan")
+            .await
+            .unwrap();
+
+        assert_eq!(action, CommentAction::Created(99));
+        assert_eq!(
+            calls(&github.requests()),
+            [
+                (
+                    "GET",
+                    "/repos/octo-org/infra/issues/12/comments?per_page=100"
+                ),
+                (
+                    "GET",
+                    "/repos/octo-org/infra/issues/12/comments?per_page=100"
+                ),
+                ("POST", "/repos/octo-org/infra/issues/12/comments"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_read_is_sent_three_times_at_most() {
+        let github = FakeGithub::start(vec![
+            reply(500, json!({"message": "Server Error"})),
+            reply(503, json!({"message": "Service Unavailable"})),
+            reply(502, json!({"message": "Bad Gateway"})),
+            reply(200, json!([])),
+        ])
+        .await;
+
+        let error = github
+            .api()
+            .upsert_pull_request_comment(12, "<!-- ecs-stack-deploy:alb -->", "plan")
+            .await
+            .unwrap_err();
+
+        assert_eq!(methods(&github.requests()), ["GET", "GET", "GET"]);
+        assert!(
+            matches!(error, GithubError::Rejected { status: 502, .. }),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("listing the comments of pull request #12"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn dispatch_ref_name_filters_by_branch_only_for_refs_heads() {
+        let cases = [
+            ("refs/heads/main", ("main", Some("main"))),
+            ("refs/heads/feature/x", ("feature/x", Some("feature/x"))),
+            ("refs/tags/v1.2.3", ("v1.2.3", None)),
+            ("main", ("main", None)),
+        ];
+        for (git_ref, expected) in cases {
+            assert_eq!(dispatch_ref_name(git_ref), expected, "{git_ref}");
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query_value("release/2.0"), "release/2.0");
+        assert_eq!(
+            encode_query_value("pre prod&x#y+z"),
+            "pre%20prod%26x%23y%2Bz"
+        );
+        assert_eq!(
+            encode_query_value(">=2024-05-01T12:00:00Z"),
+            "%3E%3D2024-05-01T12%3A00%3A00Z"
+        );
+    }
+
+    #[test]
+    fn only_a_full_hex_sha_is_a_commit_sha() {
+        assert!(is_commit_sha(DEPLOYED_SHA));
+        assert!(!is_commit_sha("0123abc"));
+        assert!(!is_commit_sha("main"));
+        assert!(!is_commit_sha(&"g".repeat(40)));
+    }
+
+    #[test]
+    fn created_since_allows_nothing_before_the_earliest_and_skips_bad_timestamps() {
+        let earliest = humantime::parse_rfc3339("2024-05-01T12:00:00Z").unwrap();
+        assert!(created_since("2024-05-01T12:00:00Z", earliest));
+        assert!(created_since("2024-05-01T12:00:01Z", earliest));
+        assert!(!created_since("2024-05-01T11:59:59Z", earliest));
+        assert!(!created_since("yesterday", earliest));
     }
 }

@@ -17,6 +17,14 @@ pub struct GithubRun {
 }
 
 impl GithubRun {
+    /// Says, in the log, which GitHub calls succeeded only after an
+    /// ambiguous answer (confirmed done, or sent once more).
+    fn log_recoveries(&self, console: &Console) {
+        for recovery in self.api.take_recoveries() {
+            console.line(&recovery.to_string());
+        }
+    }
+
     /// Connects when a feature needs GitHub.
     pub fn connect(
         inputs: &GithubInputs,
@@ -65,6 +73,7 @@ impl GithubRun {
                 "deploying",
             )
             .await?;
+        self.log_recoveries(console);
         console.line(&format!(
             "GitHub deployment {id} to environment {environment} is in progress"
         ));
@@ -97,9 +106,12 @@ impl GithubRun {
             .unwrap_or_else(|| "main".to_string());
         let _section = console.phase("Dispatch workflows");
         for workflow in &inputs.dispatch_workflows {
-            self.api
+            let sent = self
+                .api
                 .dispatch_workflow(workflow, &git_ref, &filled)
-                .await?;
+                .await;
+            self.log_recoveries(console);
+            sent?;
             console.line(&format!("triggered {workflow} on {git_ref}"));
             report.dispatched.push((workflow.clone(), git_ref.clone()));
         }
@@ -147,7 +159,10 @@ impl GithubRun {
                 )
                 .await
             {
-                Ok(()) => report.deployment_url = url,
+                Ok(()) => {
+                    self.log_recoveries(console);
+                    report.deployment_url = url;
+                }
                 Err(e) => console.error(&format!("updating GitHub deployment {id}: {e}")),
             }
         }
@@ -163,9 +178,12 @@ impl GithubRun {
                 .upsert_pull_request_comment(number, &marker, &body)
                 .await
             {
-                Ok(action) => console.line(&format!(
-                    "pull request #{number}: change set summary {action:?}"
-                )),
+                Ok(action) => {
+                    self.log_recoveries(console);
+                    console.line(&format!(
+                        "pull request #{number}: change set summary {action:?}"
+                    ));
+                }
                 Err(e) => console.warning(&format!("commenting on pull request #{number}: {e}")),
             }
         }
