@@ -700,6 +700,36 @@ Outputs:
         assert!(parse_template(&plain).is_err());
     }
 
+    /// Real public templates (tests/fixtures/templates/SOURCES.md names each
+    /// one's source and license), unchanged: CloudFormation accepts every
+    /// one, so the local reading must refuse none.
+    #[test]
+    fn no_real_public_template_is_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+        let mut checked = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            let is_template = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yml" | "yaml" | "json" | "template"));
+            if !is_template {
+                continue;
+            }
+            let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            if let Err(error) = parse_template(&body) {
+                panic!("{} is refused: {error}", path.display());
+            }
+            checked.push(path);
+        }
+        assert!(
+            checked.len() >= 20,
+            "only {} templates in {}",
+            checked.len(),
+            dir.display()
+        );
+    }
+
     #[test]
     fn yaml_syntax_errors_carry_line_and_column() {
         let body = "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n   Bad: indentation\n";
