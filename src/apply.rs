@@ -74,7 +74,13 @@ pub async fn apply_plan(
                 .await
                 .map_err(JobError::Failed)?;
             match decide_service(options, &view, CreatedEarlier::default()) {
-                Ok(ServicePlan::Ready(rollout)) => *rollout,
+                // This part of the plan is new: print it as the plan was.
+                Ok(ServicePlan::Ready(rollout)) => {
+                    for line in rollout.describe() {
+                        console.plain(&line);
+                    }
+                    *rollout
+                }
                 Ok(ServicePlan::AfterStack { waiting_for }) => {
                     return Err(JobError::Failed(anyhow::anyhow!(
                         "the stack was applied but the {} it was to create is still missing",
@@ -91,7 +97,6 @@ pub async fn apply_plan(
             }
         }
     };
-    console.plain(&rollout.describe().join("; "));
     roll_out(&rollout, &clients.ecs, settings, env, console, report)
         .await
         .map_err(JobError::Failed)

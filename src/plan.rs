@@ -21,7 +21,9 @@ use crate::service::plan::{
     CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
     decide_service, read_service,
 };
-use crate::stack::deploy::{DeploySettings, StackAction, StackPlan, StackPlanError, plan_stack};
+use crate::stack::deploy::{
+    DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
+};
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
 use crate::taskdef::image::ImageReference;
 use crate::taskdef::render::ContainerImage;
@@ -214,10 +216,14 @@ impl fmt::Display for Plan {
                 stack.parameters.len()
             )?;
         }
-        if let Some(ServicePlan::Ready(rollout)) = &self.service {
-            for line in rollout.describe() {
-                writeln!(f, "{line}")?;
-            }
+        // What is left unchanged is no step, so it is said here.
+        if let Some(ServicePlan::Ready(rollout)) = &self.service
+            && let Registration::Unchanged { current } = &rollout.registration
+        {
+            writeln!(
+                f,
+                "task definition: unchanged, the service runs {current} already (nothing registered)"
+            )?;
         }
         let steps = self.steps();
         if steps.is_empty() {
@@ -310,11 +316,7 @@ fn created_by_stack(
 ) -> CreatedEarlier {
     let may_create = |resource_type: &str| {
         inputs.is_some_and(|s| s.execute_change_set)
-            && files.is_some_and(|f| {
-                f.resource_types
-                    .as_ref()
-                    .is_none_or(|types| types.iter().any(|t| t == resource_type))
-            })
+            && files.is_some_and(|f| may_declare(f.resource_types.as_deref(), resource_type))
     };
     CreatedEarlier {
         cluster: may_create("AWS::ECS::Cluster"),

@@ -46,9 +46,9 @@ impl Termination {
     /// A termination that never fires (tests of the library, and the
     /// fallback when handlers cannot be installed).
     pub fn never() -> Self {
-        let (sender, received) = watch::channel(None);
-        // The sender lives forever so `received` stays pending, not closed.
-        std::mem::forget(sender);
+        // With its sender gone the channel is closed, which `received`
+        // already treats as "no signal will ever come".
+        let (_, received) = watch::channel(None);
         Self { received }
     }
 

@@ -308,13 +308,17 @@ pub struct StackPlan {
 }
 
 impl StackPlan {
-    /// Whether the template may declare a resource of `resource_type`
-    /// (unknown for a template given by URL or rewritten by a transform).
+    /// Whether the template may declare a resource of `resource_type`.
     pub fn may_declare(&self, resource_type: &str) -> bool {
-        self.resource_types
-            .as_ref()
-            .is_none_or(|types| types.iter().any(|t| t == resource_type))
+        may_declare(self.resource_types.as_deref(), resource_type)
     }
+}
+
+/// Whether a template with these resource types may declare one of
+/// `resource_type`; `None` (a template given by URL or rewritten by a
+/// transform) may declare anything.
+pub fn may_declare(resource_types: Option<&[String]>, resource_type: &str) -> bool {
+    resource_types.is_none_or(|types| types.iter().any(|t| t == resource_type))
 }
 
 /// Reads everything the stack's plan depends on, with read-only calls:
@@ -359,6 +363,8 @@ pub fn decide_stack(
     view: &StackView,
     console: &Console,
 ) -> Result<StackPlan, StackPlanError> {
+    // CreateChangeSet has no TimeoutInMinutes: only CreateStack takes it.
+    let direct = inputs.execute_change_set && inputs.timeout_in_minutes.is_some();
     let action = match &view.condition {
         StackCondition::NeedsRecovery { recovery } => {
             return Err(StackPlanError::NeedsRecovery(recovery.clone()));
@@ -366,11 +372,11 @@ pub fn decide_stack(
         StackCondition::Updatable => StackAction::Update,
         StackCondition::NeverCreated => StackAction::Create {
             replaces: view.existing.as_ref().map(|s| s.status.clone()),
-            direct: inputs.execute_change_set && inputs.timeout_in_minutes.is_some(),
+            direct,
         },
         StackCondition::Missing | StackCondition::Busy => StackAction::Create {
             replaces: None,
-            direct: inputs.execute_change_set && inputs.timeout_in_minutes.is_some(),
+            direct,
         },
     };
     let previous_keys = match (&action, &view.existing) {
