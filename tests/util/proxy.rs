@@ -157,7 +157,10 @@ impl FaultProxy {
     }
 
     /// The fewest calls that `fault` is certain to have been injected into
-    /// over `calls` rate-driven calls: its share of each whole deck dealt.
+    /// over `calls` rate-driven calls: its share of each whole deck dealt,
+    /// plus what the partial last deck must hold even if every call it left
+    /// undealt had been one of `fault`'s (a deploy of 19 calls under one in
+    /// five has had at least 3 faults, not 0).
     pub fn fewest_faults(&self, fault: Fault, calls: usize) -> usize {
         let per_deck: usize = lock(&self.shared.plan)
             .per_deck
@@ -165,7 +168,13 @@ impl FaultProxy {
             .filter(|(f, _)| *f == fault)
             .map(|(_, count)| count)
             .sum();
-        (calls / DECK_SIZE) * per_deck
+        let dealt_of_last_deck = calls % DECK_SIZE;
+        let certain_in_last_deck = if dealt_of_last_deck == 0 {
+            0
+        } else {
+            per_deck.saturating_sub(DECK_SIZE - dealt_of_last_deck)
+        };
+        (calls / DECK_SIZE) * per_deck + certain_in_last_deck
     }
 
     /// The next call of `action` gets `fault` (scripted faults come first,
@@ -500,7 +509,12 @@ fn every_deck_deals_each_fault_its_exact_share() {
         .max()
         .unwrap_or(0);
     assert!(longest_run <= 8, "{longest_run} faults in a row");
-    assert_eq!(proxy.fewest_faults(Fault::Throttle, 59), 8);
+    // 59 calls: two whole decks (8), and 19 of the third, which holds at
+    // least 3 of its 4.
+    assert_eq!(proxy.fewest_faults(Fault::Throttle, 59), 11);
+    assert_eq!(proxy.fewest_faults(Fault::Throttle, 19), 3);
+    assert_eq!(proxy.fewest_faults(Fault::Throttle, 16), 0);
+    assert_eq!(proxy.fewest_faults(Fault::Throttle, 40), 8);
     assert_eq!(proxy.fewest_faults(Fault::Reset, 59), 0);
 
     // Rates become counts per deck: 0.05 is one call in each 20.
