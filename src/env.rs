@@ -75,11 +75,10 @@ impl Environment {
         self.get("GITHUB_STEP_SUMMARY").map(PathBuf::from)
     }
 
-    /// All variables whose name starts with `prefix`, with the prefix removed.
-    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.vars
-            .iter()
-            .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
+    /// The names of all variables starting with `prefix`, set or empty, with
+    /// the prefix removed.
+    pub fn names_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        self.vars.keys().filter_map(move |k| k.strip_prefix(prefix))
     }
 }
 
@@ -103,13 +102,13 @@ mod tests {
     }
 
     #[test]
-    fn prefix_strips_and_filters() {
+    fn prefix_strips_and_filters_and_keeps_empty_ones() {
         let env = Environment::from_pairs([
             ("INPUT_NAME", "a"),
-            ("INPUT_PARAMETER-OVERRIDES", "b"),
+            ("INPUT_PARAMETER-OVERRIDES", ""),
             ("HOME", "/"),
         ]);
-        let found: Vec<_> = env.with_prefix("INPUT_").collect();
-        assert_eq!(found, vec![("NAME", "a"), ("PARAMETER-OVERRIDES", "b")]);
+        let found: Vec<_> = env.names_with_prefix("INPUT_").collect();
+        assert_eq!(found, vec!["NAME", "PARAMETER-OVERRIDES"]);
     }
 }

@@ -91,21 +91,62 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawInputs {
     values: BTreeMap<&'static str, String>,
+    /// `INPUT_*` variables that name no declared input, as the runner passes
+    /// a `with:` key `action.yml` does not declare (it only warns). Refused
+    /// by [`DeployInputs::from_raw`]: a misspelt input silently ignored is a
+    /// deploy that does something else than the user wrote.
+    undeclared: Vec<String>,
+}
+
+/// The `INPUT_*` variable the runner sets for an input.
+fn input_variable(name: &str) -> String {
+    format!("INPUT_{}", name.replace(' ', "_").to_uppercase())
 }
 
 impl RawInputs {
     /// Reads inputs the way the runner passes them to a container action:
     /// `INPUT_` + the name upper-cased with spaces replaced by `_` and hyphens
-    /// kept (`INPUT_PARAMETER-OVERRIDES`).
+    /// kept (`INPUT_PARAMETER-OVERRIDES`). Every other `INPUT_*` variable is
+    /// kept as undeclared, whatever its value (the runner sets a `with:` key
+    /// even when its expression evaluates to nothing).
     pub fn from_action_environment(env: &Environment) -> Self {
         let mut raw = Self::default();
         for spec in DEPLOY_INPUTS {
-            let var = format!("INPUT_{}", spec.name.replace(' ', "_").to_uppercase());
-            if let Some(value) = env.get(&var) {
+            if let Some(value) = env.get(&input_variable(spec.name)) {
                 raw.set(spec.name, value);
             }
         }
+        raw.undeclared = env
+            .names_with_prefix("INPUT_")
+            .filter(|name| {
+                !DEPLOY_INPUTS
+                    .iter()
+                    .any(|spec| input_variable(spec.name) == format!("INPUT_{name}"))
+            })
+            .map(str::to_string)
+            .collect();
         raw
+    }
+
+    /// One error per undeclared `INPUT_*` variable, naming the declared input
+    /// it most likely meant.
+    fn undeclared_errors(&self) -> Vec<InputError> {
+        self.undeclared
+            .iter()
+            .map(|variable| {
+                let written = variable.to_lowercase();
+                let fix = match closest_declared_input(&written) {
+                    Some(declared) => format!("did you mean `{declared}`?"),
+                    None => "remove it from `with:`; see action.yml for the inputs".to_string(),
+                };
+                InputError::new(
+                    &written,
+                    &format!("INPUT_{variable}"),
+                    "is not an input of this action (action.yml does not declare it)",
+                    fix,
+                )
+            })
+            .collect()
     }
 
     /// Sets an input by its declared name; unknown names are ignored because
@@ -133,6 +174,19 @@ impl RawInputs {
     fn is_given(&self, name: &str) -> bool {
         self.values.contains_key(name)
     }
+}
+
+/// The declared input closest to `written` (a lower-cased `INPUT_*` suffix):
+/// the same name with `_` for `-` (the runner keeps hyphens, so
+/// `no_execute_changeset` reaches us as written), else a small typo.
+fn closest_declared_input(written: &str) -> Option<&'static str> {
+    let hyphenated = written.replace('_', "-");
+    DEPLOY_INPUTS
+        .iter()
+        .map(|spec| (strsim::levenshtein(&hyphenated, spec.name), spec.name))
+        .filter(|(distance, name)| *distance <= 2.max(name.len() / 5))
+        .min()
+        .map(|(_, name)| name)
 }
 
 /// One bad input: which, what was given, what is wrong and how to fix it.
@@ -342,6 +396,7 @@ impl DeployInputs {
     /// Validates every input, returning all problems at once.
     pub fn from_raw(raw: &RawInputs, context: &InputContext) -> Result<Self, InputErrors> {
         let mut found = ErrorCollector::default();
+        found.errors.extend(raw.undeclared_errors());
         let wants_stack = ["name", "stack-name", "template"]
             .iter()
             .any(|name| raw.is_given(name));
@@ -1153,7 +1208,6 @@ mod tests {
             ("INPUT_STACK-NAME", "  api  "),
             ("INPUT_TEMPLATE", "t.yml\n"),
             ("INPUT_NO-EXECUTE-CHANGESET", "TRUE"),
-            ("INPUT_NO_EXECUTE_CHANGESET", "false"),
         ]);
         let raw = RawInputs::from_action_environment(&env);
         let inputs = DeployInputs::from_raw(&raw, &context())
@@ -1161,7 +1215,59 @@ mod tests {
             .stack
             .unwrap();
         assert_eq!(inputs.stack_name, "api");
-        assert!(!inputs.execute_change_set, "the hyphenated variable wins");
+        assert!(!inputs.execute_change_set);
+    }
+
+    #[test]
+    fn undeclared_action_inputs_are_refused_with_the_closest_name() {
+        let env = Environment::from_pairs([
+            ("INPUT_NAME", "api"),
+            ("INPUT_TEMPLATE", "t.yml"),
+            // Underscores for hyphens: the runner keeps what was written.
+            ("INPUT_NO_EXECUTE_CHANGESET", "true"),
+            ("INPUT_CONTAINR-NAME", "web"),
+            // Set but empty still counts: the user wrote the key.
+            ("INPUT_WAIT-FOR-SERVICE-STABILITY-TIMEOUT", ""),
+            ("GITHUB_SHA", "abc"),
+        ]);
+        let raw = RawInputs::from_action_environment(&env);
+        let errors = DeployInputs::from_raw(&raw, &context()).unwrap_err().0;
+        let shown: Vec<(String, String, String)> = errors
+            .into_iter()
+            .map(|e| (e.input, e.value, e.fix))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    "containr-name".to_string(),
+                    "INPUT_CONTAINR-NAME".to_string(),
+                    "did you mean `container-name`?".to_string()
+                ),
+                (
+                    "no_execute_changeset".to_string(),
+                    "INPUT_NO_EXECUTE_CHANGESET".to_string(),
+                    "did you mean `no-execute-changeset`?".to_string()
+                ),
+                (
+                    "wait-for-service-stability-timeout".to_string(),
+                    "INPUT_WAIT-FOR-SERVICE-STABILITY-TIMEOUT".to_string(),
+                    "remove it from `with:`; see action.yml for the inputs".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_declared_input_is_read_from_its_variable() {
+        let env = Environment::from_pairs(
+            DEPLOY_INPUTS
+                .iter()
+                .map(|spec| (input_variable(spec.name), "x".to_string())),
+        );
+        let raw = RawInputs::from_action_environment(&env);
+        assert!(raw.undeclared.is_empty(), "{:?}", raw.undeclared);
+        assert_eq!(raw.values.len(), DEPLOY_INPUTS.len());
     }
 
     #[test]

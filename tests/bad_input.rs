@@ -338,6 +338,20 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             &[],
             "cluster",
         ),
+        // Inputs action.yml does not declare are refused, not ignored: the
+        // runner only warns about them and passes them on.
+        (
+            stack,
+            &[("no_execute_changeset", "true")],
+            &[],
+            "no_execute_changeset",
+        ),
+        (
+            service,
+            &[("containr-name", "app"), ("image", "web:v2")],
+            &[],
+            "containr-name",
+        ),
     ];
     assert!(cases.len() >= 40, "{} cases", cases.len());
     for (base, inputs, env, named) in &cases {
