@@ -11,7 +11,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::env::Environment;
-use crate::inputs::InputError;
+use crate::refusal::{Refusal, Setting};
 
 /// How the SDK retries a call that was throttled, got a 5xx, timed out or
 /// lost its connection. The retrying itself is the SDK's (exponential backoff
@@ -99,14 +99,14 @@ impl CallTimeouts {
 /// The region to use: the `aws-region` input, else `AWS_REGION`, else
 /// `AWS_DEFAULT_REGION` (what aws-actions/configure-aws-credentials exports).
 /// Missing is a bad input, found before any AWS call.
-pub fn resolve_region(input: Option<&str>, env: &Environment) -> Result<String, InputError> {
+pub fn resolve_region(input: Option<&str>, env: &Environment) -> Result<String, Refusal> {
     input
         .or_else(|| env.get("AWS_REGION"))
         .or_else(|| env.get("AWS_DEFAULT_REGION"))
         .map(str::to_string)
         .ok_or_else(|| {
-            InputError::new(
-                "aws-region",
+            Refusal::new(
+                Setting::Region,
                 "",
                 "no AWS region is configured",
                 "set the `aws-region` input, or AWS_REGION (aws-actions/configure-aws-credentials does this)",
@@ -269,7 +269,7 @@ mod tests {
         let env = Environment::from_pairs([("AWS_DEFAULT_REGION", "us-west-2")]);
         assert_eq!(resolve_region(None, &env).unwrap(), "us-west-2");
         let error = resolve_region(None, &Environment::default()).unwrap_err();
-        assert_eq!(error.input, "aws-region");
+        assert_eq!(error.setting, Setting::Region);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::aws::{RetryMode, RetryPolicy};
 use crate::env::Environment;
+use crate::refusal::{Refusal, Refusals, Setting};
 use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
 use crate::taskdef::render::{EnvChange, parse_environment_lines};
 
@@ -189,6 +190,52 @@ fn closest_declared_input(written: &str) -> Option<&'static str> {
         .map(|(_, name)| name)
 }
 
+/// The input a capability's [`Setting`] is read from: the one place a
+/// refusal gets its input name.
+pub fn input_name(setting: Setting) -> &'static str {
+    match setting {
+        Setting::StackName => "name",
+        Setting::Template => "template",
+        Setting::ParameterOverrides => "parameter-overrides",
+        Setting::ImageParameter => "image-parameter",
+        Setting::ParametersFromStacks => "parameters-from-stacks",
+        Setting::Region => "aws-region",
+        Setting::Image => "image",
+        Setting::ImageRepository => "image-repository",
+        Setting::ImageTag => "image-tag",
+        Setting::MutableTags => "mutable-tags",
+        Setting::ContainerImages => "images",
+        Setting::TaskDefinition => "task-definition",
+        Setting::ContainerName => "container-name",
+        Setting::EnvironmentVariables => "environment-variables",
+        Setting::Cluster => "cluster",
+        Setting::Service => "service",
+    }
+}
+
+impl From<Refusal> for InputError {
+    fn from(refusal: Refusal) -> Self {
+        Self::new(
+            input_name(refusal.setting),
+            &refusal.value,
+            refusal.problem,
+            refusal.fix,
+        )
+    }
+}
+
+impl From<Refusal> for InputErrors {
+    fn from(refusal: Refusal) -> Self {
+        Self(vec![refusal.into()])
+    }
+}
+
+impl From<Refusals> for InputErrors {
+    fn from(refusals: Refusals) -> Self {
+        Self(refusals.0.into_iter().map(InputError::from).collect())
+    }
+}
+
 /// One bad input: which, what was given, what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
@@ -217,18 +264,6 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 impl InputError {
-    /// An error whose message already says what is wrong and how to fix it;
-    /// a leading `input: ` in the message is dropped (the display adds it).
-    pub fn described(input: &str, value: &str, message: &str) -> Self {
-        // The parsers name the input they were given, which may be a sibling
-        // of `input` (an `image` composed from `image-repository`).
-        let problem = DEPLOY_INPUTS
-            .iter()
-            .find_map(|spec| message.strip_prefix(spec.name)?.strip_prefix(": "))
-            .unwrap_or(message);
-        Self::new(input, value, problem, "")
-    }
-
     pub fn new(
         input: &str,
         value: &str,
@@ -703,7 +738,7 @@ fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, In
                 ));
             }
             parse_environment_lines(text)
-                .map_err(|e| InputError::described("environment-variables", text, &e.to_string()))?
+                .map_err(|e| InputError::from(Refusal::described(e.setting(), text, &e)))?
         }
     };
     let desired_count = match raw.values.get("desired-count") {

@@ -16,7 +16,8 @@ use std::fmt;
 use crate::console::Console;
 use crate::inputs::{InputError, InputErrors, ServiceInputs, StackInputs, TaskDefinitionSource};
 use crate::job::{Clients, JobError, Prepared};
-use crate::service::ecr::inspect_ecr_image;
+use crate::refusal::Setting;
+use crate::service::ecr::{ImageLookupError, inspect_ecr_image};
 use crate::service::plan::{
     CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
     decide_service, read_service,
@@ -247,12 +248,19 @@ pub async fn build_plan(
     console: &Console,
 ) -> Result<Plan, JobError> {
     let image = match &prepared.image {
-        Some(image) => Some(check_image(clients, image, "image", prepared, console).await?),
+        Some(image) => Some(check_image(clients, image, Setting::Image, prepared, console).await?),
         None => None,
     };
     let mut container_images = Vec::new();
     for (container, reference) in &prepared.container_images {
-        let checked = check_image(clients, reference, "images", prepared, console).await?;
+        let checked = check_image(
+            clients,
+            reference,
+            Setting::ContainerImages,
+            prepared,
+            console,
+        )
+        .await?;
         container_images.push(ContainerImage {
             container_name: container.clone(),
             image: checked.deployed,
@@ -271,7 +279,10 @@ pub async fn build_plan(
                 .map_err(JobError::Failed)?;
             let decided = decide_service(&options, &view, created_earlier);
             drop(section);
-            (Some(options), Some(decided.map_err(JobError::BadInput)?))
+            (
+                Some(options),
+                Some(decided.map_err(|refusals| JobError::BadInput(refusals.into()))?),
+            )
         }
         None => (None, None),
     };
@@ -287,7 +298,7 @@ pub async fn build_plan(
             let planned = plan_stack(&client, inputs, &files, settings, console)
                 .await
                 .map_err(|error| match error {
-                    StackPlanError::BadInput(errors) => JobError::BadInput(errors),
+                    StackPlanError::BadInput(refusals) => JobError::BadInput(refusals.into()),
                     StackPlanError::NeedsRecovery(recovery) => {
                         JobError::Failed(anyhow::anyhow!(recovery))
                     }
@@ -381,7 +392,7 @@ fn rollout_options(
 async fn check_image(
     clients: &Clients,
     image: &ImageReference,
-    input: &str,
+    setting: Setting,
     prepared: &Prepared,
     console: &Console,
 ) -> Result<CheckedImage, JobError> {
@@ -406,12 +417,12 @@ async fn check_image(
         image,
         location.account_id(),
         &location.repository_name,
-        input,
+        setting,
     )
     .await
-    .map_err(|error| match error.downcast::<InputErrors>() {
-        Ok(errors) => JobError::BadInput(errors),
-        Err(error) => JobError::Failed(error),
+    .map_err(|error| match error {
+        ImageLookupError::Refused(refusals) => JobError::BadInput(refusals.into()),
+        ImageLookupError::Failed(error) => JobError::Failed(error),
     })?;
     console.line(&format!(
         "image {image} is in ECR with digest {}",
@@ -552,14 +563,23 @@ mod tests {
                     wait_timeout: service_inputs.wait_timeout,
                 };
                 let created = created_by_stack(inputs.stack.as_ref(), stack_files.as_ref());
-                Some(decide_service(&options, &view, created).map_err(|e| e.to_string())?)
+                Some(
+                    decide_service(&options, &view, created)
+                        .map_err(|e| InputErrors::from(e).to_string())?,
+                )
             }
             _ => None,
         };
         let stack_plan = match (&inputs.stack, stack, &stack_files) {
             (Some(stack_inputs), Some((status, _)), Some(files)) => Some(
-                decide_stack(stack_inputs, files, &stack_view(status, files), &console)
-                    .map_err(|e| e.to_string())?,
+                decide_stack(stack_inputs, files, &stack_view(status, files), &console).map_err(
+                    |e| match e {
+                        StackPlanError::BadInput(refusals) => {
+                            InputErrors::from(refusals).to_string()
+                        }
+                        other => other.to_string(),
+                    },
+                )?,
             ),
             _ => None,
         };

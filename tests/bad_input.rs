@@ -291,7 +291,7 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             service,
             &[("container-name", "nope"), ("image", "web:v2")],
             &[],
-            "task-definition",
+            "container-name",
         ),
         (
             service,

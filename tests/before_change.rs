@@ -75,7 +75,7 @@ fn every_combination_with_one_bad_part_changes_nothing() {
             "stack + service",
             &stack_service,
             &[("container-name", "ap")],
-            "task-definition",
+            "container-name",
         ),
         (
             "stack + service",
@@ -117,7 +117,7 @@ fn every_combination_with_one_bad_part_changes_nothing() {
             "service",
             &service_only,
             &[("container-name", "ap")],
-            "task-definition",
+            "container-name",
         ),
         (
             "service",
@@ -132,7 +132,7 @@ fn every_combination_with_one_bad_part_changes_nothing() {
             "stack + service + dispatch",
             &everything,
             &[("container-name", "ap")],
-            "task-definition",
+            "container-name",
         ),
         (
             "stack + service + dispatch",

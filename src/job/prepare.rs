@@ -11,6 +11,7 @@ use crate::inputs::{
     DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
     TaskDefinitionSource, UpstreamFailure,
 };
+use crate::refusal::{Refusal, Refusals, Setting};
 use crate::stack::plan::{LoadedStackFiles, load_stack_files};
 use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
 use crate::taskdef::render::parse_task_definition;
@@ -207,8 +208,8 @@ pub fn prepare(
     let mut errors = Vec::new();
     let stack_files = match inputs.stack.as_ref().map(load_stack_files) {
         Some(Ok(files)) => Some(files),
-        Some(Err(InputErrors(found))) => {
-            errors.extend(found);
+        Some(Err(Refusals(found))) => {
+            errors.extend(found.into_iter().map(InputError::from));
             None
         }
         None => None,
@@ -228,11 +229,11 @@ pub fn prepare(
         inputs.image.allow_mutable_tag,
     )
     .map_err(|e| {
-        InputError::described(
-            "mutable-tags",
+        InputError::from(Refusal::described(
+            e.setting(),
             &inputs.image.mutable_tags.join(","),
-            &e.to_string(),
-        )
+            &e,
+        ))
     });
     let image = match (&policy, inputs.image.is_requested()) {
         (Ok(policy), true) => match resolve_image(&inputs.image, policy, run, console) {
@@ -251,12 +252,14 @@ pub fn prepare(
     let mut container_images = Vec::new();
     if let (Ok(policy), Some(service)) = (&policy, &inputs.service) {
         for (container, text) in &service.images {
-            let checked = ImageReference::parse_for_input(text, "images")
+            let checked = ImageReference::parse_for(text, Setting::ContainerImages)
                 .and_then(|reference| policy.check(&reference).map(|()| reference));
             match checked {
                 Ok(reference) => container_images.push((container.clone(), reference)),
                 Err(error) => {
-                    errors.push(InputError::described("images", text, &error.to_string()))
+                    // A mutable tag in `images` is that input's fault, not
+                    // `image`'s, whatever the policy's error says.
+                    errors.push(Refusal::described(Setting::ContainerImages, text, &error).into())
                 }
             }
         }
@@ -274,7 +277,7 @@ pub fn prepare(
             result_files,
         }),
         (region, result_files) => {
-            errors.extend(region.err());
+            errors.extend(region.err().map(InputError::from));
             errors.extend(result_files.err());
             Err(InputErrors(errors))
         }
@@ -293,7 +296,7 @@ fn read_task_definition_file(path: &Path) -> Result<(serde_json::Value, String),
     })?;
     parse_task_definition(&text, &shown)
         .map(|document| (document, shown.clone()))
-        .map_err(|error| InputError::described("task-definition", &shown, &error.to_string()))
+        .map_err(|error| Refusal::described(error.setting(), &shown, &error).into())
 }
 
 /// Composes the image from the inputs, deriving the tag from the event when
@@ -320,14 +323,14 @@ fn resolve_image(
             run.git_ref.as_deref(),
             run.sha.as_deref(),
         )
-        .map_err(|error| InputError::described("image-tag", "", &error.to_string()))?;
+        .map_err(|error| InputError::from(Refusal::described(Setting::ImageTag, "", &error)))?;
         console.line(&source.describe());
         tag = Some(source.tag);
     }
-    let input = if image.image.is_some() {
-        "image"
+    let given_as = if image.image.is_some() {
+        Setting::Image
     } else {
-        "image-repository"
+        Setting::ImageRepository
     };
     let value = image
         .image
@@ -339,10 +342,10 @@ fn resolve_image(
         image.repository.as_deref(),
         tag.as_deref(),
     )
-    .map_err(|error| InputError::described(input, &value, &error.to_string()))?;
-    policy.check(&reference).map_err(|error| {
-        InputError::described(input, &reference.to_string(), &error.to_string())
-    })?;
+    .map_err(|error| Refusal::described(error.setting(), &value, &error))?;
+    policy
+        .check(&reference)
+        .map_err(|error| Refusal::described(given_as, &reference.to_string(), &error))?;
     Ok(reference)
 }
 

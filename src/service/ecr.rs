@@ -7,7 +7,7 @@ use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::ImageIdentifier;
 
 use crate::aws::aws_error;
-use crate::inputs::{InputError, InputErrors};
+use crate::refusal::{Refusal, Refusals, Setting};
 use crate::taskdef::image::ImageReference;
 
 /// What ECR knows about an image.
@@ -22,6 +22,16 @@ pub struct EcrImage {
     pub mutability_error: Option<anyhow::Error>,
 }
 
+/// Why an image could not be confirmed: refused (not in ECR, a bad input),
+/// or the lookup itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageLookupError {
+    #[error("{0}")]
+    Refused(Refusals),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 /// Whether an ECR error means the image or repository is not there.
 fn is_not_found<E: aws_sdk_ecr::error::ProvideErrorMetadata>(
     error: &aws_sdk_ecr::error::SdkError<E>,
@@ -34,16 +44,16 @@ fn is_not_found<E: aws_sdk_ecr::error::ProvideErrorMetadata>(
     })
 }
 
-/// Looks the image up in its ECR repository. `input` names the input the
-/// image came from, for the error a missing image gives (a bad input: the
-/// deploy has not started).
+/// Looks the image up in its ECR repository. `setting` is where the image
+/// came from, for the refusal a missing image gives (the deploy has not
+/// started).
 pub async fn inspect_ecr_image(
     client: &Client,
     reference: &ImageReference,
     registry_id: Option<&str>,
     repository_name: &str,
-    input: &str,
-) -> anyhow::Result<EcrImage> {
+    setting: Setting,
+) -> Result<EcrImage, ImageLookupError> {
     let identifier = match (reference.digest(), reference.tag()) {
         (Some(digest), _) => ImageIdentifier::builder().image_digest(digest).build(),
         (None, Some(tag)) => ImageIdentifier::builder().image_tag(tag).build(),
@@ -60,16 +70,17 @@ pub async fn inspect_ecr_image(
         Ok(described) => described,
         Err(error) if is_not_found(&error) => {
             let which = reference.digest().or(reference.tag()).unwrap_or("latest");
-            return Err(InputErrors::from(InputError::new(
-                input,
+            return Err(ImageLookupError::Refused(Refusals::from(Refusal::new(
+                setting,
                 &reference.to_string(),
                 format!("`{which}` is not in ECR repository {repository_name}"),
                 "push the image first (the build job must finish before this deploy), or fix the tag; deploying it would leave the service failing with CannotPullContainerError",
-            ))
-            .into());
+            ))));
         }
         Err(error) => {
-            return Err(aws_error(error)).with_context(|| format!("looking up {reference} in ECR"));
+            return Err(ImageLookupError::Failed(
+                aws_error(error).context(format!("looking up {reference} in ECR")),
+            ));
         }
     };
     let digest = described

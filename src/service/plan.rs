@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::register::{as_registered, describe_task_definition, registration_request};
 use super::watch::{EcsClients, describe_service, is_active_cluster, short_task_definition};
-use crate::inputs::{InputError, InputErrors};
+use crate::refusal::{Refusal, Refusals, Setting};
 use crate::taskdef::render::{
     ContainerEnvironment, ContainerImage, EnvChange, RenderRequest, RenderedTaskDefinition,
     is_same_task_definition, render_task_definition,
@@ -174,15 +174,15 @@ pub fn decide_service(
     options: &RolloutOptions,
     view: &ServiceView,
     created_earlier: CreatedEarlier,
-) -> Result<ServicePlan, InputErrors> {
+) -> Result<ServicePlan, Refusals> {
     let mut waiting_for = Vec::new();
     let mut errors = Vec::new();
     if options.service.is_some() && !view.cluster_active {
         if created_earlier.cluster {
             waiting_for.push("cluster");
         } else {
-            errors.push(InputError::new(
-                "cluster",
+            errors.push(Refusal::new(
+                Setting::Cluster,
                 &options.cluster,
                 "is not an active ECS cluster in this account and region",
                 "give the name or ARN of the service's cluster (it defaults to `default`)",
@@ -196,8 +196,8 @@ pub fn decide_service(
         if created_earlier.service {
             waiting_for.push("service");
         } else {
-            errors.push(InputError::new(
-                "service",
+            errors.push(Refusal::new(
+                Setting::Service,
                 name,
                 format!("is not an active service in cluster `{}`", options.cluster),
                 "check `service` and `cluster` (the cluster defaults to `default`)",
@@ -215,8 +215,8 @@ pub fn decide_service(
                 None
             }
             None => {
-                errors.push(InputError::new(
-                    "task-definition",
+                errors.push(Refusal::new(
+                    Setting::TaskDefinition,
                     reference,
                     "is not a registered task definition in this account and region",
                     "give a task definition file, or the ARN, `family:revision` or family of a registered one",
@@ -236,7 +236,7 @@ pub fn decide_service(
         None => None,
     };
     if !errors.is_empty() {
-        return Err(InputErrors(errors));
+        return Err(Refusals(errors));
     }
     if !waiting_for.is_empty() {
         return Ok(ServicePlan::AfterStack { waiting_for });
@@ -280,7 +280,7 @@ fn render(
     options: &RolloutOptions,
     document: Value,
     source: &str,
-) -> Result<(RenderedTaskDefinition, String, Value), InputError> {
+) -> Result<(RenderedTaskDefinition, String, Value), Refusal> {
     let environment = options
         .environment
         .iter()
@@ -293,9 +293,9 @@ fn render(
         images: options.images.clone(),
         environment,
     };
-    let bad = |message: String| InputError::described("task-definition", source, &message);
+    let bad = |message: String| Refusal::described(Setting::TaskDefinition, source, message);
     let rendered = render_task_definition(document, source, &request)
-        .map_err(|error| bad(error.to_string()))?;
+        .map_err(|error| Refusal::described(error.setting(), source, &error))?;
     registration_request(&rendered.task_definition, rendered.tags.as_ref(), source)
         .map_err(|error| bad(format!("{error:#}")))?;
     let wanted =
@@ -398,16 +398,16 @@ mod tests {
         }
     }
 
-    fn ready(plan: Result<ServicePlan, InputErrors>) -> ReadyRollout {
+    fn ready(plan: Result<ServicePlan, Refusals>) -> ReadyRollout {
         match plan {
             Ok(ServicePlan::Ready(ready)) => *ready,
             other => panic!("not ready: {other:?}"),
         }
     }
 
-    fn refused_inputs(plan: Result<ServicePlan, InputErrors>) -> Vec<String> {
+    fn refused_settings(plan: Result<ServicePlan, Refusals>) -> Vec<Setting> {
         match plan {
-            Err(InputErrors(errors)) => errors.into_iter().map(|e| e.input).collect(),
+            Err(Refusals(errors)) => errors.into_iter().map(|e| e.setting).collect(),
             other => panic!("not refused: {other:?}"),
         }
     }
@@ -454,28 +454,29 @@ mod tests {
     /// stack had been created.
     #[test]
     fn every_bad_part_is_refused_at_once() {
-        let refused = refused_inputs(decide_service(
+        let refused = refused_settings(decide_service(
             &options(Some("web"), "ap", "repo:new"),
             &missing(),
             CreatedEarlier::default(),
         ));
-        assert_eq!(refused, ["cluster", "task-definition"]);
+        // A misspelt container is the container name's fault, not the file's.
+        assert_eq!(refused, [Setting::Cluster, Setting::ContainerName]);
         let mut no_service = running("repo:old");
         no_service.service = None;
-        let refused = refused_inputs(decide_service(
+        let refused = refused_settings(decide_service(
             &options(Some("web"), "app", "repo:new"),
             &no_service,
             CreatedEarlier::default(),
         ));
-        assert_eq!(refused, ["service"]);
+        assert_eq!(refused, [Setting::Service]);
         let mut registered = options(None, "app", "repo:new");
         registered.origin = TaskDefinitionOrigin::Registered("web:9".into());
-        let refused = refused_inputs(decide_service(
+        let refused = refused_settings(decide_service(
             &registered,
             &missing(),
             CreatedEarlier::default(),
         ));
-        assert_eq!(refused, ["task-definition"]);
+        assert_eq!(refused, [Setting::TaskDefinition]);
     }
 
     #[test]
@@ -497,12 +498,12 @@ mod tests {
         );
         // A file's mistakes do not wait for the stack.
         assert_eq!(
-            refused_inputs(decide_service(
+            refused_settings(decide_service(
                 &options(Some("web"), "ap", "repo:new"),
                 &missing(),
                 created
             )),
-            ["task-definition"]
+            [Setting::ContainerName]
         );
     }
 

@@ -27,7 +27,7 @@ use super::status::{StackCondition, classify, is_success};
 use super::wait::{PollSchedule, WaitError, wait_for_stack};
 use crate::aws::aws_error;
 use crate::console::Console;
-use crate::inputs::{InputError, InputErrors};
+use crate::refusal::{Refusal, Refusals, Setting};
 use crate::service::watch::{EcsClients, StackServiceWatch};
 
 /// One stack output.
@@ -112,7 +112,7 @@ fn with_image_override(
     declared: &[DeclaredParameter],
     files: &LoadedStackFiles,
     console: &Console,
-) -> Result<Vec<ParameterOverride>, InputErrors> {
+) -> Result<Vec<ParameterOverride>, Refusals> {
     let mut overrides = files.overrides.clone();
     let Some(image) = &files.image else {
         return Ok(overrides);
@@ -121,8 +121,8 @@ fn with_image_override(
     let name = match &image.name {
         Some(name) if is_declared(name) => name.clone(),
         Some(name) => {
-            return Err(InputError::new(
-                "image-parameter",
+            return Err(Refusal::new(
+                Setting::ImageParameter,
                 name,
                 "is not a parameter of the template",
                 format!(
@@ -145,8 +145,8 @@ fn with_image_override(
         }
     };
     if overrides.iter().any(|o| o.key == name) {
-        return Err(InputError::new(
-            "parameter-overrides",
+        return Err(Refusal::new(
+            Setting::ParameterOverrides,
             &name,
             format!("sets `{name}`, which also receives the resolved image"),
             "remove it from parameter-overrides: the action passes the immutable image itself",
@@ -200,12 +200,12 @@ fn add_upstream_outputs(
     upstream: &[UpstreamStack],
     overrides: &mut Vec<ParameterOverride>,
     console: &Console,
-) -> Result<(), InputErrors> {
-    let outputs_of = |stack: &str| -> Result<&Vec<(String, String)>, InputErrors> {
+) -> Result<(), Refusals> {
+    let outputs_of = |stack: &str| -> Result<&Vec<(String, String)>, Refusals> {
         match upstream.iter().find(|(name, _)| name == stack) {
             Some((_, Some(outputs))) => Ok(outputs),
-            _ => Err(InputErrors::from(InputError::new(
-                "parameters-from-stacks",
+            _ => Err(Refusals::from(Refusal::new(
+                Setting::ParametersFromStacks,
                 stack,
                 "names a stack that does not exist",
                 "deploy the upstream stack first, or fix its name",
@@ -239,16 +239,16 @@ fn add_upstream_outputs(
             } => {
                 let outputs = outputs_of(stack)?;
                 if !is_declared(parameter) {
-                    return Err(InputErrors::from(InputError::new(
-                        "parameters-from-stacks",
+                    return Err(Refusals::from(Refusal::new(
+                        Setting::ParametersFromStacks,
                         parameter,
                         "is not a parameter of the template",
                         "map outputs only onto parameters the template declares",
                     )));
                 }
                 let Some((_, value)) = outputs.iter().find(|(k, _)| k == output) else {
-                    return Err(InputErrors::from(InputError::new(
-                        "parameters-from-stacks",
+                    return Err(Refusals::from(Refusal::new(
+                        Setting::ParametersFromStacks,
                         &format!("{parameter}={stack}.{output}"),
                         format!("stack {stack} has no output {output}"),
                         "check the output key in the upstream stack's Outputs",
@@ -393,8 +393,8 @@ pub fn decide_stack(
     )?;
     let parameters =
         plan_parameters(&view.declared, &overrides, previous_keys).map_err(|error| {
-            InputErrors::from(InputError::new(
-                "parameter-overrides",
+            Refusals::from(Refusal::new(
+                Setting::ParameterOverrides,
                 &files
                     .overrides
                     .iter()
@@ -420,7 +420,7 @@ pub fn decide_stack(
 #[derive(Debug, thiserror::Error)]
 pub enum StackPlanError {
     #[error(transparent)]
-    BadInput(#[from] InputErrors),
+    BadInput(#[from] Refusals),
     /// The stack is in a state only a person can resolve.
     #[error("{0}")]
     NeedsRecovery(String),

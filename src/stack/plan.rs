@@ -1,5 +1,5 @@
 //! Reads the files a deploy needs (template, parameter file) and checks them,
-//! before any AWS call. Every problem here is a bad input.
+//! before any AWS call. Every problem here is a [`Refusal`].
 
 use std::path::Path;
 
@@ -7,7 +7,7 @@ use super::changeset::TemplateSource;
 use super::options::{OverridesInput, StackOptions, TemplateLocation};
 use super::parameters::{DeclaredParameter, ParameterOverride, parse_override_document};
 use super::template::{TemplateSummary, check_body_size, parse_template};
-use crate::inputs::{InputError, InputErrors};
+use crate::refusal::{Refusal, Refusals, Setting};
 
 /// The template and overrides, loaded and checked.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub const DEFAULT_IMAGE_PARAMETER: &str = "ImageUri";
 
 /// Reads and checks the template and the parameter file, reporting every
 /// problem at once.
-pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, InputErrors> {
+pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refusals> {
     let mut errors = Vec::new();
     let template = match &inputs.template {
         TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None, None)),
@@ -79,11 +79,11 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Input
             overrides,
             image: None,
         }),
-        _ => Err(InputErrors(errors)),
+        _ => Err(Refusals(errors)),
     }
 }
 
-fn read_input_file(input: &str, path: &Path) -> Result<String, InputError> {
+fn read_input_file(setting: Setting, path: &Path) -> Result<String, Refusal> {
     let shown = path.display().to_string();
     std::fs::read_to_string(path).map_err(|error| {
         let fix = match error.kind() {
@@ -93,24 +93,24 @@ fn read_input_file(input: &str, path: &Path) -> Result<String, InputError> {
             std::io::ErrorKind::InvalidData => "save the file as UTF-8 text",
             _ => "make the file readable by the action",
         };
-        InputError::new(input, &shown, format!("cannot be read: {error}"), fix)
+        Refusal::new(setting, &shown, format!("cannot be read: {error}"), fix)
     })
 }
 
-fn load_template_file(path: &Path) -> Result<(String, TemplateSummary), InputError> {
+fn load_template_file(path: &Path) -> Result<(String, TemplateSummary), Refusal> {
     let shown = path.display().to_string();
-    let body = read_input_file("template", path)?;
+    let body = read_input_file(Setting::Template, path)?;
     check_body_size(body.len()).map_err(|error| {
-        InputError::new(
-            "template",
+        Refusal::new(
+            Setting::Template,
             &shown,
             error.to_string(),
             "upload the template to S3 and pass its https:// URL as `template`",
         )
     })?;
     let summary = parse_template(&body).map_err(|error| {
-        InputError::new(
-            "template",
+        Refusal::new(
+            Setting::Template,
             &shown,
             format!("is not a valid CloudFormation template: {error}"),
             "fix the template (JSON or YAML with a non-empty Resources section)",
@@ -119,12 +119,12 @@ fn load_template_file(path: &Path) -> Result<(String, TemplateSummary), InputErr
     Ok((body, summary))
 }
 
-fn load_overrides_file(path: &Path) -> Result<Vec<ParameterOverride>, InputError> {
+fn load_overrides_file(path: &Path) -> Result<Vec<ParameterOverride>, Refusal> {
     let shown = path.display().to_string();
-    let content = read_input_file("parameter-overrides", path)?;
+    let content = read_input_file(Setting::ParameterOverrides, path)?;
     parse_override_document(&content, &shown).map_err(|error| {
-        InputError::new(
-            "parameter-overrides",
+        Refusal::new(
+            Setting::ParameterOverrides,
             &shown,
             error.to_string(),
             r#"write the file as [{"ParameterKey":"K","ParameterValue":"V"}] or {"K":"V"} in JSON or YAML"#,

@@ -38,13 +38,15 @@
 
 use std::fmt;
 
-/// Action input names, used to start error messages so users know which
-/// input to fix.
+use crate::refusal::Setting;
+
+/// Action input names the fixes point to: a refusal's subject is its
+/// [`Setting`], named by the caller; these only say which sibling input
+/// holds the cure.
 const IMAGE_INPUT: &str = "image";
 const REPOSITORY_INPUT: &str = "image-repository";
 const TAG_INPUT: &str = "image-tag";
 const ALLOW_MUTABLE_TAG_INPUT: &str = "allow-mutable-tag";
-const MUTABLE_TAG_PATTERNS_INPUT: &str = "mutable-tags";
 
 /// distribution/reference caps the whole name (registry and path) at this.
 const NAME_TOTAL_LENGTH_MAX: usize = 255;
@@ -114,70 +116,71 @@ pub struct MutableTagPolicy {
     pub allow: bool,
 }
 
-/// Why an image reference or tag was refused. Each message names the input,
-/// the value and the fix, because it is shown to users as-is.
+/// Why an image reference or tag was refused. Each message names the value
+/// and the fix; [`ImageError::setting`] says which setting is at fault, and
+/// the caller attaches the name the user knows it by.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
     #[error(
-        "{input}: the image reference is empty; give one such as `nginx:1.27` or `123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1.2.3`"
+        "the image reference is empty; give one such as `nginx:1.27` or `123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1.2.3`"
     )]
-    Empty { input: &'static str },
+    Empty { setting: Setting },
 
     #[error(
-        "{input}: `{value}` contains whitespace or control characters; remove them (a reference is written without spaces, e.g. `repo:tag`)"
+        "`{value}` contains whitespace or control characters; remove them (a reference is written without spaces, e.g. `repo:tag`)"
     )]
-    Whitespace { input: &'static str, value: String },
+    Whitespace { setting: Setting, value: String },
 
-    #[error("{input}: `{value}` has an invalid registry `{registry}`: {reason}")]
+    #[error("`{value}` has an invalid registry `{registry}`: {reason}")]
     InvalidRegistry {
-        input: &'static str,
+        setting: Setting,
         value: String,
         registry: String,
         reason: &'static str,
     },
 
     #[error(
-        "{input}: `{value}` has the repository `{repository}` with upper-case letters; repository names are lower case, write `{lowercase}`"
+        "`{value}` has the repository `{repository}` with upper-case letters; repository names are lower case, write `{lowercase}`"
     )]
     UppercaseRepository {
-        input: &'static str,
+        setting: Setting,
         value: String,
         repository: String,
         lowercase: String,
     },
 
     #[error(
-        "{input}: `{value}` has an invalid repository `{repository}`; repository path components are lower-case letters and digits, separated by `.`, `_`, `__` or dashes, joined with `/` (e.g. `team/app`)"
+        "`{value}` has an invalid repository `{repository}`; repository path components are lower-case letters and digits, separated by `.`, `_`, `__` or dashes, joined with `/` (e.g. `team/app`)"
     )]
     InvalidRepository {
-        input: &'static str,
+        setting: Setting,
         value: String,
         repository: String,
     },
 
     #[error(
-        "{input}: `{value}` has a name of {len} characters; registry and repository together may have at most {NAME_TOTAL_LENGTH_MAX}, so shorten the repository name"
+        "`{value}` has a name of {len} characters; registry and repository together may have at most {NAME_TOTAL_LENGTH_MAX}, so shorten the repository name"
     )]
     NameTooLong {
-        input: &'static str,
+        setting: Setting,
         value: String,
         len: usize,
     },
 
     #[error(
-        "{input}: `{value}` has an invalid tag `{tag}`; tags are 1 to {TAG_LENGTH_MAX} ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-` (no `/`, `:` or `+`), e.g. the commit SHA or `v1.2.3`"
+        "`{value}` has an invalid tag `{tag}`; tags are 1 to {TAG_LENGTH_MAX} ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-` (no `/`, `:` or `+`), e.g. the commit SHA or `v1.2.3`"
     )]
     InvalidTag {
-        input: &'static str,
+        setting: Setting,
         value: String,
         tag: String,
     },
 
     #[error(
-        "{input}: `{value}` has an invalid digest `{digest}`: {reason}; copy the digest from the registry, e.g. `sha256:` followed by 64 lower-case hex digits"
+        "`{value}` has an invalid digest `{digest}`: {reason}; copy the digest from the registry, e.g. `sha256:` followed by 64 lower-case hex digits"
     )]
     InvalidDigest {
-        input: &'static str,
+        setting: Setting,
         value: String,
         digest: String,
         reason: &'static str,
@@ -199,27 +202,25 @@ pub enum ImageError {
     NoImage,
 
     #[error(
-        "{REPOSITORY_INPUT}: `{repository}` already has a tag or digest; give the bare repository there (`{bare}`) and the tag in {TAG_INPUT}, or pass the whole reference as {IMAGE_INPUT}"
+        "`{repository}` already has a tag or digest; give the bare repository there (`{bare}`) and the tag in {TAG_INPUT}, or pass the whole reference as {IMAGE_INPUT}"
     )]
     RepositoryHasTag { repository: String, bare: String },
 
-    #[error(
-        "{REPOSITORY_INPUT}: `{repository}` has no tag to deploy; set {TAG_INPUT} (e.g. ${{{{ github.sha }}}})"
-    )]
+    #[error("`{repository}` has no tag to deploy; set {TAG_INPUT} (e.g. ${{{{ github.sha }}}})")]
     RepositoryWithoutTag { repository: String },
 
     #[error(
-        "{IMAGE_INPUT}: `{image}` has no tag, which means the mutable tag `latest`: {MUTABLE_TAG_EXPLANATION}. To deploy it anyway, set {ALLOW_MUTABLE_TAG_INPUT}: true"
+        "`{image}` has no tag, which means the mutable tag `latest`: {MUTABLE_TAG_EXPLANATION}. To deploy it anyway, set {ALLOW_MUTABLE_TAG_INPUT}: true"
     )]
     ImplicitLatest { image: String },
 
     #[error(
-        "{IMAGE_INPUT}: `{image}` has an empty tag; set {TAG_INPUT} to an immutable tag such as the commit SHA (${{{{ github.sha }}}})"
+        "`{image}` has an empty tag; set {TAG_INPUT} to an immutable tag such as the commit SHA (${{{{ github.sha }}}})"
     )]
     EmptyTag { image: String },
 
     #[error(
-        "{IMAGE_INPUT}: `{image}` uses the mutable tag `{tag}` (it matches `{pattern}`): {MUTABLE_TAG_EXPLANATION}. To deploy it anyway, set {ALLOW_MUTABLE_TAG_INPUT}: true"
+        "`{image}` uses the mutable tag `{tag}` (it matches `{pattern}`): {MUTABLE_TAG_EXPLANATION}. To deploy it anyway, set {ALLOW_MUTABLE_TAG_INPUT}: true"
     )]
     MutableTag {
         image: String,
@@ -228,26 +229,52 @@ pub enum ImageError {
     },
 
     #[error(
-        "{MUTABLE_TAG_PATTERNS_INPUT}: `{pattern}` is not a tag pattern; use tag characters (letters, digits, `_`, `.`, `-`) and the wildcards `*` and `?`, e.g. `release-*`"
+        "`{pattern}` is not a tag pattern; use tag characters (letters, digits, `_`, `.`, `-`) and the wildcards `*` and `?`, e.g. `release-*`"
     )]
     InvalidTagPattern { pattern: String },
 }
 
+impl ImageError {
+    /// The setting at fault.
+    pub fn setting(&self) -> Setting {
+        match self {
+            Self::Empty { setting }
+            | Self::Whitespace { setting, .. }
+            | Self::InvalidRegistry { setting, .. }
+            | Self::UppercaseRepository { setting, .. }
+            | Self::InvalidRepository { setting, .. }
+            | Self::NameTooLong { setting, .. }
+            | Self::InvalidTag { setting, .. }
+            | Self::InvalidDigest { setting, .. } => *setting,
+            Self::TagWithImage { .. } => Setting::ImageTag,
+            Self::RepositoryHasTag { .. } | Self::RepositoryWithoutTag { .. } => {
+                Setting::ImageRepository
+            }
+            Self::ImageAndRepository { .. }
+            | Self::NoImage
+            | Self::ImplicitLatest { .. }
+            | Self::EmptyTag { .. }
+            | Self::MutableTag { .. } => Setting::Image,
+            Self::InvalidTagPattern { .. } => Setting::MutableTags,
+        }
+    }
+}
+
 impl ImageReference {
     /// Parses a full reference given in the `image` input.
-    pub fn parse(input: &str) -> Result<ImageReference, ImageError> {
-        Self::parse_for_input(input, IMAGE_INPUT)
+    pub fn parse(text: &str) -> Result<ImageReference, ImageError> {
+        Self::parse_for(text, Setting::Image)
     }
 
-    /// Parses a reference, naming `input` in errors (for references that
-    /// come from another input or from a task definition file).
-    pub fn parse_for_input(text: &str, input: &'static str) -> Result<ImageReference, ImageError> {
+    /// Parses a reference, blaming `setting` in errors (for references that
+    /// come from another setting or from a task definition file).
+    pub fn parse_for(text: &str, setting: Setting) -> Result<ImageReference, ImageError> {
         if text.is_empty() {
-            return Err(ImageError::Empty { input });
+            return Err(ImageError::Empty { setting });
         }
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ImageError::Whitespace {
-                input,
+                setting,
                 value: text.to_owned(),
             });
         }
@@ -266,17 +293,17 @@ impl ImageReference {
 
         if let Some(registry) = registry {
             check_registry(registry).map_err(|reason| ImageError::InvalidRegistry {
-                input,
+                setting,
                 value: text.to_owned(),
                 registry: registry.to_owned(),
                 reason,
             })?;
         }
-        check_repository(repository, text, input)?;
+        check_repository(repository, text, setting)?;
         let name_len = registry.map_or(0, |registry| registry.len() + 1) + repository.len();
         if name_len > NAME_TOTAL_LENGTH_MAX {
             return Err(ImageError::NameTooLong {
-                input,
+                setting,
                 value: text.to_owned(),
                 len: name_len,
             });
@@ -285,14 +312,14 @@ impl ImageReference {
             && !is_valid_tag(tag)
         {
             return Err(ImageError::InvalidTag {
-                input,
+                setting,
                 value: text.to_owned(),
                 tag: tag.to_owned(),
             });
         }
         if let Some(digest) = digest {
             check_digest(digest).map_err(|reason| ImageError::InvalidDigest {
-                input,
+                setting,
                 value: text.to_owned(),
                 digest: digest.to_owned(),
                 reason,
@@ -372,7 +399,7 @@ impl ImageReference {
         };
         if !is_valid_tag(tag) {
             return Err(ImageError::InvalidTag {
-                input: TAG_INPUT,
+                setting: Setting::ImageTag,
                 value: retagged.to_string(),
                 tag: tag.to_owned(),
             });
@@ -388,7 +415,7 @@ impl ImageReference {
             ..self.clone()
         };
         check_digest(digest).map_err(|reason| ImageError::InvalidDigest {
-            input: IMAGE_INPUT,
+            setting: Setting::Image,
             value: pinned.to_string(),
             digest: digest.to_owned(),
             reason,
@@ -480,7 +507,7 @@ pub fn compose_image(
         }),
         (Some(image), None, None) => ImageReference::parse(image),
         (None, Some(repository), tag) => {
-            let bare = ImageReference::parse_for_input(repository, REPOSITORY_INPUT)?;
+            let bare = ImageReference::parse_for(repository, Setting::ImageRepository)?;
             if bare.tag.is_some() || bare.digest.is_some() {
                 return Err(ImageError::RepositoryHasTag {
                     repository: repository.to_owned(),
@@ -662,21 +689,21 @@ fn is_valid_host_label(label: &str) -> bool {
     }
 }
 
-fn check_repository(repository: &str, value: &str, input: &'static str) -> Result<(), ImageError> {
+fn check_repository(repository: &str, value: &str, setting: Setting) -> Result<(), ImageError> {
     if repository.split('/').all(is_valid_path_component) {
         return Ok(());
     }
     let lowercase = repository.to_ascii_lowercase();
     if lowercase != repository && lowercase.split('/').all(is_valid_path_component) {
         return Err(ImageError::UppercaseRepository {
-            input,
+            setting,
             value: value.to_owned(),
             repository: repository.to_owned(),
             lowercase,
         });
     }
     Err(ImageError::InvalidRepository {
-        input,
+        setting,
         value: value.to_owned(),
         repository: repository.to_owned(),
     })
@@ -957,9 +984,11 @@ mod tests {
         for (text, expected) in cases {
             let message = match ImageReference::parse(text) {
                 Ok(reference) => panic!("{text:?} parsed as {reference:?}"),
-                Err(error) => error.to_string(),
+                Err(error) => {
+                    assert_eq!(error.setting(), Setting::Image, "{error}");
+                    error.to_string()
+                }
             };
-            assert!(message.starts_with("image: "), "{message}");
             assert!(message.contains(expected), "{text:?}: {message}");
         }
     }
@@ -1000,9 +1029,9 @@ mod tests {
         }
         let error = parsed("repo")
             .with_tag("feature/x")
-            .map_err(|e| e.to_string());
+            .map_err(|e| format!("{:?}: {e}", e.setting()));
         assert!(
-            matches!(&error, Err(message) if message.starts_with("image-tag: `repo:feature/x` has an invalid tag `feature/x`")),
+            matches!(&error, Err(message) if message.starts_with("ImageTag: `repo:feature/x` has an invalid tag `feature/x`")),
             "{error:?}"
         );
     }
@@ -1116,14 +1145,14 @@ mod tests {
                 Some("nginx"),
                 None,
                 Some("v1"),
-                Err("image-tag (`v1`) is set together with image (`nginx`)"),
+                Err("ImageTag: image-tag (`v1`) is set together with image (`nginx`)"),
             ),
             (
                 None,
                 Some("repo:v1"),
                 Some("v2"),
                 Err(
-                    "image-repository: `repo:v1` already has a tag or digest; give the bare repository there (`repo`)",
+                    "ImageRepository: `repo:v1` already has a tag or digest; give the bare repository there (`repo`)",
                 ),
             ),
             (
@@ -1132,28 +1161,28 @@ mod tests {
                     "host:5000/repo@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
                 ),
                 Some("v2"),
-                Err("(`host:5000/repo`)"),
+                Err("ImageRepository: `host:5000/repo@sha256"),
             ),
             (
                 None,
                 Some("repo"),
                 None,
                 Err(
-                    "image-repository: `repo` has no tag to deploy; set image-tag (e.g. ${{ github.sha }})",
+                    "ImageRepository: `repo` has no tag to deploy; set image-tag (e.g. ${{ github.sha }})",
                 ),
             ),
             (
                 None,
                 Some("repo"),
                 Some("-bad"),
-                Err("image-tag: `repo:-bad` has an invalid tag `-bad`"),
+                Err("ImageTag: `repo:-bad` has an invalid tag `-bad`"),
             ),
-            (None, None, None, Err("no image given")),
+            (None, None, None, Err("Image: no image given")),
         ];
         for (image, repository, tag, expected) in cases {
             let result = compose_image(image, repository, tag)
                 .map(|reference| reference.to_string())
-                .map_err(|error| error.to_string());
+                .map_err(|error| format!("{:?}: {error}", error.setting()));
             match (result, expected) {
                 (Ok(actual), Ok(expected)) => assert_eq!(actual, expected),
                 (Err(actual), Err(expected)) => {
@@ -1257,7 +1286,7 @@ mod tests {
         for (policy, text, expected) in cases {
             let result = policy
                 .check(&parsed(text))
-                .map_err(|error| error.to_string());
+                .map_err(|error| format!("{:?}: {error}", error.setting()));
             match (result, expected) {
                 (Ok(()), None) => {}
                 (Err(message), Some(expected)) => {
@@ -1308,7 +1337,7 @@ mod tests {
             assert_eq!(result.is_ok(), is_valid, "{pattern:?}");
             if let Err(error) = result {
                 let message = error.to_string();
-                assert!(message.starts_with("mutable-tags: "), "{message}");
+                assert_eq!(error.setting(), Setting::MutableTags, "{message}");
                 assert!(message.contains("e.g. `release-*`"), "{message}");
             }
         }

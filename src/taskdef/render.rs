@@ -12,10 +12,7 @@
 
 use serde_json::{Map, Value};
 
-/// Action input names, used to start error messages.
-const TASK_DEFINITION_INPUT: &str = "task-definition";
-const CONTAINER_NAME_INPUT: &str = "container-name";
-const ENVIRONMENT_INPUT: &str = "environment-variables";
+use crate::refusal::Setting;
 
 const CONTAINER_DEFINITIONS: &str = "containerDefinitions";
 const ENVIRONMENT: &str = "environment";
@@ -98,7 +95,7 @@ pub struct RenderedTaskDefinition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     #[error(
-        "{TASK_DEFINITION_INPUT} `{document}`: not valid {format}: {message}; fix the syntax (the file may be JSON or YAML)"
+        "`{document}`: not valid {format}: {message}; fix the syntax (the file may be JSON or YAML)"
     )]
     Syntax {
         document: String,
@@ -109,7 +106,7 @@ pub enum RenderError {
     },
 
     #[error(
-        "{TASK_DEFINITION_INPUT} `{document}`: the document is {found}; give a mapping with `family` and `containerDefinitions`, as RegisterTaskDefinition takes it (or DescribeTaskDefinition returns it)"
+        "`{document}`: the document is {found}; give a mapping with `family` and `containerDefinitions`, as RegisterTaskDefinition takes it (or DescribeTaskDefinition returns it)"
     )]
     NotAMapping {
         document: String,
@@ -117,17 +114,17 @@ pub enum RenderError {
     },
 
     #[error(
-        "{TASK_DEFINITION_INPUT} `{document}`: there is no `containerDefinitions` list; give a task definition as RegisterTaskDefinition takes it (or DescribeTaskDefinition returns it), with at least one container"
+        "`{document}`: there is no `containerDefinitions` list; give a task definition as RegisterTaskDefinition takes it (or DescribeTaskDefinition returns it), with at least one container"
     )]
     NoContainerDefinitions { document: String },
 
     #[error(
-        "{TASK_DEFINITION_INPUT} `{document}`: container {position} of `containerDefinitions` has no `name`; give every container a name"
+        "`{document}`: container {position} of `containerDefinitions` has no `name`; give every container a name"
     )]
     ContainerWithoutName { document: String, position: usize },
 
     #[error(
-        "{CONTAINER_NAME_INPUT}: there is no container named `{container}` in task definition `{document}`; its containers are {existing}; set {CONTAINER_NAME_INPUT} to one of them"
+        "there is no container named `{container}` in task definition `{document}`; its containers are {existing}; name one of them"
     )]
     UnknownContainer {
         document: String,
@@ -136,7 +133,7 @@ pub enum RenderError {
     },
 
     #[error(
-        "{CONTAINER_NAME_INPUT}: container `{container}` is given two images (`{first}` and `{second}`); give each container one image"
+        "container `{container}` is given two images (`{first}` and `{second}`); give each container one image"
     )]
     DuplicateImage {
         container: String,
@@ -145,7 +142,7 @@ pub enum RenderError {
     },
 
     #[error(
-        "{TASK_DEFINITION_INPUT} `{document}`: the `environment` of container `{container}` is {found}, not a list; write it as a list of {{\"name\": ..., \"value\": ...}} entries"
+        "`{document}`: the `environment` of container `{container}` is {found}, not a list; write it as a list of {{\"name\": ..., \"value\": ...}} entries"
     )]
     EnvironmentNotAList {
         document: String,
@@ -154,14 +151,33 @@ pub enum RenderError {
     },
 
     #[error(
-        "{ENVIRONMENT_INPUT}: line {line_number} {shown}has no `=`; write NAME=value to set a variable, or NAME= to remove it"
+        "line {line_number} {shown}has no `=`; write NAME=value to set a variable, or NAME= to remove it"
     )]
     EnvLineWithoutEquals { line_number: usize, shown: String },
 
     #[error(
-        "{ENVIRONMENT_INPUT}: line {line_number}: `{name}` is not a valid variable name; names start with a letter or `_` and go on with letters, digits, `_`, `.` or `-`, with no spaces around `=` (e.g. LOG_LEVEL=debug)"
+        "line {line_number}: `{name}` is not a valid variable name; names start with a letter or `_` and go on with letters, digits, `_`, `.` or `-`, with no spaces around `=` (e.g. LOG_LEVEL=debug)"
     )]
     EnvInvalidName { line_number: usize, name: String },
+}
+
+impl RenderError {
+    /// The setting at fault: the document, the container named, the images
+    /// given, or the environment lines.
+    pub fn setting(&self) -> Setting {
+        match self {
+            Self::UnknownContainer { .. } => Setting::ContainerName,
+            Self::DuplicateImage { .. } => Setting::ContainerImages,
+            Self::EnvLineWithoutEquals { .. } | Self::EnvInvalidName { .. } => {
+                Setting::EnvironmentVariables
+            }
+            Self::Syntax { .. }
+            | Self::NotAMapping { .. }
+            | Self::NoContainerDefinitions { .. }
+            | Self::ContainerWithoutName { .. }
+            | Self::EnvironmentNotAList { .. } => Setting::TaskDefinition,
+        }
+    }
 }
 
 /// Parses a task definition file that may be JSON or YAML, reporting the
@@ -712,11 +728,11 @@ mod tests {
             ),
             (
                 "A=1\nDEBUG",
-                Err("environment-variables: line 2 `DEBUG` has no `=`; write NAME=value"),
+                Err("EnvironmentVariables: line 2 `DEBUG` has no `=`; write NAME=value"),
             ),
             (
                 "s3cr3t value",
-                Err("environment-variables: line 1 has no `=`"),
+                Err("EnvironmentVariables: line 1 has no `=`"),
             ),
             (
                 "NAME = x",
@@ -726,7 +742,8 @@ mod tests {
             ("=x", Err("line 1: `` is not a valid variable name")),
         ];
         for (text, expected) in cases {
-            let result = parse_environment_lines(text).map_err(|error| error.to_string());
+            let result = parse_environment_lines(text)
+                .map_err(|error| format!("{:?}: {error}", error.setting()));
             match (result, expected) {
                 (Ok(changes), Ok(expected)) => {
                     let actual: Vec<(&str, Option<&str>)> = changes
@@ -831,8 +848,8 @@ mod tests {
         for request in cases {
             let error = render_task_definition(two_containers(), SOURCE, &request).map(|_| ());
             assert_eq!(
-                error.map_err(|error| error.to_string()),
-                Err("container-name: there is no container named `web` in task definition `task-definition.json`; its containers are `app`, `proxy`; set container-name to one of them".to_owned())
+                error.map_err(|error| format!("{:?}: {error}", error.setting())),
+                Err("ContainerName: there is no container named `web` in task definition `task-definition.json`; its containers are `app`, `proxy`; name one of them".to_owned())
             );
         }
     }
@@ -867,10 +884,7 @@ mod tests {
                 Ok(output) => panic!("{expected}: rendered {output:?}"),
                 Err(error) => error.to_string(),
             };
-            assert!(
-                message.starts_with("task-definition `task-definition.json`: "),
-                "{message}"
-            );
+            assert!(message.starts_with("`task-definition.json`: "), "{message}");
             assert!(message.contains(expected), "{message}");
         }
         let twice = RenderRequest {
@@ -946,10 +960,7 @@ memory: '512'
                 Err(error) => error,
             };
             let message = error.to_string();
-            assert!(
-                message.starts_with("task-definition `task-definition.json`: "),
-                "{message}"
-            );
+            assert!(message.starts_with("`task-definition.json`: "), "{message}");
             match error {
                 RenderError::Syntax {
                     format: actual_format,
