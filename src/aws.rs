@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -130,7 +131,35 @@ pub async fn load_config(
     if let Some(endpoint) = env.get("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(endpoint);
     }
+    if let Some(credentials) = environment_credentials(env) {
+        loader = loader.credentials_provider(credentials);
+    }
     loader.load().await
+}
+
+/// Static keys from the captured environment, read as the SDK's own first
+/// provider reads them from the process (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` or `SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+/// `AWS_ACCOUNT_ID`): what aws-actions/configure-aws-credentials exports.
+/// Taken from the snapshot so a job run in-process sees the keys it was
+/// given; without them the SDK's default chain (web identity, container and
+/// instance metadata, profiles) is used.
+fn environment_credentials(env: &Environment) -> Option<Credentials> {
+    let access_key = env.get("AWS_ACCESS_KEY_ID")?;
+    let secret_key = env
+        .get("AWS_SECRET_ACCESS_KEY")
+        .or_else(|| env.get("SECRET_ACCESS_KEY"))?;
+    let mut builder = Credentials::builder()
+        .access_key_id(access_key)
+        .secret_access_key(secret_key)
+        .provider_name("Environment");
+    if let Some(token) = env.get("AWS_SESSION_TOKEN") {
+        builder = builder.session_token(token);
+    }
+    if let Some(account) = env.get("AWS_ACCOUNT_ID") {
+        builder = builder.account_id(account);
+    }
+    Some(builder.build())
 }
 
 /// Turns an SDK error into one readable line: `Code: message` for an error
@@ -254,6 +283,40 @@ fn is_throttling(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_keys_come_from_the_captured_environment() {
+        let env = Environment::from_pairs([
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+            ("AWS_ACCOUNT_ID", "123456789012"),
+        ]);
+        let credentials = environment_credentials(&env).expect("keys");
+        assert_eq!(credentials.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("token"));
+        assert_eq!(
+            credentials.account_id().map(|a| a.as_str()),
+            Some("123456789012")
+        );
+        // The SDK's fallback name for the secret.
+        let fallback = Environment::from_pairs([
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("SECRET_ACCESS_KEY", "other"),
+        ]);
+        let credentials = environment_credentials(&fallback).expect("keys");
+        assert_eq!(credentials.secret_access_key(), "other");
+        assert_eq!(credentials.session_token(), None);
+        // Half a key pair (or none) leaves it to the default chain.
+        for partial in [
+            Environment::from_pairs([("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]),
+            Environment::from_pairs([("AWS_SECRET_ACCESS_KEY", "secret")]),
+            Environment::default(),
+        ] {
+            assert!(environment_credentials(&partial).is_none());
+        }
+    }
 
     #[test]
     fn input_wins_then_aws_region_then_default_region() {

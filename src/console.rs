@@ -9,17 +9,46 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::github::commands::{
     Annotation, AnnotationLevel, GROUP_END, escape_data, group_start, inert_line,
 };
 
+/// Where the log's lines go: the process's standard output (the runner
+/// reads it), or a buffer (a job run in-process by the tests, which assert on
+/// the log exactly as the runner would show it).
+#[derive(Debug, Clone, Default)]
+pub enum LogTarget {
+    #[default]
+    Stdout,
+    Buffer(LogBuffer),
+}
+
+/// A shared, growing copy of a log.
+#[derive(Debug, Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<String>>);
+
+impl LogBuffer {
+    /// Everything written so far.
+    pub fn contents(&self) -> String {
+        self.0.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    fn push_line(&self, line: &str) {
+        if let Ok(mut log) = self.0.lock() {
+            log.push_str(line);
+            log.push('\n');
+        }
+    }
+}
+
 /// Where progress goes, and what problems have been reported so far.
 pub struct Console {
     started: Instant,
     github_actions: bool,
+    target: LogTarget,
     /// The calls made only to explain that have failed and been warned
     /// about, so a failing call repeated every poll warns once.
     explain_failures: Mutex<HashSet<String>>,
@@ -43,9 +72,15 @@ impl Drop for Phase<'_> {
 
 impl Console {
     pub fn new(github_actions: bool) -> Self {
+        Self::to(github_actions, LogTarget::Stdout)
+    }
+
+    /// A console writing to `target`.
+    pub fn to(github_actions: bool, target: LogTarget) -> Self {
         Self {
             started: Instant::now(),
             github_actions,
+            target,
             explain_failures: Mutex::new(HashSet::new()),
         }
     }
@@ -56,11 +91,17 @@ impl Console {
     }
 
     fn emit(&self, line: &str) {
-        // One locked write per line so concurrent printers never interleave
-        // within a line; errors writing to stdout have nowhere to go.
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        match &self.target {
+            LogTarget::Stdout => {
+                // One locked write per line so concurrent printers never
+                // interleave within a line; errors writing to stdout have
+                // nowhere to go.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            LogTarget::Buffer(buffer) => buffer.push_line(line),
+        }
     }
 
     /// Starts a phase, which lasts until the returned guard is dropped. On a

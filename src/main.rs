@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use ecs_stack_deploy::PollSchedule;
 use ecs_stack_deploy::cli::{Invocation, parse};
 use ecs_stack_deploy::env::Environment;
-use ecs_stack_deploy::job::{self, JobSettings};
+use ecs_stack_deploy::job::{self, JobSettings, LogTarget};
 use ecs_stack_deploy::termination::Termination;
 
 fn main() -> ExitCode {
@@ -51,6 +51,7 @@ fn main() -> ExitCode {
     let settings = JobSettings {
         poll: PollSchedule::default(),
         termination,
+        log: LogTarget::Stdout,
     };
     runtime.block_on(job::deploy(&raw, &env, settings)).into()
 }

@@ -355,7 +355,7 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
     ];
     assert!(cases.len() >= 40, "{} cases", cases.len());
     for (base, inputs, env, named) in &cases {
-        let mut run = ActionRun::new(&ws);
+        let mut run = ActionRun::new(&ws).binary();
         for (name, value) in base.iter().chain(inputs.iter()) {
             // Later inputs replace earlier ones of the same name.
             run = run.input(name, value);

@@ -8,6 +8,7 @@ use crate::util::{ActionRun, Emulator, Workspace, read_repo_file, unique_name};
 fn with_template<'a>(ws: &'a Workspace, stack: &str) -> ActionRun<'a> {
     ws.write("stack.yml", QUEUE_TEMPLATE);
     ActionRun::new(ws)
+        .binary()
         .input("name", stack)
         .input("template", "stack.yml")
 }
@@ -64,6 +65,7 @@ fn invalid_template_is_reported_with_its_location() {
         "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n   Properties: [\n",
     );
     let run = ActionRun::new(&ws)
+        .binary()
         .input("name", &unique_name("broken"))
         .input("template", "broken.yml")
         .run();
@@ -83,6 +85,7 @@ fn template_too_large_for_a_body_asks_for_s3() {
     let padding = "#".repeat(60_000);
     ws.write("big.yml", &format!("{QUEUE_TEMPLATE}\n{padding}\n"));
     let run = ActionRun::new(&ws)
+        .binary()
         .input("name", &unique_name("big"))
         .input("template", "big.yml")
         .run();
@@ -127,6 +130,7 @@ Outputs:
         &serde_json::json!({ "Payload": hostile }).to_string(),
     );
     let run = ActionRun::new(&ws)
+        .binary()
         .input("name", &stack)
         .input("template", "stack.yml")
         .input("parameter-overrides", "file://params.json")
@@ -160,6 +164,7 @@ Outputs:
     ws.write("fail.yml", &failing);
     let stack = unique_name("hostilefail");
     let run = ActionRun::new(&ws)
+        .binary()
         .input("name", &stack)
         .input("template", "fail.yml")
         .run();
@@ -185,6 +190,7 @@ fn cli_front_end_takes_the_same_options_as_flags() {
     ws.write("stack.yml", QUEUE_TEMPLATE);
     let stack = unique_name("cli");
     let run = ActionRun::new(&ws)
+        .binary()
         .env("GITHUB_ACTIONS", "")
         .args(&[
             "deploy",
@@ -207,6 +213,7 @@ fn cli_front_end_takes_the_same_options_as_flags() {
     assert_eq!(run.output("stack-status"), "REVIEW_IN_PROGRESS");
 
     let bad = ActionRun::new(&ws)
+        .binary()
         .env("GITHUB_ACTIONS", "")
         .args(&[
             "deploy",
@@ -283,6 +290,7 @@ Resources:
     );
     let secret = "s3cr3t-Value-9f";
     let run = ActionRun::new(&ws)
+        .binary()
         .input("name", &unique_name("noecho"))
         .input("template", "secret.yml")
         .input("parameter-overrides", &format!("DbPassword={secret}"))

@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use crate::apply::apply_plan;
 use crate::aws::{CallTimeouts, load_config};
 use crate::console::Console;
+pub use crate::console::{LogBuffer, LogTarget};
 use crate::env::Environment;
 use crate::github::commands::AnnotationLevel;
 use crate::github::lint::{WorkflowFile, lint_workflows as lint, read_workflow_dir};
@@ -50,13 +51,20 @@ pub enum Outcome {
     BadInput,
 }
 
+impl Outcome {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::BadInput => 2,
+        }
+    }
+}
+
 impl From<Outcome> for ExitCode {
     fn from(outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Success => ExitCode::SUCCESS,
-            Outcome::Failed => ExitCode::from(1),
-            Outcome::BadInput => ExitCode::from(2),
-        }
+        ExitCode::from(outcome.code())
     }
 }
 
@@ -90,16 +98,17 @@ pub struct Clients {
 }
 
 /// What the job needs besides inputs and environment: values passed in, so
-/// tests choose them (a fast poll schedule, a signal source).
+/// tests choose them (a fast poll schedule, a signal source, a log buffer).
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub poll: PollSchedule,
     pub termination: Termination,
+    pub log: LogTarget,
 }
 
 /// Runs the deploy job.
 pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -> Outcome {
-    let console = Console::new(env.is_github_actions());
+    let console = Console::to(env.is_github_actions(), settings.log.clone());
     let termination = settings.termination.clone();
     let mut report = JobReport::default();
 

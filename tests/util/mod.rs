@@ -1,6 +1,9 @@
 //! Test support: the local AWS emulator, a runner-like workspace, and a way
-//! to run the real binary exactly as the GitHub runner runs a container
-//! action (hyphenated `INPUT_*` variables, `GITHUB_OUTPUT`, ...).
+//! to run the job with exactly what the GitHub runner gives a container
+//! action (hyphenated `INPUT_*` variables, `GITHUB_OUTPUT`, ...): in-process
+//! through the library with a fast poll schedule (most tests), or as the
+//! real binary (`ActionRun::binary`, the contract, signal and exit-code
+//! tests).
 
 #![allow(dead_code)]
 
@@ -13,6 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use ecs_stack_deploy::PollSchedule;
+use ecs_stack_deploy::env::Environment;
+use ecs_stack_deploy::inputs::RawInputs;
+use ecs_stack_deploy::job::{self, JobSettings, LogBuffer, LogTarget};
+use ecs_stack_deploy::termination::Termination;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -315,7 +325,8 @@ pub fn parse_output_file(text: &str) -> BTreeMap<String, String> {
     outputs
 }
 
-/// Runs the real binary as the runner runs a container action.
+/// Runs the job as the runner runs a container action: in-process by
+/// default, or as the real binary.
 pub struct ActionRun<'a> {
     workspace: &'a Workspace,
     inputs: Vec<(String, String)>,
@@ -323,6 +334,19 @@ pub struct ActionRun<'a> {
     args: Vec<String>,
     event_name: String,
     event: String,
+    binary: bool,
+}
+
+/// The poll schedule of in-process runs: the emulator settles in about a
+/// second, so polling every 50 to 250 ms spares each wait most of the real
+/// cadence (250 ms growing to 1 s) without changing what is waited for.
+pub fn test_poll_schedule() -> PollSchedule {
+    PollSchedule {
+        initial: Duration::from_millis(50),
+        fast_max: Duration::from_millis(250),
+        fast_period: Duration::from_secs(60),
+        slow_max: Duration::from_secs(1),
+    }
 }
 
 impl<'a> ActionRun<'a> {
@@ -339,7 +363,16 @@ impl<'a> ActionRun<'a> {
                 "repository": {"full_name": "acme/shop"}
             })
             .to_string(),
+            binary: false,
         }
+    }
+
+    /// Runs the real binary (a child process with only the runner's
+    /// environment) instead of the job in-process: for what only the
+    /// process shows (exit codes, what reaches stdout, the front end).
+    pub fn binary(mut self) -> Self {
+        self.binary = true;
+        self
     }
 
     /// Sets an input by its action.yml name.
@@ -376,66 +409,111 @@ impl<'a> ActionRun<'a> {
         self.run_at(&endpoint)
     }
 
+    /// The whole environment of the run, as the runner would set it, with
+    /// AWS at `endpoint`; writes the event payload it points to.
+    fn environment(&self, endpoint: &str) -> Vec<(String, String)> {
+        let ws = self.workspace;
+        std::fs::write(ws.event_file(), &self.event).expect("write event");
+        let path = |p: PathBuf| p.display().to_string();
+        let mut vars: Vec<(String, String)> = [
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("HOME", path(ws.root())),
+            ("AWS_ENDPOINT_URL", endpoint.to_string()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("GITHUB_ACTIONS", "true".into()),
+            ("CI", "true".into()),
+            ("GITHUB_WORKSPACE", path(ws.root())),
+            ("GITHUB_OUTPUT", path(ws.output_file())),
+            ("GITHUB_STEP_SUMMARY", path(ws.summary_file())),
+            ("GITHUB_EVENT_NAME", self.event_name.clone()),
+            ("GITHUB_EVENT_PATH", path(ws.event_file())),
+            (
+                "GITHUB_SHA",
+                "0123456789abcdef0123456789abcdef01234567".into(),
+            ),
+            ("GITHUB_REF", "refs/heads/main".into()),
+            ("GITHUB_REPOSITORY", "acme/shop".into()),
+            ("GITHUB_RUN_ID", unique_name("run").replace('-', "")),
+            ("GITHUB_RUN_ATTEMPT", "1".into()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        for (name, value) in &self.inputs {
+            // The runner's naming: upper-cased, spaces to `_`, hyphens kept.
+            vars.push((
+                format!("INPUT_{}", name.replace(' ', "_").to_uppercase()),
+                value.clone(),
+            ));
+        }
+        // Later settings replace earlier ones, as in a process environment.
+        vars.extend(self.env.iter().cloned());
+        vars
+    }
+
     /// The binary's command as the runner would start it, with AWS at
     /// `endpoint`, not yet started (for tests that signal the process).
     pub fn command(&self, endpoint: &str) -> Command {
-        let ws = self.workspace;
-        std::fs::write(ws.event_file(), &self.event).expect("write event");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecs-stack-deploy"));
         command
             .env_clear()
             .args(&self.args)
-            .current_dir(ws.root())
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", ws.root())
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("GITHUB_ACTIONS", "true")
-            .env("CI", "true")
-            .env("GITHUB_WORKSPACE", ws.root())
-            .env("GITHUB_OUTPUT", ws.output_file())
-            .env("GITHUB_STEP_SUMMARY", ws.summary_file())
-            .env("GITHUB_EVENT_NAME", &self.event_name)
-            .env("GITHUB_EVENT_PATH", ws.event_file())
-            .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
-            .env("GITHUB_REF", "refs/heads/main")
-            .env("GITHUB_REPOSITORY", "acme/shop")
-            .env("GITHUB_RUN_ID", unique_name("run").replace('-', ""))
-            .env("GITHUB_RUN_ATTEMPT", "1");
-        for (name, value) in &self.inputs {
-            // The runner's naming: upper-cased, spaces to `_`, hyphens kept.
-            command.env(
-                format!("INPUT_{}", name.replace(' ', "_").to_uppercase()),
-                value,
-            );
-        }
-        for (name, value) in &self.env {
-            command.env(name, value);
-        }
+            .current_dir(self.workspace.root())
+            .envs(self.environment(endpoint));
         command
     }
 
-    /// Runs the binary with AWS at `endpoint` (the emulator, or a fault
-    /// proxy in front of it).
+    /// Runs the job with AWS at `endpoint` (the emulator, or a fault proxy
+    /// in front of it): as the binary when asked (or when there are
+    /// command-line arguments), else in-process.
     pub fn run_at(self, endpoint: &str) -> RunResult {
         let ws = self.workspace;
-        let mut command = self.command(endpoint);
-        let output = command.output().expect("run the binary");
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let (code, stdout, stderr) = if self.binary || !self.args.is_empty() {
+            let output = self.command(endpoint).output().expect("run the binary");
+            (
+                output.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        } else {
+            let (code, log) = self.run_in_process(endpoint);
+            (code, log, String::new())
+        };
         if let Err(problem) = check_groups(&stdout) {
             panic!("unbalanced ::group:: in the log: {problem}\n{stdout}");
         }
         let outputs_text = std::fs::read_to_string(ws.output_file()).unwrap_or_default();
         RunResult {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code,
+            stdout,
+            stderr,
             outputs: parse_output_file(&outputs_text),
             summary: std::fs::read_to_string(ws.summary_file()).unwrap_or_default(),
         }
+    }
+
+    /// The job through the library, as `main` runs it in action mode: the
+    /// same environment (only it: nothing is read from this process's), its
+    /// log in a buffer, the test poll schedule, no signal source.
+    fn run_in_process(&self, endpoint: &str) -> (i32, String) {
+        let env = Environment::from_pairs(self.environment(endpoint));
+        let raw = RawInputs::from_action_environment(&env);
+        let log = LogBuffer::default();
+        let settings = JobSettings {
+            poll: test_poll_schedule(),
+            termination: Termination::never(),
+            log: LogTarget::Buffer(log.clone()),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let outcome = runtime.block_on(job::deploy(&raw, &env, settings));
+        (i32::from(outcome.code()), log.contents())
     }
 }
 
