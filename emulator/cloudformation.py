@@ -7,6 +7,8 @@ does not implement UpdateTerminationProtection. The deployer under test depends 
 all of those, so this module replaces moto's CloudFormation *response handlers* for
 the stack lifecycle with a small engine that:
 
+* reads templates as CloudFormation does (short-form YAML tags nested at any depth,
+  Fn::GetAZs of the stack's region, Fn::Cidr), where moto leaks YAML parser nodes,
 * validates requests the way CloudFormation does (parameters, stack state, capabilities),
 * computes change sets (Add/Modify/Remove with Replacement),
 * runs stack operations in a background thread, stepping every resource through the
@@ -26,6 +28,7 @@ Test hooks live in the template, under each resource's ``Metadata.Emulator``:
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import re
 import threading
@@ -35,6 +38,9 @@ from typing import Any, Callable
 
 import yaml
 from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing as cfn_parsing
+from moto.cloudformation import responses as cfn_responses
+from moto.cloudformation import utils as cfn_utils
 from moto.cloudformation.exceptions import CloudFormationError, ValidationError
 from moto.cloudformation.models import Stack, cloudformation_backends
 from moto.cloudformation.parsing import (
@@ -44,11 +50,7 @@ from moto.cloudformation.parsing import (
     resource_class_from_type,
 )
 from moto.cloudformation.responses import CloudFormationResponse
-from moto.cloudformation.utils import (
-    generate_changeset_id,
-    generate_stack_id,
-    yaml_tag_constructor,
-)
+from moto.cloudformation.utils import generate_changeset_id, generate_stack_id
 from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_api._internal import mock_random
 
@@ -139,20 +141,111 @@ def _now() -> datetime:
         return t
 
 
+def short_form_tag(loader: yaml.BaseLoader, tag: str, node: yaml.Node) -> Any:
+    """A CloudFormation short-form tag (``!Sub``, ``!GetAtt``, ...) as its long form.
+
+    moto's own constructor returns the raw ``node.value`` of a mapping node (a list of
+    parser ``(ScalarNode, Node)`` pairs) and builds sequences shallowly, so a nested
+    short form such as ``!ImportValue {Fn::Sub: ...}`` or ``!GetAZs {Ref: AWS::Region}``
+    leaked parser objects into the template. Here the tagged node is constructed
+    deeply whatever its form (scalar, sequence or mapping), so any nesting works.
+    Registered both on the emulator's loader and, in place of moto's
+    ``yaml_tag_constructor``, on the loader moto's own handlers (GetTemplateSummary,
+    ValidateTemplate) use; ``tag`` is ignored because its prefix differs between the two.
+    """
+    tag = node.tag
+    if tag == "!":  # YAML's non-specific tag: the plain value
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_mapping(node, deep=True)
+    if not tag.startswith("!"):
+        raise yaml.constructor.ConstructorError(None, None, f"could not determine a constructor for the tag {tag!r}",
+                                                node.start_mark)
+    name = tag[1:]
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if name == "GetAtt":
+            value = value.split(".", 1)  # !GetAtt Db.Endpoint.Address -> ["Db", "Endpoint.Address"]
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name if name in ("Ref", "Condition") else f"Fn::{name}": value}
+
+
+class TemplateLoader(yaml.SafeLoader):
+    """YAML as CloudFormation reads it: short-form tags become long-form intrinsics, and
+    there is no timestamp type (CloudFormation does not support it), so an unquoted
+    ``2012-10-17`` stays the string it is on AWS. SafeLoader: no Python object tags."""
+
+
+TemplateLoader.add_multi_constructor("!", short_form_tag)
+TemplateLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _parse_template(body: str) -> dict[str, Any]:
-    yaml.add_multi_constructor("", yaml_tag_constructor)
+    """Every template body the emulator's handlers receive (CreateChangeSet, CreateStack,
+    UpdateStack, including TemplateURL and UsePreviousTemplate) is read here."""
     try:
-        try:
-            parsed = yaml.load(body, Loader=yaml.Loader)
-        except (yaml.parser.ParserError, yaml.scanner.ScannerError):
-            parsed = json.loads(body)
-    except Exception as exc:  # noqa: BLE001 - any parse problem is a template format error
-        raise _validation(f"Template format error: {exc}") from exc
+        parsed = yaml.load(body, Loader=TemplateLoader)
+    except yaml.YAMLError as exc:
+        if body.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(body)
+            except json.JSONDecodeError as jexc:
+                raise _validation(f"Template format error: JSON not well-formed. "
+                                  f"(line {jexc.lineno}, column {jexc.colno})") from jexc
+        else:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise _validation(f"Template format error: YAML not well-formed.{where}") from exc
     if not isinstance(parsed, dict):
         raise _validation("Template format error: unsupported structure.")
     if not parsed.get("Resources"):
         raise _validation("Template format error: At least one Resources member must be defined.")
     return parsed
+
+
+# moto's clean_json (intrinsic function evaluation), wrapped by _clean_json at install().
+_MOTO_CLEAN_JSON = cfn_parsing.clean_json
+
+
+def _availability_zones(rm: ResourceMap, region: Any) -> list[str]:
+    """Fn::GetAZs as CloudFormation answers it: the zones of the named region, or of the
+    stack's region for "" (moto: always us-east-1 for "", garbage for {Ref: AWS::Region}).
+    Zone names come from moto's EC2 (DescribeAvailabilityZones), alphabetically."""
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+    name = str(region) if region else rm._region_name
+    zones = sorted(z.name for z in RegionsAndZonesBackend.zones.get(name, []))
+    return zones or [f"{name}{suffix}" for suffix in "abcd"]
+
+
+def _cidr(block: Any, count: Any, cidr_bits: Any) -> list[str]:
+    """Fn::Cidr (moto leaves it unevaluated): the first `count` subnets of `block` with
+    `cidr_bits` host bits each."""
+    net = ipaddress.ip_network(str(block), strict=False)
+    prefix = net.max_prefixlen - int(cidr_bits)
+    subnets = net.subnets(new_prefix=prefix)
+    return [str(next(subnets)) for _ in range(int(count))]
+
+
+def _clean_json(resource_json: Any, resources_map: ResourceMap) -> Any:
+    """moto's clean_json plus the intrinsics it gets wrong. moto's own recursion calls
+    the module-level name, so nested uses come back through here."""
+    if isinstance(resource_json, dict) and len(resource_json) == 1:
+        if "Fn::GetAZs" in resource_json:
+            return _availability_zones(resources_map, _clean_json(resource_json["Fn::GetAZs"], resources_map))
+        if "Fn::Cidr" in resource_json:
+            args = _clean_json(resource_json["Fn::Cidr"], resources_map)
+            return _cidr(*args)
+    return _MOTO_CLEAN_JSON(resource_json, resources_map)
 
 
 def _meta(resource_json: dict[str, Any]) -> dict[str, Any]:
@@ -596,9 +689,7 @@ def _compute_outputs(stack: Stack, rm: ResourceMap, template: dict[str, Any]) ->
         export = (out_json or {}).get("Export") if isinstance(out_json, dict) else None
         if export:
             try:
-                from moto.cloudformation.parsing import clean_json
-
-                item["ExportName"] = str(clean_json(export.get("Name"), rm))
+                item["ExportName"] = str(_clean_json(export.get("Name"), rm))
             except Exception:  # noqa: BLE001
                 pass
         outputs.append(item)
@@ -1062,13 +1153,26 @@ def _validate_template_with_params(stack_id: str, stack_name: str, template: dic
     return rm
 
 
+_EXECUTED = ("EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_FAILED")
+
+
+def _executed(cs: ChangeSet) -> bool:
+    """On AWS an executed change set leaves the stack's change sets (ListChangeSets) and
+    no longer holds its name: the next deploy may reuse it (e.g. `<stack>-CS`)."""
+    return cs.execution_status in _EXECUTED
+
+
 def _find_change_set(backend: Any, name_or_arn: str, stack_name: str | None) -> ChangeSet:
+    """By ARN: any change set still kept, executed ones included (until the stack's next
+    execution deletes them). By name: the un-executed change set of that name, else the
+    executed one that last had it (until a new change set takes the name)."""
     sets = _change_sets(backend)
     if name_or_arn in sets:
         return sets[name_or_arn]
-    for cs in sets.values():
-        if cs.name == name_or_arn and (not stack_name or stack_name in (cs.stack_name, cs.stack_id)):
-            return cs
+    named = [cs for cs in sets.values()
+             if cs.name == name_or_arn and (not stack_name or stack_name in (cs.stack_name, cs.stack_id))]
+    if named:
+        return min(named, key=_executed)  # un-executed first
     raise ChangeSetNotFound(f"ChangeSet [{name_or_arn}] does not exist")
 
 
@@ -1139,7 +1243,8 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         _stack_status(stack, "REVIEW_IN_PROGRESS", "User Initiated")
     client_token = self._get_param("ClientToken")
     for cs in _change_sets(backend).values():
-        if cs.stack_id == stack.stack_id and cs.name == cs_name:
+        # An executed change set no longer holds its name (AWS); an available or FAILED one does.
+        if cs.stack_id == stack.stack_id and cs.name == cs_name and not _executed(cs):
             if client_token and cs.client_token == client_token:
                 # AWS: a retry of a request that worked (same ClientToken) succeeds again.
                 return ActionResult({"Id": cs.id, "StackId": stack.stack_id})
@@ -1560,6 +1665,11 @@ def install() -> None:
     """Monkeypatch moto's CloudFormation response class (idempotent)."""
     for name, fn in _HANDLERS.items():
         setattr(CloudFormationResponse, name, fn)
+    # moto's own template readers (GetTemplateSummary, ValidateTemplate, ...) register
+    # yaml_tag_constructor by the name each module imported: give them the deep one.
+    for module in (cfn_utils, cfn_models, cfn_responses):
+        module.yaml_tag_constructor = short_form_tag
+    cfn_parsing.clean_json = _clean_json
     # moto post-processes these outputs assuming its own model objects; ours are
     # already in AWS shape.
     CloudFormationResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER = {

@@ -3,6 +3,7 @@ check, over real HTTP with boto3, each CloudFormation fidelity point of the brie
 
 from __future__ import annotations
 
+import ast
 import json
 import signal
 import subprocess
@@ -561,3 +562,228 @@ def test_retries_with_the_same_token_succeed_again(cf):
     with pytest.raises(ClientError) as err:
         cf.create_stack(StackName=direct, TemplateBody=body)
     assert err.value.response["Error"]["Code"] == "AlreadyExistsException"
+
+
+# ------------------------------------------------------------------ 11. YAML short forms
+
+
+def deploy_body(cf, stack_name, body, params=None):
+    """deploy() for a template given as text (YAML)."""
+    cs_name = "cs-" + uuid.uuid4().hex[:6]
+    cf.create_change_set(StackName=stack_name, ChangeSetName=cs_name, TemplateBody=body, ChangeSetType="CREATE",
+                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (params or {}).items()])
+    cf.execute_change_set(StackName=stack_name, ChangeSetName=cs_name)
+    return wait_status(cf, stack_name)
+
+
+def outputs(s):
+    return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}
+
+
+EXPORTER = """
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+Outputs:
+  VpcId:
+    Value: vpc-0abc123
+    Export: {Name: !Sub "${AWS::StackName}-VpcId"}
+  Names:
+    Value: p,q,r
+    Export: {Name: !Sub "${AWS::StackName}-Names"}
+"""
+
+IMPORTER = """
+Parameters:
+  Net: {Type: String}
+Conditions:
+  InUsEast1: !Equals [!Ref "AWS::Region", us-east-1]
+  Never: !Not [!Condition InUsEast1]
+  Both: !And [!Condition InUsEast1, !Not [!Equals [!Ref Net, ""]]]
+  Either: !Or [!Condition Never, !Equals [a, b]]
+Mappings:
+  Sizes: {us-east-1: {Name: large}}
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+  Imported:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/vpc"
+      Type: String
+      Value: !ImportValue
+        Fn::Sub: "${Net}-VpcId"
+Outputs:
+  ImportOverSubBlock:
+    Value: !ImportValue
+      Fn::Sub: "${Net}-VpcId"
+  ImportOverSubFlow:
+    Value: !ImportValue {"Fn::Sub": "${Net}-VpcId"}
+  LongImportOverShortSub:
+    Value:
+      Fn::ImportValue: !Sub "${Net}-VpcId"
+  FirstAz:
+    Value: !Select [0, !GetAZs {Ref: "AWS::Region"}]
+  SecondAz:
+    Value: !Select
+      - 1
+      - !GetAZs
+        Ref: AWS::Region
+  LongGetAzs:
+    Value:
+      Fn::Select: [0, {Fn::GetAZs: {Ref: AWS::Region}}]
+  Mixed:
+    Value: !Join ["", [!Sub "a-${AWS::Region}-", !Select [1, !Split [",", !ImportValue %(net)s-Names]]]]
+  SubList:
+    Value: !Sub
+      - "${Name}/${Size}"
+      - Name: !GetAtt Topic.TopicName
+        Size: !FindInMap [Sizes, !Ref "AWS::Region", Name]
+  GetAttList:
+    Value: !GetAtt [Topic, TopicName]
+  Chosen:
+    Value: !If [Both, !If [Either, wrong, right], wrong]
+  Encoded:
+    Value: !Base64 hi
+  Subnet:
+    Value: !Select [1, !Cidr [10.0.0.0/16, 4, 8]]
+  TopicArn:
+    Value: !Ref Topic
+  Year:
+    Value: !Select [0, !Split ["-", 2012-10-17]]
+"""
+
+
+def test_yaml_short_forms_nested_resolve(cf, endpoint):
+    """Short-form tags nested in any form become the long-form intrinsics CloudFormation
+    reads (moto alone leaks parser nodes: "No export named [(ScalarNode(tag=...")."""
+    net, app = name(), name()
+    assert deploy_body(cf, net, EXPORTER)["StackStatus"] == "CREATE_COMPLETE"
+    s = deploy_body(cf, app, IMPORTER % {"net": net}, {"Net": net})
+    assert s["StackStatus"] == "CREATE_COMPLETE", events(cf, app)
+    outs = outputs(s)
+    assert outs["ImportOverSubBlock"] == outs["ImportOverSubFlow"] == outs["LongImportOverShortSub"] == "vpc-0abc123"
+    assert (outs["FirstAz"], outs["SecondAz"], outs["LongGetAzs"]) == ("us-east-1a", "us-east-1b", "us-east-1a")
+    assert outs["Mixed"] == "a-us-east-1-q"
+    topic_name = outs["TopicArn"].rsplit(":", 1)[1]
+    assert outs["SubList"] == f"{topic_name}/large"
+    assert outs["GetAttList"] == topic_name
+    assert outs["Chosen"] == "right"
+    assert outs["Encoded"] == "aGk="
+    assert outs["Subnet"] == "10.0.1.0/24"
+    assert outs["Year"] == "2012"  # no YAML timestamps in CloudFormation: an unquoted date is a string
+    # resource properties resolve too, not only outputs
+    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=endpoint,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert ssm.get_parameter(Name=f"/{app}/vpc")["Parameter"]["Value"] == "vpc-0abc123"
+
+
+def test_get_azs_gives_the_stack_regions_zones(endpoint):
+    cf = boto3.client("cloudformation", region_name="ap-southeast-2", endpoint_url=endpoint,
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    body = """
+Resources:
+  Topic: {Type: AWS::SNS::Topic}
+Outputs:
+  ShortRef: {Value: !Select [0, !GetAZs {Ref: "AWS::Region"}]}
+  LongRef: {Value: {"Fn::Join": [",", {"Fn::GetAZs": {"Ref": "AWS::Region"}}]}}
+  Empty: {Value: !Join [",", !GetAZs ""]}
+  Named: {Value: !Select [1, !GetAZs ap-southeast-2]}
+"""
+    s = deploy_body(cf, name(), body)
+    assert s["StackStatus"] == "CREATE_COMPLETE"
+    zones = "ap-southeast-2a,ap-southeast-2b,ap-southeast-2c"
+    assert outputs(s) == {"ShortRef": "ap-southeast-2a", "LongRef": zones, "Empty": zones, "Named": "ap-southeast-2b"}
+
+
+def test_two_tags_on_one_node_is_a_template_format_error(cf):
+    """`!ImportValue !Sub "..."` or `!GetAZs !Ref AWS::Region` put two tags on one YAML
+    node, which YAML does not allow: CloudFormation refuses the template (its docs: "You
+    can't use the short form of !ImportValue when it contains a !Sub"); so does the emulator."""
+    for value, where in (('!ImportValue !Sub "${AWS::StackName}-VpcId"', "(line 6, column 27)"),
+                         ('!Select [0, !GetAZs !Ref "AWS::Region"]', "(line 6, column 34)")):
+        body = f"Resources:\n  P:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Type: String\n      Value: {value}\n"
+        with pytest.raises(ClientError) as ei:
+            cf.create_change_set(StackName=name(), ChangeSetName="cs", TemplateBody=body, ChangeSetType="CREATE")
+        assert err(ei) == ("ValidationError", f"Template format error: YAML not well-formed. {where}", 400)
+
+
+def test_get_template_summary_reads_nested_short_forms(cf):
+    # GetTemplateSummary is moto's handler; it shares the emulator's tag reading.
+    body = ("Metadata:\n  Probe:\n    Vpc: !ImportValue\n      Fn::Sub: \"${Net}-VpcId\"\n"
+            "    Az: !Select [0, !GetAZs {Ref: \"AWS::Region\"}]\n    Host: !GetAtt Db.Endpoint.Address\n"
+            "Parameters:\n  Net: {Type: String}\nResources:\n  T: {Type: AWS::SNS::Topic}\n")
+    summary = cf.get_template_summary(TemplateBody=body)
+    assert [p["ParameterKey"] for p in summary["Parameters"]] == ["Net"]
+    raw = summary["Metadata"]
+    try:
+        metadata = json.loads(raw)
+    except ValueError:
+        metadata = ast.literal_eval(raw)  # moto 5.2.5 returns the dict's Python repr, not JSON
+    assert metadata["Probe"] == {"Vpc": {"Fn::ImportValue": {"Fn::Sub": "${Net}-VpcId"}},
+                                 "Az": {"Fn::Select": [0, {"Fn::GetAZs": {"Ref": "AWS::Region"}}]},
+                                 "Host": {"Fn::GetAtt": ["Db", "Endpoint.Address"]}}
+
+
+# ------------------------------------------------------------------ 12. change set names
+
+
+def test_change_set_name_is_reusable_after_execution(cf):
+    """aws-actions/aws-cloudformation-github-deploy names every deploy's change set
+    `<stack>-CS`: on AWS an executed change set no longer holds its name."""
+    n = name()
+    cs_name = f"{n}-CS"
+    first = cf.create_change_set(StackName=n, ChangeSetName=cs_name, ChangeSetType="CREATE",
+                                 TemplateBody=json.dumps(base_template()),
+                                 Parameters=[{"ParameterKey": "Env", "ParameterValue": "dev"}])["Id"]
+    cf.execute_change_set(StackName=n, ChangeSetName=cs_name)
+    assert wait_status(cf, n)["StackStatus"] == "CREATE_COMPLETE"
+    assert cf.list_change_sets(StackName=n)["Summaries"] == []
+    assert cf.describe_change_set(StackName=n, ChangeSetName=cs_name)["ExecutionStatus"] == "EXECUTE_COMPLETE"
+
+    second = cf.create_change_set(StackName=n, ChangeSetName=cs_name, ChangeSetType="UPDATE",
+                                  TemplateBody=json.dumps(base_template()),
+                                  Parameters=[{"ParameterKey": "Env", "ParameterValue": "prod"}])["Id"]
+    assert second != first
+    # by name: the new change set; by ARN the executed one is still there
+    d = cf.describe_change_set(StackName=n, ChangeSetName=cs_name)
+    assert (d["ChangeSetId"], d["Status"], d["ExecutionStatus"]) == (second, "CREATE_COMPLETE", "AVAILABLE")
+    assert cf.describe_change_set(ChangeSetName=first)["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    assert [c["ChangeSetId"] for c in cf.list_change_sets(StackName=n)["Summaries"]] == [second]
+
+    # un-executed, it holds the name, as on AWS
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "other"}, "UPDATE", cs_name=cs_name)
+    assert err(ei) == ("AlreadyExistsException", f"ChangeSet [{cs_name}] already exists", 400)
+
+    cf.execute_change_set(StackName=n, ChangeSetName=cs_name)
+    s = wait_status(cf, n)
+    assert s["StackStatus"] == "UPDATE_COMPLETE"
+    assert (s["ChangeSetId"], outputs(s)["ClusterName"]) == (second, f"{n}-prod")
+    # executing the second deleted the stack's other change sets, the first included
+    with pytest.raises(ClientError) as ei:
+        cf.describe_change_set(ChangeSetName=first)
+    assert err(ei)[0] == "ChangeSetNotFound"
+    assert cf.describe_change_set(StackName=n, ChangeSetName=cs_name)["ChangeSetId"] == second
+    # and a third deploy may use the name again
+    cf.create_change_set(StackName=n, ChangeSetName=cs_name, ChangeSetType="UPDATE",
+                         TemplateBody=json.dumps(base_template()),
+                         Parameters=[{"ParameterKey": "Env", "ParameterValue": "third"}])
+
+
+def test_unexecuted_or_failed_change_set_holds_its_name(cf):
+    n = name()
+    change_set(cf, n, base_template(), {"Env": "dev"}, cs_name="x-CS")
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "dev"}, cs_name="x-CS")
+    assert err(ei) == ("AlreadyExistsException", "ChangeSet [x-CS] already exists", 400)
+    cf.execute_change_set(StackName=n, ChangeSetName="x-CS")
+    wait_status(cf, n)
+    # a FAILED (no changes) change set keeps the name too, until deleted
+    change_set(cf, n, base_template(), {"Env": "dev"}, "UPDATE", cs_name="x-CS")
+    assert cf.describe_change_set(StackName=n, ChangeSetName="x-CS")["Status"] == "FAILED"
+    with pytest.raises(ClientError) as ei:
+        change_set(cf, n, base_template(), {"Env": "prod"}, "UPDATE", cs_name="x-CS")
+    assert err(ei)[0] == "AlreadyExistsException"
+    cf.delete_change_set(StackName=n, ChangeSetName="x-CS")
+    change_set(cf, n, base_template(), {"Env": "prod"}, "UPDATE", cs_name="x-CS")
