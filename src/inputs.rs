@@ -99,6 +99,11 @@ pub struct RawInputs {
     undeclared: Vec<String>,
 }
 
+/// The booleans of aws-actions/aws-cloudformation-github-deploy, which reads
+/// its inputs as numbers (`!!+value`).
+const LEGACY_TRUE: &str = "1";
+const LEGACY_FALSE: &str = "0";
+
 /// The `INPUT_*` variable the runner sets for an input.
 fn input_variable(name: &str) -> String {
     format!("INPUT_{}", name.replace(' ', "_").to_uppercase())
@@ -127,6 +132,27 @@ impl RawInputs {
             .map(str::to_string)
             .collect();
         raw
+    }
+
+    /// A notice per boolean input given as `1` or `0` (the anchor action's
+    /// spelling): accepted, with the spelling every other action uses.
+    fn legacy_boolean_notices(&self) -> Vec<String> {
+        DEPLOY_INPUTS
+            .iter()
+            .filter(|spec| matches!(spec.default, Some("true" | "false")))
+            .filter_map(|spec| {
+                let written = self.values.get(spec.name)?;
+                let meant = match written.as_str() {
+                    LEGACY_TRUE => "true",
+                    LEGACY_FALSE => "false",
+                    _ => return None,
+                };
+                Some(format!(
+                    "input `{}`: `{written}` is read as `{meant}` (the spelling of aws-cloudformation-github-deploy); write `{meant}`",
+                    spec.name
+                ))
+            })
+            .collect()
     }
 
     /// One error per undeclared `INPUT_*` variable, naming the declared input
@@ -407,6 +433,8 @@ pub struct DeployInputs {
     /// Lint `.github/workflows` for broken `workflow_run` chains first.
     pub lint_workflows: bool,
     pub github: GithubInputs,
+    /// Accepted, but worth a word to the user (a legacy spelling).
+    pub notices: Vec<String>,
 }
 
 /// What the job does through the GitHub API.
@@ -483,6 +511,7 @@ impl DeployInputs {
                 cancel_on_abort,
                 lint_workflows,
                 github,
+                notices: raw.legacy_boolean_notices(),
             })
         } else {
             Err(InputErrors(found.errors))
@@ -799,18 +828,22 @@ impl ErrorCollector {
     }
 }
 
-/// Parses a boolean with @actions/core's `getBooleanInput` rules: only
-/// `true|True|TRUE|false|False|FALSE`; anything else is an error rather than a
-/// silent `false`, because `yes` or `1` usually mean the user expected `true`.
+/// Parses a boolean with @actions/core's `getBooleanInput` rules
+/// (`true|True|TRUE|false|False|FALSE`) plus `1`/`0`, which
+/// aws-actions/aws-cloudformation-github-deploy documents for its booleans
+/// (a migrated step keeps working; [`RawInputs::legacy_boolean_notices`]
+/// suggests the usual spelling). Anything else is an error rather than a
+/// silent `false`, because `yes` or `on` usually mean the user expected
+/// `true`.
 pub fn parse_boolean(input: &str, value: &str) -> Result<bool, InputError> {
     match value {
-        "true" | "True" | "TRUE" => Ok(true),
-        "false" | "False" | "FALSE" => Ok(false),
+        "true" | "True" | "TRUE" | LEGACY_TRUE => Ok(true),
+        "false" | "False" | "FALSE" | LEGACY_FALSE => Ok(false),
         _ => Err(InputError::new(
             input,
             value,
             "not a boolean",
-            "use one of true, True, TRUE, false, False, FALSE",
+            "use one of true, True, TRUE, false, False, FALSE (or 1, 0)",
         )),
     }
 }
@@ -1314,8 +1347,11 @@ mod tests {
             ("false", Some(false)),
             ("False", Some(false)),
             ("FALSE", Some(false)),
+            ("1", Some(true)),
+            ("0", Some(false)),
             ("yes", None),
-            ("1", None),
+            ("2", None),
+            ("on", None),
             ("tRUE", None),
         ] {
             assert_eq!(
@@ -1324,6 +1360,32 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn legacy_booleans_are_accepted_with_a_notice() {
+        let inputs = DeployInputs::from_raw(
+            &raw(&[
+                ("name", "network"),
+                ("template", "stacks/network.yml"),
+                ("no-execute-changeset", "1"),
+                ("disable-rollback", "0"),
+                ("termination-protection", "true"),
+            ]),
+            &context(),
+        )
+        .unwrap();
+        let stack = inputs.stack.as_ref().unwrap();
+        assert!(!stack.execute_change_set);
+        assert!(!stack.disable_rollback);
+        assert!(stack.termination_protection);
+        assert_eq!(
+            inputs.notices,
+            [
+                "input `no-execute-changeset`: `1` is read as `true` (the spelling of aws-cloudformation-github-deploy); write `true`",
+                "input `disable-rollback`: `0` is read as `false` (the spelling of aws-cloudformation-github-deploy); write `false`",
+            ]
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ fn workspace() -> Workspace {
     ws.write("bad-params.json", "{\"Env\": ");
     ws.write("null-params.json", "{\"Env\": null}");
     ws.write(
+        "dup-params.json",
+        r#"[{"ParameterKey": "Env", "ParameterValue": "a"}, {"ParameterKey": "Env", "ParameterValue": "b"}]"#,
+    );
+    ws.write(
         "td.json",
         r#"{"family": "web", "containerDefinitions": [{"name": "app", "image": "web:v1"}]}"#,
     );
@@ -70,7 +74,7 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
         ),
         (
             stack,
-            &[("no-execute-changeset", "1")],
+            &[("no-execute-changeset", "on")],
             &[],
             "no-execute-changeset",
         ),
@@ -142,7 +146,9 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
         ),
         (
             stack,
-            &[("parameter-overrides", "Env=a,Env=b")],
+            // Inline, a repeated key is a list (`Env=a,b`); a file has no
+            // list form, so a key given twice there is refused.
+            &[("parameter-overrides", "dup-params.json")],
             &[],
             "parameter-overrides",
         ),

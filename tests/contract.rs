@@ -17,7 +17,7 @@ fn with_template<'a>(ws: &'a Workspace, stack: &str) -> ActionRun<'a> {
 fn bad_inputs_exit_2_with_an_annotation_naming_input_and_fix() {
     let cases: &[(&str, &str, &str)] = &[
         ("disable-rollback", "yes", "true, True, TRUE"),
-        ("no-execute-changeset", "1", "true, True, TRUE"),
+        ("no-execute-changeset", "2", "true, True, TRUE"),
         (
             "capabilities",
             "CAPABILITY_EVERYTHING",

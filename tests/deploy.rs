@@ -273,6 +273,59 @@ fn no_execute_changeset_keeps_the_change_set_for_review() {
     );
 }
 
+/// A step migrated from aws-cloudformation-github-deploy, as its README
+/// writes it: `1` for true and a repeated key for a list.
+#[test]
+fn a_migrated_step_with_the_anchor_spellings_keeps_its_meaning() {
+    let ws = Workspace::new();
+    let stack = unique_name("migrated");
+    let run = deploy(&ws, &stack, LIST_TEMPLATE)
+        .input("parameter-overrides", "Zones=us-east-1a, Zones=us-east-1b")
+        .input("no-execute-changeset", "1")
+        .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.output("stack-status"),
+        "REVIEW_IN_PROGRESS",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(change_set_count(&stack), 1, "the change set is kept");
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("::notice::")
+            && l.contains("`no-execute-changeset`: `1` is read as `true`")),
+        "{}",
+        run.stdout
+    );
+    let applied = deploy(&ws, &stack, LIST_TEMPLATE)
+        .input("parameter-overrides", "Zones=us-east-1a,Zones=us-east-1b")
+        .run();
+    applied.assert_code(0);
+    assert_eq!(
+        applied.output("JoinedZones"),
+        "us-east-1a|us-east-1b",
+        "{}",
+        applied.stdout
+    );
+}
+
+/// A template with a CommaDelimitedList parameter, echoed joined by `|`.
+const LIST_TEMPLATE: &str = r#"
+Parameters:
+  Zones:
+    Type: CommaDelimitedList
+Resources:
+  Setting:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/zones"
+      Type: String
+      Value: !Join ["|", !Ref Zones]
+Outputs:
+  JoinedZones:
+    Value: !Join ["|", !Ref Zones]
+"#;
+
 #[test]
 fn rollback_complete_stack_is_deleted_and_created_anew() {
     let ws = Workspace::new();

@@ -205,6 +205,9 @@ pub fn prepare(
         default_change_set_name: run.default_change_set_name.clone(),
     };
     let inputs = DeployInputs::from_raw(raw, &context)?;
+    for notice in &inputs.notices {
+        console.notice(notice);
+    }
     let mut errors = Vec::new();
     let stack_files = match inputs.stack.as_ref().map(load_stack_files) {
         Some(Ok(files)) => Some(files),

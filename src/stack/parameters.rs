@@ -16,7 +16,11 @@
 //!   value; elsewhere it is an ordinary character, so JSON-looking values like
 //!   `Tags=[{"Key":"a"}]` pass through untouched;
 //! - whitespace around keys and unquoted values is trimmed; quoted text is
-//!   kept as written.
+//!   kept as written;
+//! - a key given again adds to its value, joined with a comma
+//!   (`Subnets=a,Subnets=b` is `Subnets=a,b`), as the anchor action
+//!   documents for `CommaDelimitedList` parameters. A parameter file keeps
+//!   refusing a key given twice: there is no list form to mean.
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -427,15 +431,25 @@ pub fn parse_inline_overrides(text: &str) -> Result<Vec<ParameterOverride>, Para
         items.push(item);
     }
 
-    let mut seen: Vec<(String, String)> = Vec::new();
-    let mut overrides = Vec::with_capacity(items.len());
+    let mut overrides: Vec<ParameterOverride> = Vec::with_capacity(items.len());
     for item in items {
-        check_new_key(INLINE_INPUT, &item.key, &seen, &item.text)?;
-        seen.push((item.key.clone(), item.text));
-        overrides.push(ParameterOverride {
-            key: item.key,
-            value: OverrideValue::Value(item.value),
-        });
+        check_new_key(INLINE_INPUT, &item.key, &[], &item.text)?;
+        // A repeated key adds to a list: `Subnets=a,Subnets=b` sends
+        // `a,b`, as aws-cloudformation-github-deploy documents for
+        // CommaDelimitedList parameters.
+        match overrides.iter_mut().find(|o| o.key == item.key) {
+            Some(ParameterOverride {
+                value: OverrideValue::Value(joined),
+                ..
+            }) => {
+                joined.push(',');
+                joined.push_str(&item.value);
+            }
+            _ => overrides.push(ParameterOverride {
+                key: item.key,
+                value: OverrideValue::Value(item.value),
+            }),
+        }
     }
     Ok(overrides)
 }
@@ -806,6 +820,41 @@ mod tests {
         }
     }
 
+    /// What users of aws-cloudformation-github-deploy write: its documented
+    /// list form, and its README's folded block (`>-` gives `, ` between
+    /// items).
+    #[test]
+    fn a_repeated_key_joins_its_values_as_the_anchor_action_does() {
+        let cases: [(&str, &[(&str, &str)]); 3] = [
+            (
+                "Subnets=subnet-a,Subnets=subnet-b,Env=prod",
+                &[("Subnets", "subnet-a,subnet-b"), ("Env", "prod")],
+            ),
+            (
+                "AvailabilityZones=eu-west-1a, AvailabilityZones=eu-west-1c, NumberOfAZs=2",
+                &[
+                    ("AvailabilityZones", "eu-west-1a,eu-west-1c"),
+                    ("NumberOfAZs", "2"),
+                ],
+            ),
+            (
+                "Env=a\nCount=1\nEnv=\"b,c\"",
+                &[("Env", "a,b,c"), ("Count", "1")],
+            ),
+        ];
+        for (text, expected) in cases {
+            let parsed = parse_inline_overrides(text).unwrap();
+            let actual: Vec<(&str, &str)> = parsed
+                .iter()
+                .map(|o| match &o.value {
+                    OverrideValue::Value(value) => (o.key.as_str(), value.as_str()),
+                    OverrideValue::UsePrevious => (o.key.as_str(), "<previous>"),
+                })
+                .collect();
+            assert_eq!(actual, expected, "{text}");
+        }
+    }
+
     #[test]
     fn inline_errors_name_input_value_and_fix() {
         let cases = [
@@ -836,10 +885,6 @@ mod tests {
             (
                 "Env=\"a\"b,X=1",
                 "parameter-overrides: `Env=\"a\"b` has text after its closing quote; put the whole value inside the quotes and write a literal quote as \"\"",
-            ),
-            (
-                "Env=a\nCount=1\nEnv=b",
-                "parameter-overrides: `Env` is given twice (`Env=a` and `Env=b`); keep only one",
             ),
             (
                 "my-param=1",
