@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::service::rollout::Rollout;
+use crate::stack::changeset::{ChangeDetail, PlannedChange};
 use crate::stack::deploy::StackDeployment;
 
 /// Everything a job did, known as far as it got (also on failure).
@@ -114,8 +115,11 @@ pub const DECLARED_OUTPUTS: &[&str] = &[
     "stack-id",
     "stack-status",
     "change-set-id",
+    "change-set-name",
     "has-changes",
     "changes-count",
+    "changes-summary",
+    "changes-markdown",
     "outputs",
     "image",
     "image-digest",
@@ -163,12 +167,33 @@ pub fn action_outputs(report: &JobReport) -> ActionOutputs {
             deployment.change_set_id.clone().unwrap_or_default(),
         ),
         (
+            "change-set-name".to_string(),
+            deployment
+                .change_set_id
+                .as_deref()
+                .and_then(change_set_name)
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        (
             "has-changes".to_string(),
             deployment.has_changes.to_string(),
         ),
         (
             "changes-count".to_string(),
             deployment.changes.len().to_string(),
+        ),
+        (
+            "changes-summary".to_string(),
+            changes_summary(&deployment.changes),
+        ),
+        (
+            "changes-markdown".to_string(),
+            if report.stack.is_some() {
+                changes_markdown(&deployment.stack_name, &deployment.changes)
+            } else {
+                String::new()
+            },
         ),
         ("outputs".to_string(), outputs_json),
         ("image".to_string(), text(report.image.as_ref())),
@@ -384,20 +409,11 @@ fn stack_summary(
     } else {
         let _ = writeln!(
             *md,
-            "#### Changes ({})\n\n| Action | Logical ID | Type | Replacement |\n|---|---|---|---|",
-            deployment.changes.len()
+            "#### Changes ({}: {})\n",
+            deployment.changes.len(),
+            change_counts(&deployment.changes)
         );
-        for change in &deployment.changes {
-            let _ = writeln!(
-                *md,
-                "| {} | `{}` | `{}` | {} |",
-                markdown_cell(&change.action),
-                markdown_cell(&change.logical_id),
-                markdown_cell(&change.resource_type),
-                markdown_cell(change.replacement.as_deref().unwrap_or(""))
-            );
-        }
-        let _ = writeln!(*md);
+        write_changes_table(md, &deployment.changes);
     }
     if !deployment.outputs.is_empty() {
         let _ = writeln!(
@@ -415,6 +431,168 @@ fn stack_summary(
         }
         let _ = writeln!(*md);
     }
+}
+
+/// The most changes `changes-summary` and `changes-markdown` carry, as in
+/// aws-cloudformation-github-deploy: all step outputs of a job share 1 MB,
+/// and a change set can hold thousands of changes.
+const PUBLISHED_CHANGES_MAX: usize = 50;
+
+/// The name part of a change set ARN
+/// (`arn:aws:cloudformation:<region>:<account>:changeSet/<name>/<id>`).
+fn change_set_name(arn: &str) -> Option<&str> {
+    let (_, resource) = arn.split_once(":changeSet/")?;
+    resource.split('/').next().filter(|name| !name.is_empty())
+}
+
+/// `changes-summary`: the changes in the shape DescribeChangeSet gives them
+/// (`Type`, `ResourceChange` with `Action`, `LogicalResourceId`, `Scope`,
+/// `Details`, ...), at most [`PUBLISHED_CHANGES_MAX`], with the total and
+/// whether the list was cut — the shape aws-cloudformation-github-deploy
+/// publishes, so workflows that read its output keep working.
+pub fn changes_summary(changes: &[PlannedChange]) -> String {
+    let listed: Vec<serde_json::Value> = changes
+        .iter()
+        .take(PUBLISHED_CHANGES_MAX)
+        .map(|change| {
+            let mut resource = serde_json::Map::new();
+            let mut put = |key: &str, value: Option<&String>| {
+                if let Some(value) = value {
+                    resource.insert(key.into(), value.clone().into());
+                }
+            };
+            put("Action", Some(&change.action));
+            put("LogicalResourceId", Some(&change.logical_id));
+            put("PhysicalResourceId", change.physical_id.as_ref());
+            put("ResourceType", Some(&change.resource_type));
+            put("Replacement", change.replacement.as_ref());
+            resource.insert("Scope".into(), change.scope.clone().into());
+            let details: Vec<serde_json::Value> = change.details.iter().map(detail_json).collect();
+            resource.insert("Details".into(), details.into());
+            serde_json::json!({"Type": "Resource", "ResourceChange": resource})
+        })
+        .collect();
+    serde_json::json!({
+        "changes": listed,
+        "totalChanges": changes.len(),
+        "truncated": changes.len() > PUBLISHED_CHANGES_MAX,
+    })
+    .to_string()
+}
+
+/// A `ResourceChangeDetail` as DescribeChangeSet writes it; absent fields
+/// are left out, not null.
+fn detail_json(detail: &ChangeDetail) -> serde_json::Value {
+    let present =
+        |fields: [(&str, &Option<String>); 3]| -> serde_json::Map<String, serde_json::Value> {
+            fields
+                .into_iter()
+                .filter_map(|(key, value)| Some((key.to_string(), value.clone()?.into())))
+                .collect()
+        };
+    let target = present([
+        ("Attribute", &detail.attribute),
+        ("Name", &detail.name),
+        ("RequiresRecreation", &detail.requires_recreation),
+    ]);
+    let mut entry = present([
+        ("Evaluation", &detail.evaluation),
+        ("ChangeSource", &detail.change_source),
+        ("CausingEntity", &detail.causing_entity),
+    ]);
+    entry.insert("Target".into(), target.into());
+    entry.into()
+}
+
+/// `changes-markdown`: the stack's changes as a Markdown block for a pull
+/// request comment or an issue (the job summary has them too).
+pub fn changes_markdown(stack_name: &str, changes: &[PlannedChange]) -> String {
+    let mut md = format!(
+        "### Change set for stack `{}`\n\n",
+        markdown_cell(stack_name)
+    );
+    if changes.is_empty() {
+        md.push_str("No resource changes.\n");
+        return md;
+    }
+    let _ = writeln!(md, "**{}**\n", change_counts(changes));
+    write_changes_table(
+        &mut md,
+        &changes[..changes.len().min(PUBLISHED_CHANGES_MAX)],
+    );
+    if changes.len() > PUBLISHED_CHANGES_MAX {
+        let _ = writeln!(
+            md,
+            "> {} more change(s) not listed; the job summary and the change set in the console have them all.\n",
+            changes.len() - PUBLISHED_CHANGES_MAX
+        );
+    }
+    md
+}
+
+/// "2 to add, 1 to modify, 1 to replace, 1 to remove" (only the non-zero
+/// ones; a Modify whose replacement is `True` counts as a replacement).
+fn change_counts(changes: &[PlannedChange]) -> String {
+    let count =
+        |wanted: &dyn Fn(&PlannedChange) -> bool| changes.iter().filter(|c| wanted(c)).count();
+    let replaced =
+        |c: &PlannedChange| c.action == "Modify" && c.replacement.as_deref() == Some("True");
+    let parts = [
+        (count(&|c| c.action == "Add"), "to add"),
+        (
+            count(&|c| c.action == "Modify" && !replaced(c)),
+            "to modify",
+        ),
+        (count(&replaced), "to replace"),
+        (count(&|c| c.action == "Remove"), "to remove"),
+        (
+            count(&|c| !["Add", "Modify", "Remove"].contains(&c.action.as_str())),
+            "other",
+        ),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One row per change: action, logical id, type, replacement, and the
+/// properties that change (with ⚠ where that recreates the resource).
+fn write_changes_table(md: &mut String, changes: &[PlannedChange]) {
+    let _ = writeln!(
+        md,
+        "| Action | Logical ID | Type | Replacement | Changed |\n|---|---|---|---|---|"
+    );
+    for change in changes {
+        let changed: Vec<String> = change
+            .details
+            .iter()
+            .filter_map(|d| {
+                let what = d.name.as_deref().or(d.attribute.as_deref())?;
+                let recreates = matches!(
+                    d.requires_recreation.as_deref(),
+                    Some("Always" | "Conditionally")
+                );
+                Some(if recreates {
+                    format!("{what} ⚠")
+                } else {
+                    what.to_string()
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | `{}` | {} | {} |",
+            markdown_cell(&change.action),
+            markdown_cell(&change.logical_id),
+            markdown_cell(&change.resource_type),
+            markdown_cell(change.replacement.as_deref().unwrap_or("")),
+            markdown_cell(&changed.join(", "))
+        );
+    }
+    let _ = writeln!(md);
 }
 
 #[cfg(test)]
@@ -436,6 +614,7 @@ mod tests {
                 logical_id: "Vpc".into(),
                 resource_type: "AWS::EC2::VPC".into(),
                 replacement: Some("True".into()),
+                ..PlannedChange::default()
             }],
             outputs: vec![
                 StackOutput {
@@ -513,8 +692,11 @@ mod tests {
                 "stack-id",
                 "stack-status",
                 "change-set-id",
+                "change-set-name",
                 "has-changes",
                 "changes-count",
+                "changes-summary",
+                "changes-markdown",
                 "outputs",
                 "image",
                 "image-digest",
@@ -528,10 +710,25 @@ mod tests {
                 "VpcId"
             ]
         );
-        let json = &outputs.values[5].1;
-        assert_eq!(json, r#"{"VpcId":"vpc-1","outputs":"clash"}"#);
-        assert_eq!(outputs.values[3].1, "true");
-        assert_eq!(outputs.values[4].1, "1");
+        let value = |name: &str| {
+            outputs
+                .values
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        };
+        assert_eq!(
+            value("outputs"),
+            Some(r#"{"VpcId":"vpc-1","outputs":"clash"}"#)
+        );
+        assert_eq!(value("has-changes"), Some("true"));
+        assert_eq!(value("changes-count"), Some("1"));
+        // The test's change set id is not an ARN: no name to read from it.
+        assert_eq!(value("change-set-name"), Some(""));
+        assert!(
+            value("changes-markdown").is_some_and(|md| md.contains("| Modify | `Vpc` |")),
+            "{outputs:?}"
+        );
         assert_eq!(outputs.warnings.len(), 1);
         assert!(outputs.warnings[0].contains("`outputs`"));
     }
@@ -580,5 +777,112 @@ mod tests {
     #[test]
     fn cells_cannot_break_the_table_or_inject_html() {
         assert_eq!(markdown_cell("a|b\n<script>"), "a\\|b<br>&lt;script&gt;");
+    }
+
+    fn change(action: &str, logical_id: &str, replacement: Option<&str>) -> PlannedChange {
+        PlannedChange {
+            action: action.into(),
+            logical_id: logical_id.into(),
+            resource_type: "AWS::SQS::Queue".into(),
+            replacement: replacement.map(str::to_string),
+            ..PlannedChange::default()
+        }
+    }
+
+    #[test]
+    fn change_set_name_is_read_from_its_arn() {
+        assert_eq!(
+            change_set_name(
+                "arn:aws:cloudformation:us-east-1:123456789012:changeSet/web-CS/0b3f4c8e-1c3a-4e8f"
+            ),
+            Some("web-CS")
+        );
+        assert_eq!(change_set_name("arn:cs"), None);
+        assert_eq!(change_set_name(""), None);
+    }
+
+    #[test]
+    fn changes_summary_has_the_shape_describe_change_set_gives() {
+        let mut modified = change("Modify", "Queue", Some("True"));
+        modified.physical_id = Some("https://sqs/q".into());
+        modified.scope = vec!["Properties".into()];
+        modified.details = vec![ChangeDetail {
+            attribute: Some("Properties".into()),
+            name: Some("FifoQueue".into()),
+            requires_recreation: Some("Always".into()),
+            evaluation: Some("Static".into()),
+            change_source: Some("DirectModification".into()),
+            causing_entity: None,
+        }];
+        let summary: serde_json::Value =
+            serde_json::from_str(&changes_summary(&[change("Add", "Topic", None), modified]))
+                .unwrap();
+        assert_eq!(
+            summary,
+            serde_json::json!({
+                "changes": [
+                    {"Type": "Resource", "ResourceChange": {
+                        "Action": "Add", "LogicalResourceId": "Topic",
+                        "ResourceType": "AWS::SQS::Queue", "Scope": [], "Details": []}},
+                    {"Type": "Resource", "ResourceChange": {
+                        "Action": "Modify", "LogicalResourceId": "Queue",
+                        "PhysicalResourceId": "https://sqs/q",
+                        "ResourceType": "AWS::SQS::Queue", "Replacement": "True",
+                        "Scope": ["Properties"],
+                        "Details": [{
+                            "Target": {"Attribute": "Properties", "Name": "FifoQueue",
+                                       "RequiresRecreation": "Always"},
+                            "Evaluation": "Static", "ChangeSource": "DirectModification"}]}}
+                ],
+                "totalChanges": 2,
+                "truncated": false
+            })
+        );
+    }
+
+    #[test]
+    fn published_changes_stop_at_fifty() {
+        let many: Vec<PlannedChange> = (0..60)
+            .map(|i| change("Add", &format!("Queue{i}"), None))
+            .collect();
+        let summary: serde_json::Value = serde_json::from_str(&changes_summary(&many)).unwrap();
+        assert_eq!(summary["changes"].as_array().map(Vec::len), Some(50));
+        assert_eq!(summary["totalChanges"], 60);
+        assert_eq!(summary["truncated"], true);
+        let md = changes_markdown("web", &many);
+        assert_eq!(md.matches("| Add | `Queue").count(), 50, "{md}");
+        assert!(md.contains("10 more change(s) not listed"), "{md}");
+    }
+
+    #[test]
+    fn changes_markdown_counts_replacements_apart() {
+        let mut modified = change("Modify", "Service", Some("False"));
+        modified.details = vec![ChangeDetail {
+            name: Some("TaskDefinition".into()),
+            requires_recreation: Some("Never".into()),
+            ..ChangeDetail::default()
+        }];
+        let md = changes_markdown(
+            "web",
+            &[
+                change("Add", "Topic", None),
+                modified,
+                change("Modify", "Queue", Some("True")),
+                change("Remove", "Old", None),
+            ],
+        );
+        assert!(md.starts_with("### Change set for stack `web`\n"), "{md}");
+        assert!(
+            md.contains("**1 to add, 1 to modify, 1 to replace, 1 to remove**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Modify | `Service` | `AWS::SQS::Queue` | False | TaskDefinition |"),
+            "{md}"
+        );
+        assert_eq!(
+            changes_markdown("web", &[]),
+            "### Change set for stack `web`\n\nNo resource changes.\n"
+        );
     }
 }

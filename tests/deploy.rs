@@ -182,16 +182,39 @@ fn new_stack_is_created_through_a_change_set_with_outputs() {
 fn update_keeps_previous_values_of_parameters_not_given() {
     let ws = Workspace::new();
     let stack = unique_name("update");
+    // The same change set name every time, as aws-cloudformation-github-deploy
+    // does (`<stack>-CS`): an executed change set's name is free again.
+    let change_set = format!("{stack}-CS");
     deploy(&ws, &stack, QUEUE_TEMPLATE)
         .input("parameter-overrides", "Env=staging,Retention=1000")
+        .input("change-set-name", &change_set)
         .run()
         .assert_code(0);
     let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
         .input("parameter-overrides", "Retention=2000")
+        .input("change-set-name", &change_set)
         .run();
     run.assert_code(0);
     assert_eq!(run.output("stack-status"), "UPDATE_COMPLETE");
     assert_eq!(run.output("has-changes"), "true");
+    assert_eq!(run.output("change-set-name"), change_set);
+    // The change in DescribeChangeSet's shape, as the anchor publishes it.
+    let summary: serde_json::Value = serde_json::from_str(run.output("changes-summary")).unwrap();
+    assert_eq!(summary["totalChanges"], 1, "{summary}");
+    assert_eq!(summary["truncated"], false);
+    let change = &summary["changes"][0]["ResourceChange"];
+    assert_eq!(change["Action"], "Modify", "{summary}");
+    assert_eq!(change["LogicalResourceId"], "Queue");
+    assert_eq!(
+        change["Details"][0]["Target"]["Name"], "MessageRetentionPeriod",
+        "{summary}"
+    );
+    assert!(
+        run.output("changes-markdown")
+            .contains("| Modify | `Queue` | `AWS::SQS::Queue` |"),
+        "{}",
+        run.output("changes-markdown")
+    );
     assert_eq!(
         stack_parameters(&stack),
         vec![

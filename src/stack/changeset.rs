@@ -78,8 +78,9 @@ pub struct ChangeSetRequest<'a> {
     pub description: &'a str,
 }
 
-/// One planned resource change, as shown to users and in the job summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One planned resource change, as shown to users and in the job summary,
+/// and published (`changes-summary`) in the shape DescribeChangeSet gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct PlannedChange {
     /// `Add`, `Modify`, `Remove`, `Import`, `Dynamic`.
     pub action: String,
@@ -87,6 +88,28 @@ pub struct PlannedChange {
     pub resource_type: String,
     /// For `Modify`: `True`, `False` or `Conditional`.
     pub replacement: Option<String>,
+    /// The resource's id, for a resource that exists already.
+    pub physical_id: Option<String>,
+    /// What of the resource changes: `Properties`, `Metadata`, `Tags`, ...
+    pub scope: Vec<String>,
+    pub details: Vec<ChangeDetail>,
+}
+
+/// One property-level change of a [`PlannedChange`] (DescribeChangeSet's
+/// `ResourceChangeDetail` with its `Target`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct ChangeDetail {
+    /// `Properties`, `Metadata`, `Tags`, ...
+    pub attribute: Option<String>,
+    /// The property's name.
+    pub name: Option<String>,
+    /// `Never`, `Conditionally` or `Always`.
+    pub requires_recreation: Option<String>,
+    /// `Static` or `Dynamic`.
+    pub evaluation: Option<String>,
+    /// `ResourceReference`, `ParameterReference`, `DirectModification`, ...
+    pub change_source: Option<String>,
+    pub causing_entity: Option<String>,
 }
 
 impl PlannedChange {
@@ -273,6 +296,23 @@ pub async fn wait_for_change_set(
     }
 }
 
+/// A property-level change as DescribeChangeSet gave it.
+fn change_detail(detail: &aws_sdk_cloudformation::types::ResourceChangeDetail) -> ChangeDetail {
+    let target = detail.target();
+    ChangeDetail {
+        attribute: target
+            .and_then(|t| t.attribute())
+            .map(|a| a.as_str().to_string()),
+        name: target.and_then(|t| t.name()).map(str::to_string),
+        requires_recreation: target
+            .and_then(|t| t.requires_recreation())
+            .map(|r| r.as_str().to_string()),
+        evaluation: detail.evaluation().map(|e| e.as_str().to_string()),
+        change_source: detail.change_source().map(|c| c.as_str().to_string()),
+        causing_entity: detail.causing_entity().map(str::to_string),
+    }
+}
+
 /// Every change of a computed change set, across pages.
 async fn read_changes(client: &Client, change_set_id: &str) -> anyhow::Result<Vec<PlannedChange>> {
     let mut changes = Vec::new();
@@ -299,6 +339,13 @@ async fn read_changes(client: &Client, change_set_id: &str) -> anyhow::Result<Ve
                         .to_string(),
                     resource_type: resource.resource_type().unwrap_or_default().to_string(),
                     replacement: resource.replacement().map(|r| r.as_str().to_string()),
+                    physical_id: resource.physical_resource_id().map(str::to_string),
+                    scope: resource
+                        .scope()
+                        .iter()
+                        .map(|s| s.as_str().to_string())
+                        .collect(),
+                    details: resource.details().iter().map(change_detail).collect(),
                 });
             }
         }
@@ -371,6 +418,7 @@ mod tests {
             logical_id: "Vpc".into(),
             resource_type: "AWS::EC2::VPC".into(),
             replacement: Some("True".into()),
+            ..PlannedChange::default()
         };
         assert_eq!(
             change.to_line(),

@@ -1052,7 +1052,8 @@ async fn created_resources(client: &Client, stack_id: &str) -> anyhow::Result<Ve
             action: "Add".into(),
             logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
             resource_type: r.resource_type().unwrap_or_default().to_string(),
-            replacement: None,
+            physical_id: r.physical_resource_id().map(str::to_string),
+            ..PlannedChange::default()
         })
         .collect())
 }
