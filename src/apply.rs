@@ -23,6 +23,7 @@ use crate::service::watch::{
     EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
 };
 use crate::stack::deploy::{DeploySettings, StackDeployment, StackPlan, deploy_stack};
+use crate::stack::execute::execute_planned;
 use crate::taskdef::render::to_pretty_json;
 
 /// Where rendered files go, relative to the workspace.
@@ -39,6 +40,17 @@ pub async fn apply_plan(
     report: &mut JobReport,
 ) -> Result<(), JobError> {
     report.apply_started = true;
+    if let Some(execute) = &plan.execute {
+        let client = aws_sdk_cloudformation::Client::new(&clients.config);
+        let deployment = report.stack.insert(StackDeployment::default());
+        let _section = console.phase(&format!(
+            "Execute change set on stack {}",
+            execute.stack_name
+        ));
+        execute_planned(&client, execute, settings, console, deployment)
+            .await
+            .map_err(JobError::Failed)?;
+    }
     if let (Some(stack_plan), Some(inputs)) = (&plan.stack, &prepared.inputs.stack) {
         let client = aws_sdk_cloudformation::Client::new(&clients.config);
         let deployment = report.stack.insert(StackDeployment::default());

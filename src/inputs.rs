@@ -38,6 +38,8 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("template", None),
     input("capabilities", Some("CAPABILITY_IAM")),
     input("parameter-overrides", None),
+    input("mode", Some("create-and-execute")),
+    input("execute-change-set-id", None),
     input("no-execute-changeset", Some("false")),
     input("no-delete-failed-changeset", Some("false")),
     input("fail-on-empty-changeset", Some("false")),
@@ -225,6 +227,7 @@ pub fn input_name(setting: Setting) -> &'static str {
         Setting::ParameterOverrides => "parameter-overrides",
         Setting::ImageParameter => "image-parameter",
         Setting::ParametersFromStacks => "parameters-from-stacks",
+        Setting::ExistingChangeSet => "execute-change-set-id",
         Setting::Region => "aws-region",
         Setting::Image => "image",
         Setting::ImageRepository => "image-repository",
@@ -417,11 +420,48 @@ pub struct EventPolicy {
     pub allow_fork_runs: bool,
 }
 
+/// `mode: execute-only`: execute a change set created earlier (by a
+/// `create-only` run, after a review), then wait for the stack.
+pub use crate::stack::execute::ExecuteOptions as ExecuteInputs;
+
+/// Inputs that only shape a change set being created, so `mode:
+/// execute-only` has no use for them (the change set holds them already).
+const CHANGE_SET_CREATION_INPUTS: &[&str] = &[
+    "template",
+    "parameter-overrides",
+    "capabilities",
+    "no-execute-changeset",
+    "no-delete-failed-changeset",
+    "fail-on-empty-changeset",
+    "timeout-in-minutes",
+    "notification-arns",
+    "role-arn",
+    "tags",
+    "termination-protection",
+    "change-set-name",
+    "parameters-from-stacks",
+    "image",
+    "image-repository",
+    "image-tag",
+    "image-parameter",
+];
+
+/// Inputs of a task-definition rollout, which `mode: execute-only` does not
+/// combine with.
+const ROLLOUT_INPUTS: &[&str] = &[
+    "task-definition",
+    "task-definition-arn",
+    "task-definition-family",
+    "service",
+];
+
 /// Everything the job needs, validated: a stack deploy, a task-definition
-/// rollout, or both (stack first).
+/// rollout, or both (stack first); or the execution of a change set
+/// created earlier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeployInputs {
     pub stack: Option<StackInputs>,
+    pub execute: Option<ExecuteInputs>,
     pub image: ImageInputs,
     pub service: Option<ServiceInputs>,
     pub region: Option<String>,
@@ -460,6 +500,18 @@ impl DeployInputs {
     pub fn from_raw(raw: &RawInputs, context: &InputContext) -> Result<Self, InputErrors> {
         let mut found = ErrorCollector::default();
         found.errors.extend(raw.undeclared_errors());
+        let mode = found.take(change_set_mode(raw));
+        if mode == ChangeSetMode::ExecuteOnly {
+            return execute_only_inputs(raw, found);
+        }
+        if let Some(id) = raw.values.get("execute-change-set-id") {
+            found.errors.push(InputError::new(
+                "execute-change-set-id",
+                id,
+                "is only used with `mode: execute-only`",
+                "set `mode: execute-only` to execute that change set, or remove `execute-change-set-id`",
+            ));
+        }
         let wants_stack = ["name", "stack-name", "template"]
             .iter()
             .any(|name| raw.is_given(name));
@@ -472,7 +524,7 @@ impl DeployInputs {
         .iter()
         .any(|name| raw.is_given(name));
         let stack = if wants_stack || !wants_service {
-            Some(StackInputs::from_raw(raw, context, &mut found))
+            Some(StackInputs::from_raw(raw, context, mode, &mut found))
         } else {
             None
         };
@@ -503,6 +555,7 @@ impl DeployInputs {
         if found.errors.is_empty() {
             Ok(Self {
                 stack,
+                execute: None,
                 image,
                 service,
                 region,
@@ -520,13 +573,19 @@ impl DeployInputs {
 }
 
 impl StackInputs {
-    fn from_raw(raw: &RawInputs, context: &InputContext, found: &mut ErrorCollector) -> Self {
+    fn from_raw(
+        raw: &RawInputs,
+        context: &InputContext,
+        mode: ChangeSetMode,
+        found: &mut ErrorCollector,
+    ) -> Self {
         Self {
             stack_name: found.take(stack_name(raw)),
             template: found.take(template_location(raw, &context.workspace)),
             capabilities: found.take(capabilities(raw)),
             parameter_overrides: found.take(parameter_overrides(raw, &context.workspace)),
-            execute_change_set: !found.take(boolean(raw, "no-execute-changeset")),
+            execute_change_set: !found.take(boolean(raw, "no-execute-changeset"))
+                && mode != ChangeSetMode::CreateOnly,
             delete_failed_change_set: !found.take(boolean(raw, "no-delete-failed-changeset")),
             fail_on_empty_change_set: found.take(boolean(raw, "fail-on-empty-changeset")),
             disable_rollback: found.take(boolean(raw, "disable-rollback")),
@@ -540,6 +599,112 @@ impl StackInputs {
             parameters_from_stacks: found.take(parameters_from_stacks(raw)),
         }
     }
+}
+
+/// `mode`, with the names aws-cloudformation-github-deploy gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ChangeSetMode {
+    #[default]
+    CreateAndExecute,
+    /// The same as `no-execute-changeset: true`.
+    CreateOnly,
+    ExecuteOnly,
+}
+
+fn change_set_mode(raw: &RawInputs) -> Result<ChangeSetMode, InputError> {
+    let mode = match raw.get("mode").unwrap_or("create-and-execute") {
+        "create-and-execute" => ChangeSetMode::CreateAndExecute,
+        "create-only" => ChangeSetMode::CreateOnly,
+        "execute-only" => ChangeSetMode::ExecuteOnly,
+        other => {
+            return Err(InputError::new(
+                "mode",
+                other,
+                "is not a mode",
+                "use create-and-execute (the default), create-only (the change set is kept for review) or execute-only (with execute-change-set-id)",
+            ));
+        }
+    };
+    // Both ask for the same thing; saying opposite things is a mistake.
+    let no_execute = raw
+        .get("no-execute-changeset")
+        .map(|v| parse_boolean("no-execute-changeset", v));
+    if raw.is_given("mode")
+        && let Some(Ok(no_execute)) = no_execute
+        && raw.is_given("no-execute-changeset")
+        && no_execute != (mode != ChangeSetMode::CreateAndExecute)
+    {
+        return Err(InputError::new(
+            "no-execute-changeset",
+            raw.get("no-execute-changeset").unwrap_or_default(),
+            format!(
+                "contradicts `mode: {}`",
+                raw.get("mode").unwrap_or_default()
+            ),
+            "give only `mode` (create-only is no-execute-changeset: true)",
+        ));
+    }
+    Ok(mode)
+}
+
+/// The inputs of `mode: execute-only`: the stack, the change set, how long
+/// to wait. Inputs that shape a new change set, or start a rollout, are
+/// refused rather than ignored.
+fn execute_only_inputs(
+    raw: &RawInputs,
+    mut found: ErrorCollector,
+) -> Result<DeployInputs, InputErrors> {
+    for name in CHANGE_SET_CREATION_INPUTS.iter().chain(ROLLOUT_INPUTS) {
+        if let Some(value) = raw.values.get(*name) {
+            found.errors.push(InputError::new(
+                name,
+                value,
+                "is not used with `mode: execute-only`: the change set already holds the template, parameters and settings",
+                format!("remove `{name}` from this step, or create the change set with it (`mode: create-only`)"),
+            ));
+        }
+    }
+    let stack_name = found.take(stack_name(raw));
+    let change_set = match raw.values.get("execute-change-set-id") {
+        Some(id) => id.clone(),
+        None => {
+            found.errors.push(InputError::new(
+                "execute-change-set-id",
+                "",
+                "is required with `mode: execute-only`",
+                "give the change-set-id output of the create-only step (its ARN), or the change set's name",
+            ));
+            String::new()
+        }
+    };
+    let execute = ExecuteInputs {
+        stack_name,
+        change_set,
+        disable_rollback: found.take(boolean(raw, "disable-rollback")),
+        wait_timeout: found.take(wait_timeout(raw)),
+    };
+    let region = found.take(region(raw));
+    let retry = found.take(retry_policy(raw));
+    let event_policy = found.take(event_policy(raw));
+    let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
+    let lint_workflows = found.take(boolean(raw, "lint-workflows"));
+    let github = found.take(github_inputs(raw));
+    if !found.errors.is_empty() {
+        return Err(InputErrors(found.errors));
+    }
+    Ok(DeployInputs {
+        stack: None,
+        execute: Some(execute),
+        image: ImageInputs::default(),
+        service: None,
+        region,
+        retry,
+        event_policy,
+        cancel_on_abort,
+        lint_workflows,
+        github,
+        notices: raw.legacy_boolean_notices(),
+    })
 }
 
 fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
@@ -1359,6 +1524,97 @@ mod tests {
                 expected,
                 "{value}"
             );
+        }
+    }
+
+    #[test]
+    fn mode_chooses_create_only_or_execute_only() {
+        let stack = |pairs: &[(&str, &str)]| {
+            DeployInputs::from_raw(&raw(pairs), &context())
+                .unwrap()
+                .stack
+                .unwrap()
+        };
+        let base = [("name", "web"), ("template", "t.yml")];
+        assert!(stack(&base).execute_change_set);
+        assert!(!stack(&[base[0], base[1], ("mode", "create-only")]).execute_change_set);
+        // Saying the same thing twice is fine.
+        assert!(
+            !stack(&[
+                base[0],
+                base[1],
+                ("mode", "create-only"),
+                ("no-execute-changeset", "true")
+            ])
+            .execute_change_set
+        );
+        let execute = DeployInputs::from_raw(
+            &raw(&[
+                ("name", "web"),
+                ("mode", "execute-only"),
+                (
+                    "execute-change-set-id",
+                    "arn:aws:cloudformation:us-east-1:1:changeSet/web-CS/1",
+                ),
+                ("wait-timeout", "5m"),
+            ]),
+            &context(),
+        )
+        .unwrap();
+        assert!(execute.stack.is_none());
+        let execute = execute.execute.unwrap();
+        assert_eq!(execute.stack_name, "web");
+        assert_eq!(execute.wait_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn mode_mistakes_are_refused_naming_the_input() {
+        // (inputs, the inputs the errors name)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: [Case; 5] = [
+            (
+                &[("name", "web"), ("template", "t.yml"), ("mode", "plan")],
+                &["mode"],
+            ),
+            (
+                &[
+                    ("name", "web"),
+                    ("template", "t.yml"),
+                    ("mode", "create-and-execute"),
+                    ("no-execute-changeset", "true"),
+                ],
+                &["no-execute-changeset"],
+            ),
+            (
+                &[
+                    ("name", "web"),
+                    ("template", "t.yml"),
+                    ("execute-change-set-id", "web-CS"),
+                ],
+                &["execute-change-set-id"],
+            ),
+            (
+                &[("name", "web"), ("mode", "execute-only")],
+                &["execute-change-set-id"],
+            ),
+            (
+                &[
+                    ("name", "web"),
+                    ("mode", "execute-only"),
+                    ("execute-change-set-id", "web-CS"),
+                    ("template", "t.yml"),
+                    ("parameter-overrides", "A=1"),
+                    ("service", "web"),
+                ],
+                &["template", "parameter-overrides", "service"],
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let errors = DeployInputs::from_raw(&raw(pairs), &context())
+                .unwrap_err()
+                .0;
+            let named: Vec<&str> = errors.iter().map(|e| e.input.as_str()).collect();
+            assert_eq!(named, expected, "{pairs:?}: {errors:?}");
         }
     }
 

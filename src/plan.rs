@@ -25,6 +25,7 @@ use crate::service::plan::{
 use crate::stack::deploy::{
     DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
 };
+use crate::stack::execute::{ExecutePlan, decide_execute, read_change_set};
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
 use crate::taskdef::image::ImageReference;
 use crate::taskdef::render::ContainerImage;
@@ -45,6 +46,8 @@ pub struct Plan {
     /// The `image` (or `image-repository` + tag) input, checked.
     pub image: Option<CheckedImage>,
     pub stack: Option<StackPlan>,
+    /// `mode: execute-only`: a change set created earlier, executed.
+    pub execute: Option<ExecutePlan>,
     pub service: Option<ServicePlan>,
     /// How the service part is planned again when it waits for the stack.
     pub rollout_options: Option<RolloutOptions>,
@@ -70,6 +73,11 @@ pub enum Step {
     CreateStack {
         stack: String,
     },
+    /// Execute a change set created earlier (`mode: execute-only`).
+    ExecuteChangeSet {
+        stack: String,
+        change_set: String,
+    },
     /// The rollout waits for what the stack creates, then is planned again.
     RollOutAfterStack {
         waiting_for: Vec<&'static str>,
@@ -93,6 +101,12 @@ impl Plan {
     /// The steps that change something, in order.
     pub fn steps(&self) -> Vec<Step> {
         let mut steps = Vec::new();
+        if let Some(execute) = &self.execute {
+            steps.push(Step::ExecuteChangeSet {
+                stack: execute.stack_name.clone(),
+                change_set: execute.change_set_id.clone(),
+            });
+        }
         if let Some(stack) = &self.stack {
             let name = stack.stack_name.clone();
             match &stack.action {
@@ -182,6 +196,9 @@ impl fmt::Display for Step {
             Self::CreateStack { stack } => {
                 write!(f, "stack {stack}: CreateStack (timeout-in-minutes)")
             }
+            Self::ExecuteChangeSet { stack, change_set } => {
+                write!(f, "stack {stack}: execute change set {change_set}")
+            }
             Self::RollOutAfterStack { waiting_for } => write!(
                 f,
                 "roll out once the stack is applied (it creates the {}); the rollout is planned again then",
@@ -267,6 +284,30 @@ pub async fn build_plan(
         });
     }
 
+    let execute = match &prepared.inputs.execute {
+        Some(options) => {
+            let _section = console.phase(&format!("Change set {}", options.change_set));
+            let client = aws_sdk_cloudformation::Client::new(&clients.config);
+            let view = read_change_set(&client, options)
+                .await
+                .map_err(JobError::Failed)?;
+            if let Some(view) = &view {
+                console.line(&format!(
+                    "change set {} of stack {}: {} / {}, {} change(s)",
+                    view.id,
+                    view.stack_name,
+                    view.status,
+                    view.execution_status,
+                    view.changes.len()
+                ));
+            }
+            Some(
+                decide_execute(options, view.as_ref())
+                    .map_err(|refusal| JobError::BadInput(refusal.into()))?,
+            )
+        }
+        None => None,
+    };
     let stack_inputs = prepared.inputs.stack.as_ref();
     let files = prepared.stack_files.as_ref();
     let (rollout_options, service) = match &prepared.inputs.service {
@@ -312,6 +353,7 @@ pub async fn build_plan(
         region: prepared.region.clone(),
         image,
         stack,
+        execute,
         service,
         rollout_options,
         dispatch_workflows: prepared.inputs.github.dispatch_workflows.clone(),
@@ -587,6 +629,7 @@ mod tests {
             region: "us-east-1".into(),
             image: None,
             stack: stack_plan,
+            execute: None,
             service: service_plan,
             rollout_options: None,
             dispatch_workflows: inputs.github.dispatch_workflows.clone(),
@@ -750,6 +793,51 @@ mod tests {
         assert!(
             plan(&review, Some((None, creates)), Some(service_running(None)))
                 .is_err_and(|e| e.contains("input `cluster`"))
+        );
+    }
+
+    /// `mode: execute-only` is its own deploy kind: no template, no change
+    /// set created, one step that executes the reviewed one.
+    #[test]
+    fn execute_only_plans_one_execution_and_nothing_else() {
+        let inputs = inputs(&[
+            ("mode", "execute-only"),
+            ("name", "web"),
+            ("execute-change-set-id", "web-CS"),
+            ("dispatch-workflows", "next.yml"),
+            ("github-token", "t"),
+        ]);
+        assert!(inputs.stack.is_none() && inputs.service.is_none());
+        let options = inputs.execute.clone().expect("execute options");
+        let view = crate::stack::execute::ChangeSetView {
+            id: "arn:aws:cloudformation:us-east-1:1:changeSet/web-CS/1".into(),
+            stack_id: "arn:aws:cloudformation:us-east-1:1:stack/web/1".into(),
+            stack_name: "web".into(),
+            status: "CREATE_COMPLETE".into(),
+            execution_status: "AVAILABLE".into(),
+            status_reason: None,
+            changes: Vec::new(),
+        };
+        let plan = Plan {
+            region: "us-east-1".into(),
+            image: None,
+            stack: None,
+            execute: Some(decide_execute(&options, Some(&view)).unwrap()),
+            service: None,
+            rollout_options: None,
+            dispatch_workflows: inputs.github.dispatch_workflows.clone(),
+        };
+        assert_eq!(
+            plan.steps(),
+            vec![
+                Step::ExecuteChangeSet {
+                    stack: "web".into(),
+                    change_set: "arn:aws:cloudformation:us-east-1:1:changeSet/web-CS/1".into(),
+                },
+                Step::DispatchWorkflows {
+                    workflows: vec!["next.yml".into()],
+                },
+            ]
         );
     }
 }

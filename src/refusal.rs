@@ -19,6 +19,8 @@ pub enum Setting {
     ParameterOverrides,
     ImageParameter,
     ParametersFromStacks,
+    /// A change set created earlier, to execute.
+    ExistingChangeSet,
     Region,
     /// The full image reference.
     Image,

@@ -344,6 +344,22 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             &[],
             "cluster",
         ),
+        (
+            &[("name", "bad-input-stack")],
+            &[
+                ("mode", "execute-only"),
+                ("execute-change-set-id", "never-created-CS"),
+            ],
+            &[],
+            "execute-change-set-id",
+        ),
+        (
+            stack,
+            &[("mode", "execute-only"), ("execute-change-set-id", "x-CS")],
+            &[],
+            "template",
+        ),
+        (stack, &[("mode", "apply")], &[], "mode"),
         // Inputs action.yml does not declare are refused, not ignored: the
         // runner only warns about them and passes them on.
         (

@@ -296,6 +296,60 @@ fn no_execute_changeset_keeps_the_change_set_for_review() {
     );
 }
 
+/// The review workflow of aws-cloudformation-github-deploy: a create-only
+/// step, a review, then an execute-only step given the first step's
+/// change-set-id. Executing it again is refused, naming its status.
+#[test]
+fn a_change_set_created_for_review_is_executed_by_a_later_step() {
+    let ws = Workspace::new();
+    let stack = unique_name("review-exec");
+    let created = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=prod")
+        .input("mode", "create-only")
+        .run();
+    created.assert_code(0);
+    assert_eq!(created.output("stack-status"), "REVIEW_IN_PROGRESS");
+    let change_set = created.output("change-set-id").to_string();
+
+    let executed = ActionRun::new(&ws)
+        .input("name", &stack)
+        .input("mode", "execute-only")
+        .input("execute-change-set-id", &change_set)
+        .run();
+    executed.assert_code(0);
+    assert_eq!(
+        executed.output("stack-status"),
+        "CREATE_COMPLETE",
+        "{}",
+        executed.stdout
+    );
+    assert_eq!(executed.output("change-set-id"), change_set);
+    assert_eq!(executed.output("changes-count"), "2");
+    assert_eq!(executed.output("EnvName"), "prod");
+    assert!(
+        executed
+            .stdout
+            .contains(&format!("stack {stack}: execute change set {change_set}")),
+        "the plan names the step: {}",
+        executed.stdout
+    );
+
+    let again = ActionRun::new(&ws)
+        .input("name", &stack)
+        .input("mode", "execute-only")
+        .input("execute-change-set-id", &change_set)
+        .run();
+    again.assert_code(2);
+    assert!(
+        again
+            .error_annotations()
+            .iter()
+            .any(|l| l.contains("`execute-change-set-id`") && l.contains("executed already")),
+        "{}",
+        again.stdout
+    );
+}
+
 /// A step migrated from aws-cloudformation-github-deploy, as its README
 /// writes it: `1` for true and a repeated key for a list.
 #[test]

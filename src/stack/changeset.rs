@@ -153,7 +153,7 @@ pub struct Superseded(pub String);
 
 /// Whether the call failed because the change set does not exist (any
 /// more). Only DescribeChangeSet models this error, so the code is compared.
-fn is_change_set_not_found<E, R>(error: &SdkError<E, R>) -> bool
+pub(crate) fn is_change_set_not_found<E, R>(error: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
 {
@@ -314,7 +314,10 @@ fn change_detail(detail: &aws_sdk_cloudformation::types::ResourceChangeDetail) -
 }
 
 /// Every change of a computed change set, across pages.
-async fn read_changes(client: &Client, change_set_id: &str) -> anyhow::Result<Vec<PlannedChange>> {
+pub(crate) async fn read_changes(
+    client: &Client,
+    change_set_id: &str,
+) -> anyhow::Result<Vec<PlannedChange>> {
     let mut changes = Vec::new();
     let mut token: Option<String> = None;
     loop {

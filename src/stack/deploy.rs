@@ -896,22 +896,29 @@ async fn execute(
     console.line("executing the change set");
     ensure_termination_protection(client, inputs, console, &stack_id).await?;
     finish(
-        client, inputs, settings, console, deployment, &stack_id, &mut feed,
+        client,
+        inputs.wait_timeout,
+        settings,
+        console,
+        deployment,
+        &stack_id,
+        &mut feed,
     )
     .await
 }
 
-/// Waits for the running operation, then records the final state, outputs
-/// and, on failure, the root causes.
-async fn finish(
+/// Waits for the running operation on `stack_id` (at most `wait_timeout`),
+/// then records the final state, outputs and, on failure, the root causes.
+pub(super) async fn finish(
     client: &Client,
-    inputs: &StackOptions,
+    wait_timeout: std::time::Duration,
     settings: &DeploySettings,
     console: &Console,
     deployment: &mut StackDeployment,
     stack_id: &str,
     feed: &mut EventFeed,
 ) -> anyhow::Result<()> {
+    let stack_name = deployment.stack_name.clone();
     let mut services = settings.ecs.clone().map(StackServiceWatch::new);
     let waited = wait_for_stack(
         client,
@@ -919,7 +926,7 @@ async fn finish(
         feed,
         console,
         settings.poll,
-        inputs.wait_timeout,
+        wait_timeout,
         services.as_mut(),
     )
     .await;
@@ -936,14 +943,11 @@ async fn finish(
         }
     };
     if is_success(&status) {
-        console.line(&format!("stack {} is {status}", inputs.stack_name));
+        console.line(&format!("stack {stack_name} is {status}"));
         return Ok(());
     }
     deployment.root_causes = causes;
-    Err(anyhow!(
-        "stack {} failed: it ended in {status}",
-        inputs.stack_name
-    ))
+    Err(anyhow!("stack {stack_name} failed: it ended in {status}"))
 }
 
 /// Turns termination protection on when asked. It is never turned off
@@ -1024,7 +1028,13 @@ async fn create_stack_directly(
     deployment.has_changes = true;
     let mut feed = EventFeed::empty(&stack_id);
     finish(
-        client, inputs, settings, console, deployment, &stack_id, &mut feed,
+        client,
+        inputs.wait_timeout,
+        settings,
+        console,
+        deployment,
+        &stack_id,
+        &mut feed,
     )
     .await?;
     // The "changes" of a create are the resources it made; they are

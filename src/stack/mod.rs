@@ -4,6 +4,7 @@
 pub mod changeset;
 pub mod deploy;
 pub mod events;
+pub mod execute;
 pub mod lookup;
 pub mod options;
 pub mod parameters;
