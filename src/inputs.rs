@@ -15,7 +15,7 @@ use crate::aws::{RetryMode, RetryPolicy};
 use crate::env::Environment;
 use crate::refusal::{Refusal, Refusals, Setting};
 use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
-use crate::taskdef::render::{EnvChange, parse_environment_lines};
+use crate::taskdef::render::{ContainerSettings, EnvChange, parse_environment_lines};
 
 /// One input the action declares, with the default `action.yml` gives it.
 /// The runner fills defaults in for container actions; the CLI and tests that
@@ -68,6 +68,14 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("container-name", None),
     input("images", None),
     input("environment-variables", None),
+    input("secrets", None),
+    input("env-files", None),
+    input("command", None),
+    input("docker-labels", None),
+    input("log-configuration-log-driver", None),
+    input("log-configuration-options", None),
+    input("task-role-arn", None),
+    input("execution-role-arn", None),
     input("service", None),
     input("cluster", Some("default")),
     input("desired-count", None),
@@ -199,9 +207,23 @@ impl RawInputs {
         })
     }
 
-    /// Whether the user gave the input explicitly (as opposed to its default).
+    /// Whether the input has a value (given, or filled in by the runner).
     fn is_given(&self, name: &str) -> bool {
         self.values.contains_key(name)
+    }
+
+    /// Whether the input holds something other than its declared default.
+    /// The runner sets `INPUT_*` for every declared input with a default, so
+    /// a default value cannot be told from one the user wrote: only a
+    /// different value shows intent.
+    fn is_changed(&self, name: &str) -> bool {
+        let default = DEPLOY_INPUTS
+            .iter()
+            .find(|spec| spec.name == name)
+            .and_then(|spec| spec.default);
+        self.values
+            .get(name)
+            .is_some_and(|value| Some(value.as_str()) != default)
     }
 }
 
@@ -388,8 +410,15 @@ impl ImageInputs {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServiceInputs {
     pub task_definition: TaskDefinitionSource,
-    /// The container that gets `image` and `environment-variables`.
-    pub container_name: Option<String>,
+    /// The containers that get `image`, `environment-variables` and the
+    /// render inputs (`container-name: a,b` names several, as
+    /// amazon-ecs-render-task-definition takes it).
+    pub container_names: Vec<String>,
+    /// `secrets`, `env-files`, `command`, `docker-labels`,
+    /// `log-configuration-*`, for each of `container_names`.
+    pub container_settings: ContainerSettings,
+    pub task_role_arn: Option<String>,
+    pub execution_role_arn: Option<String>,
     /// `images`: other containers' images, `container=image` per line.
     pub images: Vec<(String, String)>,
     pub environment: Vec<EnvChange>,
@@ -536,7 +565,7 @@ impl DeployInputs {
         };
         if let Some(service) = &service
             && image.is_requested()
-            && service.container_name.is_none()
+            && service.container_names.is_empty()
             && stack.is_none()
         {
             found.errors.push(InputError::new(
@@ -611,6 +640,11 @@ enum ChangeSetMode {
     ExecuteOnly,
 }
 
+/// `mode`. With `no-execute-changeset: true` beside it, the change set is
+/// kept too (they mean the same); the runner fills in both defaults, so
+/// neither can be told to contradict the other unless both differ from
+/// their defaults, which `create-only` + `true` agrees with and
+/// `execute-only` refuses anyway.
 fn change_set_mode(raw: &RawInputs) -> Result<ChangeSetMode, InputError> {
     let mode = match raw.get("mode").unwrap_or("create-and-execute") {
         "create-and-execute" => ChangeSetMode::CreateAndExecute,
@@ -625,25 +659,6 @@ fn change_set_mode(raw: &RawInputs) -> Result<ChangeSetMode, InputError> {
             ));
         }
     };
-    // Both ask for the same thing; saying opposite things is a mistake.
-    let no_execute = raw
-        .get("no-execute-changeset")
-        .map(|v| parse_boolean("no-execute-changeset", v));
-    if raw.is_given("mode")
-        && let Some(Ok(no_execute)) = no_execute
-        && raw.is_given("no-execute-changeset")
-        && no_execute != (mode != ChangeSetMode::CreateAndExecute)
-    {
-        return Err(InputError::new(
-            "no-execute-changeset",
-            raw.get("no-execute-changeset").unwrap_or_default(),
-            format!(
-                "contradicts `mode: {}`",
-                raw.get("mode").unwrap_or_default()
-            ),
-            "give only `mode` (create-only is no-execute-changeset: true)",
-        ));
-    }
     Ok(mode)
 }
 
@@ -655,7 +670,7 @@ fn execute_only_inputs(
     mut found: ErrorCollector,
 ) -> Result<DeployInputs, InputErrors> {
     for name in CHANGE_SET_CREATION_INPUTS.iter().chain(ROLLOUT_INPUTS) {
-        if let Some(value) = raw.values.get(*name) {
+        if let Some(value) = raw.values.get(*name).filter(|_| raw.is_changed(name)) {
             found.errors.push(InputError::new(
                 name,
                 value,
@@ -705,6 +720,137 @@ fn execute_only_inputs(
         github,
         notices: raw.legacy_boolean_notices(),
     })
+}
+
+/// The render inputs that set something on the named containers.
+const CONTAINER_SETTING_INPUTS: &[&str] = &[
+    "secrets",
+    "env-files",
+    "command",
+    "docker-labels",
+    "log-configuration-log-driver",
+    "log-configuration-options",
+];
+
+/// The log drivers ECS accepts in `logConfiguration.logDriver`.
+const LOG_DRIVERS: &[&str] = &[
+    "awslogs",
+    "awsfirelens",
+    "fluentd",
+    "gelf",
+    "journald",
+    "json-file",
+    "logentries",
+    "splunk",
+    "syslog",
+];
+
+/// Reads the render inputs that set something on a container.
+fn container_settings(raw: &RawInputs) -> Result<ContainerSettings, InputError> {
+    let given = |name: &str| raw.values.get(name).map(String::as_str);
+    let secrets = key_value_lines(
+        raw,
+        "secrets",
+        "NAME=valueFrom (an SSM parameter or Secrets Manager ARN)",
+    )?;
+    let mut environment_files = Vec::new();
+    for arn in given("env-files").map(split_list).unwrap_or_default() {
+        // ECS reads environment files from S3 objects only, named *.env.
+        if !(arn.starts_with("arn:aws") && arn.contains(":s3:::") && arn.ends_with(".env")) {
+            return Err(InputError::new(
+                "env-files",
+                &arn,
+                "is not the ARN of an S3 object with a .env extension",
+                "give one S3 object ARN per line, e.g. arn:aws:s3:::my-bucket/app/prod.env",
+            ));
+        }
+        environment_files.push(arn);
+    }
+    let command = match given("command") {
+        None => None,
+        Some(text) => Some(shlex::split(text).filter(|words| !words.is_empty()).ok_or_else(|| {
+            InputError::new(
+                "command",
+                text,
+                "cannot be split into words (an unclosed quote?)",
+                "write the command as in a shell, e.g. `npm run migrate -- --env \"prod eu\"`",
+            )
+        })?),
+    };
+    let log_driver = match given("log-configuration-log-driver") {
+        None => None,
+        Some(driver) if LOG_DRIVERS.contains(&driver) => Some(driver.to_string()),
+        Some(driver) => {
+            return Err(InputError::new(
+                "log-configuration-log-driver",
+                driver,
+                "is not a log driver ECS accepts",
+                format!("use one of {}", LOG_DRIVERS.join(", ")),
+            ));
+        }
+    };
+    Ok(ContainerSettings {
+        secrets,
+        environment_files,
+        command,
+        docker_labels: key_value_lines(raw, "docker-labels", "key=value")?,
+        log_driver,
+        log_options: key_value_lines(
+            raw,
+            "log-configuration-options",
+            "key=value (e.g. awslogs-group=/ecs/web)",
+        )?,
+    })
+}
+
+/// `key=value` lines (the value after the first `=`, so it may hold `=`),
+/// blank lines dropped; a line without `=` or with an empty key is refused.
+fn key_value_lines(
+    raw: &RawInputs,
+    name: &str,
+    form: &str,
+) -> Result<Vec<(String, String)>, InputError> {
+    let Some(text) = raw.values.get(name) else {
+        return Ok(Vec::new());
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                let (key, value) = (key.trim().to_string(), value.trim().to_string());
+                // The last line of a key wins, as in the anchor action.
+                pairs.retain(|(seen, _)| *seen != key);
+                pairs.push((key, value));
+            }
+            _ => {
+                return Err(InputError::new(
+                    name,
+                    line,
+                    "is not a key=value line",
+                    format!("write one {form} per line"),
+                ));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// An IAM role ARN input (`task-role-arn`, `execution-role-arn`).
+fn role_arn_input(raw: &RawInputs, name: &str) -> Result<Option<String>, InputError> {
+    match raw.values.get(name) {
+        None => Ok(None),
+        Some(arn)
+            if arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/") =>
+        {
+            Ok(Some(arn.clone()))
+        }
+        Some(arn) => Err(InputError::new(
+            name,
+            arn,
+            "is not an IAM role ARN",
+            "give the role's ARN, e.g. arn:aws:iam::123456789012:role/web-task",
+        )),
+    }
 }
 
 fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
@@ -919,11 +1065,24 @@ fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, In
             }
         }
     }
-    let container_name = raw.values.get("container-name").cloned();
+    let container_names = split_list(raw.values.get("container-name").map_or("", String::as_str));
+    let container_settings = container_settings(raw)?;
+    if container_names.is_empty()
+        && let Some(name) = CONTAINER_SETTING_INPUTS
+            .iter()
+            .find(|name| raw.is_given(name))
+    {
+        return Err(InputError::new(
+            name,
+            "",
+            "needs `container-name`",
+            format!("name the container(s) that `{name}` applies to with `container-name`"),
+        ));
+    }
     let environment = match raw.values.get("environment-variables") {
         None => Vec::new(),
         Some(text) => {
-            if container_name.is_none() {
+            if container_names.is_empty() {
                 return Err(InputError::new(
                     "environment-variables",
                     "",
@@ -964,7 +1123,10 @@ fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, In
     };
     Ok(ServiceInputs {
         task_definition,
-        container_name,
+        container_names,
+        container_settings,
+        task_role_arn: role_arn_input(raw, "task-role-arn")?,
+        execution_role_arn: role_arn_input(raw, "execution-role-arn")?,
         images,
         environment,
         service: raw.values.get("service").cloned(),
@@ -1567,6 +1729,52 @@ mod tests {
         assert_eq!(execute.wait_timeout, Duration::from_secs(300));
     }
 
+    /// The runner sets `INPUT_*` for every input with a default, so the
+    /// defaults of `mode` and `no-execute-changeset` (and of the inputs
+    /// execute-only refuses) arrive with every step.
+    #[test]
+    fn modes_work_with_every_default_filled_in_as_the_runner_does() {
+        let with_defaults = |given: &[(&str, &str)]| {
+            let mut vars: Vec<(String, String)> = DEPLOY_INPUTS
+                .iter()
+                .filter_map(|spec| Some((input_variable(spec.name), spec.default?.to_string())))
+                .collect();
+            vars.extend(
+                given
+                    .iter()
+                    .map(|(k, v)| (input_variable(k), v.to_string())),
+            );
+            let env = Environment::from_pairs(vars);
+            DeployInputs::from_raw(&RawInputs::from_action_environment(&env), &context())
+        };
+        let base = [("name", "web"), ("template", "t.yml")];
+        let executed = |given: &[(&str, &str)]| {
+            with_defaults(given)
+                .unwrap()
+                .stack
+                .map(|s| s.execute_change_set)
+        };
+        assert_eq!(executed(&base), Some(true));
+        assert_eq!(
+            executed(&[base[0], base[1], ("mode", "create-only")]),
+            Some(false)
+        );
+        assert_eq!(
+            executed(&[base[0], base[1], ("no-execute-changeset", "true")]),
+            Some(false)
+        );
+        let execute_only = with_defaults(&[
+            ("name", "web"),
+            ("mode", "execute-only"),
+            ("execute-change-set-id", "web-CS"),
+        ])
+        .unwrap();
+        assert_eq!(
+            execute_only.execute.map(|e| e.change_set),
+            Some("web-CS".into())
+        );
+    }
+
     #[test]
     fn mode_mistakes_are_refused_naming_the_input() {
         // (inputs, the inputs the errors name)
@@ -1579,8 +1787,8 @@ mod tests {
             (
                 &[
                     ("name", "web"),
-                    ("template", "t.yml"),
-                    ("mode", "create-and-execute"),
+                    ("mode", "execute-only"),
+                    ("execute-change-set-id", "web-CS"),
                     ("no-execute-changeset", "true"),
                 ],
                 &["no-execute-changeset"],
@@ -1616,6 +1824,94 @@ mod tests {
             let named: Vec<&str> = errors.iter().map(|e| e.input.as_str()).collect();
             assert_eq!(named, expected, "{pairs:?}: {errors:?}");
         }
+    }
+
+    #[test]
+    fn render_inputs_become_container_settings_for_every_named_container() {
+        let inputs = DeployInputs::from_raw(
+            &raw(&[
+                ("task-definition", "td.json"),
+                ("container-name", "app, worker"),
+                (
+                    "secrets",
+                    "DB_PASSWORD=arn:aws:ssm:us-east-1:1:parameter/db\n\nAPI=arn:aws:secretsmanager:us-east-1:1:secret:a=b",
+                ),
+                ("env-files", "arn:aws:s3:::cfg/prod.env"),
+                ("command", r#"npm run migrate -- --name "first step""#),
+                ("docker-labels", "team=web\nteam=shop"),
+                ("log-configuration-log-driver", "awslogs"),
+                ("log-configuration-options", "awslogs-group=/ecs/web"),
+                ("task-role-arn", "arn:aws:iam::123456789012:role/web"),
+                ("execution-role-arn", "arn:aws:iam::123456789012:role/exec"),
+            ]),
+            &context(),
+        )
+        .unwrap();
+        let service = inputs.service.unwrap();
+        assert_eq!(service.container_names, ["app", "worker"]);
+        let settings = &service.container_settings;
+        assert_eq!(
+            settings.secrets,
+            [
+                (
+                    "DB_PASSWORD".to_string(),
+                    "arn:aws:ssm:us-east-1:1:parameter/db".to_string()
+                ),
+                (
+                    "API".to_string(),
+                    "arn:aws:secretsmanager:us-east-1:1:secret:a=b".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            settings.command.as_deref(),
+            Some(
+                &[
+                    "npm".to_string(),
+                    "run".into(),
+                    "migrate".into(),
+                    "--".into(),
+                    "--name".into(),
+                    "first step".into()
+                ][..]
+            )
+        );
+        assert_eq!(
+            settings.docker_labels,
+            [("team".to_string(), "shop".to_string())]
+        );
+        assert_eq!(settings.log_driver.as_deref(), Some("awslogs"));
+        assert_eq!(
+            service.task_role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/web")
+        );
+    }
+
+    #[test]
+    fn render_input_mistakes_name_the_input() {
+        let base = [("task-definition", "td.json"), ("container-name", "app")];
+        for (name, value) in [
+            ("secrets", "DB_PASSWORD"),
+            ("env-files", "s3://cfg/prod.env"),
+            ("env-files", "arn:aws:s3:::cfg/prod.txt"),
+            ("command", "echo \"unclosed"),
+            ("docker-labels", "=x"),
+            ("log-configuration-log-driver", "stdout"),
+            ("log-configuration-options", "awslogs-group"),
+            ("task-role-arn", "web-task"),
+            ("execution-role-arn", "arn:aws:iam::1:user/me"),
+        ] {
+            let errors = errors_for(&[base[0], base[1], (name, value)]);
+            assert_eq!(
+                errors.iter().map(|e| e.input.as_str()).collect::<Vec<_>>(),
+                [name],
+                "{name}={value}: {errors:?}"
+            );
+        }
+        // Settings for a container need the container named.
+        let errors = errors_for(&[base[0], ("docker-labels", "a=b")]);
+        assert_eq!(errors[0].input, "docker-labels");
+        assert!(errors[0].problem.contains("needs `container-name`"));
     }
 
     #[test]

@@ -28,7 +28,9 @@ use crate::stack::deploy::{
 use crate::stack::execute::{ExecutePlan, decide_execute, read_change_set};
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
 use crate::taskdef::image::ImageReference;
-use crate::taskdef::render::ContainerImage;
+use crate::taskdef::render::{
+    ContainerChanges, ContainerEnvironment, ContainerImage, RenderRequest,
+};
 
 /// An image checked before the deploy: what goes into the task definition
 /// or template (pinned to its digest with `pin-digest`), and its digest when
@@ -404,24 +406,53 @@ fn rollout_options(
             ))));
         }
     };
-    let mut images = Vec::new();
-    if let (Some(image), Some(container)) = (image, &service.container_name) {
-        images.push(ContainerImage {
-            container_name: container.clone(),
-            image: image.deployed.clone(),
-        });
-    }
+    // Every container `container-name` lists gets the image and the render
+    // inputs, as amazon-ecs-render-task-definition does with a comma list.
+    let named = &service.container_names;
+    let mut images: Vec<ContainerImage> = match image {
+        Some(image) => named
+            .iter()
+            .map(|container| ContainerImage {
+                container_name: container.clone(),
+                image: image.deployed.clone(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     images.extend(container_images);
-    let environment = match (&service.container_name, service.environment.is_empty()) {
-        (Some(container), false) => Some((container.clone(), service.environment.clone())),
-        _ => None,
+    let environment = if service.environment.is_empty() {
+        Vec::new()
+    } else {
+        named
+            .iter()
+            .map(|container| ContainerEnvironment {
+                container_name: container.clone(),
+                changes: service.environment.clone(),
+            })
+            .collect()
+    };
+    let containers = if service.container_settings.is_empty() {
+        Vec::new()
+    } else {
+        named
+            .iter()
+            .map(|container| ContainerChanges {
+                container_name: container.clone(),
+                settings: service.container_settings.clone(),
+            })
+            .collect()
     };
     Ok(RolloutOptions {
         origin,
         cluster: service.cluster.clone(),
         service: service.service.clone(),
-        images,
-        environment,
+        render: RenderRequest {
+            images,
+            environment,
+            containers,
+            task_role_arn: service.task_role_arn.clone(),
+            execution_role_arn: service.execution_role_arn.clone(),
+        },
         desired_count: service.desired_count,
         force_new_deployment: service.force_new_deployment,
         wait_for_stability: service.wait_for_service_stability,
@@ -594,11 +625,13 @@ mod tests {
                     },
                     cluster: service_inputs.cluster.clone(),
                     service: service_inputs.service.clone(),
-                    images: vec![ContainerImage {
-                        container_name: "app".into(),
-                        image: "repo:abc".into(),
-                    }],
-                    environment: None,
+                    render: RenderRequest {
+                        images: vec![ContainerImage {
+                            container_name: "app".into(),
+                            image: "repo:abc".into(),
+                        }],
+                        ..RenderRequest::default()
+                    },
                     desired_count: service_inputs.desired_count,
                     force_new_deployment: service_inputs.force_new_deployment,
                     wait_for_stability: service_inputs.wait_for_service_stability,

@@ -360,6 +360,24 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             "template",
         ),
         (stack, &[("mode", "apply")], &[], "mode"),
+        (
+            service,
+            &[("log-configuration-log-driver", "stdout")],
+            &[],
+            "log-configuration-log-driver",
+        ),
+        (
+            service,
+            &[("env-files", "s3://config/prod.env")],
+            &[],
+            "env-files",
+        ),
+        (
+            &[("task-definition", "td.json")],
+            &[("secrets", "DB=arn:aws:ssm:us-east-1:1:parameter/db")],
+            &[],
+            "secrets",
+        ),
         // Inputs action.yml does not declare are refused, not ignored: the
         // runner only warns about them and passes them on.
         (

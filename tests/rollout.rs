@@ -306,6 +306,80 @@ fn rollout_of_an_immutable_image_completes_and_reports_everything() {
     assert_eq!(revision_count(&s.family), 2);
 }
 
+/// A step migrated from amazon-ecs-render-task-definition with every input
+/// it has: what ECS registers carries each of them.
+#[test]
+fn the_render_actions_inputs_reach_the_registered_task_definition() {
+    let s = setup(serde_json::json!({"team": "web"}));
+    let run = roll_out(&s, "abc1234")
+        .input(
+            "secrets",
+            "DB_PASSWORD=arn:aws:ssm:us-east-1:123456789012:parameter/db",
+        )
+        .input("env-files", "arn:aws:s3:::config-bucket/web/prod.env")
+        .input("command", r#"./server --banner "hello world""#)
+        .input("docker-labels", "team=shop\nowner=ops")
+        .input("log-configuration-log-driver", "awslogs")
+        .input(
+            "log-configuration-options",
+            "awslogs-group=/ecs/web\nawslogs-region=us-east-1\nawslogs-stream-prefix=web",
+        )
+        .input("task-role-arn", "arn:aws:iam::123456789012:role/web-task")
+        .input(
+            "execution-role-arn",
+            "arn:aws:iam::123456789012:role/web-exec",
+        )
+        .run();
+    run.assert_code(0);
+    assert_eq!(run.output("rollout-state"), "COMPLETED", "{}", run.stdout);
+    let ecs = aws_sdk_ecs::Client::new(&config());
+    let described = block_on(async {
+        ecs.describe_task_definition()
+            .task_definition(run.output("task-definition-arn"))
+            .send()
+            .await
+            .expect("describe task definition")
+    });
+    let registered = described.task_definition().expect("task definition");
+    assert_eq!(
+        registered.task_role_arn(),
+        Some("arn:aws:iam::123456789012:role/web-task")
+    );
+    assert_eq!(
+        registered.execution_role_arn(),
+        Some("arn:aws:iam::123456789012:role/web-exec")
+    );
+    let container = &registered.container_definitions()[0];
+    assert_eq!(container.command(), ["./server", "--banner", "hello world"]);
+    let secrets: Vec<(&str, &str)> = container
+        .secrets()
+        .iter()
+        .map(|secret| (secret.name(), secret.value_from()))
+        .collect();
+    assert_eq!(
+        secrets,
+        [(
+            "DB_PASSWORD",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/db"
+        )]
+    );
+    assert_eq!(
+        container.environment_files()[0].value(),
+        "arn:aws:s3:::config-bucket/web/prod.env"
+    );
+    let labels = container.docker_labels().expect("labels");
+    assert_eq!(labels.get("team").map(String::as_str), Some("shop"));
+    assert_eq!(labels.get("owner").map(String::as_str), Some("ops"));
+    let log = container.log_configuration().expect("log configuration");
+    assert_eq!(log.log_driver().as_str(), "awslogs");
+    assert_eq!(
+        log.options()
+            .and_then(|o| o.get("awslogs-group"))
+            .map(String::as_str),
+        Some("/ecs/web")
+    );
+}
+
 #[test]
 fn missing_image_is_refused_before_anything_is_registered() {
     let s = setup(serde_json::json!({}));

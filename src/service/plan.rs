@@ -14,8 +14,7 @@ use super::register::{as_registered, describe_task_definition, registration_requ
 use super::watch::{EcsClients, describe_service, is_active_cluster, short_task_definition};
 use crate::refusal::{Refusal, Refusals, Setting};
 use crate::taskdef::render::{
-    ContainerEnvironment, ContainerImage, EnvChange, RenderRequest, RenderedTaskDefinition,
-    is_same_task_definition, render_task_definition,
+    RenderRequest, RenderedTaskDefinition, is_same_task_definition, render_task_definition,
 };
 
 /// Where the task definition to render comes from.
@@ -35,10 +34,10 @@ pub struct RolloutOptions {
     pub cluster: String,
     /// `None`: register the task definition only.
     pub service: Option<String>,
-    /// Images by container (from `container-name` + `image`, and `images`).
-    pub images: Vec<ContainerImage>,
-    /// Environment changes for `container-name`.
-    pub environment: Option<(String, Vec<EnvChange>)>,
+    /// What to change in the task definition: images by container (from
+    /// `container-name` + `image`, and `images`), and what the render
+    /// inputs set on the named containers and the task.
+    pub render: RenderRequest,
     pub desired_count: Option<i32>,
     pub force_new_deployment: bool,
     pub wait_for_stability: bool,
@@ -281,20 +280,9 @@ fn render(
     document: Value,
     source: &str,
 ) -> Result<(RenderedTaskDefinition, String, Value), Refusal> {
-    let environment = options
-        .environment
-        .iter()
-        .map(|(container, changes)| ContainerEnvironment {
-            container_name: container.clone(),
-            changes: changes.clone(),
-        })
-        .collect();
-    let request = RenderRequest {
-        images: options.images.clone(),
-        environment,
-    };
+    let request = &options.render;
     let bad = |message: String| Refusal::described(Setting::TaskDefinition, source, message);
-    let rendered = render_task_definition(document, source, &request)
+    let rendered = render_task_definition(document, source, request)
         .map_err(|error| Refusal::described(error.setting(), source, &error))?;
     registration_request(&rendered.task_definition, rendered.tags.as_ref(), source)
         .map_err(|error| bad(format!("{error:#}")))?;
@@ -348,6 +336,7 @@ impl ReadyRollout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::taskdef::render::ContainerImage;
     use serde_json::json;
     use std::time::Duration;
 
@@ -366,11 +355,13 @@ mod tests {
             },
             cluster: "prod".into(),
             service: service.map(str::to_string),
-            images: vec![ContainerImage {
-                container_name: container.into(),
-                image: image.into(),
-            }],
-            environment: None,
+            render: RenderRequest {
+                images: vec![ContainerImage {
+                    container_name: container.into(),
+                    image: image.into(),
+                }],
+                ..RenderRequest::default()
+            },
             desired_count: None,
             force_new_deployment: false,
             wait_for_stability: true,

@@ -73,12 +73,50 @@ pub struct ContainerEnvironment {
     pub changes: Vec<EnvChange>,
 }
 
+/// The rest of what amazon-ecs-render-task-definition sets on the named
+/// container (its `secrets`, `env-files`, `command`, `docker-labels` and
+/// `log-configuration-*` inputs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSettings {
+    /// `(name, valueFrom)`, upserted by name into `secrets`.
+    pub secrets: Vec<(String, String)>,
+    /// S3 object ARNs, added to `environmentFiles` (type `s3`) unless there.
+    pub environment_files: Vec<String>,
+    /// Replaces `command`.
+    pub command: Option<Vec<String>>,
+    /// Upserted into `dockerLabels`.
+    pub docker_labels: Vec<(String, String)>,
+    /// Replaces `logConfiguration.logDriver`.
+    pub log_driver: Option<String>,
+    /// Upserted into `logConfiguration.options`.
+    pub log_options: Vec<(String, String)>,
+}
+
+impl ContainerSettings {
+    /// Whether nothing is to be set.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// [`ContainerSettings`] for one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerChanges {
+    pub container_name: String,
+    pub settings: ContainerSettings,
+}
+
 /// What to change in the task definition.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RenderRequest {
     /// Containers not named here keep their image.
     pub images: Vec<ContainerImage>,
     pub environment: Vec<ContainerEnvironment>,
+    pub containers: Vec<ContainerChanges>,
+    /// Replaces the task's `taskRoleArn`.
+    pub task_role_arn: Option<String>,
+    /// Replaces the task's `executionRoleArn`.
+    pub execution_role_arn: Option<String>,
 }
 
 /// A task definition ready for RegisterTaskDefinition.
@@ -151,6 +189,16 @@ pub enum RenderError {
     },
 
     #[error(
+        "`{document}`: the `{field}` of container `{container}` is {found}, which cannot take the values given; fix the task definition (a list or a mapping, as RegisterTaskDefinition takes it)"
+    )]
+    FieldShape {
+        document: String,
+        container: String,
+        field: &'static str,
+        found: &'static str,
+    },
+
+    #[error(
         "line {line_number} {shown}has no `=`; write NAME=value to set a variable, or NAME= to remove it"
     )]
     EnvLineWithoutEquals { line_number: usize, shown: String },
@@ -175,7 +223,8 @@ impl RenderError {
             | Self::NotAMapping { .. }
             | Self::NoContainerDefinitions { .. }
             | Self::ContainerWithoutName { .. }
-            | Self::EnvironmentNotAList { .. } => Setting::TaskDefinition,
+            | Self::EnvironmentNotAList { .. }
+            | Self::FieldShape { .. } => Setting::TaskDefinition,
         }
     }
 }
@@ -304,6 +353,22 @@ pub fn render_task_definition(
         let container = find_container(containers, container_name, source)?;
         apply_environment(container, changes, source, container_name)?;
     }
+    for ContainerChanges {
+        container_name,
+        settings,
+    } in &request.containers
+    {
+        let container = find_container(containers, container_name, source)?;
+        apply_container_settings(container, settings, source, container_name)?;
+    }
+    for (field, value) in [
+        ("taskRoleArn", &request.task_role_arn),
+        ("executionRoleArn", &request.execution_role_arn),
+    ] {
+        if let Some(value) = value {
+            fields.insert(field.to_owned(), Value::String(value.clone()));
+        }
+    }
     Ok(RenderedTaskDefinition {
         task_definition,
         tags,
@@ -399,6 +464,111 @@ fn find_container<'a>(
             container: name.to_owned(),
             existing: existing.join(", "),
         })
+}
+
+/// Sets what [`ContainerSettings`] holds on one container. Lists and maps
+/// are upserted (an entry of the same name is replaced in place, others
+/// kept), as amazon-ecs-render-task-definition does.
+fn apply_container_settings(
+    container: &mut Map<String, Value>,
+    settings: &ContainerSettings,
+    source: &str,
+    container_name: &str,
+) -> Result<(), RenderError> {
+    let shape_error = |field: &'static str, found: &Value| RenderError::FieldShape {
+        document: source.to_owned(),
+        container: container_name.to_owned(),
+        field,
+        found: kind_of(found),
+    };
+    if !settings.secrets.is_empty() {
+        let secrets =
+            list_field(container, "secrets").map_err(|found| shape_error("secrets", &found))?;
+        for (name, value_from) in &settings.secrets {
+            let entry = Value::Object(Map::from_iter([
+                ("name".to_owned(), Value::String(name.clone())),
+                ("valueFrom".to_owned(), Value::String(value_from.clone())),
+            ]));
+            let named = |e: &Value| e.get("name").and_then(Value::as_str) == Some(name.as_str());
+            match secrets.iter().position(named) {
+                Some(index) => secrets[index] = entry,
+                None => secrets.push(entry),
+            }
+        }
+    }
+    if !settings.environment_files.is_empty() {
+        let files = list_field(container, "environmentFiles")
+            .map_err(|found| shape_error("environmentFiles", &found))?;
+        for arn in &settings.environment_files {
+            let listed = files
+                .iter()
+                .any(|e| e.get("value").and_then(Value::as_str) == Some(arn.as_str()));
+            if !listed {
+                files.push(Value::Object(Map::from_iter([
+                    ("value".to_owned(), Value::String(arn.clone())),
+                    ("type".to_owned(), Value::String("s3".to_owned())),
+                ])));
+            }
+        }
+    }
+    if let Some(command) = &settings.command {
+        container.insert(
+            "command".to_owned(),
+            Value::Array(command.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    if !settings.docker_labels.is_empty() {
+        let labels = map_field(container, "dockerLabels")
+            .map_err(|found| shape_error("dockerLabels", &found))?;
+        for (key, value) in &settings.docker_labels {
+            labels.insert(key.clone(), Value::String(value.clone()));
+        }
+    }
+    if settings.log_driver.is_some() || !settings.log_options.is_empty() {
+        let log = map_field(container, "logConfiguration")
+            .map_err(|found| shape_error("logConfiguration", &found))?;
+        if let Some(driver) = &settings.log_driver {
+            log.insert("logDriver".to_owned(), Value::String(driver.clone()));
+        }
+        if !settings.log_options.is_empty() {
+            let options = map_field(log, "options")
+                .map_err(|found| shape_error("logConfiguration.options", &found))?;
+            for (key, value) in &settings.log_options {
+                options.insert(key.clone(), Value::String(value.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The list under `field`, created empty when absent; the value found when
+/// it is something else.
+fn list_field<'a>(
+    map: &'a mut Map<String, Value>,
+    field: &str,
+) -> Result<&'a mut Vec<Value>, Value> {
+    if matches!(map.get(field), None | Some(Value::Null)) {
+        map.insert(field.to_owned(), Value::Array(Vec::new()));
+    }
+    match map.get_mut(field) {
+        Some(Value::Array(list)) => Ok(list),
+        other => Err(other.cloned().unwrap_or(Value::Null)),
+    }
+}
+
+/// The mapping under `field`, created empty when absent; the value found
+/// when it is something else.
+fn map_field<'a>(
+    map: &'a mut Map<String, Value>,
+    field: &str,
+) -> Result<&'a mut Map<String, Value>, Value> {
+    if matches!(map.get(field), None | Some(Value::Null)) {
+        map.insert(field.to_owned(), Value::Object(Map::new()));
+    }
+    match map.get_mut(field) {
+        Some(Value::Object(inner)) => Ok(inner),
+        other => Err(other.cloned().unwrap_or(Value::Null)),
+    }
 }
 
 fn apply_environment(
@@ -1080,5 +1250,126 @@ memory: '512'
         assert_eq!(normalised["cpu"], "256");
         assert!(normalised.get("taskDefinitionArn").is_none());
         assert!(normalised.get("volumes").is_none());
+    }
+
+    #[test]
+    fn container_settings_upsert_into_the_named_containers_and_the_task() {
+        let document = json!({
+            "family": "shop",
+            "taskRoleArn": "arn:aws:iam::1:role/old",
+            "containerDefinitions": [
+                {
+                    "name": "app",
+                    "image": "shop:old",
+                    "secrets": [
+                        {"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/old"},
+                        {"name": "KEEP", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/keep"}
+                    ],
+                    "dockerLabels": {"team": "web", "tier": "front"},
+                    "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/old", "awslogs-region": "us-east-1"}}
+                },
+                {"name": "worker", "image": "shop:old"},
+                {"name": "proxy", "image": "envoy:1"}
+            ]
+        });
+        let settings = ContainerSettings {
+            secrets: vec![
+                (
+                    "DB_PASSWORD".into(),
+                    "arn:aws:ssm:us-east-1:1:parameter/new".into(),
+                ),
+                (
+                    "API_KEY".into(),
+                    "arn:aws:secretsmanager:us-east-1:1:secret:api".into(),
+                ),
+            ],
+            environment_files: vec!["arn:aws:s3:::cfg/prod.env".into()],
+            command: Some(vec!["npm".into(), "run".into(), "start here".into()]),
+            docker_labels: vec![
+                ("tier".into(), "back".into()),
+                ("owner".into(), "ops".into()),
+            ],
+            log_driver: Some("awsfirelens".into()),
+            log_options: vec![("awslogs-group".into(), "/new".into())],
+        };
+        let request = RenderRequest {
+            containers: ["app", "worker"]
+                .iter()
+                .map(|name| ContainerChanges {
+                    container_name: (*name).into(),
+                    settings: settings.clone(),
+                })
+                .collect(),
+            task_role_arn: Some("arn:aws:iam::1:role/new".into()),
+            execution_role_arn: Some("arn:aws:iam::1:role/exec".into()),
+            ..RenderRequest::default()
+        };
+        let rendered = rendered(document, &request).task_definition;
+        assert_eq!(rendered["taskRoleArn"], "arn:aws:iam::1:role/new");
+        assert_eq!(rendered["executionRoleArn"], "arn:aws:iam::1:role/exec");
+        let app = &rendered["containerDefinitions"][0];
+        assert_eq!(
+            app["secrets"],
+            json!([
+                {"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/new"},
+                {"name": "KEEP", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/keep"},
+                {"name": "API_KEY", "valueFrom": "arn:aws:secretsmanager:us-east-1:1:secret:api"}
+            ])
+        );
+        assert_eq!(
+            app["environmentFiles"],
+            json!([{"value": "arn:aws:s3:::cfg/prod.env", "type": "s3"}])
+        );
+        assert_eq!(app["command"], json!(["npm", "run", "start here"]));
+        assert_eq!(
+            app["dockerLabels"],
+            json!({"team": "web", "tier": "back", "owner": "ops"})
+        );
+        assert_eq!(
+            app["logConfiguration"],
+            json!({"logDriver": "awsfirelens", "options": {"awslogs-group": "/new", "awslogs-region": "us-east-1"}})
+        );
+        // Created where absent, on every container named; others untouched.
+        let worker = &rendered["containerDefinitions"][1];
+        assert_eq!(
+            worker["dockerLabels"],
+            json!({"tier": "back", "owner": "ops"})
+        );
+        assert_eq!(worker["secrets"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            rendered["containerDefinitions"][2],
+            json!({"name": "proxy", "image": "envoy:1"})
+        );
+        // Rendering twice changes nothing more (environment files once).
+        let again = render_task_definition(rendered.clone(), SOURCE, &request)
+            .unwrap()
+            .task_definition;
+        assert_eq!(again, rendered);
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_shape_is_refused_naming_it() {
+        let document = json!({
+            "family": "shop",
+            "containerDefinitions": [{"name": "app", "image": "shop:1", "dockerLabels": ["a"]}]
+        });
+        let request = RenderRequest {
+            containers: vec![ContainerChanges {
+                container_name: "app".into(),
+                settings: ContainerSettings {
+                    docker_labels: vec![("a".into(), "b".into())],
+                    ..ContainerSettings::default()
+                },
+            }],
+            ..RenderRequest::default()
+        };
+        let error = render_task_definition(document, SOURCE, &request).unwrap_err();
+        assert_eq!(error.setting(), Setting::TaskDefinition);
+        assert!(
+            error
+                .to_string()
+                .contains("the `dockerLabels` of container `app` is a list"),
+            "{error}"
+        );
     }
 }

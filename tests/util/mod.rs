@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ecs_stack_deploy::PollSchedule;
 use ecs_stack_deploy::env::Environment;
-use ecs_stack_deploy::inputs::RawInputs;
+use ecs_stack_deploy::inputs::{DEPLOY_INPUTS, RawInputs};
 use ecs_stack_deploy::job::{self, JobSettings, LogBuffer, LogTarget};
 use ecs_stack_deploy::termination::Termination;
 
@@ -442,12 +442,19 @@ impl<'a> ActionRun<'a> {
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
         .collect();
+        // The runner's naming: upper-cased, spaces to `_`, hyphens kept.
+        let variable = |name: &str| format!("INPUT_{}", name.replace(' ', "_").to_uppercase());
         for (name, value) in &self.inputs {
-            // The runner's naming: upper-cased, spaces to `_`, hyphens kept.
-            vars.push((
-                format!("INPUT_{}", name.replace(' ', "_").to_uppercase()),
-                value.clone(),
-            ));
+            vars.push((variable(name), value.clone()));
+        }
+        // And, as the runner does (GitHub's and act alike), every declared
+        // input with a default that the step did not give, set to it.
+        for spec in DEPLOY_INPUTS {
+            if let Some(default) = spec.default
+                && !self.inputs.iter().any(|(name, _)| name == spec.name)
+            {
+                vars.push((variable(spec.name), default.to_string()));
+            }
         }
         // Later settings replace earlier ones, as in a process environment.
         vars.extend(self.env.iter().cloned());
