@@ -4,6 +4,7 @@
 
 mod util;
 
+mod act;
 mod bad_input;
 mod before_change;
 mod cancel;
