@@ -530,51 +530,13 @@ impl DeployInputs {
         let mut found = ErrorCollector::default();
         found.errors.extend(raw.undeclared_errors());
         let mode = found.take(change_set_mode(raw));
-        if mode == ChangeSetMode::ExecuteOnly {
-            return execute_only_inputs(raw, found);
-        }
-        if let Some(id) = raw.values.get("execute-change-set-id") {
-            found.errors.push(InputError::new(
-                "execute-change-set-id",
-                id,
-                "is only used with `mode: execute-only`",
-                "set `mode: execute-only` to execute that change set, or remove `execute-change-set-id`",
-            ));
-        }
-        let wants_stack = ["name", "stack-name", "template"]
-            .iter()
-            .any(|name| raw.is_given(name));
-        let wants_service = [
-            "task-definition",
-            "task-definition-arn",
-            "task-definition-family",
-            "service",
-        ]
-        .iter()
-        .any(|name| raw.is_given(name));
-        let stack = if wants_stack || !wants_service {
-            Some(StackInputs::from_raw(raw, context, mode, &mut found))
+        let (stack, execute, image, service) = if mode == ChangeSetMode::ExecuteOnly {
+            let execute = execute_only_inputs(raw, &mut found);
+            (None, Some(execute), ImageInputs::default(), None)
         } else {
-            None
+            let (stack, image, service) = deploy_parts(raw, context, mode, &mut found);
+            (stack, None, image, service)
         };
-        let image = found.take(image_inputs(raw));
-        let service = if wants_service {
-            Some(found.take(service_inputs(raw, &context.workspace)))
-        } else {
-            None
-        };
-        if let Some(service) = &service
-            && image.is_requested()
-            && service.container_names.is_empty()
-            && stack.is_none()
-        {
-            found.errors.push(InputError::new(
-                "container-name",
-                "",
-                "is required when `image` is given with a task definition",
-                "name the container of the task definition that runs the image",
-            ));
-        }
         let region = found.take(region(raw));
         let retry = found.take(retry_policy(raw));
         let event_policy = found.take(event_policy(raw));
@@ -584,7 +546,7 @@ impl DeployInputs {
         if found.errors.is_empty() {
             Ok(Self {
                 stack,
-                execute: None,
+                execute,
                 image,
                 service,
                 region,
@@ -599,6 +561,59 @@ impl DeployInputs {
             Err(InputErrors(found.errors))
         }
     }
+}
+
+/// The stack, image and rollout inputs of a deploy that creates a change
+/// set (every mode but execute-only).
+fn deploy_parts(
+    raw: &RawInputs,
+    context: &InputContext,
+    mode: ChangeSetMode,
+    found: &mut ErrorCollector,
+) -> (Option<StackInputs>, ImageInputs, Option<ServiceInputs>) {
+    if let Some(id) = raw.values.get("execute-change-set-id") {
+        found.errors.push(InputError::new(
+            "execute-change-set-id",
+            id,
+            "is only used with `mode: execute-only`",
+            "set `mode: execute-only` to execute that change set, or remove `execute-change-set-id`",
+        ));
+    }
+    let wants_stack = ["name", "stack-name", "template"]
+        .iter()
+        .any(|name| raw.is_given(name));
+    let wants_service = [
+        "task-definition",
+        "task-definition-arn",
+        "task-definition-family",
+        "service",
+    ]
+    .iter()
+    .any(|name| raw.is_given(name));
+    let stack = if wants_stack || !wants_service {
+        Some(StackInputs::from_raw(raw, context, mode, found))
+    } else {
+        None
+    };
+    let image = found.take(image_inputs(raw));
+    let service = if wants_service {
+        Some(found.take(service_inputs(raw, &context.workspace)))
+    } else {
+        None
+    };
+    if let Some(service) = &service
+        && image.is_requested()
+        && service.container_names.is_empty()
+        && stack.is_none()
+    {
+        found.errors.push(InputError::new(
+            "container-name",
+            "",
+            "is required when `image` is given with a task definition",
+            "name the container of the task definition that runs the image",
+        ));
+    }
+    (stack, image, service)
 }
 
 impl StackInputs {
@@ -665,10 +680,7 @@ fn change_set_mode(raw: &RawInputs) -> Result<ChangeSetMode, InputError> {
 /// The inputs of `mode: execute-only`: the stack, the change set, how long
 /// to wait. Inputs that shape a new change set, or start a rollout, are
 /// refused rather than ignored.
-fn execute_only_inputs(
-    raw: &RawInputs,
-    mut found: ErrorCollector,
-) -> Result<DeployInputs, InputErrors> {
+fn execute_only_inputs(raw: &RawInputs, found: &mut ErrorCollector) -> ExecuteInputs {
     for name in CHANGE_SET_CREATION_INPUTS.iter().chain(ROLLOUT_INPUTS) {
         if let Some(value) = raw.values.get(*name).filter(|_| raw.is_changed(name)) {
             found.errors.push(InputError::new(
@@ -692,34 +704,12 @@ fn execute_only_inputs(
             String::new()
         }
     };
-    let execute = ExecuteInputs {
+    ExecuteInputs {
         stack_name,
         change_set,
         disable_rollback: found.take(boolean(raw, "disable-rollback")),
         wait_timeout: found.take(wait_timeout(raw)),
-    };
-    let region = found.take(region(raw));
-    let retry = found.take(retry_policy(raw));
-    let event_policy = found.take(event_policy(raw));
-    let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
-    let lint_workflows = found.take(boolean(raw, "lint-workflows"));
-    let github = found.take(github_inputs(raw));
-    if !found.errors.is_empty() {
-        return Err(InputErrors(found.errors));
     }
-    Ok(DeployInputs {
-        stack: None,
-        execute: Some(execute),
-        image: ImageInputs::default(),
-        service: None,
-        region,
-        retry,
-        event_policy,
-        cancel_on_abort,
-        lint_workflows,
-        github,
-        notices: raw.legacy_boolean_notices(),
-    })
 }
 
 /// The render inputs that set something on the named containers.

@@ -26,8 +26,9 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::template::{kind_of, parse_json_or_yaml};
 
-/// The action input name, used to prefix errors about inline overrides.
-const INLINE_INPUT: &str = "parameter-overrides";
+/// Where inline overrides come from, in messages: nowhere to name (the
+/// caller attaches the input's name); a file is named (`file `p.json`: `).
+const INLINE: &str = "";
 
 /// CloudFormation limits parameter names to this many characters.
 const MAX_PARAMETER_NAME_LEN: usize = 255;
@@ -80,61 +81,62 @@ impl PlannedParameter {
     }
 }
 
-/// Why overrides could not be read or planned. `input` is
-/// `parameter-overrides` or `parameter-overrides file `PATH``.
+/// Why overrides could not be read or planned. `place` is empty for inline
+/// overrides and ``file `PATH`: `` for a parameter file; the input's name
+/// is attached by whoever reads the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParameterError {
-    #[error("{input}: `{item}` has no `=`; write each override as Key=Value{hint}")]
+    #[error("{place}`{item}` has no `=`; write each override as Key=Value{hint}")]
     MissingEquals {
-        input: String,
+        place: String,
         item: String,
         hint: String,
     },
 
-    #[error("{input}: `{item}` has an empty parameter name; write it as Key=Value")]
-    EmptyKey { input: String, item: String },
+    #[error("{place}`{item}` has an empty parameter name; write it as Key=Value")]
+    EmptyKey { place: String, item: String },
 
-    #[error("{input}: `{item}` has an unterminated quote; close it: {item}\"")]
-    UnterminatedQuote { input: String, item: String },
+    #[error("{place}`{item}` has an unterminated quote; close it: {item}\"")]
+    UnterminatedQuote { place: String, item: String },
 
     #[error(
-        "{input}: `{item}` has text after its closing quote; put the whole value inside the quotes and write a literal quote as \"\""
+        "{place}`{item}` has text after its closing quote; put the whole value inside the quotes and write a literal quote as \"\""
     )]
-    TextAfterQuote { input: String, item: String },
+    TextAfterQuote { place: String, item: String },
 
-    #[error("{input}: `{key}` is given twice (`{first}` and `{second}`); keep only one")]
+    #[error("{place}`{key}` is given twice (`{first}` and `{second}`); keep only one")]
     DuplicateKey {
-        input: String,
+        place: String,
         key: String,
         first: String,
         second: String,
     },
 
     #[error(
-        "{input}: `{key}` is not a valid parameter name; CloudFormation parameter names are 1 to {MAX_PARAMETER_NAME_LEN} ASCII letters and digits"
+        "{place}`{key}` is not a valid parameter name; CloudFormation parameter names are 1 to {MAX_PARAMETER_NAME_LEN} ASCII letters and digits"
     )]
-    InvalidKey { input: String, key: String },
+    InvalidKey { place: String, key: String },
 
-    #[error("{input}: {detail}; fix the syntax, or pass the overrides inline as Key=Value")]
-    DocumentSyntax { input: String, detail: String },
+    #[error("{place}{detail}; fix the syntax, or pass the overrides inline as Key=Value")]
+    DocumentSyntax { place: String, detail: String },
 
     #[error(
-        "{input}: the document is {found}; write either a list of {{\"ParameterKey\": ..., \"ParameterValue\": ...}} entries or a mapping of Key: Value"
+        "{place}the document is {found}; write either a list of {{\"ParameterKey\": ..., \"ParameterValue\": ...}} entries or a mapping of Key: Value"
     )]
-    DocumentShape { input: String, found: &'static str },
+    DocumentShape { place: String, found: &'static str },
 
-    #[error("{input}: entry {position}: {problem}")]
+    #[error("{place}entry {position}: {problem}")]
     EntryShape {
-        input: String,
+        place: String,
         position: usize,
         problem: String,
     },
 
     #[error(
-        "{input}: `{key}` has a value that is {found}; give text, a number, a boolean, or a list of those (joined with commas for List<> parameters)"
+        "{place}`{key}` has a value that is {found}; give text, a number, a boolean, or a list of those (joined with commas for List<> parameters)"
     )]
     UnsupportedValue {
-        input: String,
+        place: String,
         key: String,
         found: &'static str,
     },
@@ -146,12 +148,12 @@ pub enum ParameterError {
     },
 
     #[error(
-        "parameter-overrides: `{key}` asks for the previous value, but the stack does not exist yet; give `{key}` a value"
+        "`{key}` asks for the previous value, but the stack does not exist yet; give `{key}` a value"
     )]
     UsePreviousOnCreate { key: String },
 
     #[error(
-        "parameter-overrides: `{key}` asks for the previous value, but the current stack has no parameter `{key}`; give `{key}` a value"
+        "`{key}` asks for the previous value, but the current stack has no parameter `{key}`; give `{key}` a value"
     )]
     UsePreviousNotOnStack { key: String },
 
@@ -190,11 +192,11 @@ fn unknown_parameters_message(unknown: &[String], declared: &[String]) -> String
     };
     if declared.is_empty() {
         format!(
-            "parameter-overrides: {subject} of the template, which declares no parameters; remove parameter-overrides"
+            "{subject} of the template, which declares no parameters; remove parameter-overrides"
         )
     } else {
         format!(
-            "parameter-overrides: {subject} of the template, which declares {}; {fix}",
+            "{subject} of the template, which declares {}; {fix}",
             backticked(declared)
         )
     }
@@ -212,7 +214,7 @@ fn missing_values_message(keys: &[String]) -> String {
         ("parameters", "must have values")
     };
     format!(
-        "parameter-overrides: {subject} {} {verb}: the template gives no Default and the stack has no previous value; add them to parameter-overrides, e.g. {examples}",
+        "{subject} {} {verb}: the template gives no Default and the stack has no previous value; add them to parameter-overrides, e.g. {examples}",
         backticked(keys)
     )
 }
@@ -272,7 +274,7 @@ fn missing_equals(item: String, previous: Option<&InlineItem>) -> ParameterError
         _ => String::new(),
     };
     ParameterError::MissingEquals {
-        input: INLINE_INPUT.to_owned(),
+        place: INLINE.to_owned(),
         item,
         hint,
     }
@@ -313,7 +315,7 @@ impl<'a> InlineScanner<'a> {
             match self.bump() {
                 None => {
                     return Err(ParameterError::UnterminatedQuote {
-                        input: INLINE_INPUT.to_owned(),
+                        place: INLINE.to_owned(),
                         item: self.item_text(item_start),
                     });
                 }
@@ -335,7 +337,7 @@ impl<'a> InlineScanner<'a> {
         }
         self.skip_while(|c| !is_separator(c));
         Err(ParameterError::TextAfterQuote {
-            input: INLINE_INPUT.to_owned(),
+            place: INLINE.to_owned(),
             item: self.item_text(item_start),
         })
     }
@@ -395,20 +397,20 @@ impl<'a> InlineScanner<'a> {
 /// earlier key with how it was written, and `occurrence` is how this one was
 /// written, so a duplicate error can quote both.
 fn check_new_key(
-    input: &str,
+    place: &str,
     key: &str,
     seen: &[(String, String)],
     occurrence: &str,
 ) -> Result<(), ParameterError> {
     if !is_valid_parameter_name(key) {
         return Err(ParameterError::InvalidKey {
-            input: input.to_owned(),
+            place: place.to_owned(),
             key: key.to_owned(),
         });
     }
     if let Some((_, first)) = seen.iter().find(|(seen_key, _)| seen_key == key) {
         return Err(ParameterError::DuplicateKey {
-            input: input.to_owned(),
+            place: place.to_owned(),
             key: key.to_owned(),
             first: first.clone(),
             second: occurrence.to_owned(),
@@ -424,7 +426,7 @@ pub fn parse_inline_overrides(text: &str) -> Result<Vec<ParameterOverride>, Para
     while let Some(item) = scanner.next_item(items.last())? {
         if item.key.is_empty() {
             return Err(ParameterError::EmptyKey {
-                input: INLINE_INPUT.to_owned(),
+                place: INLINE.to_owned(),
                 item: item.text,
             });
         }
@@ -433,7 +435,7 @@ pub fn parse_inline_overrides(text: &str) -> Result<Vec<ParameterOverride>, Para
 
     let mut overrides: Vec<ParameterOverride> = Vec::with_capacity(items.len());
     for item in items {
-        check_new_key(INLINE_INPUT, &item.key, &[], &item.text)?;
+        check_new_key(INLINE, &item.key, &[], &item.text)?;
         // A repeated key adds to a list: `Subnets=a,Subnets=b` sends
         // `a,b`, as aws-cloudformation-github-deploy documents for
         // CommaDelimitedList parameters.
@@ -467,9 +469,9 @@ fn scalar_text(value: &Value) -> Option<String> {
 
 /// A document value as parameter text: a scalar, or a list of scalars joined
 /// with commas (how CloudFormation takes `List<>` and `CommaDelimitedList`).
-fn value_text(input: &str, key: &str, value: &Value) -> Result<String, ParameterError> {
+fn value_text(place: &str, key: &str, value: &Value) -> Result<String, ParameterError> {
     let unsupported = |found| ParameterError::UnsupportedValue {
-        input: input.to_owned(),
+        place: place.to_owned(),
         key: key.to_owned(),
         found,
     };
@@ -493,12 +495,12 @@ fn value_text(input: &str, key: &str, value: &Value) -> Result<String, Parameter
 /// Reads one `{"ParameterKey": ..., "ParameterValue" | "UsePreviousValue": ...}`
 /// entry; `position` is 1-based for messages.
 fn cloudformation_entry(
-    input: &str,
+    place: &str,
     position: usize,
     entry: &Value,
 ) -> Result<ParameterOverride, ParameterError> {
     let problem = |problem: String| ParameterError::EntryShape {
-        input: input.to_owned(),
+        place: place.to_owned(),
         position,
         problem,
     };
@@ -552,7 +554,7 @@ fn cloudformation_entry(
                 "`{key}` has both `ParameterValue` and `UsePreviousValue: true`; keep one"
             )));
         }
-        (Some(value), false) => OverrideValue::Value(value_text(input, &key, value)?),
+        (Some(value), false) => OverrideValue::Value(value_text(place, &key, value)?),
         (None, true) => OverrideValue::UsePrevious,
         (None, false) => {
             return Err(problem(format!(
@@ -564,7 +566,7 @@ fn cloudformation_entry(
 }
 
 fn mapping_overrides(
-    input: &str,
+    place: &str,
     mapping: &Mapping,
 ) -> Result<Vec<(ParameterOverride, String)>, ParameterError> {
     mapping
@@ -572,10 +574,10 @@ fn mapping_overrides(
         .map(|(key, value)| {
             // YAML reads `123:` as a number; the name is still its text.
             let key = scalar_text(key).ok_or(ParameterError::DocumentShape {
-                input: input.to_owned(),
+                place: place.to_owned(),
                 found: "a mapping with a key that is not text",
             })?;
-            let text = value_text(input, &key, value)?;
+            let text = value_text(place, &key, value)?;
             let occurrence = format!("{key}: {text}");
             Ok((
                 ParameterOverride {
@@ -595,9 +597,9 @@ pub fn parse_override_document(
     content: &str,
     source: &str,
 ) -> Result<Vec<ParameterOverride>, ParameterError> {
-    let input = format!("{INLINE_INPUT} file `{source}`");
+    let place = format!("file `{source}`: ");
     let document = parse_json_or_yaml(content).map_err(|error| ParameterError::DocumentSyntax {
-        input: input.clone(),
+        place: place.clone(),
         detail: error.to_string(),
     })?;
     let overrides = match &document {
@@ -605,14 +607,14 @@ pub fn parse_override_document(
             .iter()
             .enumerate()
             .map(|(index, entry)| {
-                cloudformation_entry(&input, index + 1, entry)
+                cloudformation_entry(&place, index + 1, entry)
                     .map(|parsed| (parsed, format!("entry {}", index + 1)))
             })
             .collect::<Result<Vec<_>, _>>()?,
-        Value::Mapping(mapping) => mapping_overrides(&input, mapping)?,
+        Value::Mapping(mapping) => mapping_overrides(&place, mapping)?,
         other => {
             return Err(ParameterError::DocumentShape {
-                input,
+                place,
                 found: kind_of(other),
             });
         }
@@ -621,7 +623,7 @@ pub fn parse_override_document(
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut result = Vec::with_capacity(overrides.len());
     for (parsed, occurrence) in overrides {
-        check_new_key(&input, &parsed.key, &seen, &occurrence)?;
+        check_new_key(&place, &parsed.key, &seen, &occurrence)?;
         seen.push((parsed.key.clone(), occurrence));
         result.push(parsed);
     }
@@ -860,39 +862,39 @@ mod tests {
         let cases = [
             (
                 "Subnets=\"a,b",
-                "parameter-overrides: `Subnets=\"a,b` has an unterminated quote; close it: Subnets=\"a,b\"",
+                "`Subnets=\"a,b` has an unterminated quote; close it: Subnets=\"a,b\"",
             ),
             (
                 "Subnets=a,b",
-                "parameter-overrides: `b` has no `=`; write each override as Key=Value; if `b` belongs to the value of `Subnets`, quote that value: Subnets=\"a,b\"",
+                "`b` has no `=`; write each override as Key=Value; if `b` belongs to the value of `Subnets`, quote that value: Subnets=\"a,b\"",
             ),
             (
                 "justtext",
-                "parameter-overrides: `justtext` has no `=`; write each override as Key=Value",
+                "`justtext` has no `=`; write each override as Key=Value",
             ),
             (
                 "\"Subnets\"",
-                "parameter-overrides: `\"Subnets\"` has no `=`; write each override as Key=Value",
+                "`\"Subnets\"` has no `=`; write each override as Key=Value",
             ),
             (
                 "=value",
-                "parameter-overrides: `=value` has an empty parameter name; write it as Key=Value",
+                "`=value` has an empty parameter name; write it as Key=Value",
             ),
             (
                 "\"=value\"",
-                "parameter-overrides: `\"=value\"` has an empty parameter name; write it as Key=Value",
+                "`\"=value\"` has an empty parameter name; write it as Key=Value",
             ),
             (
                 "Env=\"a\"b,X=1",
-                "parameter-overrides: `Env=\"a\"b` has text after its closing quote; put the whole value inside the quotes and write a literal quote as \"\"",
+                "`Env=\"a\"b` has text after its closing quote; put the whole value inside the quotes and write a literal quote as \"\"",
             ),
             (
                 "my-param=1",
-                "parameter-overrides: `my-param` is not a valid parameter name; CloudFormation parameter names are 1 to 255 ASCII letters and digits",
+                "`my-param` is not a valid parameter name; CloudFormation parameter names are 1 to 255 ASCII letters and digits",
             ),
             (
                 "Ünicode=1",
-                "parameter-overrides: `Ünicode` is not a valid parameter name; CloudFormation parameter names are 1 to 255 ASCII letters and digits",
+                "`Ünicode` is not a valid parameter name; CloudFormation parameter names are 1 to 255 ASCII letters and digits",
             ),
         ];
         for (text, expected) in cases {
@@ -995,10 +997,7 @@ mod tests {
     #[test]
     fn document_errors_name_the_file_and_the_problem() {
         let cases = [
-            (
-                "{\"Env\": \"a\"",
-                "parameter-overrides file `p.json`: not valid JSON",
-            ),
+            ("{\"Env\": \"a\"", "file `p.json`: not valid JSON"),
             ("{\"Env\": \"a\"", "line 1 column"),
             ("Env: [a\nOther: b\n", "line 2"),
             ("Env: a\n  bad: indent\n", "not valid YAML"),
@@ -1046,7 +1045,7 @@ mod tests {
         for (content, expected_fragment) in cases {
             let message = error_text(parse_override_document(content, "p.json"));
             assert!(
-                message.starts_with("parameter-overrides file `p.json`: "),
+                message.starts_with("file `p.json`: "),
                 "{content:?}: {message}"
             );
             assert!(
@@ -1128,37 +1127,37 @@ mod tests {
                     value("Other", "d"),
                 ],
                 None,
-                "parameter-overrides: `Bogus`, `Other` are not parameters of the template, which declares `Env`, `Image`, `Count`; remove or rename them",
+                "`Bogus`, `Other` are not parameters of the template, which declares `Env`, `Image`, `Count`; remove or rename them",
             ),
             (
                 vec![value("env", "a"), value("Image", "b")],
                 None,
-                "parameter-overrides: `env` is not a parameter of the template, which declares `Env`, `Image`, `Count`; names are case-sensitive: `env` → `Env`",
+                "`env` is not a parameter of the template, which declares `Env`, `Image`, `Count`; names are case-sensitive: `env` → `Env`",
             ),
             (
                 vec![value("Env", "a")],
                 None,
-                "parameter-overrides: parameter `Image` must have a value: the template gives no Default and the stack has no previous value; add them to parameter-overrides, e.g. Image=...",
+                "parameter `Image` must have a value: the template gives no Default and the stack has no previous value; add them to parameter-overrides, e.g. Image=...",
             ),
             (
                 vec![],
                 None,
-                "parameter-overrides: parameters `Env`, `Image` must have values: the template gives no Default and the stack has no previous value; add them to parameter-overrides, e.g. Env=...,Image=...",
+                "parameters `Env`, `Image` must have values: the template gives no Default and the stack has no previous value; add them to parameter-overrides, e.g. Env=...,Image=...",
             ),
             (
                 vec![value("Image", "b")],
                 Some(&[]),
-                "parameter-overrides: parameter `Env` must have a value",
+                "parameter `Env` must have a value",
             ),
             (
                 vec![previous("Env"), value("Image", "b")],
                 None,
-                "parameter-overrides: `Env` asks for the previous value, but the stack does not exist yet; give `Env` a value",
+                "`Env` asks for the previous value, but the stack does not exist yet; give `Env` a value",
             ),
             (
                 vec![previous("Image")],
                 Some(&stack_keys),
-                "parameter-overrides: `Image` asks for the previous value, but the current stack has no parameter `Image`; give `Image` a value",
+                "`Image` asks for the previous value, but the current stack has no parameter `Image`; give `Image` a value",
             ),
         ];
         for (overrides, existing, expected_prefix) in cases {
@@ -1172,7 +1171,7 @@ mod tests {
         let message = error_text(plan_parameters(&[], &[value("Env", "a")], None));
         assert_eq!(
             message,
-            "parameter-overrides: `Env` is not a parameter of the template, which declares no parameters; remove parameter-overrides"
+            "`Env` is not a parameter of the template, which declares no parameters; remove parameter-overrides"
         );
     }
 
