@@ -33,10 +33,9 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::util::{Emulator, block_on, repo_path, repo_root, unique_name};
+use crate::util::{Emulator, block_on, image_under_test, repo_path, unique_name};
 
 /// Where the fixture workflows and the stack they deploy live.
 const FIXTURES: &str = "tests/fixtures/act";
@@ -44,54 +43,6 @@ const FIXTURES: &str = "tests/fixtures/act";
 /// An act run that takes longer has hung (a run takes a few seconds); it is
 /// killed and the test fails with what act printed so far.
 const ACT_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// The image under test, by the same rule as tests/container.rs: the one
-/// `scripts/test` built (ESD_CONTAINER_IMAGE), or one built now.
-///
-/// The build differs from container.rs's only in where it stages: both tests
-/// start at once, and two scripts/build-image runs on one target directory
-/// would delete each other's staged context (target/.../image-context). So
-/// the release binary is built in container.rs's target directory (cargo's
-/// lock makes the two builds one) and staged from there into a directory of
-/// our own, under a tag of our own.
-fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        if let Ok(image) = std::env::var("ESD_CONTAINER_IMAGE")
-            && !image.is_empty()
-        {
-            return image;
-        }
-        let target = "x86_64-unknown-linux-musl";
-        // A separate target directory: this cargo test already holds the
-        // lock of the default one.
-        let target_dir = repo_path("target/container");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--locked", "--target", target])
-            .args(["--bin", "ecs-stack-deploy"])
-            .current_dir(repo_root())
-            .env("CARGO_TARGET_DIR", &target_dir)
-            // ring and aws-lc-sys compile C for the musl target (as in
-            // scripts/stage-image-context).
-            .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --release failed");
-        let tag = "localhost/ecs-stack-deploy:cargo-test-act";
-        let status = Command::new(repo_path("scripts/build-image"))
-            .arg(tag)
-            .env(
-                "ESD_IMAGE_BINARY",
-                target_dir.join(target).join("release/ecs-stack-deploy"),
-            )
-            .env("CARGO_TARGET_DIR", repo_path("target/act-image"))
-            .status()
-            .expect("run scripts/build-image");
-        assert!(status.success(), "scripts/build-image failed");
-        tag.to_string()
-    })
-}
 
 /// act, as scripts/setup installs it; a missing or different act is a
 /// failure, never a skip: CI installs everything through scripts/setup.
@@ -250,7 +201,7 @@ fn lay_out_workspace(sandbox: &Sandbox, workflow: &str, stack: &str) {
     let workspace = sandbox.workspace();
     std::fs::write(
         workspace.join("action.yml"),
-        action_yml_for_image(&format!("docker://{}", image())),
+        action_yml_for_image(&format!("docker://{}", image_under_test())),
     )
     .expect("write action.yml");
     std::fs::create_dir_all(workspace.join("stacks")).expect("stacks dir");

@@ -6,33 +6,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use crate::deploy::QUEUE_TEMPLATE;
-use crate::util::{Emulator, Workspace, parse_output_file, repo_path, unique_name};
-
-/// The image under test: the one `scripts/test` built (ESD_CONTAINER_IMAGE),
-/// or one built now with `scripts/build-image`.
-fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        if let Ok(image) = std::env::var("ESD_CONTAINER_IMAGE")
-            && !image.is_empty()
-        {
-            return image;
-        }
-        let tag = "localhost/ecs-stack-deploy:cargo-test";
-        let status = Command::new(repo_path("scripts/build-image"))
-            .arg(tag)
-            // A separate target directory: this cargo test already holds the
-            // lock of the default one.
-            .env("CARGO_TARGET_DIR", repo_path("target/container"))
-            .status()
-            .expect("run scripts/build-image");
-        assert!(status.success(), "scripts/build-image failed");
-        tag.to_string()
-    })
-}
+use crate::util::{
+    Emulator, Workspace, image_under_test, parse_output_file, repo_path, unique_name,
+};
 
 fn podman(args: &[&str]) -> std::process::Output {
     Command::new(repo_path("scripts/podman"))
@@ -114,7 +92,7 @@ fn image_deploys_a_stack_as_the_runner_runs_it() {
         "AWS_ACCESS_KEY_ID=testing",
         "-e",
         "AWS_SECRET_ACCESS_KEY=testing",
-        image(),
+        image_under_test(),
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -168,7 +146,7 @@ fn image_reports_bad_input_with_exit_code_2() {
         "GITHUB_OUTPUT=/github/file_commands/set_output",
         "-e",
         "AWS_REGION=us-east-1",
-        image(),
+        image_under_test(),
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(2), "{stdout}");
@@ -231,7 +209,7 @@ fn image_as_pid_1_honours_sigterm_right_after_the_start() {
             "AWS_ACCESS_KEY_ID=testing",
             "-e",
             "AWS_SECRET_ACCESS_KEY=testing",
-            image(),
+            image_under_test(),
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()

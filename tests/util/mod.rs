@@ -562,6 +562,30 @@ fn check_groups_finds_nesting_double_closes_and_open_ends() {
     assert!(check_groups("::group::a\n").is_err());
 }
 
+/// The action's image under test, shared by the container and act tests:
+/// the one `scripts/test` built from this build's binary
+/// (ESD_CONTAINER_IMAGE), or one `scripts/build-image` builds now, once per
+/// test process (its own target directory: this cargo test holds the lock
+/// of the default one).
+pub fn image_under_test() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        if let Ok(image) = std::env::var("ESD_CONTAINER_IMAGE")
+            && !image.is_empty()
+        {
+            return image;
+        }
+        let tag = "localhost/ecs-stack-deploy:cargo-test";
+        let status = Command::new(repo_path("scripts/build-image"))
+            .arg(tag)
+            .env("CARGO_TARGET_DIR", repo_path("target/container"))
+            .status()
+            .expect("run scripts/build-image");
+        assert!(status.success(), "scripts/build-image failed");
+        tag.to_string()
+    })
+}
+
 /// Writes `content` under the workspace and returns the relative path.
 pub fn template(ws: &Workspace, name: &str, content: &str) -> String {
     ws.write(name, content);
