@@ -35,6 +35,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
+from urllib.parse import urlparse
 
 import yaml
 from moto.cloudformation import models as cfn_models
@@ -53,6 +54,7 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import generate_changeset_id, generate_stack_id
 from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_api._internal import mock_random
+from moto.s3.models import s3_backends
 
 from emulator.state import LOCK
 
@@ -1661,10 +1663,30 @@ _HANDLERS = {
 }
 
 
+def _template_from_s3_url(self: CloudFormationResponse, template_url: str) -> str:
+    """TemplateURL as CloudFormation reads it, also on an endpoint override.
+
+    moto reads path-style URLs only when the host says "localhost"; a client
+    pointed at the emulator by IP (``http://127.0.0.1:PORT/bucket/key``, what a
+    deploy tool builds from AWS_ENDPOINT_URL) would have ``127`` taken for the
+    bucket. Any host that is not an S3 host of AWS is an endpoint override,
+    addressed by path."""
+    parts = urlparse(template_url)
+    host = parts.hostname or ""
+    if not host.endswith(("amazonaws.com", "amazonaws.com.cn")):
+        bucket, _, key = parts.path.lstrip("/").partition("/")
+        obj = s3_backends[self.current_account][self.partition].get_object(bucket, key)
+        return obj.value.decode("utf-8")
+    return cfn_utils.get_stack_from_s3_url(
+        template_url, account_id=self.current_account, partition=self.partition
+    )
+
+
 def install() -> None:
     """Monkeypatch moto's CloudFormation response class (idempotent)."""
     for name, fn in _HANDLERS.items():
         setattr(CloudFormationResponse, name, fn)
+    CloudFormationResponse._get_stack_from_s3_url = _template_from_s3_url
     # moto's own template readers (GetTemplateSummary, ValidateTemplate, ...) register
     # yaml_tag_constructor by the name each module imported: give them the deep one.
     for module in (cfn_utils, cfn_models, cfn_responses):

@@ -787,3 +787,25 @@ def test_unexecuted_or_failed_change_set_holds_its_name(cf):
     assert err(ei)[0] == "AlreadyExistsException"
     cf.delete_change_set(StackName=n, ChangeSetName="x-CS")
     change_set(cf, n, base_template(), {"Env": "prod"}, "UPDATE", cs_name="x-CS")
+
+
+def test_template_url_on_the_endpoint_is_read_by_path(cf, endpoint):
+    """A deploy tool pointed at the emulator by IP (AWS_ENDPOINT_URL) sends
+    TemplateURL as http://127.0.0.1:PORT/bucket/key: the template is read from
+    the emulator's S3 as CloudFormation reads it from a bucket on AWS."""
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint,
+                      aws_access_key_id="x", aws_secret_access_key="x")
+    bucket = f"tpl-{name()}".lower()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="cfn/t.template", Body=json.dumps(base_template()).encode())
+    n = name()
+    url = f"{endpoint}/{bucket}/cfn/t.template"
+    assert url.startswith("http://127.0.0.1:")
+    cf.create_change_set(StackName=n, ChangeSetName="by-url", ChangeSetType="CREATE",
+                         TemplateURL=url,
+                         Parameters=[{"ParameterKey": "Env", "ParameterValue": "url"}])
+    cf.execute_change_set(StackName=n, ChangeSetName="by-url")
+    stack = wait_status(cf, n)
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    assert outputs.get("Joined") == "url:us-east-1", outputs

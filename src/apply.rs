@@ -13,6 +13,7 @@ use crate::console::Console;
 use crate::env::Environment;
 use crate::job::{Clients, JobError, Prepared};
 use crate::plan::Plan;
+use crate::plan::template_bucket_client;
 use crate::report::JobReport;
 use crate::service::plan::{
     CreatedEarlier, ReadyRollout, Registration, ServicePlan, decide_service, read_service,
@@ -22,8 +23,10 @@ use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
 use crate::service::watch::{
     EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
 };
+use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{DeploySettings, StackDeployment, StackPlan, deploy_stack};
 use crate::stack::execute::execute_planned;
+use crate::stack::upload::upload_template;
 use crate::taskdef::render::to_pretty_json;
 
 /// Where rendered files go, relative to the workspace.
@@ -50,6 +53,18 @@ pub async fn apply_plan(
         execute_planned(&client, execute, settings, console, deployment)
             .await
             .map_err(JobError::Failed)?;
+    }
+    if let (Some(upload), Some(files)) = (&plan.upload, &prepared.stack_files)
+        && upload.put
+        && let TemplateSource::Body(body) = &files.template
+    {
+        let s3 = template_bucket_client(&clients.config);
+        upload_template(&s3, upload, body)
+            .await
+            .map_err(JobError::Failed)?;
+        let uri = format!("s3://{}/{}", upload.bucket, upload.key);
+        console.line(&format!("uploaded the template to {uri}"));
+        report.uploaded_template = Some(uri);
     }
     if let (Some(stack_plan), Some(inputs)) = (&plan.stack, &prepared.inputs.stack) {
         let client = aws_sdk_cloudformation::Client::new(&clients.config);

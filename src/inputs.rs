@@ -36,6 +36,9 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("name", None),
     input("stack-name", None),
     input("template", None),
+    input("s3-bucket", None),
+    input("s3-prefix", None),
+    input("s3-upload", Some("auto")),
     input("capabilities", Some("CAPABILITY_IAM")),
     input("parameter-overrides", None),
     input("mode", Some("create-and-execute")),
@@ -246,6 +249,7 @@ pub fn input_name(setting: Setting) -> &'static str {
     match setting {
         Setting::StackName => "name",
         Setting::Template => "template",
+        Setting::TemplateBucket => "s3-bucket",
         Setting::ParameterOverrides => "parameter-overrides",
         Setting::ImageParameter => "image-parameter",
         Setting::ParametersFromStacks => "parameters-from-stacks",
@@ -349,7 +353,8 @@ impl From<InputError> for InputErrors {
 }
 
 pub use crate::stack::options::{
-    OverridesInput, StackOptions as StackInputs, Tag, TemplateLocation, UpstreamOutputs,
+    OverridesInput, StackOptions as StackInputs, Tag, TemplateLocation, TemplateUpload,
+    UpstreamOutputs,
 };
 
 /// The capabilities CloudFormation accepts.
@@ -457,6 +462,9 @@ pub use crate::stack::execute::ExecuteOptions as ExecuteInputs;
 /// execute-only` has no use for them (the change set holds them already).
 const CHANGE_SET_CREATION_INPUTS: &[&str] = &[
     "template",
+    "s3-bucket",
+    "s3-prefix",
+    "s3-upload",
     "parameter-overrides",
     "capabilities",
     "no-execute-changeset",
@@ -641,8 +649,68 @@ impl StackInputs {
             change_set_name: found.take(change_set_name(raw, &context.default_change_set_name)),
             wait_timeout: found.take(wait_timeout(raw)),
             parameters_from_stacks: found.take(parameters_from_stacks(raw)),
+            template_upload: found.take(template_upload(raw)),
         }
     }
+}
+
+/// `s3-bucket`, `s3-prefix`, `s3-upload`.
+fn template_upload(raw: &RawInputs) -> Result<Option<TemplateUpload>, InputError> {
+    let always = match raw.get("s3-upload").unwrap_or("auto") {
+        "auto" => false,
+        "always" => true,
+        other => {
+            return Err(InputError::new(
+                "s3-upload",
+                other,
+                "is not auto or always",
+                "use auto (upload only a template over CloudFormation's inline limit) or always",
+            ));
+        }
+    };
+    let Some(bucket) = raw.values.get("s3-bucket") else {
+        if let Some(prefix) = raw.values.get("s3-prefix") {
+            return Err(InputError::new(
+                "s3-prefix",
+                prefix,
+                "needs `s3-bucket`",
+                "set `s3-bucket` to the bucket the template goes to",
+            ));
+        }
+        if always {
+            return Err(InputError::new(
+                "s3-upload",
+                "always",
+                "needs `s3-bucket`",
+                "set `s3-bucket` to the bucket the template goes to",
+            ));
+        }
+        return Ok(None);
+    };
+    // S3's bucket naming rules (general purpose buckets).
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(InputError::new(
+            "s3-bucket",
+            bucket,
+            "is not an S3 bucket name",
+            "give the bucket's name (3 to 63 lower-case letters, digits, `-` and `.`), not its URL or ARN",
+        ));
+    }
+    Ok(Some(TemplateUpload {
+        bucket: bucket.clone(),
+        prefix: raw
+            .values
+            .get("s3-prefix")
+            .map(|p| p.trim_matches('/').to_string())
+            .unwrap_or_default(),
+        always,
+    }))
 }
 
 /// `mode`, with the names aws-cloudformation-github-deploy gives them.

@@ -22,11 +22,13 @@ use crate::service::plan::{
     CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
     decide_service, read_service,
 };
+use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{
     DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
 };
 use crate::stack::execute::{ExecutePlan, decide_execute, read_change_set};
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
+use crate::stack::upload::{PlanUploadError, UploadPlan, is_uploaded, plan_upload};
 use crate::taskdef::image::ImageReference;
 use crate::taskdef::render::{
     ContainerChanges, ContainerEnvironment, ContainerImage, RenderRequest,
@@ -48,6 +50,8 @@ pub struct Plan {
     /// The `image` (or `image-repository` + tag) input, checked.
     pub image: Option<CheckedImage>,
     pub stack: Option<StackPlan>,
+    /// The template goes by TemplateURL from `s3-bucket`.
+    pub upload: Option<UploadPlan>,
     /// `mode: execute-only`: a change set created earlier, executed.
     pub execute: Option<ExecutePlan>,
     pub service: Option<ServicePlan>,
@@ -64,6 +68,11 @@ pub enum Step {
     DeleteNeverCreatedStack {
         stack: String,
         status: String,
+    },
+    /// Upload the template to S3 (it is not there yet).
+    UploadTemplate {
+        bucket: String,
+        key: String,
     },
     /// Create a change set; executed unless kept for review.
     ChangeSet {
@@ -107,6 +116,12 @@ impl Plan {
             steps.push(Step::ExecuteChangeSet {
                 stack: execute.stack_name.clone(),
                 change_set: execute.change_set_id.clone(),
+            });
+        }
+        if let Some(upload) = self.upload.as_ref().filter(|u| u.put) {
+            steps.push(Step::UploadTemplate {
+                bucket: upload.bucket.clone(),
+                key: upload.key.clone(),
             });
         }
         if let Some(stack) = &self.stack {
@@ -198,6 +213,9 @@ impl fmt::Display for Step {
             Self::CreateStack { stack } => {
                 write!(f, "stack {stack}: CreateStack (timeout-in-minutes)")
             }
+            Self::UploadTemplate { bucket, key } => {
+                write!(f, "upload the template to s3://{bucket}/{key}")
+            }
             Self::ExecuteChangeSet { stack, change_set } => {
                 write!(f, "stack {stack}: execute change set {change_set}")
             }
@@ -227,6 +245,14 @@ impl fmt::Display for Plan {
         writeln!(f, "region {}", self.region)?;
         if let Some(image) = &self.image {
             writeln!(f, "image {}", image.deployed)?;
+        }
+        if let Some(upload) = &self.upload {
+            let state = if upload.put {
+                "uploaded first"
+            } else {
+                "there already, same content"
+            };
+            writeln!(f, "template by URL {} ({state})", upload.url)?;
         }
         if let Some(stack) = &self.stack {
             writeln!(
@@ -330,9 +356,33 @@ pub async fn build_plan(
         None => (None, None),
     };
 
+    let mut upload = None;
     let stack = match (stack_inputs, files) {
         (Some(inputs), Some(files)) => {
             let mut files = files.clone();
+            if let (Some(options), TemplateSource::Body(body)) =
+                (&inputs.template_upload, &files.template)
+                && is_uploaded(options, body.len())
+            {
+                let section = console.phase(&format!("Template bucket {}", options.bucket));
+                let s3 = template_bucket_client(&clients.config);
+                let planned = plan_upload(
+                    &s3,
+                    options,
+                    body,
+                    &prepared.region,
+                    clients.config.endpoint_url(),
+                )
+                .await
+                .map_err(|error| match error {
+                    PlanUploadError::Refused(refusal) => JobError::BadInput(refusal.into()),
+                    PlanUploadError::Failed(error) => JobError::Failed(error),
+                })?;
+                console.line(&format!("template URL {}", planned.url));
+                drop(section);
+                files.template = TemplateSource::Url(planned.url.clone());
+                upload = Some(planned);
+            }
             files.image = image.as_ref().map(|value| ImageParameter {
                 name: prepared.inputs.image.image_parameter.clone(),
                 value: value.deployed.clone(),
@@ -355,11 +405,22 @@ pub async fn build_plan(
         region: prepared.region.clone(),
         image,
         stack,
+        upload,
         execute,
         service,
         rollout_options,
         dispatch_workflows: prepared.inputs.github.dispatch_workflows.clone(),
     })
+}
+
+/// The S3 client for the template bucket. Against an endpoint override (a
+/// local emulator) buckets are addressed by path: a loopback host has no
+/// bucket subdomains.
+pub fn template_bucket_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
 }
 
 /// What the stack step may create before the rollout: only a stack that is
@@ -662,6 +723,7 @@ mod tests {
             region: "us-east-1".into(),
             image: None,
             stack: stack_plan,
+            upload: None,
             execute: None,
             service: service_plan,
             rollout_options: None,
@@ -855,6 +917,7 @@ mod tests {
             region: "us-east-1".into(),
             image: None,
             stack: None,
+            upload: None,
             execute: Some(decide_execute(&options, Some(&view)).unwrap()),
             service: None,
             rollout_options: None,

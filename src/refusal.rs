@@ -16,6 +16,8 @@ use std::fmt;
 pub enum Setting {
     StackName,
     Template,
+    /// `s3-bucket`: where an uploaded template goes.
+    TemplateBucket,
     ParameterOverrides,
     ImageParameter,
     ParametersFromStacks,

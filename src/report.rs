@@ -31,6 +31,9 @@ pub struct JobReport {
     pub service_update_started: bool,
     /// The apply phase began: from here on, AWS may have been changed.
     pub apply_started: bool,
+    /// `s3://bucket/key` of the template this job uploaded (PutObject
+    /// answered).
+    pub uploaded_template: Option<String>,
 }
 
 impl JobReport {
@@ -38,6 +41,9 @@ impl JobReport {
     /// prove it (pure: derived from what was recorded as it happened).
     pub fn applied(&self) -> Vec<String> {
         let mut applied = Vec::new();
+        if let Some(uri) = &self.uploaded_template {
+            applied.push(format!("template uploaded to {uri}"));
+        }
         if let Some(stack) = &self.stack {
             let name = &stack.stack_name;
             applied.extend(

@@ -5,11 +5,14 @@
 use crate::deploy::QUEUE_TEMPLATE;
 use crate::util::{ActionRun, Emulator, Workspace};
 
-/// Whether an AWS action only reads.
+/// Whether an AWS action only reads: by its name, or for S3's REST calls
+/// (logged as `METHOD /path`) by the HTTP method.
 fn is_read_only(action: &str) -> bool {
-    ["Describe", "List", "Get", "BatchGet", "Validate"]
-        .iter()
-        .any(|prefix| action.starts_with(prefix))
+    [
+        "Describe", "List", "Get", "BatchGet", "Validate", "HEAD ", "GET ",
+    ]
+    .iter()
+    .any(|prefix| action.starts_with(prefix))
 }
 
 /// A workspace holding every file the cases refer to.
@@ -360,6 +363,18 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             "template",
         ),
         (stack, &[("mode", "apply")], &[], "mode"),
+        // The bucket is looked at (HeadBucket) before anything changes.
+        (
+            stack,
+            &[
+                ("template", "big.yml"),
+                ("s3-bucket", "no-such-bucket-here"),
+            ],
+            &[],
+            "s3-bucket",
+        ),
+        (stack, &[("s3-bucket", "s3://deploys")], &[], "s3-bucket"),
+        (stack, &[("s3-prefix", "cfn")], &[], "s3-prefix"),
         (
             service,
             &[("log-configuration-log-driver", "stdout")],

@@ -90,7 +90,11 @@ fn template_too_large_for_a_body_asks_for_s3() {
         .input("template", "big.yml")
         .run();
     run.assert_code(2);
-    assert!(run.stdout.contains("S3"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("51200-byte limit") && run.stdout.contains("set `s3-bucket`"),
+        "the fix names s3-bucket: {}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -296,6 +296,73 @@ fn no_execute_changeset_keeps_the_change_set_for_review() {
     );
 }
 
+/// A template over CloudFormation's inline limit goes through `s3-bucket`:
+/// uploaded under its digest, deployed by URL; deployed again unchanged, it
+/// is found in the bucket and not uploaded twice.
+#[test]
+fn a_large_template_is_uploaded_once_and_deployed_by_url() {
+    let ws = Workspace::new();
+    let stack = unique_name("large");
+    let bucket = unique_name("templates").to_lowercase();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&crate::rollout::config_for(Emulator::shared()))
+            .force_path_style(true)
+            .build(),
+    );
+    block_on(async {
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket")
+    });
+    // Comments make it large without changing what it declares.
+    let large = format!("{QUEUE_TEMPLATE}\n{}\n", "# padding\n".repeat(6_000));
+    assert!(large.len() > 51_200);
+    let run = || {
+        deploy(&ws, &stack, &large)
+            .input("parameter-overrides", "Env=big")
+            .input("s3-bucket", &bucket)
+            .input("s3-prefix", "/cfn/web/")
+            .run()
+    };
+    let first = run();
+    first.assert_code(0);
+    assert_eq!(
+        first.output("stack-status"),
+        "CREATE_COMPLETE",
+        "{}",
+        first.stdout
+    );
+    assert_eq!(first.output("EnvName"), "big");
+    assert!(
+        first
+            .stdout
+            .contains(&format!("upload the template to s3://{bucket}/cfn/web/")),
+        "the plan names the upload: {}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("uploaded the template to s3://"),
+        "{}",
+        first.stdout
+    );
+
+    let second = run();
+    second.assert_code(0);
+    assert_eq!(second.output("has-changes"), "false", "{}", second.stdout);
+    assert!(
+        second.stdout.contains("there already, same content"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !second.stdout.contains("uploaded the template"),
+        "{}",
+        second.stdout
+    );
+}
+
 /// The review workflow of aws-cloudformation-github-deploy: a create-only
 /// step, a review, then an execute-only step given the first step's
 /// change-set-id. Executing it again is refused, naming its status.

@@ -11,6 +11,7 @@ pub mod parameters;
 pub mod plan;
 pub mod status;
 pub mod template;
+pub mod upload;
 pub mod wait;
 
 /// A fresh idempotency token for one mutating CloudFormation call. The SDK

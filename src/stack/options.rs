@@ -30,6 +30,16 @@ pub enum OverridesInput {
     File(PathBuf),
 }
 
+/// `s3-bucket`: where a template goes when it is sent by TemplateURL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateUpload {
+    pub bucket: String,
+    /// Key prefix, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+    /// `s3-upload: always`: upload even a template that fits inline.
+    pub always: bool,
+}
+
 /// A stack tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
@@ -56,6 +66,9 @@ pub struct StackOptions {
     pub change_set_name: String,
     pub wait_timeout: Duration,
     pub parameters_from_stacks: Vec<UpstreamOutputs>,
+    /// Upload the template to S3 (always, or when it is over the inline
+    /// limit) and deploy it by TemplateURL.
+    pub template_upload: Option<TemplateUpload>,
 }
 
 /// Where a parameter's value comes from in another stack's outputs.

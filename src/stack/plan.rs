@@ -42,23 +42,25 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
     let mut errors = Vec::new();
     let template = match &inputs.template {
         TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None, None)),
-        TemplateLocation::File(path) => match load_template_file(path) {
-            Ok((body, summary)) => {
-                let resource_types = (!summary.is_transformed()).then(|| {
-                    summary
-                        .resources
-                        .iter()
-                        .map(|r| r.resource_type.clone())
-                        .collect()
-                });
-                let declared = summary.parameters_complete.then_some(summary.parameters);
-                Some((TemplateSource::Body(body), declared, resource_types))
+        TemplateLocation::File(path) => {
+            match load_template_file(path, inputs.template_upload.is_some()) {
+                Ok((body, summary)) => {
+                    let resource_types = (!summary.is_transformed()).then(|| {
+                        summary
+                            .resources
+                            .iter()
+                            .map(|r| r.resource_type.clone())
+                            .collect()
+                    });
+                    let declared = summary.parameters_complete.then_some(summary.parameters);
+                    Some((TemplateSource::Body(body), declared, resource_types))
+                }
+                Err(error) => {
+                    errors.push(error);
+                    None
+                }
             }
-            Err(error) => {
-                errors.push(error);
-                None
-            }
-        },
+        }
     };
     let overrides = match &inputs.parameter_overrides {
         None => Some(Vec::new()),
@@ -97,17 +99,21 @@ fn read_input_file(setting: Setting, path: &Path) -> Result<String, Refusal> {
     })
 }
 
-fn load_template_file(path: &Path) -> Result<(String, TemplateSummary), Refusal> {
+/// Reads and parses the template; one over the inline limit is refused
+/// unless it can be uploaded (`s3-bucket`).
+fn load_template_file(path: &Path, can_upload: bool) -> Result<(String, TemplateSummary), Refusal> {
     let shown = path.display().to_string();
     let body = read_input_file(Setting::Template, path)?;
-    check_body_size(body.len()).map_err(|error| {
-        Refusal::new(
-            Setting::Template,
-            &shown,
-            error.to_string(),
-            "upload the template to S3 and pass its https:// URL as `template`",
-        )
-    })?;
+    if !can_upload {
+        check_body_size(body.len()).map_err(|error| {
+            Refusal::new(
+                Setting::Template,
+                &shown,
+                error.to_string(),
+                "set `s3-bucket` to a bucket in the stack's region: the template is then uploaded there and deployed by its URL (or upload it yourself and give its https:// URL as `template`)",
+            )
+        })?;
+    }
     let summary = parse_template(&body).map_err(|error| {
         Refusal::new(
             Setting::Template,

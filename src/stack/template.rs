@@ -115,7 +115,7 @@ pub enum TemplateError {
     },
 
     #[error(
-        "template: the template body is {len} bytes, over CloudFormation's {MAX_TEMPLATE_BODY_BYTES}-byte limit for inline templates; upload the template to S3 and pass its https URL as `template`"
+        "the template body is {len} bytes, over CloudFormation's {MAX_TEMPLATE_BODY_BYTES}-byte limit for inline templates"
     )]
     BodyTooLarge { len: usize },
 }
@@ -757,8 +757,7 @@ Outputs:
             .map(|error| error.to_string())
             .unwrap_or_default();
         assert!(message.contains("60000 bytes"), "{message}");
-        assert!(message.contains("upload the template to S3"), "{message}");
-        assert!(message.contains("https URL as `template`"), "{message}");
+        assert!(message.contains("51200-byte limit"), "{message}");
     }
 
     #[test]
