@@ -46,6 +46,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("no-execute-changeset", Some("false")),
     input("no-delete-failed-changeset", Some("false")),
     input("fail-on-empty-changeset", Some("false")),
+    input("no-fail-on-empty-changeset", None),
     input("disable-rollback", Some("false")),
     input("timeout-in-minutes", None),
     input("notification-arns", None),
@@ -470,6 +471,7 @@ const CHANGE_SET_CREATION_INPUTS: &[&str] = &[
     "no-execute-changeset",
     "no-delete-failed-changeset",
     "fail-on-empty-changeset",
+    "no-fail-on-empty-changeset",
     "timeout-in-minutes",
     "notification-arns",
     "role-arn",
@@ -639,7 +641,7 @@ impl StackInputs {
             execute_change_set: !found.take(boolean(raw, "no-execute-changeset"))
                 && mode != ChangeSetMode::CreateOnly,
             delete_failed_change_set: !found.take(boolean(raw, "no-delete-failed-changeset")),
-            fail_on_empty_change_set: found.take(boolean(raw, "fail-on-empty-changeset")),
+            fail_on_empty_change_set: found.take(fail_on_empty_change_set(raw)),
             disable_rollback: found.take(boolean(raw, "disable-rollback")),
             timeout_in_minutes: found.take(timeout_in_minutes(raw)),
             notification_arns: found.take(notification_arns(raw)),
@@ -652,6 +654,26 @@ impl StackInputs {
             template_upload: found.take(template_upload(raw)),
         }
     }
+}
+
+/// `fail-on-empty-changeset`, or its negation `no-fail-on-empty-changeset`
+/// as aws-cloudformation-github-deploy v1 spells it; both given and saying
+/// opposite things is a mistake.
+fn fail_on_empty_change_set(raw: &RawInputs) -> Result<bool, InputError> {
+    let fail = boolean(raw, "fail-on-empty-changeset")?;
+    let Some(value) = raw.values.get("no-fail-on-empty-changeset") else {
+        return Ok(fail);
+    };
+    let from_negation = !parse_boolean("no-fail-on-empty-changeset", value)?;
+    if raw.is_changed("fail-on-empty-changeset") && from_negation != fail {
+        return Err(InputError::new(
+            "no-fail-on-empty-changeset",
+            value,
+            "contradicts `fail-on-empty-changeset`",
+            "keep only fail-on-empty-changeset",
+        ));
+    }
+    Ok(from_negation)
 }
 
 /// `s3-bucket`, `s3-prefix`, `s3-upload`.
@@ -1970,6 +1992,40 @@ mod tests {
         let errors = errors_for(&[base[0], ("docker-labels", "a=b")]);
         assert_eq!(errors[0].input, "docker-labels");
         assert!(errors[0].problem.contains("needs `container-name`"));
+    }
+
+    #[test]
+    fn the_v1_negation_of_fail_on_empty_changeset_is_understood() {
+        let fails = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("name", "web"), ("template", "t.yml")];
+            all.extend_from_slice(pairs);
+            DeployInputs::from_raw(&raw(&all), &context())
+                .map(|inputs| inputs.stack.map(|s| s.fail_on_empty_change_set))
+                .map_err(|errors| errors.0[0].input.clone())
+        };
+        assert_eq!(fails(&[]), Ok(Some(false)));
+        assert_eq!(
+            fails(&[("no-fail-on-empty-changeset", "1")]),
+            Ok(Some(false))
+        );
+        assert_eq!(
+            fails(&[("no-fail-on-empty-changeset", "0")]),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            fails(&[
+                ("no-fail-on-empty-changeset", "false"),
+                ("fail-on-empty-changeset", "true")
+            ]),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            fails(&[
+                ("no-fail-on-empty-changeset", "true"),
+                ("fail-on-empty-changeset", "true")
+            ]),
+            Err("no-fail-on-empty-changeset".to_string())
+        );
     }
 
     #[test]
