@@ -281,15 +281,8 @@ async fn roll_out(
     }
     let _section = console.phase(&format!("Roll out service {name}"));
     let mut watch = ServiceWatch::new(&rollout.cluster, name);
-    let (service_arn, deployment_id) = update_service(
-        clients,
-        &rollout.cluster,
-        name,
-        &task_definition_arn,
-        rollout.desired_count,
-        rollout.force_new_deployment,
-    )
-    .await?;
+    let (service_arn, deployment_id) =
+        update_service(clients, rollout, name, &task_definition_arn).await?;
     report.service_arn = Some(service_arn.clone());
     report.service_update_started = true;
     let state = report.rollout.insert(Rollout {
@@ -307,12 +300,16 @@ async fn roll_out(
         console.line("wait-for-service-stability is false: not waiting for the rollout");
         return Ok(());
     }
+    let schedule = match rollout.service_settings.max_poll_delay {
+        Some(max) => settings.poll.capped(max),
+        None => settings.poll,
+    };
     wait_for_rollout(
         clients,
         &mut watch,
         state,
         console,
-        settings.poll,
+        schedule,
         rollout.wait_timeout,
     )
     .await

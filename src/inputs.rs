@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::aws::{RetryMode, RetryPolicy};
 use crate::env::Environment;
 use crate::refusal::{Refusal, Refusals, Setting};
+use crate::service::plan::ServiceSettings;
 use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
 use crate::taskdef::render::{ContainerSettings, EnvChange, parse_environment_lines};
 
@@ -84,6 +85,9 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("cluster", Some("default")),
     input("desired-count", None),
     input("force-new-deployment", Some("false")),
+    input("enable-ecs-managed-tags", None),
+    input("propagate-tags", None),
+    input("wait-max-delay-seconds", None),
     input("wait-for-service-stability", Some("true")),
     input("wait-for-minutes", Some("30")),
     input("parameters-from-stacks", None),
@@ -425,6 +429,8 @@ pub struct ServiceInputs {
     pub container_settings: ContainerSettings,
     pub task_role_arn: Option<String>,
     pub execution_role_arn: Option<String>,
+    /// `enable-ecs-managed-tags`, `propagate-tags`, `wait-max-delay-seconds`.
+    pub service_settings: ServiceSettings,
     /// `images`: other containers' images, `container=image` per line.
     pub images: Vec<(String, String)>,
     pub environment: Vec<EnvChange>,
@@ -492,6 +498,31 @@ const ROLLOUT_INPUTS: &[&str] = &[
     "task-definition-arn",
     "task-definition-family",
     "service",
+];
+
+/// Inputs that only shape a task-definition rollout: given without one they
+/// would do nothing, so they are refused instead.
+const ROLLOUT_ONLY_INPUTS: &[&str] = &[
+    "container-name",
+    "images",
+    "environment-variables",
+    "secrets",
+    "env-files",
+    "command",
+    "docker-labels",
+    "log-configuration-log-driver",
+    "log-configuration-options",
+    "task-role-arn",
+    "execution-role-arn",
+    "task-definition-revision",
+    "cluster",
+    "desired-count",
+    "force-new-deployment",
+    "wait-for-service-stability",
+    "wait-for-minutes",
+    "enable-ecs-managed-tags",
+    "propagate-tags",
+    "wait-max-delay-seconds",
 ];
 
 /// Everything the job needs, validated: a stack deploy, a task-definition
@@ -600,6 +631,19 @@ fn deploy_parts(
     ]
     .iter()
     .any(|name| raw.is_given(name));
+    if !wants_service {
+        for name in ROLLOUT_ONLY_INPUTS
+            .iter()
+            .filter(|name| raw.is_changed(name))
+        {
+            found.errors.push(InputError::new(
+                name,
+                raw.values.get(*name).map_or("", String::as_str),
+                "only applies to a task-definition rollout, and this step has none",
+                "add the rollout (task-definition, or task-definition-arn / -family, and service), or remove the input",
+            ));
+        }
+    }
     let stack = if wants_stack || !wants_service {
         Some(StackInputs::from_raw(raw, context, mode, found))
     } else {
@@ -915,6 +959,47 @@ fn key_value_lines(
     Ok(pairs)
 }
 
+/// The UpdateService settings and the rollout's poll bound.
+fn service_settings(raw: &RawInputs) -> Result<ServiceSettings, InputError> {
+    let enable_ecs_managed_tags = match raw.values.get("enable-ecs-managed-tags") {
+        None => None,
+        Some(value) => Some(parse_boolean("enable-ecs-managed-tags", value)?),
+    };
+    let propagate_tags = match raw.values.get("propagate-tags") {
+        None => None,
+        Some(value) => match value.to_uppercase().as_str() {
+            tags @ ("TASK_DEFINITION" | "SERVICE" | "NONE") => Some(tags.to_string()),
+            _ => {
+                return Err(InputError::new(
+                    "propagate-tags",
+                    value,
+                    "is not a place ECS propagates tags from",
+                    "use TASK_DEFINITION, SERVICE or NONE",
+                ));
+            }
+        },
+    };
+    let max_poll_delay = match raw.values.get("wait-max-delay-seconds") {
+        None => None,
+        Some(value) => match value.parse::<u64>() {
+            Ok(seconds) if (1..=300).contains(&seconds) => Some(Duration::from_secs(seconds)),
+            _ => {
+                return Err(InputError::new(
+                    "wait-max-delay-seconds",
+                    value,
+                    "is not a whole number of seconds from 1 to 300",
+                    "give the longest pause between two looks at the rollout, e.g. 15",
+                ));
+            }
+        },
+    };
+    Ok(ServiceSettings {
+        enable_ecs_managed_tags,
+        propagate_tags,
+        max_poll_delay,
+    })
+}
+
 /// An IAM role ARN input (`task-role-arn`, `execution-role-arn`).
 fn role_arn_input(raw: &RawInputs, name: &str) -> Result<Option<String>, InputError> {
     match raw.values.get(name) {
@@ -1205,6 +1290,7 @@ fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, In
         task_definition,
         container_names,
         container_settings,
+        service_settings: service_settings(raw)?,
         task_role_arn: role_arn_input(raw, "task-role-arn")?,
         execution_role_arn: role_arn_input(raw, "execution-role-arn")?,
         images,
@@ -2025,6 +2111,71 @@ mod tests {
                 ("fail-on-empty-changeset", "true")
             ]),
             Err("no-fail-on-empty-changeset".to_string())
+        );
+    }
+
+    #[test]
+    fn service_settings_are_read_and_checked() {
+        let service = |extra: &[(&str, &str)]| {
+            let mut all = vec![("task-definition", "td.json"), ("service", "web")];
+            all.extend_from_slice(extra);
+            DeployInputs::from_raw(&raw(&all), &context())
+                .map(|inputs| inputs.service.map(|s| s.service_settings))
+                .map_err(|errors| errors.0[0].input.clone())
+        };
+        let settings = service(&[
+            ("enable-ecs-managed-tags", "true"),
+            ("propagate-tags", "service"),
+            ("wait-max-delay-seconds", "15"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.enable_ecs_managed_tags, Some(true));
+        assert_eq!(settings.propagate_tags.as_deref(), Some("SERVICE"));
+        assert_eq!(settings.max_poll_delay, Some(Duration::from_secs(15)));
+        assert!(settings.changes_service());
+        assert!(!service(&[]).unwrap().unwrap().changes_service());
+        assert_eq!(
+            service(&[("propagate-tags", "ALL")]),
+            Err("propagate-tags".into())
+        );
+        assert_eq!(
+            service(&[("wait-max-delay-seconds", "0")]),
+            Err("wait-max-delay-seconds".into())
+        );
+    }
+
+    /// A stack-only step with an input that only shapes a rollout would do
+    /// nothing with it; defaults the runner fills in do not count.
+    #[test]
+    fn rollout_inputs_without_a_rollout_are_refused() {
+        let base = [("name", "web"), ("template", "t.yml")];
+        for name in [
+            "secrets",
+            "propagate-tags",
+            "container-name",
+            "desired-count",
+        ] {
+            let errors = errors_for(&[base[0], base[1], (name, "x")]);
+            assert!(
+                errors.iter().any(|e| e.input == name
+                    && e.problem
+                        .contains("only applies to a task-definition rollout")),
+                "{name}: {errors:?}"
+            );
+        }
+        assert!(
+            DeployInputs::from_raw(
+                &raw(&[
+                    base[0],
+                    base[1],
+                    ("cluster", "default"),
+                    ("wait-for-minutes", "30")
+                ]),
+                &context()
+            )
+            .is_ok(),
+            "the defaults are not a choice"
         );
     }
 

@@ -516,6 +516,7 @@ fn rollout_options(
         },
         desired_count: service.desired_count,
         force_new_deployment: service.force_new_deployment,
+        service_settings: service.service_settings.clone(),
         wait_for_stability: service.wait_for_service_stability,
         wait_timeout: service.wait_timeout,
     })
@@ -695,6 +696,7 @@ mod tests {
                     },
                     desired_count: service_inputs.desired_count,
                     force_new_deployment: service_inputs.force_new_deployment,
+                    service_settings: service_inputs.service_settings.clone(),
                     wait_for_stability: service_inputs.wait_for_service_stability,
                     wait_timeout: service_inputs.wait_timeout,
                 };

@@ -380,6 +380,41 @@ fn the_render_actions_inputs_reach_the_registered_task_definition() {
     );
 }
 
+/// amazon-ecs-deploy-task-definition's service settings reach UpdateService:
+/// given with the running revision unchanged, they still update the service.
+#[test]
+fn service_settings_are_sent_with_the_update() {
+    let s = setup(serde_json::json!({}));
+    roll_out(&s, "abc1234").run().assert_code(0);
+    let run = roll_out(&s, "abc1234")
+        .input("enable-ecs-managed-tags", "true")
+        .input("propagate-tags", "SERVICE")
+        .input("wait-max-delay-seconds", "2")
+        .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains(&format!("update service {}", s.service)),
+        "{}",
+        run.stdout
+    );
+    let ecs = aws_sdk_ecs::Client::new(&config());
+    let described = block_on(async {
+        ecs.describe_services()
+            .cluster(&s.cluster)
+            .services(&s.service)
+            .send()
+            .await
+            .expect("describe services")
+    });
+    let service = &described.services()[0];
+    assert!(service.enable_ecs_managed_tags());
+    assert_eq!(
+        service.propagate_tags().map(|p| p.as_str()),
+        Some("SERVICE")
+    );
+}
+
 #[test]
 fn missing_image_is_refused_before_anything_is_registered() {
     let s = setup(serde_json::json!({}));

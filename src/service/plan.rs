@@ -40,8 +40,29 @@ pub struct RolloutOptions {
     pub render: RenderRequest,
     pub desired_count: Option<i32>,
     pub force_new_deployment: bool,
+    pub service_settings: ServiceSettings,
     pub wait_for_stability: bool,
     pub wait_timeout: std::time::Duration,
+}
+
+/// Service settings UpdateService carries beside the task definition, with
+/// amazon-ecs-deploy-task-definition's input names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceSettings {
+    /// `enable-ecs-managed-tags`.
+    pub enable_ecs_managed_tags: Option<bool>,
+    /// `propagate-tags`: `TASK_DEFINITION`, `SERVICE` or `NONE`.
+    pub propagate_tags: Option<String>,
+    /// `wait-max-delay-seconds`: the longest pause between two looks at
+    /// the rollout.
+    pub max_poll_delay: Option<std::time::Duration>,
+}
+
+impl ServiceSettings {
+    /// Whether a setting UpdateService carries was given.
+    pub fn changes_service(&self) -> bool {
+        self.enable_ecs_managed_tags.is_some() || self.propagate_tags.is_some()
+    }
 }
 
 /// What may not exist yet because an earlier step of the same job (the
@@ -109,6 +130,7 @@ pub struct ReadyRollout {
     pub updates_service: bool,
     pub desired_count: Option<i32>,
     pub force_new_deployment: bool,
+    pub service_settings: ServiceSettings,
     pub wait_for_stability: bool,
     pub wait_timeout: std::time::Duration,
 }
@@ -258,7 +280,8 @@ pub fn decide_service(
     let updates_service = options.service.is_some()
         && (registration == Registration::New
             || options.force_new_deployment
-            || options.desired_count.is_some());
+            || options.desired_count.is_some()
+            || options.service_settings.changes_service());
     Ok(ServicePlan::Ready(Box::new(ReadyRollout {
         cluster: options.cluster.clone(),
         service: options.service.clone(),
@@ -268,6 +291,7 @@ pub fn decide_service(
         updates_service,
         desired_count: options.desired_count,
         force_new_deployment: options.force_new_deployment,
+        service_settings: options.service_settings.clone(),
         wait_for_stability: options.wait_for_stability,
         wait_timeout: options.wait_timeout,
     })))
@@ -364,6 +388,7 @@ mod tests {
             },
             desired_count: None,
             force_new_deployment: false,
+            service_settings: ServiceSettings::default(),
             wait_for_stability: true,
             wait_timeout: Duration::from_secs(600),
         }
@@ -439,6 +464,24 @@ mod tests {
             CreatedEarlier::default(),
         ));
         assert!(plan.updates_service);
+        // A service setting asked for is an update of its own.
+        let mut tagged = options(Some("web"), "app", "repo:old");
+        tagged.service_settings.propagate_tags = Some("SERVICE".into());
+        let plan = ready(decide_service(
+            &tagged,
+            &running("repo:old"),
+            CreatedEarlier::default(),
+        ));
+        assert!(plan.updates_service);
+        // The poll bound alone changes nothing in the service.
+        let mut bounded = options(Some("web"), "app", "repo:old");
+        bounded.service_settings.max_poll_delay = Some(Duration::from_secs(5));
+        let plan = ready(decide_service(
+            &bounded,
+            &running("repo:old"),
+            CreatedEarlier::default(),
+        ));
+        assert!(!plan.updates_service);
     }
 
     /// Regression: a misspelt container-name was found only after the

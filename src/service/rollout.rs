@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::plan::ReadyRollout;
 use super::watch::{DeploymentProgress, EcsClients, ServiceWatch, short_task_definition};
 use crate::aws::aws_error;
 use crate::console::Console;
@@ -92,20 +93,27 @@ pub struct Rollout {
 /// id of the deployment that started.
 pub async fn update_service(
     clients: &EcsClients,
-    cluster: &str,
+    rollout: &ReadyRollout,
     service: &str,
     task_definition: &str,
-    desired_count: Option<i32>,
-    force_new_deployment: bool,
 ) -> anyhow::Result<(String, Option<String>)> {
+    let cluster = rollout.cluster.as_str();
+    let settings = &rollout.service_settings;
     let output = clients
         .ecs
         .update_service()
         .cluster(cluster)
         .service(service)
         .task_definition(task_definition)
-        .set_desired_count(desired_count)
-        .force_new_deployment(force_new_deployment)
+        .set_desired_count(rollout.desired_count)
+        .force_new_deployment(rollout.force_new_deployment)
+        .set_enable_ecs_managed_tags(settings.enable_ecs_managed_tags)
+        .set_propagate_tags(
+            settings
+                .propagate_tags
+                .as_deref()
+                .map(aws_sdk_ecs::types::PropagateTags::from),
+        )
         .send()
         .await
         .map_err(aws_error)

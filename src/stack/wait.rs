@@ -40,6 +40,16 @@ impl Default for PollSchedule {
 }
 
 impl PollSchedule {
+    /// The same schedule with no pause longer than `max`.
+    pub fn capped(self, max: Duration) -> Self {
+        Self {
+            initial: self.initial.min(max),
+            fast_max: self.fast_max.min(max),
+            fast_period: self.fast_period,
+            slow_max: self.slow_max.min(max),
+        }
+    }
+
     /// The delay after `previous`, `elapsed` into the wait: grows by half
     /// each time, capped by the phase's maximum.
     pub fn next_delay(&self, previous: Duration, elapsed: Duration) -> Duration {
@@ -173,6 +183,16 @@ pub fn print_event(console: &Console, event: &StackEventRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capped_schedule_never_pauses_longer_than_the_cap() {
+        let capped = PollSchedule::default().capped(Duration::from_millis(500));
+        assert_eq!(capped.initial, Duration::from_millis(250));
+        assert_eq!(capped.fast_max, Duration::from_millis(500));
+        assert_eq!(capped.slow_max, Duration::from_millis(500));
+        let delay = capped.next_delay(Duration::from_secs(4), Duration::from_secs(600));
+        assert_eq!(delay, Duration::from_millis(500));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_poller_paces_and_never_sleeps_past_its_bound() {
