@@ -61,6 +61,34 @@ class RequestLog:
             self._items.clear()
 
 
+# S3's REST operations on a path-style request (`/bucket` or `/bucket/key`),
+# by method and whether a key is named: enough to tell the calls a deploy
+# tool makes, so the request log names operations as the other protocols do.
+_S3_OPERATIONS = {
+    ("HEAD", False): "HeadBucket",
+    ("HEAD", True): "HeadObject",
+    ("GET", False): "ListObjects",
+    ("GET", True): "GetObject",
+    ("PUT", False): "CreateBucket",
+    ("PUT", True): "PutObject",
+    ("DELETE", False): "DeleteBucket",
+    ("DELETE", True): "DeleteObject",
+}
+
+
+def _s3_operation(environ: dict[str, Any]) -> str:
+    """The S3 operation of a path-style request ("" when it is not one)."""
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    # The AWS SDKs name some operations themselves (`?x-id=PutObject`).
+    if "x-id" in query:
+        return query["x-id"][0]
+    path = environ.get("PATH_INFO", "").lstrip("/")
+    if not path or query:
+        return ""  # ListBuckets, or a sub-resource call (?location, ?acl, ...)
+    bucket, _, key = path.partition("/")
+    return _S3_OPERATIONS.get((environ.get("REQUEST_METHOD", ""), bool(key)), "") if bucket else ""
+
+
 def _service_and_action(environ: dict[str, Any], body: bytes) -> tuple[str, str]:
     """Work out (service, operation) the way AWS routes the request."""
     auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -83,6 +111,8 @@ def _service_and_action(environ: dict[str, Any], body: bytes) -> tuple[str, str]
             form = parse_qs(body.decode("utf-8", "replace"))
             if "Action" in form:
                 action = form["Action"][0]
+        if not action and service == "s3":
+            action = _s3_operation(environ)
         if not action:
             # REST protocols carry the operation in method + path.
             action = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"

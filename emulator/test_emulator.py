@@ -796,8 +796,15 @@ def test_template_url_on_the_endpoint_is_read_by_path(cf, endpoint):
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint,
                       aws_access_key_id="x", aws_secret_access_key="x")
     bucket = f"tpl-{name()}".lower()
+    _post(endpoint + "/_emulator/requests/reset", {})
     s3.create_bucket(Bucket=bucket)
+    s3.head_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="cfn/t.template", Body=json.dumps(base_template()).encode())
+    s3.head_object(Bucket=bucket, Key="cfn/t.template")
+    # S3's REST calls are named like the other protocols' operations.
+    log = json.loads(urllib.request.urlopen(endpoint + "/_emulator/requests").read())
+    assert [(r["service"], r["action"]) for r in log] == [
+        ("s3", "CreateBucket"), ("s3", "HeadBucket"), ("s3", "PutObject"), ("s3", "HeadObject")]
     n = name()
     url = f"{endpoint}/{bucket}/cfn/t.template"
     assert url.startswith("http://127.0.0.1:")

@@ -5,14 +5,11 @@
 use crate::deploy::QUEUE_TEMPLATE;
 use crate::util::{ActionRun, Emulator, Workspace};
 
-/// Whether an AWS action only reads: by its name, or for S3's REST calls
-/// (logged as `METHOD /path`) by the HTTP method.
+/// Whether an AWS action only reads.
 fn is_read_only(action: &str) -> bool {
-    [
-        "Describe", "List", "Get", "BatchGet", "Validate", "HEAD ", "GET ",
-    ]
-    .iter()
-    .any(|prefix| action.starts_with(prefix))
+    ["Describe", "List", "Get", "BatchGet", "Validate", "Head"]
+        .iter()
+        .any(|prefix| action.starts_with(prefix))
 }
 
 /// A workspace holding every file the cases refer to.

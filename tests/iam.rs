@@ -3,7 +3,7 @@
 //! call in its request log must be allowed by that mode's policy.
 
 use crate::rollout::push_image_on;
-use crate::util::{ActionRun, Emulator, Workspace, read_repo_file, unique_name};
+use crate::util::{ActionRun, Emulator, Workspace, block_on, read_repo_file, unique_name};
 
 /// The actions of the README's policy for `mode`.
 fn documented_actions(mode: &str) -> Vec<String> {
@@ -32,12 +32,23 @@ fn documented_actions(mode: &str) -> Vec<String> {
     actions
 }
 
+/// The IAM action an operation needs: its own name, but for the S3
+/// operations whose permission is named otherwise.
+fn iam_action(service: &str, operation: &str) -> String {
+    let action = match (service, operation) {
+        ("s3", "HeadBucket" | "ListObjects") => "ListBucket",
+        ("s3", "HeadObject") => "GetObject",
+        (_, operation) => operation,
+    };
+    format!("{service}:{action}")
+}
+
 /// Every call the emulator served, as IAM actions (`service:Action`).
 fn used_actions(emulator: &Emulator) -> Vec<String> {
     let mut used: Vec<String> = emulator
         .requests()
         .into_iter()
-        .map(|(service, action)| format!("{service}:{action}"))
+        .map(|(service, action)| iam_action(&service, &action))
         .collect();
     used.sort();
     used.dedup();
@@ -94,8 +105,51 @@ fn each_mode_stays_inside_its_documented_policy() {
             .run_against(&emulator)
             .assert_code(0);
     }
+    // A template over the inline limit, through the template bucket: twice,
+    // so both the upload and the "there already" path are covered.
+    let bucket = unique_name("iamtpl").to_lowercase();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&crate::rollout::config_for(&emulator))
+            .force_path_style(true)
+            .build(),
+    );
+    let mut used = used_actions(&emulator);
+    block_on(async {
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket")
+    });
+    emulator.control("POST", "/_emulator/requests/reset", "");
+    ws.write(
+        "large.yml",
+        &format!(
+            "{}\n{}",
+            crate::deploy::QUEUE_TEMPLATE,
+            "# pad\n".repeat(9_000)
+        ),
+    );
+    let large = unique_name("iamlarge");
+    for _ in 0..2 {
+        ActionRun::new(&ws)
+            .input("name", &large)
+            .input("template", "large.yml")
+            .input("parameter-overrides", "Env=iam")
+            .input("s3-bucket", &bucket)
+            .run_against(&emulator)
+            .assert_code(0);
+    }
+    let with_bucket = used_actions(&emulator);
+    for action in ["s3:ListBucket", "s3:GetObject", "s3:PutObject"] {
+        assert!(
+            with_bucket.iter().any(|a| a == action),
+            "{action}: {with_bucket:?}"
+        );
+    }
+    used.extend(with_bucket);
+
     let allowed = documented_actions("stack");
-    let used = used_actions(&emulator);
     assert!(
         used.iter().any(|a| a == "cloudformation:ListChangeSets"),
         "{used:?}"
