@@ -409,6 +409,8 @@ class ChangeSet:
             d["Description"] = self.description
         if self.status_reason:
             d["StatusReason"] = self.status_reason
+        if getattr(self, "deployment_mode", None):
+            d["DeploymentMode"] = self.deployment_mode
         return d
 
     def summary(self) -> dict[str, Any]:
@@ -1261,6 +1263,8 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         template_body=body, template_dict=template, params=params, description=description,
         capabilities=list(capabilities), notification_arns=notification_arns, tags=tags, role_arn=role_arn,
         client_token=client_token, execute_token=None,
+        # Stored and shown as given; the emulator keeps no drift to revert.
+        deployment_mode=self._get_param("DeploymentMode"),
     )
     old_rm = getattr(stack, "resource_map", None) if ex.template_dict else None
     physical = {lid: r["physical"] for lid, r in ex.resources.items()}

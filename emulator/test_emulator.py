@@ -816,3 +816,19 @@ def test_template_url_on_the_endpoint_is_read_by_path(cf, endpoint):
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     assert outputs.get("Joined") == "url:us-east-1", outputs
+
+
+def test_deployment_mode_is_kept_on_the_change_set(cf):
+    """A drift-aware change set (DeploymentMode REVERT_DRIFT) shows its mode;
+    the emulator keeps no drift, so its changes are the ordinary ones."""
+    n = name()
+    cf.create_change_set(StackName=n, ChangeSetName="drift", ChangeSetType="CREATE",
+                         TemplateBody=json.dumps(base_template()), DeploymentMode="REVERT_DRIFT",
+                         Parameters=[{"ParameterKey": "Env", "ParameterValue": "d"}])
+    described = cf.describe_change_set(StackName=n, ChangeSetName="drift")
+    assert described["DeploymentMode"] == "REVERT_DRIFT"
+    plain = name()
+    cf.create_change_set(StackName=plain, ChangeSetName="plain", ChangeSetType="CREATE",
+                         TemplateBody=json.dumps(base_template()),
+                         Parameters=[{"ParameterKey": "Env", "ParameterValue": "d"}])
+    assert "DeploymentMode" not in cf.describe_change_set(StackName=plain, ChangeSetName="plain")

@@ -55,6 +55,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("tags", None),
     input("termination-protection", Some("false")),
     input("change-set-name", None),
+    input("deployment-mode", None),
     input("wait-timeout", Some("60m")),
     input("aws-region", None),
     input("max-retries", Some("4")),
@@ -484,6 +485,7 @@ const CHANGE_SET_CREATION_INPUTS: &[&str] = &[
     "tags",
     "termination-protection",
     "change-set-name",
+    "deployment-mode",
     "parameters-from-stacks",
     "image",
     "image-repository",
@@ -696,6 +698,7 @@ impl StackInputs {
             wait_timeout: found.take(wait_timeout(raw)),
             parameters_from_stacks: found.take(parameters_from_stacks(raw)),
             template_upload: found.take(template_upload(raw)),
+            deployment_mode: found.take(deployment_mode(raw)),
         }
     }
 }
@@ -718,6 +721,20 @@ fn fail_on_empty_change_set(raw: &RawInputs) -> Result<bool, InputError> {
         ));
     }
     Ok(from_negation)
+}
+
+/// `deployment-mode`: CloudFormation's one mode so far, `REVERT_DRIFT`.
+fn deployment_mode(raw: &RawInputs) -> Result<Option<String>, InputError> {
+    match raw.values.get("deployment-mode") {
+        None => Ok(None),
+        Some(mode) if mode.eq_ignore_ascii_case("REVERT_DRIFT") => Ok(Some("REVERT_DRIFT".into())),
+        Some(mode) => Err(InputError::new(
+            "deployment-mode",
+            mode,
+            "is not a deployment mode CloudFormation knows",
+            "use REVERT_DRIFT (a drift-aware change set), or leave it empty",
+        )),
+    }
 }
 
 /// `s3-bucket`, `s3-prefix`, `s3-upload`.

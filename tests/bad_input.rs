@@ -360,6 +360,12 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             "template",
         ),
         (stack, &[("mode", "apply")], &[], "mode"),
+        (
+            stack,
+            &[("deployment-mode", "IGNORE_DRIFT")],
+            &[],
+            "deployment-mode",
+        ),
         // The bucket is looked at (HeadBucket) before anything changes.
         (
             stack,

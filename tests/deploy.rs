@@ -296,6 +296,32 @@ fn no_execute_changeset_keeps_the_change_set_for_review() {
     );
 }
 
+/// `deployment-mode: REVERT_DRIFT` (the anchor's input) reaches
+/// CreateChangeSet: the kept change set is a drift-aware one.
+#[test]
+fn deployment_mode_makes_a_drift_aware_change_set() {
+    let ws = Workspace::new();
+    let stack = unique_name("drift");
+    let run = deploy(&ws, &stack, QUEUE_TEMPLATE)
+        .input("parameter-overrides", "Env=d")
+        .input("mode", "create-only")
+        .input("deployment-mode", "REVERT_DRIFT")
+        .run();
+    run.assert_code(0);
+    let described = block_on(
+        Emulator::shared()
+            .cloudformation()
+            .describe_change_set()
+            .change_set_name(run.output("change-set-id"))
+            .send(),
+    )
+    .expect("describe change set");
+    assert_eq!(
+        described.deployment_mode().map(|m| m.as_str()),
+        Some("REVERT_DRIFT")
+    );
+}
+
 /// A template over CloudFormation's inline limit goes through `s3-bucket`:
 /// uploaded under its digest, deployed by URL; deployed again unchanged, it
 /// is found in the bucket and not uploaded twice.

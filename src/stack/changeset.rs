@@ -76,6 +76,8 @@ pub struct ChangeSetRequest<'a> {
     pub is_create: bool,
     pub settings: StackSettings<'a>,
     pub description: &'a str,
+    /// `deployment-mode`: `REVERT_DRIFT` for a drift-aware change set.
+    pub deployment_mode: Option<&'a str>,
 }
 
 /// One planned resource change, as shown to users and in the job summary,
@@ -191,7 +193,12 @@ pub async fn create_change_set(
                 ChangeSetType::Create
             } else {
                 ChangeSetType::Update
-            }),
+            })
+            .set_deployment_mode(
+                request
+                    .deployment_mode
+                    .map(aws_sdk_cloudformation::types::DeploymentMode::from)
+            ),
         &request.settings
     );
     let output = match call.send().await {

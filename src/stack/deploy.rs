@@ -748,6 +748,7 @@ async fn change_set(
         is_create,
         settings: stack_settings(inputs, files, parameters),
         description: &description,
+        deployment_mode: inputs.deployment_mode.as_deref(),
     };
     let created = create_change_set(client, &request).await?;
     console.line(&format!(

@@ -69,6 +69,9 @@ pub struct StackOptions {
     /// Upload the template to S3 (always, or when it is over the inline
     /// limit) and deploy it by TemplateURL.
     pub template_upload: Option<TemplateUpload>,
+    /// `deployment-mode`: `REVERT_DRIFT` makes the change set drift-aware
+    /// (it also puts back what was changed outside CloudFormation).
+    pub deployment_mode: Option<String>,
 }
 
 /// Where a parameter's value comes from in another stack's outputs.
