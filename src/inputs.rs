@@ -493,8 +493,8 @@ const CHANGE_SET_CREATION_INPUTS: &[&str] = &[
     "image-parameter",
 ];
 
-/// Inputs of a task-definition rollout, which `mode: execute-only` does not
-/// combine with.
+/// The inputs that ask for a task-definition rollout (which `mode:
+/// execute-only` does not combine with).
 const ROLLOUT_INPUTS: &[&str] = &[
     "task-definition",
     "task-definition-arn",
@@ -625,14 +625,7 @@ fn deploy_parts(
     let wants_stack = ["name", "stack-name", "template"]
         .iter()
         .any(|name| raw.is_given(name));
-    let wants_service = [
-        "task-definition",
-        "task-definition-arn",
-        "task-definition-family",
-        "service",
-    ]
-    .iter()
-    .any(|name| raw.is_given(name));
+    let wants_service = ROLLOUT_INPUTS.iter().any(|name| raw.is_given(name));
     if !wants_service {
         for name in ROLLOUT_ONLY_INPUTS
             .iter()
@@ -691,7 +684,11 @@ impl StackInputs {
             disable_rollback: found.take(boolean(raw, "disable-rollback")),
             timeout_in_minutes: found.take(timeout_in_minutes(raw)),
             notification_arns: found.take(notification_arns(raw)),
-            role_arn: found.take(role_arn(raw)),
+            role_arn: found.take(role_arn(
+                raw,
+                "role-arn",
+                "arn:aws:iam::123456789012:role/cfn-deploy (the role CloudFormation assumes)",
+            )),
             tags: found.take(tags(raw)),
             termination_protection: found.take(boolean(raw, "termination-protection")),
             change_set_name: found.take(change_set_name(raw, &context.default_change_set_name)),
@@ -1017,24 +1014,6 @@ fn service_settings(raw: &RawInputs) -> Result<ServiceSettings, InputError> {
     })
 }
 
-/// An IAM role ARN input (`task-role-arn`, `execution-role-arn`).
-fn role_arn_input(raw: &RawInputs, name: &str) -> Result<Option<String>, InputError> {
-    match raw.values.get(name) {
-        None => Ok(None),
-        Some(arn)
-            if arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/") =>
-        {
-            Ok(Some(arn.clone()))
-        }
-        Some(arn) => Err(InputError::new(
-            name,
-            arn,
-            "is not an IAM role ARN",
-            "give the role's ARN, e.g. arn:aws:iam::123456789012:role/web-task",
-        )),
-    }
-}
-
 fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
     let token = raw.values.get("github-token").cloned();
     let dispatch_workflows = split_list(raw.get("dispatch-workflows").unwrap_or_default());
@@ -1308,8 +1287,16 @@ fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, In
         container_names,
         container_settings,
         service_settings: service_settings(raw)?,
-        task_role_arn: role_arn_input(raw, "task-role-arn")?,
-        execution_role_arn: role_arn_input(raw, "execution-role-arn")?,
+        task_role_arn: role_arn(
+            raw,
+            "task-role-arn",
+            "arn:aws:iam::123456789012:role/web-task",
+        )?,
+        execution_role_arn: role_arn(
+            raw,
+            "execution-role-arn",
+            "arn:aws:iam::123456789012:role/web-execution",
+        )?,
         images,
         environment,
         service: raw.values.get("service").cloned(),
@@ -1578,8 +1565,10 @@ fn is_arn_of(arn: &str, service: &str) -> bool {
         && !parts[5].is_empty()
 }
 
-fn role_arn(raw: &RawInputs) -> Result<Option<String>, InputError> {
-    let Some(value) = raw.get("role-arn") else {
+/// An IAM role ARN input: `role-arn` (the role CloudFormation assumes),
+/// `task-role-arn`, `execution-role-arn`; `example` is the fix's sample.
+fn role_arn(raw: &RawInputs, name: &str, example: &str) -> Result<Option<String>, InputError> {
+    let Some(value) = raw.values.get(name) else {
         return Ok(None);
     };
     if is_arn_of(value, "iam")
@@ -1588,13 +1577,13 @@ fn role_arn(raw: &RawInputs) -> Result<Option<String>, InputError> {
             .nth(5)
             .is_some_and(|r| r.starts_with("role/"))
     {
-        Ok(Some(value.to_string()))
+        Ok(Some(value.clone()))
     } else {
         Err(InputError::new(
-            "role-arn",
+            name,
             value,
             "is not an IAM role ARN",
-            "give the ARN of the role CloudFormation assumes, like arn:aws:iam::123456789012:role/cfn-deploy",
+            format!("give the role's ARN, like {example}"),
         ))
     }
 }
