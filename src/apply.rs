@@ -11,9 +11,9 @@ use anyhow::Context as _;
 
 use crate::console::Console;
 use crate::env::Environment;
+use crate::inputs::InputErrors;
 use crate::job::{Clients, JobError, Prepared};
 use crate::plan::Plan;
-use crate::plan::template_bucket_client;
 use crate::report::JobReport;
 use crate::service::plan::{
     CreatedEarlier, ReadyRollout, Registration, ServicePlan, decide_service, read_service,
@@ -26,7 +26,7 @@ use crate::service::watch::{
 use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{DeploySettings, StackDeployment, StackPlan, deploy_stack};
 use crate::stack::execute::execute_planned;
-use crate::stack::upload::upload_template;
+use crate::stack::upload::{template_bucket_client, upload_template};
 use crate::taskdef::render::to_pretty_json;
 
 /// Where rendered files go, relative to the workspace.
@@ -116,9 +116,10 @@ pub async fn apply_plan(
                 }
                 // Refused now, after the stack changed: a failure, not a
                 // bad input, since something was applied.
-                Err(errors) => {
+                Err(refusals) => {
                     return Err(JobError::Failed(anyhow::anyhow!(
-                        "after the stack was applied, the rollout cannot go ahead: {errors}"
+                        "after the stack was applied, the rollout cannot go ahead: {}",
+                        InputErrors::from(refusals)
                     )));
                 }
             }

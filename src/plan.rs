@@ -17,7 +17,7 @@ use crate::console::Console;
 use crate::inputs::{InputError, InputErrors, ServiceInputs, StackInputs, TaskDefinitionSource};
 use crate::job::{Clients, JobError, Prepared};
 use crate::refusal::Setting;
-use crate::service::ecr::{ImageLookupError, inspect_ecr_image};
+use crate::service::ecr::inspect_ecr_image;
 use crate::service::plan::{
     CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
     decide_service, read_service,
@@ -28,7 +28,7 @@ use crate::stack::deploy::{
 };
 use crate::stack::execute::{ExecutePlan, decide_execute, read_change_set};
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
-use crate::stack::upload::{PlanUploadError, UploadPlan, is_uploaded, plan_upload};
+use crate::stack::upload::{UploadPlan, is_uploaded, plan_upload, template_bucket_client};
 use crate::taskdef::image::ImageReference;
 use crate::taskdef::render::{
     ContainerChanges, ContainerEnvironment, ContainerImage, RenderRequest,
@@ -374,10 +374,7 @@ pub async fn build_plan(
                     clients.config.endpoint_url(),
                 )
                 .await
-                .map_err(|error| match error {
-                    PlanUploadError::Refused(refusal) => JobError::BadInput(refusal.into()),
-                    PlanUploadError::Failed(error) => JobError::Failed(error),
-                })?;
+                .map_err(JobError::from)?;
                 console.line(&format!("template URL {}", planned.url));
                 drop(section);
                 files.template = TemplateSource::Url(planned.url.clone());
@@ -411,16 +408,6 @@ pub async fn build_plan(
         rollout_options,
         dispatch_workflows: prepared.inputs.github.dispatch_workflows.clone(),
     })
-}
-
-/// The S3 client for the template bucket. Against an endpoint override (a
-/// local emulator) buckets are addressed by path: a loopback host has no
-/// bucket subdomains.
-pub fn template_bucket_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let s3_config = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(config.endpoint_url().is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(s3_config)
 }
 
 /// What the stack step may create before the rollout: only a stack that is
@@ -555,10 +542,7 @@ async fn check_image(
         setting,
     )
     .await
-    .map_err(|error| match error {
-        ImageLookupError::Refused(refusals) => JobError::BadInput(refusals.into()),
-        ImageLookupError::Failed(error) => JobError::Failed(error),
-    })?;
+    .map_err(JobError::from)?;
     console.line(&format!(
         "image {image} is in ECR with digest {}",
         found.digest

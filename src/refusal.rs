@@ -95,3 +95,19 @@ impl fmt::Display for Refusals {
 }
 
 impl std::error::Error for Refusals {}
+
+/// Why a read-only check of the plan did not pass: the user's value is
+/// refused (a bad input), or the check itself could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{0}")]
+    Refused(Refusals),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<Refusal> for CheckError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal.into())
+    }
+}

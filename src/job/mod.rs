@@ -31,6 +31,7 @@ use crate::github::lint::{WorkflowFile, lint_workflows as lint, read_workflow_di
 use crate::github::output::{append_outputs, append_summary};
 use crate::inputs::{InputErrors, RawInputs};
 use crate::plan::build_plan;
+use crate::refusal::CheckError;
 use crate::report::{JobReport, action_outputs, markdown_summary};
 use crate::service::watch::EcsClients;
 use crate::stack::deploy::DeploySettings;
@@ -80,6 +81,17 @@ pub enum JobError {
     /// A signal stopped the job; the message says where things stand.
     #[error("{0}")]
     Cancelled(String),
+}
+
+/// A read-only check of the plan: a refusal is a bad input (nothing has
+/// changed yet), anything else a failure.
+impl From<CheckError> for JobError {
+    fn from(error: CheckError) -> Self {
+        match error {
+            CheckError::Refused(refusals) => Self::BadInput(refusals.into()),
+            CheckError::Failed(error) => Self::Failed(error),
+        }
+    }
 }
 
 impl JobError {

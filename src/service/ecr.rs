@@ -7,7 +7,7 @@ use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::ImageIdentifier;
 
 use crate::aws::aws_error;
-use crate::refusal::{Refusal, Refusals, Setting};
+use crate::refusal::{CheckError, Refusal, Setting};
 use crate::taskdef::image::ImageReference;
 
 /// What ECR knows about an image.
@@ -20,16 +20,6 @@ pub struct EcrImage {
     pub tag_is_mutable: Option<bool>,
     /// Why the mutability is unknown.
     pub mutability_error: Option<anyhow::Error>,
-}
-
-/// Why an image could not be confirmed: refused (not in ECR, a bad input),
-/// or the lookup itself failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ImageLookupError {
-    #[error("{0}")]
-    Refused(Refusals),
-    #[error(transparent)]
-    Failed(#[from] anyhow::Error),
 }
 
 /// Whether an ECR error means the image or repository is not there.
@@ -53,7 +43,7 @@ pub async fn inspect_ecr_image(
     registry_id: Option<&str>,
     repository_name: &str,
     setting: Setting,
-) -> Result<EcrImage, ImageLookupError> {
+) -> Result<EcrImage, CheckError> {
     let identifier = match (reference.digest(), reference.tag()) {
         (Some(digest), _) => ImageIdentifier::builder().image_digest(digest).build(),
         (None, Some(tag)) => ImageIdentifier::builder().image_tag(tag).build(),
@@ -70,15 +60,15 @@ pub async fn inspect_ecr_image(
         Ok(described) => described,
         Err(error) if is_not_found(&error) => {
             let which = reference.digest().or(reference.tag()).unwrap_or("latest");
-            return Err(ImageLookupError::Refused(Refusals::from(Refusal::new(
+            return Err(CheckError::from(Refusal::new(
                 setting,
                 &reference.to_string(),
                 format!("`{which}` is not in ECR repository {repository_name}"),
                 "push the image first (the build job must finish before this deploy), or fix the tag; deploying it would leave the service failing with CannotPullContainerError",
-            ))));
+            )));
         }
         Err(error) => {
-            return Err(ImageLookupError::Failed(
+            return Err(CheckError::Failed(
                 aws_error(error).context(format!("looking up {reference} in ECR")),
             ));
         }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::options::TemplateUpload;
 use super::template::MAX_TEMPLATE_BODY_BYTES;
 use crate::aws::aws_error;
-use crate::refusal::{Refusal, Setting};
+use crate::refusal::{CheckError, Refusal, Setting};
 
 /// The upload the plan decided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,16 @@ pub struct UploadPlan {
     /// False when the object is there already (the same template was
     /// uploaded before): nothing is written.
     pub put: bool,
+}
+
+/// The S3 client for the template bucket. Against an endpoint override (a
+/// local emulator) buckets are addressed by path: a loopback host has no
+/// bucket subdomains.
+pub fn template_bucket_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
 }
 
 /// Whether the template goes by URL: always with `s3-upload: always`,
@@ -73,7 +83,7 @@ pub async fn plan_upload(
     body: &str,
     stack_region: &str,
     endpoint: Option<&str>,
-) -> Result<UploadPlan, PlanUploadError> {
+) -> Result<UploadPlan, CheckError> {
     let bucket = &upload.bucket;
     let head = client.head_bucket().bucket(bucket).send().await;
     let region = match head {
@@ -89,13 +99,13 @@ pub async fn plan_upload(
                     "cannot be read with these credentials (HeadBucket answered 403)".to_string()
                 }
                 _ => {
-                    return Err(PlanUploadError::Failed(
+                    return Err(CheckError::Failed(
                         aws_error(error)
                             .context(format!("looking at bucket {bucket} (HeadBucket)")),
                     ));
                 }
             };
-            return Err(PlanUploadError::Refused(Refusal::new(
+            return Err(CheckError::from(Refusal::new(
                 Setting::TemplateBucket,
                 bucket,
                 problem,
@@ -115,7 +125,7 @@ pub async fn plan_upload(
             true
         }
         Err(error) => {
-            return Err(PlanUploadError::Failed(
+            return Err(CheckError::Failed(
                 aws_error(error).context(format!("looking for s3://{bucket}/{key} (HeadObject)")),
             ));
         }
@@ -126,15 +136,6 @@ pub async fn plan_upload(
         key,
         put,
     })
-}
-
-/// Why the upload could not be planned.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanUploadError {
-    #[error("{0:?}")]
-    Refused(Refusal),
-    #[error(transparent)]
-    Failed(anyhow::Error),
 }
 
 /// Writes the template (PutObject), unless the plan found it there.
