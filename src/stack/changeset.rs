@@ -8,7 +8,10 @@ use anyhow::Context as _;
 use crate::aws::aws_error;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudformation::types::{ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag};
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+use aws_sdk_cloudformation::types::{
+    Change, ChangeSetStatus, ChangeSetType, Parameter, Tag as CfnTag,
+};
 use serde::Serialize;
 
 use super::options::Tag;
@@ -280,7 +283,7 @@ pub async fn wait_for_change_set(
         match status {
             Some(ChangeSetStatus::CreateComplete) => {
                 return Ok(ChangeSetOutcome::Ready(
-                    read_changes(client, change_set_id).await?,
+                    read_changes(client, change_set_id, &output).await?,
                 ));
             }
             Some(ChangeSetStatus::Failed) => {
@@ -320,50 +323,57 @@ fn change_detail(detail: &aws_sdk_cloudformation::types::ResourceChangeDetail) -
     }
 }
 
-/// Every change of a computed change set, across pages.
+/// Every change of a computed change set, across pages: those of `first`,
+/// the DescribeChangeSet answer already in hand (its status was what the
+/// caller asked about), then the pages after it. The first page is not
+/// asked for twice.
 pub(crate) async fn read_changes(
     client: &Client,
     change_set_id: &str,
+    first: &DescribeChangeSetOutput,
 ) -> anyhow::Result<Vec<PlannedChange>> {
-    let mut changes = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
+    let mut changes = planned_changes(first.changes());
+    let mut token = first.next_token().map(str::to_string);
+    while let Some(next) = token.take() {
         let page = client
             .describe_change_set()
             .change_set_name(change_set_id)
-            .set_next_token(token.take())
+            .next_token(next)
             .send()
             .await
             .map_err(aws_error)
             .with_context(|| format!("reading the changes of change set {change_set_id}"))?;
-        for change in page.changes() {
-            if let Some(resource) = change.resource_change() {
-                changes.push(PlannedChange {
-                    action: resource
-                        .action()
-                        .map(|a| a.as_str().to_string())
-                        .unwrap_or_default(),
-                    logical_id: resource
-                        .logical_resource_id()
-                        .unwrap_or_default()
-                        .to_string(),
-                    resource_type: resource.resource_type().unwrap_or_default().to_string(),
-                    replacement: resource.replacement().map(|r| r.as_str().to_string()),
-                    physical_id: resource.physical_resource_id().map(str::to_string),
-                    scope: resource
-                        .scope()
-                        .iter()
-                        .map(|s| s.as_str().to_string())
-                        .collect(),
-                    details: resource.details().iter().map(change_detail).collect(),
-                });
-            }
-        }
-        match page.next_token() {
-            Some(next) => token = Some(next.to_string()),
-            None => return Ok(changes),
-        }
+        changes.extend(planned_changes(page.changes()));
+        token = page.next_token().map(str::to_string);
     }
+    Ok(changes)
+}
+
+/// The resource changes of one DescribeChangeSet page.
+fn planned_changes(changes: &[Change]) -> Vec<PlannedChange> {
+    changes
+        .iter()
+        .filter_map(|change| change.resource_change())
+        .map(|resource| PlannedChange {
+            action: resource
+                .action()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
+            logical_id: resource
+                .logical_resource_id()
+                .unwrap_or_default()
+                .to_string(),
+            resource_type: resource.resource_type().unwrap_or_default().to_string(),
+            replacement: resource.replacement().map(|r| r.as_str().to_string()),
+            physical_id: resource.physical_resource_id().map(str::to_string),
+            scope: resource
+                .scope()
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            details: resource.details().iter().map(change_detail).collect(),
+        })
+        .collect()
 }
 
 /// Deletes a change set that will not be executed. One that is already

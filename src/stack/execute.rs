@@ -74,8 +74,7 @@ pub async fn read_change_set(
         }
     };
     let id = described.change_set_id().unwrap_or_default().to_string();
-    // The first page holds the status; all pages hold the changes.
-    let changes = read_changes(client, &id).await?;
+    let changes = read_changes(client, &id, &described).await?;
     Ok(Some(ChangeSetView {
         stack_id: described.stack_id().unwrap_or_default().to_string(),
         stack_name: described.stack_name().unwrap_or_default().to_string(),
