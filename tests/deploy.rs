@@ -329,19 +329,7 @@ fn deployment_mode_makes_a_drift_aware_change_set() {
 fn a_large_template_is_uploaded_once_and_deployed_by_url() {
     let ws = Workspace::new();
     let stack = unique_name("large");
-    let bucket = unique_name("templates").to_lowercase();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&crate::rollout::config_for(Emulator::shared()))
-            .force_path_style(true)
-            .build(),
-    );
-    block_on(async {
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("create bucket")
-    });
+    let bucket = crate::rollout::create_bucket_on(Emulator::shared(), "templates");
     // Comments make it large without changing what it declares.
     let large = format!("{QUEUE_TEMPLATE}\n{}\n", "# padding\n".repeat(6_000));
     assert!(large.len() > 51_200);

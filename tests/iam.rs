@@ -3,7 +3,7 @@
 //! call in its request log must be allowed by that mode's policy.
 
 use crate::rollout::push_image_on;
-use crate::util::{ActionRun, Emulator, Workspace, block_on, read_repo_file, unique_name};
+use crate::util::{ActionRun, Emulator, Workspace, read_repo_file, unique_name};
 
 /// The actions of the README's policy for `mode`.
 fn documented_actions(mode: &str) -> Vec<String> {
@@ -107,20 +107,8 @@ fn each_mode_stays_inside_its_documented_policy() {
     }
     // A template over the inline limit, through the template bucket: twice,
     // so both the upload and the "there already" path are covered.
-    let bucket = unique_name("iamtpl").to_lowercase();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&crate::rollout::config_for(&emulator))
-            .force_path_style(true)
-            .build(),
-    );
     let mut used = used_actions(&emulator);
-    block_on(async {
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("create bucket")
-    });
+    let bucket = crate::rollout::create_bucket_on(&emulator, "iamtpl");
     emulator.control("POST", "/_emulator/requests/reset", "");
     ws.write(
         "large.yml",

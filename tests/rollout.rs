@@ -38,6 +38,21 @@ pub fn push_image(repository: &str, tags: &[&str]) -> String {
     push_image_on(Emulator::shared(), repository, tags)
 }
 
+/// Creates an S3 bucket named after `prefix` (unique, lower case) on
+/// `emulator`, addressed by path as the action addresses it there; returns
+/// its name.
+pub fn create_bucket_on(emulator: &Emulator, prefix: &str) -> String {
+    let bucket = unique_name(prefix).to_lowercase();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config_for(emulator))
+            .force_path_style(true)
+            .build(),
+    );
+    block_on(async { s3.create_bucket().bucket(&bucket).send().await })
+        .unwrap_or_else(|error| panic!("create bucket {bucket}: {error:?}"));
+    bucket
+}
+
 /// [`push_image`] on a given emulator.
 pub fn push_image_on(emulator: &Emulator, repository: &str, tags: &[&str]) -> String {
     let ecr = aws_sdk_ecr::Client::new(&config_for(emulator));
