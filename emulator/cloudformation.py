@@ -403,7 +403,7 @@ class ChangeSet:
             "Capabilities": self.capabilities,
             "Tags": [{"Key": k, "Value": v} for k, v in (self.tags or {}).items()],
             "Changes": self.changes,
-            "IncludeNestedStacks": False,
+            "IncludeNestedStacks": bool(getattr(self, "include_nested_stacks", False)),
         }
         if self.description:
             d["Description"] = self.description
@@ -1265,6 +1265,8 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         client_token=client_token, execute_token=None,
         # Stored and shown as given; the emulator keeps no drift to revert.
         deployment_mode=self._get_param("DeploymentMode"),
+        # Stored and shown; nested stacks' own change sets are not made.
+        include_nested_stacks=str(self._get_param("IncludeNestedStacks", "false")).lower() == "true",
     )
     old_rm = getattr(stack, "resource_map", None) if ex.template_dict else None
     physical = {lid: r["physical"] for lid, r in ex.resources.items()}

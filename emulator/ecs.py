@@ -24,6 +24,12 @@ small ECS service scheduler driven by a background thread (``ecs-engine``):
 * running tasks are registered in ELBv2 target groups (ip targets) of the service.
 * CloudFormation waits for AWS::ECS::Service deployments to finish, through
   ``cloudformation.STABILIZERS``.
+* RunTask (moto's tasks sat RUNNING forever, or raised a 500 without container instances)
+  starts standalone tasks on the same clock; their command exits (0 unless a label or the
+  ``EMULATOR_EXIT_CODE`` / ``EMULATOR_EXIT_AFTER_SECONDS`` override environment says
+  otherwise) and they stop. AWS's validation errors, clientToken idempotency per cluster.
+* UpdateService/CreateService keep enableECSManagedTags, propagateTags (tags of new tasks)
+  and volumeConfigurations (on the deployment; a change starts one).
 
 Timing: ``EMULATOR_ECS_STEP_SECONDS`` (launcher ``--ecs-step-seconds``) and
 ``POST /_emulator/ecs-speed``. Everything runs under ``state.LOCK``.
@@ -31,6 +37,7 @@ Timing: ``EMULATOR_ECS_STEP_SECONDS`` (launcher ``--ecs-step-seconds``) and
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -38,11 +45,14 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.core.utils import pascal_to_camelcase, remap_nested_keys
 from moto.ecs import models as ecs_models
+from moto.ecs.exceptions import ECSException, EcsClientException, InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend, Service, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import mock_random
@@ -126,13 +136,14 @@ class Deployment:
         self.platform_version = service.platform_version or ("LATEST" if service.launch_type == "FARGATE" else None)
         self.platform_family = "Linux" if service.launch_type == "FARGATE" else None
         self.network_configuration = service.network_configuration or None
+        self.volume_configurations: list[dict[str, Any]] | None = None
         self.rollout_state = "IN_PROGRESS"
         self.rollout_state_reason = f"ECS deployment {self.id} in progress."
         self.stable_since: float | None = None
 
 
 class Container:
-    def __init__(self, task: "Task", cdef: dict[str, Any]) -> None:
+    def __init__(self, task: "Task", cdef: dict[str, Any], override: dict[str, Any] | None) -> None:
         self.container_arn = (f"arn:aws:ecs:{task.region}:{task.account_id}:container/"
                               f"{task.cluster_name}/{task.id}/{uuid.uuid4()}")
         self.task_arn = task.task_arn
@@ -150,70 +161,158 @@ class Container:
         self.has_health_check = bool(cdef.get("healthCheck"))
         self.labels = {str(k): str(v) for k, v in (cdef.get("dockerLabels") or {}).items()}
         self.port = next((p.get("containerPort") for p in cdef.get("portMappings") or [] if p.get("containerPort")), None)
+        # How the emulated process ends: RunTask's containerOverrides environment wins over the
+        # task definition's dockerLabels. A one-off (RunTask) container's command finishes (exit 0
+        # by default); a service container runs until stopped unless a label says otherwise.
+        env = {str(e.get("name")): str(e.get("value", "")) for e in (override or {}).get("environment") or []
+               if isinstance(e, dict)}
+        code = env.get("EMULATOR_EXIT_CODE", self.labels.get("emulator.exit-code"))
+        after = env.get("EMULATOR_EXIT_AFTER_SECONDS", self.labels.get("emulator.exit-after-seconds"))
+        self.planned_exit: int | None = None
+        if code is not None:
+            try:
+                self.planned_exit = int(code)
+            except ValueError:
+                self.planned_exit = 1
+        elif task.standalone:
+            self.planned_exit = 0
+        try:
+            self.exit_after: float | None = float(after) if after is not None else None
+        except ValueError:
+            self.exit_after = None
+
+
+def _subnet(account_id: str, region: str, subnet_id: str | None) -> Any:
+    """moto's EC2 subnet of that id, or None (subnets are not validated: templates often
+    name made-up ones)."""
+    if not subnet_id:
+        return None
+    try:
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[account_id][region].get_subnet(subnet_id)
+    except Exception:  # noqa: BLE001 - unknown subnet or region
+        return None
+
+
+def _private_ip(subnet: Any) -> str:
+    if subnet is not None:
+        try:
+            net = ipaddress.ip_network(subnet.cidr_block, strict=False)
+            if net.num_addresses > 8:  # AWS reserves the first four and the last address
+                return str(net.network_address + mock_random.randint(4, net.num_addresses - 2))
+        except (ValueError, AttributeError):
+            pass
+    return f"10.0.{mock_random.randint(0, 255)}.{mock_random.randint(4, 254)}"
 
 
 class Task:
-    """A service task, stored in moto's backend.tasks so ListTasks/DescribeTasks see it."""
+    """A task of a service or a standalone (RunTask) one, stored in moto's backend.tasks so
+    ListTasks/DescribeTasks/StopTask/TagResource see it; the engine moves it."""
 
-    def __init__(self, backend: EC2ContainerServiceBackend, service: Service, dep: Deployment,
-                 td: Any) -> None:
+    def __init__(self, backend: EC2ContainerServiceBackend, td: Any, *, cluster_name: str, cluster_arn: str,
+                 launch_type: str | None, network_configuration: dict[str, Any] | None, group: str,
+                 started_by: str | None, service: Service | None = None, deployment_id: str | None = None,
+                 overrides: dict[str, Any] | None = None, tags: list[dict[str, str]] | None = None,
+                 platform_version: str | None = None, capacity_provider_name: str | None = None,
+                 container_instance_arn: str | None = None,
+                 volume_configurations: list[dict[str, Any]] | None = None,
+                 enable_execute_command: bool = False) -> None:
         self.id = uuid.uuid4().hex
         self.account_id = backend.account_id
         self.region = backend.region_name
-        self.cluster_name = service.cluster_name
-        self.cluster_arn = service.cluster_arn
+        self.cluster_name = cluster_name
+        self.cluster_arn = cluster_arn
         self._long_arn = backend.enable_long_arn_for_name(name="taskLongArnFormat")
+        self.standalone = service is None
         self.task_definition_arn = td.arn
         self.last_status = "PROVISIONING"
         self.desired_status = "RUNNING"
-        self.started_by = dep.id
-        self.group = f"service:{service.name}"
-        self.launch_type = service.launch_type
-        self.platform_version = "1.4.0" if service.launch_type == "FARGATE" else None
-        self.platform_family = "Linux" if service.launch_type == "FARGATE" else None
-        self.cpu = td.cpu
-        self.memory = td.memory
+        self.started_by = started_by or None
+        self.group = group
+        self.launch_type = launch_type
+        self.capacity_provider_name = capacity_provider_name
+        fargate = launch_type == "FARGATE"
+        if fargate:
+            self.platform_version = platform_version if platform_version and platform_version != "LATEST" else "1.4.0"
+        else:
+            self.platform_version = None
+        os_family = ((getattr(td, "runtime_platform", None) or {}).get("operatingSystemFamily") or "LINUX")
+        self.platform_family = ("Windows" if os_family.upper().startswith("WINDOWS") else "Linux") if fargate else None
+        arch = ((getattr(td, "runtime_platform", None) or {}).get("cpuArchitecture") or "X86_64")
+        self.attributes = [{"name": "ecs.cpu-architecture", "value": arch.lower()}]
+        overrides = dict(overrides or {})
+        self.cpu = overrides.get("cpu") or td.cpu
+        self.memory = overrides.get("memory") or td.memory
+        storage = overrides.get("ephemeralStorage") or getattr(td, "ephemeral_storage", None) or {"sizeInGiB": 20}
+        self.ephemeral_storage = self.fargate_ephemeral_storage = dict(storage) if fargate else None
+        self.enable_execute_command = bool(enable_execute_command)
         self.created_at = _now()
         self.version = 1
-        self.availability_zone = f"{self.region}a"
         self.health_status = "UNKNOWN"
-        self.connectivity = "CONNECTED"
-        self.connectivity_at = self.created_at
+        self.connectivity: str | None = None
+        self.connectivity_at = None
         self.pull_started_at = self.pull_stopped_at = self.started_at = None
         self.stopping_at = self.stopped_at = self.execution_stopped_at = None
         self.stop_code: str | None = None
         self.stopped_reason: str | None = None
-        self.container_instance_arn = None
-        self.tags: list[dict[str, str]] = []
-        self.overrides = {"containerOverrides": [], "inferenceAcceleratorOverrides": []}
-        self.attachments: list[dict[str, Any]] = []
+        self.container_instance_arn = container_instance_arn
+        self.tags: list[dict[str, str]] = list(tags or [])
+        # As AWS echoes them: every container of the task definition, with the overrides given.
+        given = {o.get("name"): o for o in overrides.get("containerOverrides") or []}
+        overrides["containerOverrides"] = [given.get(c.get("name")) or {"name": c.get("name")}
+                                           for c in td.container_definitions]
+        overrides.setdefault("inferenceAcceleratorOverrides", [])
+        self.overrides = overrides
         self.resource_requirements = None
-        self.containers = [Container(self, c) for c in td.container_definitions]
+        self.containers = [Container(self, c, given.get(c.get("name"))) for c in td.container_definitions]
+        # Attachments appear as AWS shows them: the ENI PRECREATED (subnet only) until the task is
+        # provisioned, then ATTACHED with its address; EBS volumes CREATED, then ATTACHED.
+        self.attachments: list[dict[str, Any]] = []
         self.ip: str | None = None
-        awsvpc = service.network_configuration or td.network_mode == "awsvpc" or service.launch_type == "FARGATE"
+        self.availability_zone = f"{self.region}a"
+        self._eni: dict[str, Any] | None = None
+        awsvpc = bool(network_configuration) or td.network_mode == "awsvpc" or fargate
         if awsvpc:
-            # No real ENI: a made-up private IP, enough for ip target groups.
-            self.ip = f"10.0.{mock_random.randint(0, 255)}.{mock_random.randint(1, 254)}"
-            subnets = ((service.network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets") or []
-            att_id = str(uuid.uuid4())
-            details = [{"name": "networkInterfaceId", "value": f"eni-{mock_random.get_random_hex(17)}"},
-                       {"name": "privateIPv4Address", "value": self.ip}]
-            if subnets:
-                details.insert(0, {"name": "subnetId", "value": subnets[0]})
-            self.attachments.append({"id": att_id, "type": "ElasticNetworkInterface", "status": "ATTACHED",
-                                     "details": details})
-            for c in self.containers:
-                c.network_interfaces = [{"attachmentId": att_id, "privateIpv4Address": self.ip}]
+            subnets = ((network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets") or []
+            subnet_id = mock_random.choice(subnets) if subnets else None
+            subnet = _subnet(self.account_id, self.region, subnet_id)
+            if subnet is not None and getattr(subnet, "availability_zone", None):
+                self.availability_zone = subnet.availability_zone
+            # No real ENI: a made-up private IP (in the subnet's CIDR when moto's EC2 knows it).
+            self.ip = _private_ip(subnet)
+            self._eni = {"id": str(uuid.uuid4()), "type": "ElasticNetworkInterface", "status": "PRECREATED",
+                         "details": [{"name": "subnetId", "value": subnet_id}] if subnet_id else []}
+            self._eni_details = [
+                {"name": "networkInterfaceId", "value": f"eni-{mock_random.get_random_hex(17)}"},
+                {"name": "macAddress", "value": ":".join(  # locally administered, unicast, like AWS's
+                    [f"{mock_random.randint(0, 63) * 4 + 2:02x}"] + [f"{mock_random.randint(0, 255):02x}" for _ in range(5)])},
+                {"name": "privateDnsName", "value": _private_dns(self.ip, self.region)},
+                {"name": "privateIPv4Address", "value": self.ip}]
+            self.attachments.append(self._eni)
+        self._volumes: list[dict[str, Any]] = []
+        for vc in volume_configurations or []:
+            ebs = vc.get("managedEBSVolume")
+            if not isinstance(ebs, dict):
+                continue
+            delete = (ebs.get("terminationPolicy") or {}).get("deleteOnTermination", True)
+            att = {"id": str(uuid.uuid4()), "type": "AmazonElasticBlockStorage", "status": "CREATED",
+                   "details": [{"name": "roleArn", "value": ebs.get("roleArn")},
+                               {"name": "volumeName", "value": vc.get("name")},
+                               {"name": "deleteOnTermination", "value": str(_truthy(delete)).lower()}]}
+            self._volumes.append(att)
+            self.attachments.append(att)
         # engine bookkeeping
         self.service = service
-        self.deployment_id = dep.id
+        self.deployment_id = deployment_id
         self.next: str | None = "pending"
         self.due = time.monotonic() + SETTINGS.step
         self.targets: list[tuple[Any, str, int]] = []  # (target group, id, port)
         self.pull_error = next((msg for msg in (_pull_error(c.image or "") for c in self.containers) if msg), None)
         self.pull_failing = [c for c in self.containers if _pull_error(c.image or "")]
         self.start_extra = max([_label_float(c, "emulator.start-seconds", 0.0) for c in self.containers] or [0.0])
-        self.exiting = next((c for c in self.containers if "emulator.exit-code" in c.labels), None)
+        self.exit_plan: list[tuple[float, int, Container]] = []
+        self.running_due = 0.0
         self.unhealthy = any(_truthy(c.labels.get("emulator.unhealthy")) for c in self.containers)
 
     @property
@@ -224,6 +323,27 @@ class Task:
 
     def advance(self) -> None:
         """moto's DescribeTasks calls this on its own tasks; ours move on the engine's clock."""
+
+    def attach(self) -> None:
+        """Provisioned (PENDING): the ENI and EBS volumes are attached."""
+        if self._eni is not None and self._eni["status"] == "PRECREATED":
+            self._eni["status"] = "ATTACHED"
+            self._eni["details"] = self._eni["details"] + self._eni_details
+            for c in self.containers:
+                c.network_interfaces = [{"attachmentId": self._eni["id"], "privateIpv4Address": self.ip}]
+        for att in self._volumes:
+            att["status"] = "ATTACHED"
+            att["details"].append({"name": "volumeId", "value": f"vol-{mock_random.get_random_hex(17)}"})
+
+    def detach(self, status: str) -> None:
+        for att in self.attachments:
+            if att["status"] != "DELETED":
+                att["status"] = status
+
+
+def _private_dns(ip: str, region: str) -> str:
+    host = "ip-" + ip.replace(".", "-")
+    return f"{host}.ec2.internal" if region == "us-east-1" else f"{host}.{region}.compute.internal"
 
 
 def _label_float(c: Container, key: str, default: float) -> float:
@@ -269,7 +389,10 @@ class ServiceState:
 
 
 _TRACKED: list[Service] = []
+# Standalone (RunTask) tasks, moved by the same engine as service tasks.
+_STANDALONE: list[Task] = []
 _engine_started = threading.Event()
+_INHERIT: Any = object()
 
 
 def _event(svc: Service, message: str) -> None:
@@ -300,12 +423,18 @@ def _init_service(svc: Service) -> None:
     _start_engine()
 
 
-def _new_deployment(svc: Service, task_definition: str | None) -> Deployment:
+def _new_deployment(svc: Service, task_definition: str | None,
+                    volume_configurations: list[dict[str, Any]] | None = _INHERIT) -> Deployment:
+    previous = next((d for d in svc.deployments if d.status == "PRIMARY"), None)
     for d in svc.deployments:
         if d.status == "PRIMARY":
             d.status = "ACTIVE"
             d.updated_at = _now()
     dep = Deployment(svc, task_definition, svc.desired_count)
+    # A deployment keeps the service's volume configuration unless the update gives one.
+    if volume_configurations is _INHERIT:
+        volume_configurations = previous.volume_configurations if previous is not None else None
+    dep.volume_configurations = volume_configurations
     svc.deployments.insert(0, dep)
     svc.emu.steady = False
     return dep
@@ -329,6 +458,7 @@ def _engine_loop() -> None:
                 now = time.monotonic()
                 for svc in list(_TRACKED):
                     _tick_service(svc, now)
+                _tick_standalone(now)
         except Exception:  # noqa: BLE001 - never let the scheduler die
             import traceback
 
@@ -343,8 +473,10 @@ def _deployment(svc: Service, dep_id: str) -> Deployment | None:
     return next((d for d in svc.deployments if d.id == dep_id), None)
 
 
-def _fail_task(svc: Service, t: Task) -> None:
-    dep = _deployment(svc, t.deployment_id)
+def _fail_task(svc: Service | None, t: Task) -> None:
+    if svc is None:
+        return  # a standalone task belongs to no deployment
+    dep = _deployment(svc, t.deployment_id or "")
     if dep is not None:
         dep.failed_tasks += 1
         dep.updated_at = _now()
@@ -363,7 +495,8 @@ def _stop(t: Task, code: str, reason: str) -> None:
     t.due = time.monotonic() + SETTINGS.step
 
 
-def _advance(svc: Service, t: Task, now: float) -> None:
+def _advance(svc: Service | None, t: Task, now: float) -> None:
+    """Move a task through its states; svc is None for a standalone (RunTask) task."""
     step = SETTINGS.step
     while t.next and now >= t.due:
         action, t.next = t.next, None
@@ -371,9 +504,11 @@ def _advance(svc: Service, t: Task, now: float) -> None:
         if action == "pending":
             t.last_status = "PENDING"
             t.pull_started_at = _now()
+            t.connectivity, t.connectivity_at = "CONNECTED", _now()
+            t.attach()
             t.next, t.due = ("pull_fail", t.due + step) if t.pull_error else ("running", t.due + step + t.start_extra)
         elif action == "pull_fail":
-            t.pull_stopped_at = _now()
+            t.pull_stopped_at = t.execution_stopped_at = _now()
             for c in t.pull_failing:
                 c.reason = _pull_error(c.image or "")
             for c in t.containers:
@@ -391,24 +526,31 @@ def _advance(svc: Service, t: Task, now: float) -> None:
                     c.health_status = health
             if any(c.has_health_check for c in t.containers) or t.unhealthy:
                 t.health_status = health
-            _register_targets(svc, t)
-            if t.exiting is not None:
-                t.next, t.due = "exit", t.due + _label_float(t.exiting, "emulator.exit-after-seconds", step)
-            elif t.unhealthy:
-                after = max([_label_float(c, "emulator.exit-after-seconds", step) for c in t.containers])
-                t.next, t.due = "unhealthy", t.due + after
+            if svc is not None:
+                _register_targets(svc, t)
+            t.running_due = t.due
+            # Each container with a planned exit (every container of a one-off task) exits on
+            # its own schedule; only an essential one stops the task.
+            t.exit_plan = sorted((t.due + (c.exit_after if c.exit_after is not None else step), i, c)
+                                 for i, c in enumerate(t.containers) if c.planned_exit is not None)
+            _schedule_after_exits(svc, t)
         elif action == "exit":
-            c = t.exiting
-            assert c is not None
-            try:
-                c.exit_code = int(c.labels["emulator.exit-code"])
-            except ValueError:
-                c.exit_code = 1
-            c.last_status = "STOPPED"
-            if c.essential:
+            essential_exited = False
+            while t.exit_plan and t.exit_plan[0][0] <= t.due:
+                _, _, c = t.exit_plan.pop(0)
+                if c.last_status != "RUNNING":
+                    continue
+                c.exit_code = c.planned_exit
+                c.last_status = "STOPPED"
+                essential_exited = essential_exited or c.essential
+            if essential_exited:
+                t.execution_stopped_at = _now()
                 _fail_task(svc, t)
                 _stop(t, "EssentialContainerExited", "Essential container in task exited")
+            else:
+                _schedule_after_exits(svc, t)
         elif action == "unhealthy":
+            assert svc is not None
             tg_arn = next((tg.arn for tg, _, _ in t.targets), None)
             if tg_arn:
                 _event(svc, f"(service {svc.name}) (task {t.id}) failed ELB health checks in (target-group {tg_arn}).")
@@ -429,16 +571,29 @@ def _advance(svc: Service, t: Task, now: float) -> None:
         elif action == "deprovisioning":
             _deregister_targets(t)
             t.last_status = "DEPROVISIONING"
-            t.execution_stopped_at = _now()
+            t.execution_stopped_at = t.execution_stopped_at or _now()
             for c in t.containers:
                 c.last_status = "STOPPED"
+            t.detach("DETACHED")
             t.next, t.due = "stopped", t.due + step
         elif action == "stopped":
             t.last_status = "STOPPED"
             t.stopped_at = _now()
             t.connectivity = "DISCONNECTED"
+            t.detach("DELETED")
             for c in t.containers:
                 c.last_status = "STOPPED"
+
+
+def _schedule_after_exits(svc: Service | None, t: Task) -> None:
+    """Next event of a RUNNING task: its next container exit, else (services only) the
+    health-check failure of an `emulator.unhealthy` task. A standalone task that fails its
+    container health checks keeps running, as on AWS (only services replace unhealthy tasks)."""
+    if t.exit_plan:
+        t.next, t.due = "exit", t.exit_plan[0][0]
+    elif svc is not None and t.unhealthy:
+        after = max([_label_float(c, "emulator.exit-after-seconds", SETTINGS.step) for c in t.containers])
+        t.next, t.due = "unhealthy", max(t.due, t.running_due + after)
 
 
 def _launch(svc: Service, dep: Deployment, count: int) -> None:
@@ -448,8 +603,17 @@ def _launch(svc: Service, dep: Deployment, count: int) -> None:
     except Exception:  # noqa: BLE001 - deregistered/unknown task definition: nothing to start
         return
     started = []
+    # Tags as the service propagates them to tasks launched from now on.
+    tags = _propagated_tags(getattr(svc, "propagate_tags", None), td, service_tags=svc.tags)
+    if _truthy(getattr(svc, "enable_ecs_managed_tags", False)):
+        tags += [{"key": "aws:ecs:clusterName", "value": svc.cluster_name},
+                 {"key": "aws:ecs:serviceName", "value": svc.name}]
     for _ in range(count):
-        t = Task(backend, svc, dep, td)
+        t = Task(backend, td, cluster_name=svc.cluster_name, cluster_arn=svc.cluster_arn,
+                 launch_type=svc.launch_type, network_configuration=svc.network_configuration,
+                 group=f"service:{svc.name}", started_by=dep.id, service=svc, deployment_id=dep.id,
+                 tags=tags, platform_version=svc.platform_version,
+                 volume_configurations=dep.volume_configurations)
         backend.tasks.setdefault(svc.cluster_name, {})[t.task_arn] = t
         svc.emu.tasks.append(t)
         started.append(t)
@@ -551,15 +715,17 @@ def _count(svc: Service) -> None:
     svc.running_count, svc.pending_count = total_running, total_pending
     if svc.deployments:
         svc.task_definition = svc.deployments[0].task_definition
-    # Keep DescribeClusters' counters in line with our tasks.
-    try:
-        cluster = _backend(svc).clusters[svc.cluster_name]
-        tasks = [t for s in _TRACKED if s.cluster_name == svc.cluster_name and s._account_id == svc._account_id
-                 and s.region_name == svc.region_name for t in s.emu.tasks]
-        cluster.running_tasks_count = sum(1 for t in tasks if t.last_status == "RUNNING")
-        cluster.pending_tasks_count = sum(1 for t in tasks if t.last_status in ("PROVISIONING", "PENDING"))
-    except Exception:  # noqa: BLE001
-        pass
+    _cluster_counts(_backend(svc), svc.cluster_name)
+
+
+def _cluster_counts(backend: EC2ContainerServiceBackend, cluster_name: str) -> None:
+    """Keep DescribeClusters' counters in line with our (service and standalone) tasks."""
+    cluster = backend.clusters.get(cluster_name)
+    if cluster is None:
+        return
+    tasks = [t for t in backend.tasks.get(cluster_name, {}).values() if isinstance(t, Task)]
+    cluster.running_tasks_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+    cluster.pending_tasks_count = sum(1 for t in tasks if t.last_status in ("PROVISIONING", "PENDING"))
 
 
 def _rollout(svc: Service, primary: Deployment, cfg: dict[str, Any], now: float) -> None:
@@ -588,7 +754,7 @@ def _rollout(svc: Service, primary: Deployment, cfg: dict[str, Any], now: float)
             target = st.last_completed
             if cb["rollback"] and target is not None and target is not primary:
                 _event(svc, f"(service {svc.name}) rolling back to deployment {target.id}")
-                _new_deployment(svc, target.task_definition)
+                _new_deployment(svc, target.task_definition, target.volume_configurations)
                 for t in live:  # the failed deployment's tasks go away with it
                     _stop(t, "ServiceSchedulerInitiated", f"Scaling activity initiated by (deployment {primary.id})")
                 return
@@ -666,17 +832,26 @@ def update_service(self: EC2ContainerServiceBackend, props: dict[str, Any]) -> S
     props = dict(props)
     # moto would rename deployments[0] as if it were a dict; we start a real deployment.
     force = _truthy(props.pop("force_new_deployment", False))
+    volumes = props.pop("volume_configurations", None)
     td_str = props.get("task_definition")
     svc = self._get_service(props.get("cluster", "default"), props["service"].split("/")[-1])
     if not hasattr(svc, "emu"):
         return _orig["update_service"](self, props)
     new_td = self.describe_task_definition(td_str).arn if td_str else None
+    primary = svc.deployments[0]
+    if volumes is not None:
+        # Checked against the task definition the new deployment would run, before any change.
+        target = new_td or primary.task_definition
+        _check_volume_configurations(self.describe_task_definition(target) if target else None, volumes)
+    # moto stores enableECSManagedTags / propagateTags on the service as given (None: unchanged).
     svc = _orig["update_service"](self, props)
     # moto stored a given deploymentConfiguration as is; fill in the defaults.
     svc.deployment_configuration = _default_config(svc.deployment_configuration)
-    primary = svc.deployments[0]
-    if (new_td and new_td != primary.task_definition) or force:
-        _new_deployment(svc, new_td or primary.task_definition)
+    # Real ECS: volumeConfigurations that differ from the current ones start a deployment;
+    # leaving them out keeps them (and starts none).
+    volumes_changed = volumes is not None and (volumes or None) != (primary.volume_configurations or None)
+    if (new_td and new_td != primary.task_definition) or force or volumes_changed:
+        _new_deployment(svc, new_td or primary.task_definition, (volumes or None) if volumes is not None else _INHERIT)
     else:
         # Scaling only: real ECS resizes the PRIMARY deployment, no new deployment.
         primary.desired_count = svc.desired_count
@@ -693,35 +868,278 @@ def delete_service(self: EC2ContainerServiceBackend, cluster_name: str, service_
     return svc
 
 
+def _family(task_definition_arn: str) -> str:
+    return task_definition_arn.split("/")[-1].rsplit(":", 1)[0]
+
+
 def list_tasks(self: EC2ContainerServiceBackend, cluster_str: str | None = None, container_instance: str | None = None,
                family: str | None = None, started_by: str | None = None, service_name: str | None = None,
                desiredStatus: str | None = None) -> list[Any]:
-    # Real ListTasks filters on serviceName and defaults desiredStatus to RUNNING.
-    tasks = _orig["list_tasks"](self, cluster_str, container_instance, family, started_by, None,
-                                desiredStatus or "RUNNING")
+    if cluster_str is None:
+        # moto's own look-ups (ListTagsForResource of a task) want every task.
+        return [t for tasks in self.tasks.values() for t in tasks.values()]
+    # Real ListTasks: the cluster's tasks only, exact family (also of an INACTIVE revision),
+    # serviceName filter, desiredStatus RUNNING by default.
+    cluster = self._get_cluster(cluster_str)
+    tasks = list(self.tasks.get(cluster.name, {}).values())
+    if container_instance:
+        ci = container_instance.split("/")[-1]
+        tasks = [t for t in tasks if (t.container_instance_arn or "").split("/")[-1] == ci]
+    if family:
+        tasks = [t for t in tasks if _family(t.task_definition_arn) == family]
+    if started_by:
+        tasks = [t for t in tasks if t.started_by == started_by]
     if service_name:
-        svc = self._get_service(cluster_str or "default", service_name.split("/")[-1])
+        svc = self._get_service(cluster.name, service_name.split("/")[-1])
         tasks = [t for t in tasks if getattr(t, "group", None) == f"service:{svc.name}"]
-    return tasks
+    status = desiredStatus or "RUNNING"
+    return [t for t in tasks if t.desired_status == status]
 
 
 def stop_task(self: EC2ContainerServiceBackend, cluster_str: str, task_str: str, reason: str) -> Any:
     cluster = self._get_cluster(cluster_str)
     task_id = task_str.split("/")[-1]
     for arn, t in self.tasks.get(cluster.name, {}).items():
-        if isinstance(t, Task) and arn.endswith(task_id):
-            # Real StopTask: desiredStatus STOPPED now, lastStatus follows; the service replaces it.
-            if t.desired_status == "RUNNING":
-                _stop(t, "UserInitiated", reason or "Task stopped by user")
-            return t
-    return _orig["stop_task"](self, cluster_str, task_str, reason)
+        if arn.split("/")[-1] != task_id:
+            continue
+        if not isinstance(t, Task):
+            return _orig["stop_task"](self, cluster_str, task_str, reason)
+        # Real StopTask: desiredStatus STOPPED now, lastStatus follows; a service replaces it.
+        if t.desired_status == "RUNNING":
+            _stop(t, "UserInitiated", reason or "Task stopped by user")
+        return t
+    raise InvalidParameterException("The referenced task was not found.")
 
 
 def create_service_response(self: EC2ContainerServiceResponse) -> Any:
+    volumes = self._get_param("volumeConfigurations")
+    if volumes is not None:
+        td_str = self._get_param("taskDefinition")
+        _check_volume_configurations(self.ecs_backend.describe_task_definition(td_str) if td_str else None, volumes)
     result = _orig["create_service_response"](self)
     svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
     svc.deployment_configuration = _default_config(self._get_param("deploymentConfiguration"))
+    # moto drops enableECSManagedTags (AWS answers false when not given) and volumeConfigurations.
+    svc.enable_ecs_managed_tags = _truthy(self._get_param("enableECSManagedTags") or False)
+    if hasattr(svc, "emu") and svc.deployments:
+        svc.deployments[0].volume_configurations = volumes or None
     return result
+
+
+# --------------------------------------------------------------------------- RunTask
+
+# AWS texts, where known (see README): messages seen in real AWS errors are used verbatim.
+MSG_BOTH_LAUNCH = ("Specifying both a launch type and capacity provider strategy is not supported. "
+                   "Remove one and try again.")
+MSG_NETWORK_REQUIRED = "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+MSG_NETWORK_INVALID = "Network Configuration is not valid for the given networkMode of this task definition."
+MSG_VOLUME = "Volume configuration provided but no matching configuredAtLaunch volume found in task definition."
+MSG_NO_INSTANCES = "No Container Instances were found in your cluster."
+RUN_TASK_MAX_COUNT = 10
+# The RunTask API reference allows up to 128 characters (StartTask's still says 36).
+STARTED_BY_MAX = 128
+# AWS keeps a RunTask clientToken 24 h; we also bound how many we remember.
+TOKEN_TTL_SECONDS = 24 * 3600
+MAX_TOKENS = 1000
+MAX_STOPPED_STANDALONE = 200
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
+
+
+class ConflictException(ECSException):
+    """RunTask: the clientToken was already used with other parameters (resourceIds: its tasks)."""
+
+    code = "ConflictException"
+
+    def __init__(self, message: str, resource_ids: list[str]) -> None:
+        super().__init__(message)
+        self.resource_ids = resource_ids
+
+
+def _check_volume_configurations(td: Any, volumes: list[dict[str, Any]]) -> None:
+    """A volume configuration must name a task-definition volume with configuredAtLaunch: true,
+    and a managed EBS volume needs the infrastructure role (roleArn)."""
+    at_launch = {v.get("name") for v in (getattr(td, "volumes", None) or []) if _truthy(v.get("configuredAtLaunch"))}
+    for vc in volumes or []:
+        if not isinstance(vc, dict) or vc.get("name") not in at_launch:
+            raise InvalidParameterException(MSG_VOLUME)
+        ebs = vc.get("managedEBSVolume")
+        if isinstance(ebs, dict) and not ebs.get("roleArn"):
+            raise InvalidParameterException("managedEBSVolume.roleArn should not be null or empty.")
+
+
+def _resolve_task_definition(backend: EC2ContainerServiceBackend, ref: str) -> Any:
+    """family (latest ACTIVE revision), family:revision or ARN, as RunTask resolves it."""
+    name = (ref or "").split("/")[-1]
+    revisions = backend.task_definitions.get(name.rsplit(":", 1)[0] if ":" in name else name, {})
+    if ":" in name:
+        rev = name.rsplit(":", 1)[1]
+        try:
+            td = revisions.get(int(rev))
+        except ValueError:
+            raise InvalidParameterException("Invalid revision number. Number: " + rev) from None
+    else:
+        active = [revisions[r] for r in sorted(revisions) if revisions[r].status == "ACTIVE"]
+        td = active[-1] if active else None
+    if td is None:
+        raise EcsClientException("TaskDefinition not found.")
+    if td.status != "ACTIVE":
+        raise InvalidParameterException("TaskDefinition is inactive")
+    return td
+
+
+def _propagated_tags(propagate: str | None, td: Any, service_tags: list[dict[str, str]] | None = None,
+                     given: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
+    """Tags of a new task: the ones given, then (keys not given) the task definition's or the
+    service's, as propagateTags says."""
+    tags = [dict(t) for t in given or []]
+    source = {"TASK_DEFINITION": getattr(td, "tags", None), "SERVICE": service_tags}.get(propagate or "NONE") or []
+    keys = {t.get("key") for t in tags}
+    tags += [dict(t) for t in source if t.get("key") not in keys]
+    return tags
+
+
+def _providers_for(strategy: list[dict[str, Any]], count: int) -> list[str]:
+    """Capacity provider of each of count tasks: every provider's base first, then by weight."""
+    placed: dict[str, int] = {s["capacityProvider"]: 0 for s in strategy}
+    out = []
+    for _ in range(count):
+        pick = next((s["capacityProvider"] for s in strategy
+                     if placed[s["capacityProvider"]] < int(s.get("base") or 0)), None)
+        if pick is None:
+            weighted = [s for s in strategy if int(s.get("weight") or 0) > 0] or strategy[:1]
+            pick = min(weighted, key=lambda s: placed[s["capacityProvider"]] / max(1, int(s.get("weight") or 0)))[
+                "capacityProvider"]
+        placed[pick] += 1
+        out.append(pick)
+    return out
+
+
+def _tokens(backend: EC2ContainerServiceBackend) -> "OrderedDict[tuple[str, str], dict[str, Any]]":
+    if not hasattr(backend, "emu_run_tokens"):
+        backend.emu_run_tokens = OrderedDict()
+    tokens = backend.emu_run_tokens
+    now = time.monotonic()
+    while tokens and (len(tokens) > MAX_TOKENS or now - next(iter(tokens.values()))["at"] > TOKEN_TTL_SECONDS):
+        tokens.popitem(last=False)
+    return tokens
+
+
+def run_task(self: EC2ContainerServiceBackend, cluster_str: str | None, task_definition_str: str, count: int = 1,
+             overrides: dict[str, Any] | None = None, started_by: str | None = None,
+             tags: list[dict[str, str]] | None = None, launch_type: str | None = None,
+             networking_configuration: dict[str, Any] | None = None, group: str | None = None,
+             platform_version: str | None = None, capacity_provider_strategy: list[dict[str, Any]] | None = None,
+             client_token: str | None = None, volume_configurations: list[dict[str, Any]] | None = None,
+             propagate_tags: str | None = None, enable_ecs_managed_tags: bool = False,
+             enable_execute_command: bool = False, request_fingerprint: str | None = None) -> list[Task]:
+    """RunTask as AWS does it: validate, start count standalone tasks on the engine's clock
+    (PROVISIONING -> PENDING -> RUNNING -> their command exits -> STOPPED), idempotent per
+    (cluster, clientToken)."""
+    count = 1 if count is None else int(count)
+    if count > RUN_TASK_MAX_COUNT:
+        raise InvalidParameterException(f"Task count can not be greater than {RUN_TASK_MAX_COUNT}")
+    if count < 1:
+        raise InvalidParameterException("Task count can not be less than 1")
+    if started_by and len(started_by) > STARTED_BY_MAX:
+        raise InvalidParameterException(f"startedBy longer than {STARTED_BY_MAX}")
+    if launch_type and capacity_provider_strategy:
+        raise InvalidParameterException(MSG_BOTH_LAUNCH)
+    if launch_type and launch_type not in ("EC2", "FARGATE", "EXTERNAL"):
+        raise InvalidParameterException("launch type should be one of [EC2,FARGATE,EXTERNAL]")
+    cluster = self._get_cluster(cluster_str or "default")
+
+    tokens = _tokens(self)
+    key = (cluster.name, client_token or "")
+    if client_token and key in tokens:
+        seen = tokens[key]
+        if seen["fingerprint"] != request_fingerprint:
+            raise ConflictException(
+                "The RunTask request could not be processed due to conflicts. The provided clientToken is "
+                "already in use with a different RunTask request.", [t.task_arn for t in seen["tasks"]])
+        return list(seen["tasks"])  # a retry: the same tasks, none started
+
+    td = _resolve_task_definition(self, task_definition_str)
+    strategy = list(capacity_provider_strategy or [])
+    if not launch_type and not strategy:
+        strategy = list(cluster.default_capacity_provider_strategy or [])
+    providers: list[str | None] = _providers_for(strategy, count) if strategy else [None] * count
+    launches = [launch_type or ("FARGATE" if p in FARGATE_PROVIDERS else "EC2" if p else "EC2") for p in providers]
+    if "FARGATE" in launches and "FARGATE" not in (getattr(td, "compatibilities", None) or []):
+        raise InvalidParameterException("Task definition does not support launch_type FARGATE.")
+    given = (overrides or {}).get("containerOverrides") or []
+    names = {c.get("name") for c in td.container_definitions}
+    for o in given:
+        if (o or {}).get("name") not in names:
+            raise InvalidParameterException(
+                f"Override for container named {(o or {}).get('name') or 'null'} is not a container in the TaskDefinition.")
+    awsvpc = td.network_mode == "awsvpc"
+    if awsvpc and not networking_configuration:
+        raise InvalidParameterException(MSG_NETWORK_REQUIRED)
+    if networking_configuration and not awsvpc:
+        raise InvalidParameterException(MSG_NETWORK_INVALID)
+    if networking_configuration and not (networking_configuration.get("awsvpcConfiguration") or {}).get("subnets"):
+        raise InvalidParameterException("subnets can not be empty.")
+    if volume_configurations is not None:
+        _check_volume_configurations(td, volume_configurations)
+    if propagate_tags == "SERVICE":
+        raise InvalidParameterException("propagateTags SERVICE is only valid for tasks started by a service.")
+    instances: list[str] = []
+    if any(lt != "FARGATE" for lt in launches):
+        instances = [ci.container_instance_arn for ci in self.container_instances.get(cluster.name, {}).values()
+                     if ci.status == "ACTIVE"]
+        if not instances:
+            raise InvalidParameterException(MSG_NO_INSTANCES)
+
+    task_tags = _propagated_tags(propagate_tags, td, given=tags)
+    if enable_ecs_managed_tags:
+        task_tags.append({"key": "aws:ecs:clusterName", "value": cluster.name})
+    started = []
+    for i, (provider, launch) in enumerate(zip(providers, launches, strict=True)):
+        t = Task(self, td, cluster_name=cluster.name, cluster_arn=cluster.arn, launch_type=launch,
+                 network_configuration=networking_configuration, group=group or f"family:{td.family}",
+                 started_by=started_by, overrides=overrides, tags=task_tags, platform_version=platform_version,
+                 capacity_provider_name=provider,
+                 container_instance_arn=None if launch == "FARGATE" else instances[i % len(instances)],
+                 volume_configurations=volume_configurations, enable_execute_command=enable_execute_command)
+        self.tasks.setdefault(cluster.name, {})[t.task_arn] = t
+        _STANDALONE.append(t)
+        started.append(t)
+    if client_token:
+        tokens[key] = {"fingerprint": request_fingerprint, "tasks": started, "at": time.monotonic()}
+    _cluster_counts(self, cluster.name)
+    _start_engine()
+    return started
+
+
+def run_task_response(self: EC2ContainerServiceResponse) -> Any:
+    params = self._get_params()
+    # A retried request must match the first one in everything but the token.
+    fingerprint = json.dumps({k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True, default=str)
+    network = params.get("networkConfiguration")
+    tasks = self.ecs_backend.run_task(
+        params.get("cluster") or "default", params.get("taskDefinition"), params.get("count"),
+        params.get("overrides"), params.get("startedBy"), params.get("tags"), params.get("launchType"),
+        network, params.get("group"), params.get("platformVersion"), params.get("capacityProviderStrategy"),
+        client_token=params.get("clientToken"), volume_configurations=params.get("volumeConfigurations"),
+        propagate_tags=params.get("propagateTags"),
+        enable_ecs_managed_tags=_truthy(params.get("enableECSManagedTags") or False),
+        enable_execute_command=_truthy(params.get("enableExecuteCommand") or False),
+        request_fingerprint=fingerprint)
+    return ActionResult({"tasks": tasks, "failures": []})
+
+
+def _tick_standalone(now: float) -> None:
+    clusters = set()
+    for t in list(_STANDALONE):
+        if t.next and now >= t.due:
+            _advance(None, t, now)
+            clusters.add((t.account_id, t.region, t.cluster_name))
+    stopped = [t for t in _STANDALONE if t.last_status == "STOPPED"]
+    for t in stopped[:-MAX_STOPPED_STANDALONE] if len(stopped) > MAX_STOPPED_STANDALONE else []:
+        _STANDALONE.remove(t)  # AWS forgets stopped tasks after about an hour
+        ecs_backends[t.account_id][t.region].tasks.get(t.cluster_name, {}).pop(t.task_arn, None)
+    for account, region, cluster in clusters:
+        _cluster_counts(ecs_backends[account][region], cluster)
 
 
 # --------------------------------------------------------------------------- CloudFormation
@@ -770,6 +1188,13 @@ def cfn_create(cls: Any, resource_name: str, cloudformation_json: Any, account_i
     for d in svc.deployments:
         d.network_configuration = svc.network_configuration or None
     svc.deployment_configuration = _default_config(extra["deployment_configuration"])
+    svc.enable_ecs_managed_tags = _truthy(props.get("EnableECSManagedTags") or False)
+    volumes = _camel(props.get("VolumeConfigurations"))
+    if volumes:
+        _check_volume_configurations(backend.describe_task_definition(svc.task_definition)
+                                     if svc.task_definition else None, volumes)
+        if hasattr(svc, "emu") and svc.deployments:
+            svc.deployments[0].volume_configurations = volumes
     return svc
 
 
@@ -788,6 +1213,10 @@ def cfn_update(cls: Any, original_resource: Any, new_resource_name: str, cloudfo
               "desired_count": int(props["DesiredCount"]) if props.get("DesiredCount") is not None else None,
               "deployment_configuration": extra["deployment_configuration"],
               "load_balancers": extra["load_balancers"],
+              # a property left out of the template goes back to its default
+              "enable_ecs_managed_tags": _truthy(props.get("EnableECSManagedTags") or False),
+              "propagate_tags": props.get("PropagateTags") or "NONE",
+              "volume_configurations": _camel(props.get("VolumeConfigurations")) or [],
               "force_new_deployment": isinstance(force, dict) and _truthy(force.get("EnableForceNewDeployment"))}
     svc = backend.update_service(update)
     if extra["network_configuration"] is not None:
@@ -906,11 +1335,14 @@ def install() -> None:
 
     B = EC2ContainerServiceBackend
     for name, fn in (("create_service", create_service), ("update_service", update_service),
-                     ("delete_service", delete_service), ("list_tasks", list_tasks), ("stop_task", stop_task)):
+                     ("delete_service", delete_service), ("list_tasks", list_tasks), ("stop_task", stop_task),
+                     ("run_task", run_task)):
         _orig[name] = getattr(B, name)
         setattr(B, name, fn)
     _orig["create_service_response"] = EC2ContainerServiceResponse.create_service
     EC2ContainerServiceResponse.create_service = create_service_response
+    _orig["run_task_response"] = EC2ContainerServiceResponse.run_task
+    EC2ContainerServiceResponse.run_task = run_task_response
     ecs_models.TaskDefinition.create_from_cloudformation_json = classmethod(td_cfn_create)
     ecs_models.TaskDefinition.update_from_cloudformation_json = classmethod(td_cfn_update)
     Service.create_from_cloudformation_json = classmethod(cfn_create)

@@ -345,3 +345,383 @@ def test_cloudformation_create_with_missing_image_fails_and_rolls_back(endpoint,
     statuses = [e[0] for e in service_events(cf, name)]
     assert statuses[:3] == ["CREATE_IN_PROGRESS", "CREATE_IN_PROGRESS", "CREATE_FAILED"]
     assert statuses[-1] == "DELETE_COMPLETE"
+
+
+# ------------------------------------------------------------------ RunTask (standalone one-off tasks)
+
+NET = {"awsvpcConfiguration": {"subnets": ["subnet-12345678"], "securityGroups": ["sg-12345678"]}}
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecsInfrastructureRole"
+STATES = ["PROVISIONING", "PENDING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]
+MSG_VOLUME = "Volume configuration provided but no matching configuredAtLaunch volume found in task definition."
+
+
+def one_off_td(ecs, containers=None, volumes=None, family=None, tags=None, fargate=True):
+    """A task definition for one-off tasks: by default `app` (essential) and `log-router` (not)."""
+    containers = containers or [{"name": "app", "image": "nginx:1", "memory": 128},
+                                {"name": "log-router", "image": "fluent/fluent-bit:3", "essential": False}]
+    kw = {"requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512"} if fargate else {}
+    if volumes:
+        kw["volumes"] = volumes
+    if tags:
+        kw["tags"] = tags
+    family = family or "job-" + uuid.uuid4().hex[:6]
+    return ecs.register_task_definition(family=family, containerDefinitions=containers, **kw)["taskDefinition"]
+
+
+def run(ecs, cluster, td, **kw):
+    kw.setdefault("launchType", "FARGATE")
+    kw.setdefault("networkConfiguration", NET)
+    return ecs.run_task(cluster=cluster, taskDefinition=td, **kw)
+
+
+def env(**values):
+    return [{"name": k, "value": str(v)} for k, v in values.items()]
+
+
+def task(ecs, cluster, arn, **kw):
+    return ecs.describe_tasks(cluster=cluster, tasks=[arn], **kw)["tasks"][0]
+
+
+def wait_task(ecs, cluster, arn, status="STOPPED", timeout=8.0):
+    """The task once it reaches status, and the lastStatus values seen on the way."""
+    seen = []
+
+    def poll():
+        t = task(ecs, cluster, arn)
+        if not seen or seen[-1] != t["lastStatus"]:
+            seen.append(t["lastStatus"])
+        return t if t["lastStatus"] == status else None
+
+    return wait_for(poll, timeout, f"task {status}"), seen
+
+
+def containers(t):
+    return {c["name"]: c for c in t["containers"]}
+
+
+def test_run_task_answers_like_aws(ecs, cluster):
+    td = one_off_td(ecs)
+    family, arn = td["family"], td["taskDefinitionArn"]
+    overrides = {"containerOverrides": [{"name": "app", "command": ["./manage.py", "migrate"]}]}
+    r = run(ecs, cluster, family, overrides=overrides, startedBy="GitHub-Actions",
+            tags=[{"key": "purpose", "value": "migration"}])
+    assert r["failures"] == [] and len(r["tasks"]) == 1
+    t = r["tasks"][0]
+    assert (t["lastStatus"], t["desiredStatus"], t["version"]) == ("PROVISIONING", "RUNNING", 1)
+    assert t["taskArn"].startswith(f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/")
+    assert t["clusterArn"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}"
+    assert t["taskDefinitionArn"] == arn  # the family resolved to its latest ACTIVE revision
+    assert (t["group"], t["startedBy"], t["launchType"]) == (f"family:{family}", "GitHub-Actions", "FARGATE")
+    assert (t["platformVersion"], t["platformFamily"], t["cpu"], t["memory"]) == ("1.4.0", "Linux", "256", "512")
+    assert "capacityProviderName" not in t and "containerInstanceArn" not in t
+    # AWS echoes every container, the ones without overrides by name only.
+    assert t["overrides"] == {"containerOverrides": [overrides["containerOverrides"][0], {"name": "log-router"}],
+                              "inferenceAcceleratorOverrides": []}
+    assert t["tags"] == [{"key": "purpose", "value": "migration"}]
+    assert t["ephemeralStorage"] == t["fargateEphemeralStorage"] == {"sizeInGiB": 20}
+    assert t["attributes"] == [{"name": "ecs.cpu-architecture", "value": "x86_64"}]
+    assert t["enableExecuteCommand"] is False
+    [eni] = t["attachments"]
+    assert (eni["type"], eni["status"]) == ("ElasticNetworkInterface", "PRECREATED")
+    assert eni["details"] == [{"name": "subnetId", "value": "subnet-12345678"}]
+    assert [(c["name"], c["lastStatus"], c["networkInterfaces"]) for c in t["containers"]] == [
+        ("app", "PENDING", []), ("log-router", "PENDING", [])]
+    assert all("exitCode" not in c for c in t["containers"])
+
+    # group as given; startedBy up to 128 characters (the RunTask API reference's limit)
+    t = run(ecs, cluster, arn, group="migrations", startedBy="s" * 128)["tasks"][0]
+    assert (t["group"], t["startedBy"]) == ("migrations", "s" * 128)
+
+
+def test_run_task_runs_its_command_then_stops_with_exit_code_zero(ecs, cluster):
+    td = one_off_td(ecs)["taskDefinitionArn"]
+    # the command takes 0.5 s, so RUNNING is seen for sure
+    t0 = run(ecs, cluster, td, overrides={"containerOverrides": [
+        {"name": "app", "environment": env(EMULATOR_EXIT_AFTER_SECONDS=0.5)}]})["tasks"][0]
+    running, seen = wait_task(ecs, cluster, t0["taskArn"], "RUNNING")
+    assert seen[0] in ("PROVISIONING", "PENDING")
+    assert {c["lastStatus"] for c in running["containers"]} == {"RUNNING"}
+    assert running["connectivity"] == "CONNECTED" and "startedAt" in running and "stoppedAt" not in running
+    eni = running["attachments"][0]
+    details = {d["name"]: d["value"] for d in eni["details"]}
+    assert eni["status"] == "ATTACHED" and details["subnetId"] == "subnet-12345678"
+    assert details["networkInterfaceId"].startswith("eni-") and details["privateIPv4Address"].startswith("10.")
+    assert containers(running)["app"]["networkInterfaces"] == [
+        {"attachmentId": eni["id"], "privateIpv4Address": details["privateIPv4Address"]}]
+    assert ecs.describe_clusters(clusters=[cluster])["clusters"][0]["runningTasksCount"] == 1
+    assert ecs.list_tasks(cluster=cluster)["taskArns"] == [t0["taskArn"]]
+
+    t, more = wait_task(ecs, cluster, t0["taskArn"])
+    seen += more[1:] if more[0] == seen[-1] else more
+    assert [STATES.index(s) for s in seen] == sorted(STATES.index(s) for s in seen)  # never backwards
+    assert seen[-1] == "STOPPED" and "RUNNING" in seen
+    assert (t["desiredStatus"], t["stopCode"], t["stoppedReason"]) == (
+        "STOPPED", "EssentialContainerExited", "Essential container in task exited")
+    for c in t["containers"]:  # a normal exit: an exit code, no reason
+        assert (c["lastStatus"], c["exitCode"]) == ("STOPPED", 0) and "reason" not in c
+    assert t["attachments"][0]["status"] == "DELETED"
+    times = [t[k] for k in ("createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "executionStoppedAt", "stoppedAt")]
+    assert times == sorted(times) and t["stoppingAt"] <= t["stoppedAt"]
+    assert ecs.list_tasks(cluster=cluster)["taskArns"] == []  # ListTasks defaults to desiredStatus RUNNING
+    assert ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"] == [t0["taskArn"]]
+    assert ecs.describe_clusters(clusters=[cluster])["clusters"][0]["runningTasksCount"] == 0
+
+
+def test_run_task_exit_code_from_label_or_override_environment(ecs, cluster):
+    td = one_off_td(ecs, [{"name": "app", "image": "nginx:1", "memory": 128,
+                           "dockerLabels": {"emulator.exit-code": "3"}}])["taskDefinitionArn"]
+    labelled = run(ecs, cluster, td)["tasks"][0]["taskArn"]
+    overridden = run(ecs, cluster, td, overrides={"containerOverrides": [
+        {"name": "app", "environment": env(EMULATOR_EXIT_CODE=0)}]})["tasks"][0]["taskArn"]
+    slow = run(ecs, cluster, td, overrides={"containerOverrides": [
+        {"name": "app", "environment": env(EMULATOR_EXIT_CODE=42, EMULATOR_EXIT_AFTER_SECONDS=1.2)}]})["tasks"][0]["taskArn"]
+    t = wait_task(ecs, cluster, labelled)[0]
+    assert containers(t)["app"]["exitCode"] == 3 and t["stopCode"] == "EssentialContainerExited"
+    assert "reason" not in containers(t)["app"]  # AWS gives no reason for a plain non-zero exit
+    assert containers(wait_task(ecs, cluster, overridden)[0])["app"]["exitCode"] == 0
+    wait_task(ecs, cluster, slow, "RUNNING")
+    time.sleep(0.3)
+    assert task(ecs, cluster, slow)["lastStatus"] == "RUNNING"  # its command takes 1.2 s
+    t = wait_task(ecs, cluster, slow)[0]
+    assert containers(t)["app"]["exitCode"] == 42
+    assert (t["executionStoppedAt"] - t["startedAt"]).total_seconds() >= 1.0
+
+
+def test_run_task_non_essential_container_exit_stops_only_that_container(ecs, cluster):
+    td = one_off_td(ecs, [
+        {"name": "app", "image": "nginx:1", "memory": 128, "dockerLabels": {"emulator.exit-after-seconds": "0.8"}},
+        {"name": "log-router", "image": "fluent/fluent-bit:3", "essential": False,
+         "dockerLabels": {"emulator.exit-code": "2"}}])["taskDefinitionArn"]
+    arn = run(ecs, cluster, td)["tasks"][0]["taskArn"]
+    t = wait_for(lambda: (lambda t: t if containers(t)["log-router"]["lastStatus"] == "STOPPED" else None)(
+        task(ecs, cluster, arn)), what="log-router exit")
+    assert (t["lastStatus"], t["desiredStatus"]) == ("RUNNING", "RUNNING")
+    assert containers(t)["log-router"]["exitCode"] == 2
+    assert containers(t)["app"]["lastStatus"] == "RUNNING" and "exitCode" not in containers(t)["app"]
+    t = wait_task(ecs, cluster, arn)[0]
+    assert [(c["name"], c["exitCode"]) for c in t["containers"]] == [("app", 0), ("log-router", 2)]
+    assert t["stopCode"] == "EssentialContainerExited"
+
+
+def test_run_task_with_image_missing_from_ecr_fails_to_start(ecs, cluster, repo):
+    image = f"{REGISTRY}/{repo}:v-missing"
+    td = one_off_td(ecs, [{"name": "app", "image": image, "memory": 128}])["taskDefinitionArn"]
+    t = wait_task(ecs, cluster, run(ecs, cluster, td)["tasks"][0]["taskArn"])[0]
+    expected = ("CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+                f"failed to resolve ref {image}: not found")
+    assert (t["stopCode"], t["stoppedReason"]) == ("TaskFailedToStart", expected)
+    c = containers(t)["app"]
+    assert c["lastStatus"] == "STOPPED" and "exitCode" not in c and c["reason"] == expected
+    assert "startedAt" not in t and "pullStartedAt" in t
+
+    ok = one_off_td(ecs, [{"name": "app", "image": f"{REGISTRY}/{repo}:v1", "memory": 128}])["taskDefinitionArn"]
+    assert containers(wait_task(ecs, cluster, run(ecs, cluster, ok)["tasks"][0]["taskArn"])[0])["app"]["exitCode"] == 0
+
+
+def test_run_task_seen_by_list_tasks_and_stopped_by_stop_task(ecs, cluster):
+    a, b = one_off_td(ecs), one_off_td(ecs)
+    long_run = {"containerOverrides": [{"name": "app", "environment": env(EMULATOR_EXIT_AFTER_SECONDS=60)}]}
+    ta = run(ecs, cluster, a["taskDefinitionArn"], startedBy="job-a", overrides=long_run)["tasks"][0]["taskArn"]
+    tb = run(ecs, cluster, b["taskDefinitionArn"], startedBy="job-b", overrides=long_run)["tasks"][0]["taskArn"]
+
+    def listed(**kw):
+        return set(ecs.list_tasks(cluster=cluster, **kw)["taskArns"])
+
+    assert listed() == {ta, tb}
+    assert listed(startedBy="job-a") == {ta}
+    assert listed(family=b["family"]) == {tb}
+    assert listed(desiredStatus="STOPPED") == set()
+    wait_task(ecs, cluster, ta, "RUNNING")
+    stopped = ecs.stop_task(cluster=cluster, task=ta, reason="migration cancelled")["task"]
+    assert (stopped["desiredStatus"], stopped["stopCode"], stopped["stoppedReason"]) == (
+        "STOPPED", "UserInitiated", "migration cancelled")
+    t = wait_task(ecs, cluster, ta)[0]
+    assert (t["stopCode"], t["stoppedReason"]) == ("UserInitiated", "migration cancelled")
+    # stopped by the agent before its command finished: no exit of its own to report
+    assert all(c["lastStatus"] == "STOPPED" and "exitCode" not in c for c in t["containers"])
+    assert listed(desiredStatus="STOPPED") == {ta} and listed() == {tb}
+    assert listed(family=a["family"], desiredStatus="STOPPED") == {ta}
+    ecs.stop_task(cluster=cluster, task=tb.split("/")[-1])  # the task id works too
+    assert listed() == set()
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="The referenced task was not found."):
+        ecs.stop_task(cluster=cluster, task="0" * 32)
+
+
+def test_run_task_client_token_retry_starts_no_second_task(ecs, cluster):
+    td = one_off_td(ecs)["taskDefinitionArn"]
+    token = uuid.uuid4().hex
+    first = run(ecs, cluster, td, count=2, clientToken=token)["tasks"]
+    retry = run(ecs, cluster, td, count=2, clientToken=token)["tasks"]
+    assert len(first) == 2 and [t["taskArn"] for t in retry] == [t["taskArn"] for t in first]
+    assert set(ecs.list_tasks(cluster=cluster)["taskArns"]) == {t["taskArn"] for t in first}
+
+    # the same token with other parameters is a conflict naming the token's tasks
+    with pytest.raises(ecs.exceptions.ConflictException) as err:
+        run(ecs, cluster, td, count=1, clientToken=token)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert set(err.value.response["resourceIds"]) == {t["taskArn"] for t in first}
+
+    # a token belongs to its cluster; without one (or with another) every call starts tasks
+    other = "c-" + uuid.uuid4().hex[:8]
+    ecs.create_cluster(clusterName=other)
+    elsewhere = run(ecs, other, td, count=2, clientToken=token)["tasks"]
+    assert {t["taskArn"] for t in elsewhere}.isdisjoint(t["taskArn"] for t in first)
+    assert run(ecs, cluster, td, clientToken=uuid.uuid4().hex)["tasks"][0]["taskArn"] not in {t["taskArn"] for t in first}
+    assert len(ecs.list_tasks(cluster=cluster)["taskArns"]) + len(ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"]) == 3
+
+
+def test_run_task_capacity_provider_ebs_volume_and_tags(ecs, cluster):
+    td = one_off_td(ecs, volumes=[{"name": "scratch", "configuredAtLaunch": True}],
+                    tags=[{"key": "team", "value": "data"}])
+    volume = {"name": "scratch", "managedEBSVolume": {"roleArn": ROLE, "sizeInGiB": 10, "volumeType": "gp3"}}
+    t = ecs.run_task(cluster=cluster, taskDefinition=td["taskDefinitionArn"], networkConfiguration=NET,
+                     capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+                     volumeConfigurations=[volume], propagateTags="TASK_DEFINITION", enableECSManagedTags=True,
+                     tags=[{"key": "run", "value": "1"}])["tasks"][0]
+    assert (t["capacityProviderName"], t["launchType"]) == ("FARGATE_SPOT", "FARGATE")
+    assert t["tags"] == [{"key": "run", "value": "1"}, {"key": "team", "value": "data"},
+                         {"key": "aws:ecs:clusterName", "value": cluster}]
+    ebs = next(a for a in t["attachments"] if a["type"] == "AmazonElasticBlockStorage")
+    assert ebs["status"] == "CREATED" and ebs["details"] == [
+        {"name": "roleArn", "value": ROLE}, {"name": "volumeName", "value": "scratch"},
+        {"name": "deleteOnTermination", "value": "true"}]
+    running = wait_task(ecs, cluster, t["taskArn"], "RUNNING")[0]
+    ebs = next(a for a in running["attachments"] if a["type"] == "AmazonElasticBlockStorage")
+    assert ebs["status"] == "ATTACHED" and any(d["name"] == "volumeId" and d["value"].startswith("vol-")
+                                               for d in ebs["details"])
+    assert "tags" not in running  # DescribeTasks shows tags only with include=TAGS
+    assert task(ecs, cluster, t["taskArn"], include=["TAGS"])["tags"] == t["tags"]
+
+
+def test_standalone_task_failing_health_checks_is_not_stopped_for_it(ecs, cluster):
+    td = one_off_td(ecs, [{"name": "app", "image": "nginx:1", "memory": 128,
+                           "dockerLabels": {"emulator.unhealthy": "true", "emulator.exit-after-seconds": "1.0"}}])
+    arn = run(ecs, cluster, td["taskDefinitionArn"])["tasks"][0]["taskArn"]
+    t = wait_task(ecs, cluster, arn, "RUNNING")[0]
+    assert t["healthStatus"] == "UNHEALTHY"
+    time.sleep(0.3)  # a service would have replaced it by now; a standalone task keeps running
+    assert task(ecs, cluster, arn)["lastStatus"] == "RUNNING"
+    t = wait_task(ecs, cluster, arn)[0]
+    assert (t["stopCode"], containers(t)["app"]["exitCode"]) == ("EssentialContainerExited", 0)
+
+
+@pytest.fixture(scope="module")
+def validation_tds(ecs):
+    """Task definitions for the validation cases: Fargate with volumes, EC2-only bridge, inactive."""
+    fargate = one_off_td(ecs, volumes=[{"name": "scratch", "configuredAtLaunch": True}, {"name": "tmp"}])
+    bridge = one_off_td(ecs, [{"name": "app", "image": "nginx:1", "memory": 128}], fargate=False)
+    inactive = one_off_td(ecs)
+    ecs.deregister_task_definition(taskDefinition=inactive["taskDefinitionArn"])
+    return {"fargate": fargate["taskDefinitionArn"], "bridge": bridge["taskDefinitionArn"],
+            "inactive": inactive["taskDefinitionArn"]}
+
+
+VALIDATION_CASES = {
+    "unknown-cluster": ({"cluster": "no-such-cluster"}, "ClusterNotFoundException", "Cluster not found."),
+    "unknown-task-definition": ({"taskDefinition": "no-such-family:1"}, "ClientException", "TaskDefinition not found."),
+    "inactive-task-definition": ({"taskDefinition": "inactive"}, "InvalidParameterException", "TaskDefinition is inactive"),
+    "launch-type-and-capacity-providers": (
+        {"capacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 1}]}, "InvalidParameterException",
+        "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again."),
+    "awsvpc-without-network": ({"networkConfiguration": None}, "InvalidParameterException",
+                               "Network Configuration must be provided when networkMode 'awsvpc' is specified."),
+    "network-for-bridge-mode": ({"taskDefinition": "bridge", "launchType": "EC2"}, "InvalidParameterException",
+                                "Network Configuration is not valid for the given networkMode of this task definition."),
+    "unknown-container-override": (
+        {"overrides": {"containerOverrides": [{"name": "ap", "command": ["x"]}]}}, "InvalidParameterException",
+        "Override for container named ap is not a container in the TaskDefinition."),
+    "count-above-10": ({"count": 11}, "InvalidParameterException", "Task count can not be greater than 10"),
+    "count-below-1": ({"count": 0}, "InvalidParameterException", "Task count can not be less than 1"),
+    "started-by-too-long": ({"startedBy": "s" * 129}, "InvalidParameterException", "startedBy longer than 128"),
+    "volume-not-configured-at-launch": (
+        {"volumeConfigurations": [{"name": "tmp", "managedEBSVolume": {"roleArn": ROLE}}]},
+        "InvalidParameterException", MSG_VOLUME),
+    "volume-not-in-task-definition": (
+        {"volumeConfigurations": [{"name": "data", "managedEBSVolume": {"roleArn": ROLE}}]},
+        "InvalidParameterException", MSG_VOLUME),
+    "managed-ebs-volume-without-role": (
+        {"volumeConfigurations": [{"name": "scratch", "managedEBSVolume": {"sizeInGiB": 10}}]},
+        "InvalidParameterException", "managedEBSVolume.roleArn should not be null or empty."),
+    "ec2-without-container-instances": (
+        {"taskDefinition": "bridge", "launchType": "EC2", "networkConfiguration": None},
+        "InvalidParameterException", "No Container Instances were found in your cluster."),
+    "fargate-on-ec2-only-task-definition": (
+        {"taskDefinition": "bridge", "networkConfiguration": None}, "InvalidParameterException",
+        "Task definition does not support launch_type FARGATE."),
+}
+
+
+@pytest.mark.parametrize("case", list(VALIDATION_CASES))
+def test_run_task_validation_errors(endpoint, cluster, validation_tds, case):
+    changes, code, message = VALIDATION_CASES[case]
+    # botocore's own checks would refuse a request without the required roleArn before sending it
+    from botocore.config import Config
+
+    raw = boto3.client("ecs", region_name=REGION, endpoint_url=endpoint, aws_access_key_id="testing",
+                       aws_secret_access_key="testing", config=Config(parameter_validation=False))
+    kw = {"cluster": cluster, "taskDefinition": validation_tds["fargate"], "launchType": "FARGATE",
+          "networkConfiguration": NET, **changes}
+    kw["taskDefinition"] = validation_tds.get(kw["taskDefinition"], kw["taskDefinition"])
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if "capacityProviderStrategy" in changes:
+        kw["launchType"] = "FARGATE"
+    with pytest.raises(raw.exceptions.ClientError) as err:
+        raw.run_task(**kw)
+    e = err.value.response
+    assert (e["Error"]["Code"], e["Error"]["Message"]) == (code, message)
+    assert e["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert raw.list_tasks(cluster=cluster)["taskArns"] == []  # nothing was started
+
+
+# ------------------------------------------------------------------ UpdateService fields
+
+
+def test_update_service_keeps_tag_settings_and_volume_configurations(ecs, cluster):
+    vol_td = one_off_td(ecs, [{"name": "app", "image": "nginx:1", "memory": 128}],
+                        volumes=[{"name": "data", "configuredAtLaunch": True}], family="svc-" + uuid.uuid4().hex[:6])
+    td = vol_td["taskDefinitionArn"]
+    s = create_service(ecs, cluster, td)
+    assert (s["enableECSManagedTags"], s["propagateTags"]) == (False, "NONE")
+    first = s["deployments"][0]["id"]
+    assert "volumeConfigurations" not in s["deployments"][0]
+
+    # tag settings are stored and shown; they start no deployment (only new tasks get them)
+    s = ecs.update_service(cluster=cluster, service="svc", enableECSManagedTags=True, propagateTags="SERVICE")["service"]
+    assert (s["enableECSManagedTags"], s["propagateTags"]) == (True, "SERVICE")
+    s = describe(ecs, cluster)
+    assert (s["enableECSManagedTags"], s["propagateTags"]) == (True, "SERVICE")
+    assert [d["id"] for d in s["deployments"]] == [first]
+    s = ecs.update_service(cluster=cluster, service="svc", desiredCount=1)["service"]  # not given: unchanged
+    assert (s["enableECSManagedTags"], s["propagateTags"]) == (True, "SERVICE")
+
+    # new volume configurations: a new PRIMARY deployment that carries them
+    volumes = [{"name": "data", "managedEBSVolume": {"roleArn": ROLE, "sizeInGiB": 20, "volumeType": "gp3"}}]
+    s = ecs.update_service(cluster=cluster, service="svc", volumeConfigurations=volumes)["service"]
+    primary = s["deployments"][0]
+    assert primary["id"] != first and primary["volumeConfigurations"] == volumes
+    assert [d["status"] for d in s["deployments"]] == ["PRIMARY", "ACTIVE"]
+    assert describe(ecs, cluster)["deployments"][0]["volumeConfigurations"] == volumes
+    # the same ones again start nothing; a forced deployment keeps them
+    s = ecs.update_service(cluster=cluster, service="svc", volumeConfigurations=volumes)["service"]
+    assert s["deployments"][0]["id"] == primary["id"]
+    s = ecs.update_service(cluster=cluster, service="svc", forceNewDeployment=True)["service"]
+    assert s["deployments"][0]["id"] != primary["id"] and s["deployments"][0]["volumeConfigurations"] == volumes
+
+    # checked against the new task definition, and nothing changes when refused
+    before = describe(ecs, cluster)["deployments"]
+    plain = one_off_td(ecs, [{"name": "app", "image": "nginx:1", "memory": 128}])["taskDefinitionArn"]
+    for kw in ({"volumeConfigurations": [{"name": "logs", "managedEBSVolume": {"roleArn": ROLE}}]},
+               {"taskDefinition": plain, "volumeConfigurations": volumes}):
+        with pytest.raises(ecs.exceptions.InvalidParameterException, match=MSG_VOLUME):
+            ecs.update_service(cluster=cluster, service="svc", **kw)
+    after = describe(ecs, cluster)["deployments"]  # older ones may have drained meanwhile
+    assert after[0]["id"] == before[0]["id"] and {d["id"] for d in after} <= {d["id"] for d in before}
+
+    # tasks launched after the update carry the managed and propagated tags and the EBS volume
+    ecs.tag_resource(resourceArn=s["serviceArn"], tags=[{"key": "app", "value": "web"}])
+    newest = ecs.update_service(cluster=cluster, service="svc", forceNewDeployment=True)["service"]["deployments"][0]["id"]
+    arn = wait_for(lambda: ecs.list_tasks(cluster=cluster, startedBy=newest)["taskArns"], what="new task")[0]
+    t = task(ecs, cluster, arn, include=["TAGS"])
+    assert {"key": "app", "value": "web"} in t["tags"]
+    assert {"key": "aws:ecs:serviceName", "value": "svc"} in t["tags"]
+    assert any(a["type"] == "AmazonElasticBlockStorage" for a in t["attachments"])

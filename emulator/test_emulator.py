@@ -832,3 +832,17 @@ def test_deployment_mode_is_kept_on_the_change_set(cf):
                          TemplateBody=json.dumps(base_template()),
                          Parameters=[{"ParameterKey": "Env", "ParameterValue": "d"}])
     assert "DeploymentMode" not in cf.describe_change_set(StackName=plain, ChangeSetName="plain")
+
+
+def test_include_nested_stacks_is_kept_on_the_change_set(cf):
+    """IncludeNestedStacks given on CreateChangeSet is what DescribeChangeSet shows."""
+    n = name()
+    cf.create_change_set(StackName=n, ChangeSetName="nested", ChangeSetType="CREATE",
+                         TemplateBody=json.dumps(base_template()), IncludeNestedStacks=True,
+                         Parameters=[{"ParameterKey": "Env", "ParameterValue": "d"}])
+    assert cf.describe_change_set(StackName=n, ChangeSetName="nested")["IncludeNestedStacks"] is True
+    plain = name()
+    cf.create_change_set(StackName=plain, ChangeSetName="plain", ChangeSetType="CREATE",
+                         TemplateBody=json.dumps(base_template()),
+                         Parameters=[{"ParameterKey": "Env", "ParameterValue": "d"}])
+    assert cf.describe_change_set(StackName=plain, ChangeSetName="plain")["IncludeNestedStacks"] is False

@@ -14,12 +14,13 @@ use crate::env::Environment;
 use crate::inputs::InputErrors;
 use crate::job::{Clients, JobError, Prepared};
 use crate::plan::Plan;
-use crate::report::JobReport;
+use crate::report::{JobReport, OneOffTaskRecord};
 use crate::service::plan::{
     CreatedEarlier, ReadyRollout, Registration, ServicePlan, decide_service, read_service,
 };
 use crate::service::register::{register_task_definition, registration_request};
 use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
+use crate::service::task::{OneOffTaskPlan, failure_message, run_one_off_task, wait_for_task_stop};
 use crate::service::watch::{
     EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
 };
@@ -264,6 +265,19 @@ async fn roll_out(
     report.task_definition_arn = Some(task_definition_arn.clone());
     drop(section);
 
+    if let Some(task) = &rollout.one_off_task {
+        run_task_first(
+            task,
+            &task_definition_arn,
+            clients,
+            settings,
+            rollout.wait_timeout,
+            console,
+            report,
+        )
+        .await?;
+    }
+
     let Some(name) = &rollout.service else {
         console
             .line("no `service` given: the task definition is registered, no service is updated");
@@ -314,6 +328,49 @@ async fn roll_out(
         rollout.wait_timeout,
     )
     .await
+}
+
+/// Runs the one-off task and, when asked, waits for it: a task whose
+/// essential container does not exit 0 fails the job before the service
+/// is touched.
+async fn run_task_first(
+    task: &OneOffTaskPlan,
+    task_definition_arn: &str,
+    clients: &EcsClients,
+    settings: &DeploySettings,
+    timeout: std::time::Duration,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    let _section = console.phase("One-off task");
+    let arn = run_one_off_task(clients, task, task_definition_arn).await?;
+    console.line(&format!(
+        "started one-off task {arn} from {}",
+        short_task_definition(task_definition_arn)
+    ));
+    let record = report.one_off_task.insert(OneOffTaskRecord {
+        arn: arn.clone(),
+        ..OneOffTaskRecord::default()
+    });
+    if !task.wait_for_stop {
+        console.line("wait-for-task-stopped is false: not waiting for it to stop");
+        return Ok(());
+    }
+    let exit = wait_for_task_stop(clients, task, &arn, settings.poll, timeout, console).await?;
+    let lines = exit.lines(&task.essential_containers);
+    for line in &lines {
+        console.line(line);
+    }
+    if exit.succeeded() {
+        record.outcome = Some("its essential containers exited 0".to_string());
+        return Ok(());
+    }
+    record.outcome = Some(format!(
+        "failed ({} did not exit 0)",
+        exit.failed_containers.join(", ")
+    ));
+    record.diagnosis = lines;
+    Err(anyhow::anyhow!(failure_message(&exit)))
 }
 
 /// Writes the rendered task definition under the workspace (container

@@ -14,9 +14,15 @@ use std::time::Duration;
 use crate::aws::{RetryMode, RetryPolicy};
 use crate::env::Environment;
 use crate::refusal::{Refusal, Refusals, Setting};
+use crate::service::ecs_json::decode_strict;
 use crate::service::plan::ServiceSettings;
+use crate::service::task::OneOffTaskOptions;
 use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
 use crate::taskdef::render::{ContainerSettings, EnvChange, parse_environment_lines};
+use aws_sdk_ecs::types::{
+    AssignPublicIp, CapacityProviderStrategyItem, ContainerOverride, LaunchType,
+    ServiceVolumeConfiguration, Tag as EcsTag, TaskVolumeConfiguration,
+};
 
 /// One input the action declares, with the default `action.yml` gives it.
 /// The runner fills defaults in for container actions; the CLI and tests that
@@ -56,6 +62,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("termination-protection", Some("false")),
     input("change-set-name", None),
     input("deployment-mode", None),
+    input("include-nested-stacks-change-set", Some("false")),
     input("wait-timeout", Some("60m")),
     input("aws-region", None),
     input("max-retries", Some("4")),
@@ -91,6 +98,21 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("wait-max-delay-seconds", None),
     input("wait-for-service-stability", Some("true")),
     input("wait-for-minutes", Some("30")),
+    input("keep-null-value-keys", None),
+    input("service-managed-ebs-volume-name", None),
+    input("service-managed-ebs-volume", None),
+    input("run-task", Some("false")),
+    input("run-task-container-overrides", None),
+    input("run-task-subnets", None),
+    input("run-task-security-groups", None),
+    input("run-task-assign-public-IP", None),
+    input("run-task-capacity-provider-strategy", None),
+    input("run-task-launch-type", None),
+    input("run-task-started-by", Some("GitHub-Actions")),
+    input("run-task-tags", None),
+    input("run-task-managed-ebs-volume-name", None),
+    input("run-task-managed-ebs-volume", None),
+    input("wait-for-task-stopped", Some("false")),
     input("parameters-from-stacks", None),
     input("on-upstream-failure", Some("fail")),
     input("allow-fork-runs", Some("false")),
@@ -158,7 +180,10 @@ impl RawInputs {
     fn legacy_boolean_notices(&self) -> Vec<String> {
         DEPLOY_INPUTS
             .iter()
-            .filter(|spec| matches!(spec.default, Some("true" | "false")))
+            .filter(|spec| {
+                matches!(spec.default, Some("true" | "false"))
+                    || OPTIONAL_BOOLEAN_INPUTS.contains(&spec.name)
+            })
             .filter_map(|spec| {
                 let written = self.values.get(spec.name)?;
                 let meant = match written.as_str() {
@@ -172,6 +197,38 @@ impl RawInputs {
                 ))
             })
             .collect()
+    }
+
+    /// One line each where an input given as a migrated aws-actions step
+    /// writes it means something else here (the README's table lists every
+    /// difference; these are the ones that would surprise at run time).
+    fn migration_notices(&self) -> Vec<String> {
+        let mut notices = Vec::new();
+        if let Some(retries) = self
+            .values
+            .get("max-retries")
+            .filter(|_| self.is_changed("max-retries"))
+        {
+            notices.push(format!(
+                "input `max-retries`: {retries} counts the retries after the first try here ({retries} retries = up to {} calls); an aws-actions step's `max-retries` counted attempts",
+                retries.parse::<u32>().map_or_else(|_| "?".to_string(), |n| (n + 1).to_string())
+            ));
+        }
+        if let Some(text) = self.values.get("environment-variables") {
+            let removed: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter_map(|line| line.strip_suffix('='))
+                .filter(|name| !name.contains('='))
+                .collect();
+            if !removed.is_empty() {
+                notices.push(format!(
+                    "input `environment-variables`: `{}=` removes the variable here (amazon-ecs-render-task-definition set it to an empty string)",
+                    removed.join("=`, `")
+                ));
+            }
+        }
+        notices
     }
 
     /// One error per undeclared `INPUT_*` variable, naming the declared input
@@ -271,6 +328,10 @@ pub fn input_name(setting: Setting) -> &'static str {
         Setting::EnvironmentVariables => "environment-variables",
         Setting::Cluster => "cluster",
         Setting::Service => "service",
+        Setting::ServiceManagedEbsVolume => "service-managed-ebs-volume-name",
+        Setting::RunTaskContainerOverrides => "run-task-container-overrides",
+        Setting::RunTaskSubnets => "run-task-subnets",
+        Setting::RunTaskManagedEbsVolume => "run-task-managed-ebs-volume-name",
     }
 }
 
@@ -378,6 +439,8 @@ pub struct InputContext {
     /// Used when `change-set-name` is not given; unique per run so reruns
     /// never collide with a change set left by an earlier attempt.
     pub default_change_set_name: String,
+    /// This step of this run (see `RunContext::run_identity`).
+    pub run_identity: String,
 }
 
 /// Where the task definition to render comes from.
@@ -435,6 +498,10 @@ pub struct ServiceInputs {
     /// `images`: other containers' images, `container=image` per line.
     pub images: Vec<(String, String)>,
     pub environment: Vec<EnvChange>,
+    /// `keep-null-value-keys`: empty values kept under these keys.
+    pub keep_empty_keys: Vec<String>,
+    /// `run-task`: a one-off task before the service update.
+    pub one_off_task: Option<OneOffTaskOptions>,
     /// `None`: register the task definition only.
     pub service: Option<String>,
     pub cluster: String,
@@ -486,6 +553,7 @@ const CHANGE_SET_CREATION_INPUTS: &[&str] = &[
     "termination-protection",
     "change-set-name",
     "deployment-mode",
+    "include-nested-stacks-change-set",
     "parameters-from-stacks",
     "image",
     "image-repository",
@@ -525,6 +593,30 @@ const ROLLOUT_ONLY_INPUTS: &[&str] = &[
     "enable-ecs-managed-tags",
     "propagate-tags",
     "wait-max-delay-seconds",
+    "keep-null-value-keys",
+    "service-managed-ebs-volume-name",
+    "service-managed-ebs-volume",
+    "run-task",
+    "wait-for-task-stopped",
+];
+
+/// Booleans without a default (empty: left as it is).
+const OPTIONAL_BOOLEAN_INPUTS: &[&str] = &["no-fail-on-empty-changeset", "enable-ecs-managed-tags"];
+
+/// Inputs that only shape the one-off task: refused without `run-task:
+/// true`, where they would do nothing.
+const RUN_TASK_INPUTS: &[&str] = &[
+    "run-task-container-overrides",
+    "run-task-subnets",
+    "run-task-security-groups",
+    "run-task-assign-public-IP",
+    "run-task-capacity-provider-strategy",
+    "run-task-launch-type",
+    "run-task-started-by",
+    "run-task-tags",
+    "run-task-managed-ebs-volume-name",
+    "run-task-managed-ebs-volume",
+    "wait-for-task-stopped",
 ];
 
 /// Everything the job needs, validated: a stack deploy, a task-definition
@@ -598,7 +690,7 @@ impl DeployInputs {
                 cancel_on_abort,
                 lint_workflows,
                 github,
-                notices: raw.legacy_boolean_notices(),
+                notices: [raw.legacy_boolean_notices(), raw.migration_notices()].concat(),
             })
         } else {
             Err(InputErrors(found.errors))
@@ -646,7 +738,7 @@ fn deploy_parts(
     };
     let image = found.take(image_inputs(raw));
     let service = if wants_service {
-        Some(found.take(service_inputs(raw, &context.workspace)))
+        Some(found.take(service_inputs(raw, context)))
     } else {
         None
     };
@@ -696,6 +788,7 @@ impl StackInputs {
             parameters_from_stacks: found.take(parameters_from_stacks(raw)),
             template_upload: found.take(template_upload(raw)),
             deployment_mode: found.take(deployment_mode(raw)),
+            include_nested_stacks: found.take(boolean(raw, "include-nested-stacks-change-set")),
         }
     }
 }
@@ -1011,7 +1104,284 @@ fn service_settings(raw: &RawInputs) -> Result<ServiceSettings, InputError> {
         enable_ecs_managed_tags,
         propagate_tags,
         max_poll_delay,
+        managed_ebs_volume: service_managed_ebs_volume(raw)?,
     })
+}
+
+/// One ECS shape from an input holding JSON, refusing what the shape does
+/// not know; `example` shows the form in the fix.
+fn ecs_json_input<T, F>(
+    name: &str,
+    text: &str,
+    value: &serde_json::Value,
+    schema: &aws_smithy_schema::Schema<'static>,
+    deserialize: F,
+    example: &str,
+) -> Result<T, InputError>
+where
+    T: aws_smithy_schema::serde::SerializableStruct,
+    F: FnOnce(
+        &mut dyn aws_smithy_schema::serde::ShapeDeserializer,
+    ) -> Result<T, aws_smithy_schema::serde::SerdeError>,
+{
+    decode_strict(value, schema, deserialize).map_err(|problem| {
+        InputError::new(
+            name,
+            text,
+            problem,
+            format!("write it as in the ECS API, e.g. {example}"),
+        )
+    })
+}
+
+/// The JSON text of `name`, parsed; `None` when not given.
+fn json_input(
+    raw: &RawInputs,
+    name: &str,
+    example: &str,
+) -> Result<Option<(String, serde_json::Value)>, InputError> {
+    let Some(text) = raw.values.get(name) else {
+        return Ok(None);
+    };
+    serde_json::from_str(text)
+        .map(|value| Some((text.clone(), value)))
+        .map_err(|error| {
+            InputError::new(
+                name,
+                text,
+                format!("is not valid JSON ({error})"),
+                format!("write JSON, e.g. {example}"),
+            )
+        })
+}
+
+/// A JSON array of one ECS shape (`run-task-container-overrides`,
+/// `run-task-tags`, `run-task-capacity-provider-strategy`).
+fn ecs_json_list<T, F>(
+    raw: &RawInputs,
+    name: &str,
+    schema: &aws_smithy_schema::Schema<'static>,
+    deserialize: F,
+    example: &str,
+) -> Result<Vec<T>, InputError>
+where
+    T: aws_smithy_schema::serde::SerializableStruct,
+    F: Fn(
+        &mut dyn aws_smithy_schema::serde::ShapeDeserializer,
+    ) -> Result<T, aws_smithy_schema::serde::SerdeError>,
+{
+    let Some((text, value)) = json_input(raw, name, example)? else {
+        return Ok(Vec::new());
+    };
+    let serde_json::Value::Array(items) = &value else {
+        return Err(InputError::new(
+            name,
+            &text,
+            "is not a JSON array",
+            format!("write a JSON array, e.g. {example}"),
+        ));
+    };
+    items
+        .iter()
+        .map(|item| ecs_json_input(name, &text, item, schema, &deserialize, example))
+        .collect()
+}
+
+const EBS_VOLUME_EXAMPLE: &str = r#"{"roleArn": "arn:aws:iam::123456789012:role/ecs-ebs", "sizeInGiB": 20, "volumeType": "gp3"}"#;
+
+/// `<prefix>-managed-ebs-volume-name` + `<prefix>-managed-ebs-volume`: both
+/// or neither (amazon-ecs-deploy-task-definition warns and drops a name
+/// without a configuration; a volume silently not configured is refused
+/// here instead), with the `roleArn` ECS requires.
+fn managed_ebs_volume(
+    raw: &RawInputs,
+    prefix: &str,
+) -> Result<Option<(String, serde_json::Value)>, InputError> {
+    let name_input = format!("{prefix}-managed-ebs-volume-name");
+    let volume_input = format!("{prefix}-managed-ebs-volume");
+    let name = raw.values.get(name_input.as_str());
+    let volume = json_input(raw, &volume_input, EBS_VOLUME_EXAMPLE)?;
+    match (name, volume) {
+        (None, None) => Ok(None),
+        (Some(name), Some((text, volume))) => {
+            if volume
+                .get("roleArn")
+                .and_then(serde_json::Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(InputError::new(
+                    &volume_input,
+                    &text,
+                    "has no `roleArn` (the role ECS uses to manage the volume)",
+                    format!("add it, e.g. {EBS_VOLUME_EXAMPLE}"),
+                ));
+            }
+            Ok(Some((name.clone(), volume)))
+        }
+        (Some(name), None) => Err(InputError::new(
+            &name_input,
+            name,
+            format!("is given without `{volume_input}`"),
+            format!(
+                "give the volume's configuration in `{volume_input}`, e.g. {EBS_VOLUME_EXAMPLE}"
+            ),
+        )),
+        (None, Some((text, _))) => Err(InputError::new(
+            &volume_input,
+            &text,
+            format!("is given without `{name_input}`"),
+            format!("name the task definition volume (configuredAtLaunch: true) in `{name_input}`"),
+        )),
+    }
+}
+
+fn service_managed_ebs_volume(
+    raw: &RawInputs,
+) -> Result<Option<ServiceVolumeConfiguration>, InputError> {
+    let Some((name, volume)) = managed_ebs_volume(raw, "service")? else {
+        return Ok(None);
+    };
+    let text = raw.get("service-managed-ebs-volume").unwrap_or_default();
+    let configuration = serde_json::json!({"name": name, "managedEBSVolume": volume});
+    ecs_json_input(
+        "service-managed-ebs-volume",
+        text,
+        &configuration,
+        ServiceVolumeConfiguration::SCHEMA,
+        |d| ServiceVolumeConfiguration::deserialize(d),
+        EBS_VOLUME_EXAMPLE,
+    )
+    .map(Some)
+}
+
+/// `run-task` and its inputs; the `run-task-*` inputs without `run-task:
+/// true` are refused (they would do nothing).
+fn one_off_task(
+    raw: &RawInputs,
+    run_identity: &str,
+) -> Result<Option<OneOffTaskOptions>, InputError> {
+    if !boolean(raw, "run-task")? {
+        if let Some(name) = RUN_TASK_INPUTS.iter().find(|name| raw.is_changed(name)) {
+            return Err(InputError::new(
+                name,
+                raw.values.get(*name).map_or("", String::as_str),
+                "only applies to a one-off task, and `run-task` is not true",
+                "set `run-task: true` to run the task before the service update, or remove the input",
+            ));
+        }
+        return Ok(None);
+    }
+    let container_overrides = ecs_json_list(
+        raw,
+        "run-task-container-overrides",
+        ContainerOverride::SCHEMA,
+        |d| ContainerOverride::deserialize(d),
+        r#"[{"name": "app", "command": ["bin/migrate"]}]"#,
+    )?;
+    if let Some(unnamed) = container_overrides
+        .iter()
+        .position(|o| o.name().is_none_or(str::is_empty))
+    {
+        return Err(InputError::new(
+            "run-task-container-overrides",
+            raw.get("run-task-container-overrides").unwrap_or_default(),
+            format!("has an override without a container `name` (item {unnamed})"),
+            "name the container each override applies to",
+        ));
+    }
+    let tags = ecs_json_list(
+        raw,
+        "run-task-tags",
+        EcsTag::SCHEMA,
+        |d| EcsTag::deserialize(d),
+        r#"[{"key": "purpose", "value": "migration"}]"#,
+    )?;
+    let capacity_provider_strategy = ecs_json_list(
+        raw,
+        "run-task-capacity-provider-strategy",
+        CapacityProviderStrategyItem::SCHEMA,
+        |d| CapacityProviderStrategyItem::deserialize(d),
+        r#"[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]"#,
+    )?;
+    let launch_type = match raw.values.get("run-task-launch-type") {
+        None => None,
+        Some(value) => match value.to_uppercase().as_str() {
+            known @ ("FARGATE" | "EC2" | "EXTERNAL" | "MANAGED_INSTANCES") => {
+                Some(LaunchType::from(known))
+            }
+            _ => {
+                return Err(InputError::new(
+                    "run-task-launch-type",
+                    value,
+                    "is not an ECS launch type",
+                    "use FARGATE, EC2, EXTERNAL or MANAGED_INSTANCES, or leave it empty to run like the service",
+                ));
+            }
+        },
+    };
+    if launch_type.is_some() && !capacity_provider_strategy.is_empty() {
+        return Err(InputError::new(
+            "run-task-launch-type",
+            raw.get("run-task-launch-type").unwrap_or_default(),
+            "is given with `run-task-capacity-provider-strategy` (ECS takes one or the other)",
+            "remove one of the two",
+        ));
+    }
+    let assign_public_ip = match raw.values.get("run-task-assign-public-IP") {
+        None => None,
+        Some(value) => match value.to_uppercase().as_str() {
+            known @ ("ENABLED" | "DISABLED") => Some(AssignPublicIp::from(known)),
+            _ => {
+                return Err(InputError::new(
+                    "run-task-assign-public-IP",
+                    value,
+                    "is neither ENABLED nor DISABLED",
+                    "use ENABLED (a public subnet without a NAT) or DISABLED",
+                ));
+            }
+        },
+    };
+    let started_by = raw
+        .get("run-task-started-by")
+        .unwrap_or("GitHub-Actions")
+        .to_string();
+    if started_by.len() > 128 {
+        return Err(InputError::new(
+            "run-task-started-by",
+            &started_by,
+            "is longer than the 128 characters RunTask takes",
+            "shorten it",
+        ));
+    }
+    let managed_ebs_volume = match managed_ebs_volume(raw, "run-task")? {
+        None => None,
+        Some((name, volume)) => Some(ecs_json_input(
+            "run-task-managed-ebs-volume",
+            raw.get("run-task-managed-ebs-volume").unwrap_or_default(),
+            &serde_json::json!({"name": name, "managedEBSVolume": volume}),
+            TaskVolumeConfiguration::SCHEMA,
+            |d| TaskVolumeConfiguration::deserialize(d),
+            EBS_VOLUME_EXAMPLE,
+        )?),
+    };
+    let enable_ecs_managed_tags = match raw.values.get("enable-ecs-managed-tags") {
+        None => None,
+        Some(value) => Some(parse_boolean("enable-ecs-managed-tags", value)?),
+    };
+    Ok(Some(OneOffTaskOptions {
+        container_overrides,
+        subnets: split_list(raw.get("run-task-subnets").unwrap_or_default()),
+        security_groups: split_list(raw.get("run-task-security-groups").unwrap_or_default()),
+        assign_public_ip,
+        capacity_provider_strategy,
+        launch_type,
+        started_by,
+        tags,
+        managed_ebs_volume,
+        enable_ecs_managed_tags,
+        wait_for_stop: boolean(raw, "wait-for-task-stopped")?,
+        run_identity: run_identity.to_string(),
+    }))
 }
 
 fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
@@ -1164,7 +1534,8 @@ fn image_inputs(raw: &RawInputs) -> Result<ImageInputs, InputError> {
     })
 }
 
-fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, InputError> {
+fn service_inputs(raw: &RawInputs, context: &InputContext) -> Result<ServiceInputs, InputError> {
+    let workspace = context.workspace.as_path();
     let file = raw.values.get("task-definition");
     let arn = raw.values.get("task-definition-arn");
     let family = raw.values.get("task-definition-family");
@@ -1299,6 +1670,8 @@ fn service_inputs(raw: &RawInputs, workspace: &Path) -> Result<ServiceInputs, In
         )?,
         images,
         environment,
+        keep_empty_keys: split_list(raw.get("keep-null-value-keys").unwrap_or_default()),
+        one_off_task: one_off_task(raw, &context.run_identity)?,
         service: raw.values.get("service").cloned(),
         cluster: raw.get("cluster").unwrap_or("default").to_string(),
         desired_count,
@@ -1727,6 +2100,7 @@ mod tests {
         InputContext {
             workspace: PathBuf::from("/github/workspace"),
             default_change_set_name: "ecs-stack-deploy-123-1".into(),
+            run_identity: "123/1/deploy/__self".into(),
         }
     }
 
@@ -2149,6 +2523,237 @@ mod tests {
             service(&[("wait-max-delay-seconds", "0")]),
             Err("wait-max-delay-seconds".into())
         );
+    }
+
+    #[test]
+    fn managed_ebs_volumes_need_a_name_a_configuration_and_a_role() {
+        let service = |extra: &[(&str, &str)]| {
+            let mut all = vec![("task-definition", "td.json"), ("service", "web")];
+            all.extend_from_slice(extra);
+            DeployInputs::from_raw(&raw(&all), &context())
+                .map(|inputs| inputs.service.map(|s| s.service_settings))
+                .map_err(|errors| (errors.0[0].input.clone(), errors.0[0].problem.clone()))
+        };
+        let volume =
+            r#"{"roleArn": "arn:aws:iam::1:role/ebs", "sizeInGiB": 20, "volumeType": "gp3"}"#;
+        let settings = service(&[
+            ("service-managed-ebs-volume-name", "data"),
+            ("service-managed-ebs-volume", volume),
+        ])
+        .unwrap()
+        .unwrap();
+        let configured = settings.managed_ebs_volume.clone().unwrap();
+        assert_eq!(configured.name(), "data");
+        let ebs = configured.managed_ebs_volume().unwrap();
+        assert_eq!(ebs.size_in_gib(), Some(20));
+        assert_eq!(ebs.role_arn(), "arn:aws:iam::1:role/ebs");
+        assert!(settings.changes_service());
+        for (extra, input, problem) in [
+            (
+                vec![("service-managed-ebs-volume-name", "data")],
+                "service-managed-ebs-volume-name",
+                "without",
+            ),
+            (
+                vec![("service-managed-ebs-volume", volume)],
+                "service-managed-ebs-volume",
+                "without",
+            ),
+            (
+                vec![
+                    ("service-managed-ebs-volume-name", "data"),
+                    ("service-managed-ebs-volume", r#"{"sizeInGiB": 20}"#),
+                ],
+                "service-managed-ebs-volume",
+                "roleArn",
+            ),
+            (
+                vec![
+                    ("service-managed-ebs-volume-name", "data"),
+                    (
+                        "service-managed-ebs-volume",
+                        r#"{"roleArn": "arn:aws:iam::1:role/ebs", "size": 20}"#,
+                    ),
+                ],
+                "service-managed-ebs-volume",
+                "`managedEBSVolume.size`",
+            ),
+            (
+                vec![
+                    ("service-managed-ebs-volume-name", "data"),
+                    ("service-managed-ebs-volume", "{roleArn: x}"),
+                ],
+                "service-managed-ebs-volume",
+                "not valid JSON",
+            ),
+        ] {
+            match service(&extra) {
+                Err((found, text)) => {
+                    assert_eq!(found, input, "{extra:?}");
+                    assert!(text.contains(problem), "{text}");
+                }
+                Ok(settings) => panic!("accepted {extra:?}: {settings:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn run_task_inputs_are_read_and_checked() {
+        let task = |extra: &[(&str, &str)]| {
+            let mut all = vec![
+                ("task-definition", "td.json"),
+                ("service", "web"),
+                ("run-task", "true"),
+            ];
+            all.extend_from_slice(extra);
+            DeployInputs::from_raw(&raw(&all), &context())
+                .map(|inputs| inputs.service.and_then(|s| s.one_off_task))
+                .map_err(|errors| (errors.0[0].input.clone(), errors.0[0].problem.clone()))
+        };
+        let options = task(&[
+            (
+                "run-task-container-overrides",
+                r#"[{"name": "app", "command": ["bin/migrate", "--all"]}]"#,
+            ),
+            ("run-task-subnets", "subnet-a, subnet-b"),
+            ("run-task-assign-public-IP", "enabled"),
+            (
+                "run-task-tags",
+                r#"[{"key": "purpose", "value": "migration"}]"#,
+            ),
+            (
+                "run-task-capacity-provider-strategy",
+                r#"[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]"#,
+            ),
+            ("wait-for-task-stopped", "true"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            options.container_overrides[0].command(),
+            ["bin/migrate", "--all"]
+        );
+        assert_eq!(options.subnets, ["subnet-a", "subnet-b"]);
+        assert_eq!(options.assign_public_ip, Some(AssignPublicIp::Enabled));
+        assert_eq!(options.tags[0].key(), Some("purpose"));
+        assert_eq!(
+            options.capacity_provider_strategy[0].capacity_provider(),
+            "FARGATE_SPOT"
+        );
+        assert_eq!(options.started_by, "GitHub-Actions");
+        assert!(options.wait_for_stop);
+        assert_eq!(options.run_identity, "123/1/deploy/__self");
+        assert_eq!(task(&[]).unwrap().map(|o| o.wait_for_stop), Some(false));
+        for (extra, input, problem) in [
+            (
+                vec![("run-task-container-overrides", r#"{"name": "app"}"#)],
+                "run-task-container-overrides",
+                "not a JSON array",
+            ),
+            (
+                vec![("run-task-container-overrides", r#"[{"command": ["x"]}]"#)],
+                "run-task-container-overrides",
+                "without a container `name`",
+            ),
+            (
+                vec![(
+                    "run-task-container-overrides",
+                    r#"[{"name": "app", "comand": ["x"]}]"#,
+                )],
+                "run-task-container-overrides",
+                "`comand`",
+            ),
+            (
+                vec![("run-task-tags", r#"[{"Key": "a", "Value": "b"}]"#)],
+                "run-task-tags",
+                "`Key`",
+            ),
+            (
+                vec![("run-task-launch-type", "LAMBDA")],
+                "run-task-launch-type",
+                "not an ECS launch type",
+            ),
+            (
+                vec![
+                    ("run-task-launch-type", "EC2"),
+                    (
+                        "run-task-capacity-provider-strategy",
+                        r#"[{"capacityProvider": "cp", "weight": 1}]"#,
+                    ),
+                ],
+                "run-task-launch-type",
+                "one or the other",
+            ),
+            (
+                vec![("run-task-assign-public-IP", "yes")],
+                "run-task-assign-public-IP",
+                "neither",
+            ),
+            (
+                vec![("run-task-started-by", &"x".repeat(129))],
+                "run-task-started-by",
+                "128",
+            ),
+            (
+                vec![("run-task-managed-ebs-volume-name", "data")],
+                "run-task-managed-ebs-volume-name",
+                "without",
+            ),
+        ] {
+            match task(&extra) {
+                Err((found, text)) => {
+                    assert_eq!(found, input, "{extra:?}");
+                    assert!(text.contains(problem), "{text}");
+                }
+                Ok(options) => panic!("accepted {extra:?}: {options:?}"),
+            }
+        }
+        // Without `run-task: true` its inputs would do nothing; the runner's
+        // default for `run-task-started-by` does not count.
+        let base = [("task-definition", "td.json"), ("service", "web")];
+        let errors = errors_for(&[base[0], base[1], ("run-task-subnets", "subnet-a")]);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.input == "run-task-subnets"
+                    && e.problem.contains("`run-task` is not true")),
+            "{errors:?}"
+        );
+        assert!(
+            DeployInputs::from_raw(
+                &raw(&[base[0], base[1], ("run-task-started-by", "GitHub-Actions")]),
+                &context()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn inputs_that_mean_something_else_than_in_the_aws_actions_get_a_notice() {
+        let inputs = DeployInputs::from_raw(
+            &raw(&[
+                ("task-definition", "td.json"),
+                ("service", "web"),
+                ("container-name", "app"),
+                ("environment-variables", "KEEP=1\nGONE=\nALSO_GONE="),
+                ("max-retries", "3"),
+            ]),
+            &context(),
+        )
+        .unwrap();
+        assert_eq!(
+            inputs.notices,
+            [
+                "input `max-retries`: 3 counts the retries after the first try here (3 retries = up to 4 calls); an aws-actions step's `max-retries` counted attempts",
+                "input `environment-variables`: `GONE=`, `ALSO_GONE=` removes the variable here (amazon-ecs-render-task-definition set it to an empty string)",
+            ]
+        );
+        let quiet = DeployInputs::from_raw(
+            &raw(&[("task-definition", "td.json"), ("max-retries", "4")]),
+            &context(),
+        )
+        .unwrap();
+        assert!(quiet.notices.is_empty(), "{:?}", quiet.notices);
     }
 
     /// A stack-only step with an input that only shapes a rollout would do

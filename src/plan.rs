@@ -96,6 +96,12 @@ pub enum Step {
     RegisterTaskDefinition {
         family: String,
     },
+    /// `run-task`: a one-off task from the revision, before the update.
+    RunOneOffTask {
+        cluster: String,
+    },
+    /// `wait-for-task-stopped`: its essential containers must exit 0.
+    WaitForOneOffTask,
     UpdateService {
         cluster: String,
         service: String,
@@ -167,6 +173,14 @@ impl Plan {
                             .to_string(),
                     });
                 }
+                if let Some(task) = &rollout.one_off_task {
+                    steps.push(Step::RunOneOffTask {
+                        cluster: task.cluster.clone(),
+                    });
+                    if task.wait_for_stop {
+                        steps.push(Step::WaitForOneOffTask);
+                    }
+                }
                 if let (Some(service), true) = (&rollout.service, rollout.updates_service) {
                     steps.push(Step::UpdateService {
                         cluster: rollout.cluster.clone(),
@@ -227,6 +241,16 @@ impl fmt::Display for Step {
             Self::RegisterTaskDefinition { family } => {
                 write!(f, "register a new revision of task definition {family}")
             }
+            Self::RunOneOffTask { cluster } => {
+                write!(
+                    f,
+                    "run a one-off task from the revision in cluster {cluster}"
+                )
+            }
+            Self::WaitForOneOffTask => write!(
+                f,
+                "wait for the one-off task to stop; go on only if its essential containers exit 0"
+            ),
             Self::UpdateService { cluster, service } => {
                 write!(f, "update service {service} in cluster {cluster}")
             }
@@ -261,6 +285,11 @@ impl fmt::Display for Plan {
                 stack.stack_name,
                 stack.parameters.len()
             )?;
+        }
+        if let Some(ServicePlan::Ready(rollout)) = &self.service
+            && let Some(task) = &rollout.one_off_task
+        {
+            writeln!(f, "{}", task.describe())?;
         }
         // What is left unchanged is no step, so it is said here.
         if let Some(ServicePlan::Ready(rollout)) = &self.service
@@ -500,12 +529,14 @@ fn rollout_options(
             containers,
             task_role_arn: service.task_role_arn.clone(),
             execution_role_arn: service.execution_role_arn.clone(),
+            keep_empty_keys: service.keep_empty_keys.clone(),
         },
         desired_count: service.desired_count,
         force_new_deployment: service.force_new_deployment,
         service_settings: service.service_settings.clone(),
         wait_for_stability: service.wait_for_service_stability,
         wait_timeout: service.wait_timeout,
+        one_off_task: service.one_off_task.clone(),
     })
 }
 
@@ -599,6 +630,7 @@ mod tests {
         let context = InputContext {
             workspace: std::path::PathBuf::from("/ws"),
             default_change_set_name: "cs-1".into(),
+            run_identity: "1/1/deploy/step".into(),
         };
         DeployInputs::from_raw(&raw, &context).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -648,6 +680,7 @@ mod tests {
             service: image.map(|image| CurrentService {
                 task_definition: Some("arn:td/web:7".into()),
                 task_definition_document: as_registered(&task_definition(image), "x").ok(),
+                launch: Default::default(),
             }),
             registered_origin: None,
         }
@@ -683,6 +716,7 @@ mod tests {
                     service_settings: service_inputs.service_settings.clone(),
                     wait_for_stability: service_inputs.wait_for_service_stability,
                     wait_timeout: service_inputs.wait_timeout,
+                    one_off_task: service_inputs.one_off_task.clone(),
                 };
                 let created = created_by_stack(inputs.stack.as_ref(), stack_files.as_ref());
                 Some(

@@ -37,6 +37,14 @@ pub enum Setting {
     EnvironmentVariables,
     Cluster,
     Service,
+    /// `service-managed-ebs-volume-name`: the volume UpdateService configures.
+    ServiceManagedEbsVolume,
+    /// Container overrides of the one-off task.
+    RunTaskContainerOverrides,
+    /// The one-off task's subnets.
+    RunTaskSubnets,
+    /// The managed EBS volume of the one-off task.
+    RunTaskManagedEbsVolume,
 }
 
 /// One refused value: which setting, what was given, what is wrong and how

@@ -34,6 +34,18 @@ pub struct JobReport {
     /// `s3://bucket/key` of the template this job uploaded (PutObject
     /// answered).
     pub uploaded_template: Option<String>,
+    /// The one-off task this job started (RunTask answered).
+    pub one_off_task: Option<OneOffTaskRecord>,
+}
+
+/// A one-off task started by `run-task`, and how it ended when waited for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OneOffTaskRecord {
+    pub arn: String,
+    /// "exited 0", or what failed; `None` while running or not waited for.
+    pub outcome: Option<String>,
+    /// Its stop reason and containers' exits, when it failed.
+    pub diagnosis: Vec<String>,
 }
 
 impl JobReport {
@@ -68,6 +80,12 @@ impl JobReport {
         }
         if let Some(arn) = &self.registered_task_definition {
             applied.push(format!("task definition {arn} registered"));
+        }
+        if let Some(task) = &self.one_off_task {
+            applied.push(match &task.outcome {
+                Some(outcome) => format!("one-off task {} ran: {outcome}", task.arn),
+                None => format!("one-off task {} started", task.arn),
+            });
         }
         if self.service_update_started {
             let rollout = self.rollout.as_ref();
@@ -106,7 +124,8 @@ impl JobReport {
         let mut causes: Vec<String> = Vec::new();
         let stack = self.stack.iter().flat_map(|s| s.root_causes.iter());
         let rollout = self.rollout.iter().flat_map(|r| r.diagnosis.iter());
-        for cause in stack.chain(rollout) {
+        let task = self.one_off_task.iter().flat_map(|t| t.diagnosis.iter());
+        for cause in stack.chain(task).chain(rollout) {
             if !causes.contains(cause) {
                 causes.push(cause.clone());
             }
@@ -136,6 +155,7 @@ pub const DECLARED_OUTPUTS: &[&str] = &[
     "rollout-state",
     "dispatched-workflows",
     "deployment-url",
+    "run-task-arn",
 ];
 
 /// The step outputs of a deploy, and warnings about outputs left out.
@@ -232,6 +252,14 @@ pub fn action_outputs(report: &JobReport) -> ActionOutputs {
             "deployment-url".to_string(),
             text(report.deployment_url.as_ref()),
         ),
+        (
+            "run-task-arn".to_string(),
+            report
+                .one_off_task
+                .as_ref()
+                .map(|task| serde_json::json!([task.arn]).to_string())
+                .unwrap_or_default(),
+        ),
     ];
     let mut warnings = Vec::new();
     for output in &deployment.outputs {
@@ -312,6 +340,13 @@ pub fn markdown_summary(report: &JobReport, elapsed: Duration, error: Option<&st
             let _ = writeln!(md, "**Error:** {}\n", markdown_cell(error));
         }
     }
+    let one_off_task = report
+        .one_off_task
+        .as_ref()
+        .map(|task| match &task.outcome {
+            Some(outcome) => format!("{}: {outcome}", task.arn),
+            None => task.arn.clone(),
+        });
     let rows = [
         ("Image", report.image.as_ref()),
         ("Image digest", report.image_digest.as_ref()),
@@ -331,6 +366,7 @@ pub fn markdown_summary(report: &JobReport, elapsed: Duration, error: Option<&st
                 .as_ref()
                 .and_then(|r| r.rollout_state.as_ref()),
         ),
+        ("One-off task", one_off_task.as_ref()),
     ];
     if rows.iter().any(|(_, v)| v.is_some()) {
         let _ = writeln!(md, "#### Service\n\n| | |\n|---|---|");
@@ -713,6 +749,7 @@ mod tests {
                 "rollout-state",
                 "dispatched-workflows",
                 "deployment-url",
+                "run-task-arn",
                 "VpcId"
             ]
         );

@@ -322,6 +322,33 @@ fn deployment_mode_makes_a_drift_aware_change_set() {
     );
 }
 
+/// `include-nested-stacks-change-set` (the anchor's input) reaches
+/// CreateChangeSet; without it the change set holds this stack only.
+#[test]
+fn include_nested_stacks_change_set_reaches_the_change_set() {
+    let ws = Workspace::new();
+    for (given, expected) in [(Some("true"), Some(true)), (None, Some(false))] {
+        let stack = unique_name("nested-cs");
+        let mut step = deploy(&ws, &stack, QUEUE_TEMPLATE)
+            .input("parameter-overrides", "Env=d")
+            .input("mode", "create-only");
+        if let Some(value) = given {
+            step = step.input("include-nested-stacks-change-set", value);
+        }
+        let run = step.run();
+        run.assert_code(0);
+        let described = block_on(
+            Emulator::shared()
+                .cloudformation()
+                .describe_change_set()
+                .change_set_name(run.output("change-set-id"))
+                .send(),
+        )
+        .expect("describe change set");
+        assert_eq!(described.include_nested_stacks(), expected, "{given:?}");
+    }
+}
+
 /// A template over CloudFormation's inline limit goes through `s3-bucket`:
 /// uploaded under its digest, deployed by URL; deployed again unchanged, it
 /// is found in the bucket and not uploaded twice.

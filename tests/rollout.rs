@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType};
+use aws_sdk_ecs::types::{
+    AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType,
+    NetworkConfiguration,
+};
 
 use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, unique_name};
 
@@ -109,6 +112,7 @@ fn task_definition(family: &str, image: &str, labels: serde_json::Value) -> Stri
 /// first, good revision (its deployment completed).
 fn service_running(emulator: &Emulator, cluster: &str, service: &str, family: &str, image: &str) {
     let ecs = aws_sdk_ecs::Client::new(&config_for(emulator));
+    let (subnet, security_group) = emulator.default_network();
     block_on(async {
         ecs.create_cluster()
             .cluster_name(cluster)
@@ -147,6 +151,19 @@ fn service_running(emulator: &Emulator, cluster: &str, service: &str, family: &s
             .task_definition(&arn)
             .desired_count(1)
             .launch_type(LaunchType::Fargate)
+            // AWS requires a network for an awsvpc service; one-off tasks
+            // (`run-task`) run in it.
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .subnets(&subnet)
+                            .security_groups(&security_group)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
             .deployment_configuration(
                 DeploymentConfiguration::builder()
                     .deployment_circuit_breaker(
@@ -776,4 +793,240 @@ fn rollout_from_the_registered_family_keeps_the_rest_of_the_definition() {
         "fields of the registered revision are kept"
     );
     assert!(rendered.get("revision").is_none() && rendered.get("status").is_none());
+}
+
+/// The task (by ARN) as DescribeTasks gives it.
+fn describe_task(emulator: &Emulator, cluster: &str, arn: &str) -> aws_sdk_ecs::types::Task {
+    let ecs = aws_sdk_ecs::Client::new(&config_for(emulator));
+    block_on(async {
+        ecs.describe_tasks()
+            .cluster(cluster)
+            .tasks(arn)
+            .include(aws_sdk_ecs::types::TaskField::Tags)
+            .send()
+            .await
+            .expect("describe tasks")
+    })
+    .tasks()[0]
+        .clone()
+}
+
+/// The one ARN of the `run-task-arn` output (a JSON array, as
+/// amazon-ecs-deploy-task-definition gives it).
+fn run_task_arn(run: &RunResult) -> String {
+    let arns: Vec<String> =
+        serde_json::from_str(run.output("run-task-arn")).expect("run-task-arn is a JSON array");
+    assert_eq!(arns.len(), 1, "{arns:?}");
+    arns[0].clone()
+}
+
+/// `run-task` (a migration before the update): the task runs from the new
+/// revision in the service's network with the overrides given, is waited
+/// for, and only then is the service updated.
+#[test]
+fn a_one_off_task_runs_first_and_its_success_lets_the_update_go() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    let set_up = emulator.requests().len();
+    let run = roll_out(&s, "abc1234")
+        .input("run-task", "true")
+        .input("wait-for-task-stopped", "true")
+        .input(
+            "run-task-container-overrides",
+            r#"[{"name": "app", "command": ["bin/migrate", "--to", "latest"]}]"#,
+        )
+        .input(
+            "run-task-tags",
+            r#"[{"key": "purpose", "value": "migration"}]"#,
+        )
+        .run_against(&emulator);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("run a one-off task from this revision"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("container app exited with code 0"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.output("rollout-state"), "COMPLETED", "{}", run.stdout);
+    let arn = run_task_arn(&run);
+    let task = describe_task(&emulator, &s.cluster, &arn);
+    assert_eq!(task.last_status(), Some("STOPPED"));
+    assert_eq!(
+        task.task_definition_arn(),
+        Some(run.output("task-definition-arn"))
+    );
+    assert_eq!(task.started_by(), Some("GitHub-Actions"));
+    assert_eq!(
+        task.overrides().unwrap().container_overrides()[0].command(),
+        ["bin/migrate", "--to", "latest"]
+    );
+    assert_eq!(task.tags()[0].key(), Some("purpose"));
+    let subnet = task.attachments()[0]
+        .details()
+        .iter()
+        .find(|d| d.name() == Some("subnetId"))
+        .and_then(|d| d.value());
+    assert_eq!(
+        subnet,
+        Some(emulator.default_network().0.as_str()),
+        "the service's network"
+    );
+    let calls: Vec<String> = emulator
+        .requests()
+        .split_off(set_up)
+        .into_iter()
+        .filter(|(service, _)| service == "ecs")
+        .map(|(_, action)| action)
+        .filter(|action| {
+            ["RegisterTaskDefinition", "RunTask", "UpdateService"].contains(&action.as_str())
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        ["RegisterTaskDefinition", "RunTask", "UpdateService"]
+    );
+}
+
+/// A one-off task whose essential container exits non-zero fails the step
+/// with its exit code and the service is not updated; the summary says
+/// what was applied (the revision, the task) and nothing more.
+#[test]
+fn a_failing_one_off_task_fails_the_step_and_leaves_the_service_alone() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    let run = roll_out(&s, "abc1234")
+        .input("run-task", "true")
+        .input("wait-for-task-stopped", "true")
+        .input(
+            "run-task-container-overrides",
+            r#"[{"name": "app", "environment": [{"name": "EMULATOR_EXIT_CODE", "value": "3"}]}]"#,
+        )
+        .run_against(&emulator);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("container app exited with code 3"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        annotated(&run, "essential container(s) app did not exit 0"),
+        "{:?}",
+        run.error_annotations()
+    );
+    assert!(
+        annotated(&run, "the service was not updated"),
+        "{:?}",
+        run.error_annotations()
+    );
+    let arn = run_task_arn(&run);
+    assert!(
+        run.stdout
+            .contains(&format!("one-off task {arn} ran: failed")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !emulator
+            .requests()
+            .iter()
+            .any(|(_, action)| action == "UpdateService"),
+        "the service must not be updated"
+    );
+    assert_eq!(run.output("rollout-state"), "");
+}
+
+/// What ECS would refuse only after the revision is registered is refused
+/// first: an override for a container the definition lacks, a managed EBS
+/// volume it does not declare.
+#[test]
+fn one_off_task_and_volume_mistakes_are_refused_before_any_change() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    let set_up = emulator.requests().len();
+    let run = roll_out(&s, "abc1234")
+        .input("run-task", "true")
+        .input(
+            "run-task-container-overrides",
+            r#"[{"name": "ap", "command": ["x"]}]"#,
+        )
+        .input("service-managed-ebs-volume-name", "data")
+        .input(
+            "service-managed-ebs-volume",
+            r#"{"roleArn": "arn:aws:iam::123456789012:role/ecs-ebs", "sizeInGiB": 20}"#,
+        )
+        .run_against(&emulator);
+    run.assert_code(2);
+    let errors = run.error_annotations().join("\n");
+    assert!(errors.contains("run-task-container-overrides"), "{errors}");
+    assert!(
+        errors.contains("`ap`") || errors.contains("ap "),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("service-managed-ebs-volume-name"),
+        "{errors}"
+    );
+    assert!(errors.contains("configuredAtLaunch"), "{errors}");
+    let changed: Vec<_> = emulator
+        .requests()
+        .split_off(set_up)
+        .into_iter()
+        .filter(|(_, action)| {
+            ["RegisterTaskDefinition", "RunTask", "UpdateService"].contains(&action.as_str())
+        })
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+}
+
+/// `service-managed-ebs-volume*` reach UpdateService for a volume the task
+/// definition configures at launch; `keep-null-value-keys` keeps the empty
+/// values named, every other empty value leaves the rendered definition.
+#[test]
+fn managed_ebs_volume_and_kept_empty_values_reach_ecs() {
+    let s = setup(serde_json::json!({}));
+    let mut document: serde_json::Value =
+        serde_json::from_str(&s.ws.read("ecs/task-definition.json")).unwrap();
+    document["volumes"] = serde_json::json!([{"name": "data", "configuredAtLaunch": true}]);
+    document["containerDefinitions"][0]["hostname"] = serde_json::json!("");
+    document["containerDefinitions"][0]["entryPoint"] = serde_json::json!([]);
+    s.ws.write("ecs/task-definition.json", &document.to_string());
+    let run = roll_out(&s, "abc1234")
+        .input("service-managed-ebs-volume-name", "data")
+        .input(
+            "service-managed-ebs-volume",
+            r#"{"roleArn": "arn:aws:iam::123456789012:role/ecs-ebs", "sizeInGiB": 30, "volumeType": "gp3"}"#,
+        )
+        .input("keep-null-value-keys", "entryPoint")
+        .run();
+    run.assert_code(0);
+    let rendered: serde_json::Value =
+        serde_json::from_str(&s.ws.read(run.output("task-definition"))).unwrap();
+    let container = &rendered["containerDefinitions"][0];
+    assert_eq!(container["entryPoint"], serde_json::json!([]));
+    assert!(container.get("hostname").is_none(), "{container}");
+    let ecs = aws_sdk_ecs::Client::new(&config());
+    let described = block_on(async {
+        ecs.describe_services()
+            .cluster(&s.cluster)
+            .services(&s.service)
+            .send()
+            .await
+            .expect("describe services")
+    });
+    let primary = described.services()[0]
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .cloned()
+        .expect("primary deployment");
+    let volume = &primary.volume_configurations()[0];
+    assert_eq!(volume.name(), "data");
+    assert_eq!(
+        volume.managed_ebs_volume().and_then(|v| v.size_in_gib()),
+        Some(30)
+    );
 }

@@ -15,4 +15,5 @@ mod deploy;
 mod faults;
 mod github;
 mod iam;
+mod migration;
 mod rollout;

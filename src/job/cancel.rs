@@ -90,6 +90,12 @@ pub async fn cancel(
             }
         }
     }
+    if let Some(task) = report.one_off_task.as_ref().filter(|t| t.outcome.is_none()) {
+        console.line(&format!(
+            "one-off task {} keeps running on its own; stop it with `aws ecs stop-task` if it should not finish",
+            task.arn
+        ));
+    }
     if let Some(rollout) = &report.rollout
         && report.service_update_started
     {

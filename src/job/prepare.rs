@@ -39,6 +39,8 @@ pub struct RunContext {
     /// The link to this workflow run.
     pub run_url: Option<String>,
     pub default_change_set_name: String,
+    /// This step of this run attempt, for idempotency tokens.
+    pub run_identity: String,
     /// Stored on change sets so the console shows who made them.
     pub change_set_description: String,
 }
@@ -67,6 +69,7 @@ impl RunContext {
         };
         Self {
             default_change_set_name: default_change_set_name(env),
+            run_identity: run_identity(env),
             change_set_description: change_set_description(env),
             event_name,
             payload,
@@ -121,6 +124,30 @@ fn default_change_set_name(env: &Environment) -> String {
             format!("ecs-stack-deploy-{now}")
         }
     }
+}
+
+/// This step of this run attempt: the same when the step's call is
+/// retried, different for another step (GITHUB_ACTION), job or attempt. A
+/// local run is one of a kind (process id and time).
+fn run_identity(env: &Environment) -> String {
+    let parts = [
+        "GITHUB_RUN_ID",
+        "GITHUB_RUN_ATTEMPT",
+        "GITHUB_JOB",
+        "GITHUB_ACTION",
+    ];
+    if env.get("GITHUB_RUN_ID").is_some() {
+        return parts
+            .iter()
+            .map(|name| env.get(name).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("/");
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("local/{}/{now}", std::process::id())
 }
 
 /// The description stored on change sets, naming the commit when known.
@@ -203,6 +230,7 @@ pub fn prepare(
     let context = InputContext {
         workspace: env.workspace(),
         default_change_set_name: run.default_change_set_name.clone(),
+        run_identity: run.run_identity.clone(),
     };
     let inputs = DeployInputs::from_raw(raw, &context)?;
     for notice in &inputs.notices {

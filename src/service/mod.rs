@@ -2,7 +2,9 @@
 //! for the rollout we started, and saying why it fails.
 
 pub mod ecr;
+pub mod ecs_json;
 pub mod plan;
 pub mod register;
 pub mod rollout;
+pub mod task;
 pub mod watch;

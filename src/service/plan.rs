@@ -11,6 +11,9 @@
 use serde_json::Value;
 
 use super::register::{as_registered, describe_task_definition, registration_request};
+use super::task::{
+    OneOffTaskOptions, OneOffTaskPlan, ServiceLaunch, check_launch_volume, decide_one_off_task,
+};
 use super::watch::{EcsClients, describe_service, is_active_cluster, short_task_definition};
 use crate::refusal::{Refusal, Refusals, Setting};
 use crate::taskdef::render::{
@@ -43,11 +46,13 @@ pub struct RolloutOptions {
     pub service_settings: ServiceSettings,
     pub wait_for_stability: bool,
     pub wait_timeout: std::time::Duration,
+    /// `run-task`: a one-off task from the new revision before the update.
+    pub one_off_task: Option<OneOffTaskOptions>,
 }
 
 /// Service settings UpdateService carries beside the task definition, with
 /// amazon-ecs-deploy-task-definition's input names.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServiceSettings {
     /// `enable-ecs-managed-tags`.
     pub enable_ecs_managed_tags: Option<bool>,
@@ -56,12 +61,16 @@ pub struct ServiceSettings {
     /// `wait-max-delay-seconds`: the longest pause between two looks at
     /// the rollout.
     pub max_poll_delay: Option<std::time::Duration>,
+    /// `service-managed-ebs-volume-name` + `service-managed-ebs-volume`.
+    pub managed_ebs_volume: Option<aws_sdk_ecs::types::ServiceVolumeConfiguration>,
 }
 
 impl ServiceSettings {
     /// Whether a setting UpdateService carries was given.
     pub fn changes_service(&self) -> bool {
-        self.enable_ecs_managed_tags.is_some() || self.propagate_tags.is_some()
+        self.enable_ecs_managed_tags.is_some()
+            || self.propagate_tags.is_some()
+            || self.managed_ebs_volume.is_some()
     }
 }
 
@@ -82,6 +91,8 @@ pub struct CurrentService {
     pub task_definition: Option<String>,
     /// That revision as registered (wire JSON), to compare with ours.
     pub task_definition_document: Option<Value>,
+    /// Where its tasks run, for a one-off task run like them.
+    pub launch: ServiceLaunch,
 }
 
 /// What the read-only calls found.
@@ -133,6 +144,8 @@ pub struct ReadyRollout {
     pub service_settings: ServiceSettings,
     pub wait_for_stability: bool,
     pub wait_timeout: std::time::Duration,
+    /// Run before the service is updated.
+    pub one_off_task: Option<OneOffTaskPlan>,
 }
 
 /// Reads what the rollout depends on, read-only.
@@ -157,9 +170,19 @@ pub async fn read_service(
                     .map(|(document, _)| Some(document))?,
                 None => None,
             };
+            let network = found
+                .network_configuration()
+                .and_then(|n| n.awsvpc_configuration())
+                .cloned();
             view.service = Some(CurrentService {
                 task_definition,
                 task_definition_document: document,
+                launch: ServiceLaunch {
+                    network,
+                    launch_type: found.launch_type().cloned(),
+                    capacity_provider_strategy: found.capacity_provider_strategy().to_vec(),
+                    platform_version: found.platform_version().map(str::to_string),
+                },
             });
         }
     }
@@ -268,10 +291,38 @@ pub fn decide_service(
         });
     };
     let current = view.service.as_ref();
+    let mut refusals = Vec::new();
+    if let Some(volume) = &options.service_settings.managed_ebs_volume {
+        check_launch_volume(
+            &rendered.task_definition,
+            volume.name(),
+            Setting::ServiceManagedEbsVolume,
+            &mut refusals,
+        );
+    }
+    let one_off_task = match &options.one_off_task {
+        Some(task) => match decide_one_off_task(
+            task,
+            &options.cluster,
+            &rendered.task_definition,
+            current.map(|service| &service.launch),
+        ) {
+            Ok(plan) => Some(plan),
+            Err(found) => {
+                refusals.extend(found);
+                None
+            }
+        },
+        None => None,
+    };
+    if !refusals.is_empty() {
+        return Err(Refusals(refusals));
+    }
     let registration = match current {
         Some(CurrentService {
             task_definition: Some(current),
             task_definition_document: Some(document),
+            ..
         }) if is_same_task_definition(document, &wanted) => Registration::Unchanged {
             current: current.clone(),
         },
@@ -294,6 +345,7 @@ pub fn decide_service(
         service_settings: options.service_settings.clone(),
         wait_for_stability: options.wait_for_stability,
         wait_timeout: options.wait_timeout,
+        one_off_task,
     })))
 }
 
@@ -331,6 +383,9 @@ impl ReadyRollout {
                 short_task_definition(current)
             ),
         }];
+        if let Some(task) = &self.one_off_task {
+            lines.push(task.describe());
+        }
         if let Some(service) = &self.service {
             if self.updates_service {
                 let mut line = format!("update service {service} in cluster {}", self.cluster);
@@ -391,6 +446,7 @@ mod tests {
             service_settings: ServiceSettings::default(),
             wait_for_stability: true,
             wait_timeout: Duration::from_secs(600),
+            one_off_task: None,
         }
     }
 
@@ -401,6 +457,7 @@ mod tests {
             service: Some(CurrentService {
                 task_definition: Some("arn:aws:ecs:us-east-1:1:task-definition/web:7".into()),
                 task_definition_document: document,
+                launch: Default::default(),
             }),
             registered_origin: None,
         }

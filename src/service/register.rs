@@ -10,17 +10,12 @@ use anyhow::Context as _;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionInput;
 use aws_sdk_ecs::types::{Tag, TaskDefinition};
-use aws_smithy_json::codec::{JsonCodec, JsonCodecSettings};
 use aws_smithy_schema::codec::Codec;
 use aws_smithy_schema::serde::ShapeSerializer;
 use serde_json::Value;
 
+use super::ecs_json::ecs_json_codec;
 use crate::aws::aws_error;
-
-/// The codec for ECS's awsJson1.1 protocol: member names as on the wire.
-fn ecs_json_codec() -> JsonCodec {
-    JsonCodec::new(JsonCodecSettings::builder().use_json_name(false).build())
-}
 
 /// Converts a rendered task definition into a RegisterTaskDefinition request.
 /// `source` names the document in errors (a path or an ARN).

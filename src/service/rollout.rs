@@ -114,6 +114,7 @@ pub async fn update_service(
                 .as_deref()
                 .map(aws_sdk_ecs::types::PropagateTags::from),
         )
+        .set_volume_configurations(settings.managed_ebs_volume.clone().map(|v| vec![v]))
         .send()
         .await
         .map_err(aws_error)

@@ -81,6 +81,8 @@ pub struct ChangeSetRequest<'a> {
     pub description: &'a str,
     /// `deployment-mode`: `REVERT_DRIFT` for a drift-aware change set.
     pub deployment_mode: Option<&'a str>,
+    /// `include-nested-stacks-change-set`.
+    pub include_nested_stacks: bool,
 }
 
 /// One planned resource change, as shown to users and in the job summary,
@@ -201,7 +203,8 @@ pub async fn create_change_set(
                 request
                     .deployment_mode
                     .map(aws_sdk_cloudformation::types::DeploymentMode::from)
-            ),
+            )
+            .set_include_nested_stacks(request.include_nested_stacks.then_some(true)),
         &request.settings
     );
     let output = match call.send().await {

@@ -72,6 +72,9 @@ pub struct StackOptions {
     /// `deployment-mode`: `REVERT_DRIFT` makes the change set drift-aware
     /// (it also puts back what was changed outside CloudFormation).
     pub deployment_mode: Option<String>,
+    /// `include-nested-stacks-change-set`: the change set also holds the
+    /// nested stacks' changes.
+    pub include_nested_stacks: bool,
 }
 
 /// Where a parameter's value comes from in another stack's outputs.

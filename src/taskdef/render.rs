@@ -117,6 +117,10 @@ pub struct RenderRequest {
     pub task_role_arn: Option<String>,
     /// Replaces the task's `executionRoleArn`.
     pub execution_role_arn: Option<String>,
+    /// Keys whose empty values (`""`, `[]`, `{}`, `null`) are kept
+    /// (`keep-null-value-keys`); every other empty value is removed before
+    /// registering, as amazon-ecs-deploy-task-definition does.
+    pub keep_empty_keys: Vec<String>,
 }
 
 /// A task definition ready for RegisterTaskDefinition.
@@ -370,9 +374,55 @@ pub fn render_task_definition(
         }
     }
     Ok(RenderedTaskDefinition {
-        task_definition,
+        task_definition: drop_empty_values(task_definition, &request.keep_empty_keys),
         tags,
     })
+}
+
+/// Removes empty values (`null`, `""`, `[]`, `{}`, and what is left empty
+/// once its own empty values are gone) at any depth, except under a key
+/// in `keep`: a file copied from DescribeTaskDefinition or the console is
+/// full of them, and RegisterTaskDefinition refuses some (an empty
+/// `hostname`, a `null` limit). An environment variable's or a proxy
+/// property's `value` is kept even when empty: an empty string is a value
+/// a program can read.
+fn drop_empty_values(value: Value, keep: &[String]) -> Value {
+    fn clean(value: Value, keep: &[String], keeps_empty_value: bool) -> Option<Value> {
+        let cleaned = match value {
+            Value::Object(fields) => {
+                // `{name, value}` pairs: environment entries, proxy properties.
+                let named_pair = fields.contains_key("name") && fields.contains_key("value");
+                Value::Object(
+                    fields
+                        .into_iter()
+                        .filter_map(|(key, value)| {
+                            if keep.contains(&key) {
+                                return Some((key, value));
+                            }
+                            let kept_empty = named_pair && key == "value";
+                            clean(value, keep, kept_empty).map(|value| (key, value))
+                        })
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .filter_map(|item| clean(item, keep, false))
+                    .collect(),
+            ),
+            other => other,
+        };
+        let empty = match &cleaned {
+            Value::Null => true,
+            Value::String(text) => text.is_empty(),
+            Value::Array(items) => items.is_empty(),
+            Value::Object(fields) => fields.is_empty(),
+            _ => false,
+        };
+        (!empty || keeps_empty_value).then_some(cleaned)
+    }
+    clean(value, keep, false).unwrap_or_else(|| Value::Object(serde_json::Map::new()))
 }
 
 /// Unwraps DescribeTaskDefinition output (`{ "taskDefinition": {...},
@@ -832,7 +882,8 @@ mod tests {
                     { "name": "REGION", "value": "us-east-1" }
                 ]),
             ),
-            ("REGION=\n\nLOG_LEVEL=", json!([])),
+            // Every variable removed: the emptied list goes too.
+            ("REGION=\n\nLOG_LEVEL=", Value::Null),
             (
                 "DSN=postgres://db/shop?sslmode=require\nREGION=eu-west-1\nGONE=",
                 json!([
@@ -929,7 +980,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_and_empty_values_pass_through_in_order() {
+    fn unknown_fields_pass_through_in_order() {
         let document = json!({
             "family": "shop",
             "futureTopLevelField": { "mode": "x" },
@@ -937,12 +988,9 @@ mod tests {
                 {
                     "name": "app",
                     "image": "repo:v1",
-                    "command": [],
-                    "hostname": "",
                     "futureContainerField": [1, 2]
                 }
-            ],
-            "volumes": []
+            ]
         });
         let request = RenderRequest {
             images: vec![image("app", "repo:v2")],
@@ -956,6 +1004,48 @@ mod tests {
             to_pretty_json(&output)
                 .starts_with("{\n  \"family\": \"shop\",\n  \"futureTopLevelField\"")
         );
+    }
+
+    #[test]
+    fn empty_values_are_dropped_unless_kept_by_key_and_empty_variables_stay() {
+        let document = json!({
+            "family": "shop",
+            "containerDefinitions": [
+                {
+                    "name": "app",
+                    "image": "repo:v1",
+                    "command": [],
+                    "hostname": "",
+                    "memoryReservation": null,
+                    "linuxParameters": { "capabilities": { "add": [] } },
+                    "environment": [{ "name": "EMPTY", "value": "" }],
+                    "dockerLabels": {}
+                }
+            ],
+            "volumes": [],
+            "placementConstraints": []
+        });
+        let dropped = rendered(document.clone(), &RenderRequest::default()).task_definition;
+        assert_eq!(
+            dropped,
+            json!({
+                "family": "shop",
+                "containerDefinitions": [{
+                    "name": "app",
+                    "image": "repo:v1",
+                    "environment": [{ "name": "EMPTY", "value": "" }]
+                }]
+            })
+        );
+        let request = RenderRequest {
+            keep_empty_keys: vec!["command".into(), "volumes".into()],
+            ..RenderRequest::default()
+        };
+        let kept = rendered(document, &request).task_definition;
+        assert_eq!(kept[CONTAINER_DEFINITIONS][0]["command"], json!([]));
+        assert_eq!(kept["volumes"], json!([]));
+        assert!(kept[CONTAINER_DEFINITIONS][0].get("hostname").is_none());
+        assert!(kept.get("placementConstraints").is_none());
     }
 
     #[test]

@@ -109,18 +109,23 @@ impl Emulator {
 
     /// A raw HTTP call to the emulator's control endpoints.
     pub fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        self.http(method, path, "Content-Type: application/json\r\n", body)
+    }
+
+    /// One raw HTTP/1.1 request; `headers` are complete lines.
+    fn http(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
         let address = self.endpoint.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).expect("connect to the emulator");
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
-        .expect("send the control request");
+        .expect("send the request");
         let mut response = String::new();
         stream
             .read_to_string(&mut response)
-            .expect("read the control response");
+            .expect("read the response");
         let status = response
             .split_whitespace()
             .nth(1)
@@ -131,6 +136,34 @@ impl Emulator {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// A subnet and a security group of the region's default VPC (as an
+    /// account has), for services and tasks that need a network: found with
+    /// EC2's Query API directly, which spares the tests the EC2 SDK.
+    pub fn default_network(&self) -> (String, String) {
+        let ec2 = |query: &str, element: &str| {
+            let headers = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\n";
+            let (code, body) =
+                self.http("POST", "/", headers, &format!("{query}&Version=2016-11-15"));
+            assert_eq!(code, 200, "{query}: {body}");
+            let open = format!("<{element}>");
+            let start = body
+                .find(&open)
+                .unwrap_or_else(|| panic!("no {element} in {body}"))
+                + open.len();
+            let end = body[start..].find('<').expect("closing tag") + start;
+            body[start..end].to_string()
+        };
+        let subnet = ec2(
+            "Action=DescribeSubnets&Filter.1.Name=default-for-az&Filter.1.Value.1=true",
+            "subnetId",
+        );
+        let group = ec2(
+            "Action=DescribeSecurityGroups&Filter.1.Name=group-name&Filter.1.Value.1=default",
+            "groupId",
+        );
+        (subnet, group)
     }
 
     /// Forces a stack into a status (to set up recovery situations).
@@ -240,6 +273,11 @@ impl Workspace {
         }
         std::fs::write(&path, content).expect("write workspace file");
         path
+    }
+
+    /// Reads a file relative to the checkout.
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.root().join(relative)).expect("read workspace file")
     }
 
     pub fn output_file(&self) -> PathBuf {
