@@ -644,6 +644,14 @@ def _update_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any
     return act
 
 
+def _restore_action(rm: ResourceMap, lid: str, previous: Any) -> Callable[[], str]:
+    def act() -> str:
+        rm._parsed_resources[lid] = previous
+        return _physical(previous)
+
+    return act
+
+
 def _delete_action(rm: ResourceMap, obj: Any, rjson: dict[str, Any]) -> Callable[[], str]:
     def act() -> str:
         if obj is None or isinstance(obj, (_Placeholder, str)):
@@ -1031,10 +1039,18 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
         except Exception:  # noqa: BLE001
             pass
         back_ops = []
+        replaced = {op.lid for op in ops if op.replacement}
         for lid in started:
             if kinds.get(lid) != "Modify":
                 continue
             orj = old_t["Resources"][lid]
+            previous = old["rm_parsed"].get(lid)
+            if lid in replaced and previous is not None:
+                # A replaced resource rolls back to its previous physical resource (AWS keeps it until
+                # cleanup), not to a third one made from the old template.
+                back_ops.append(_Op(lid, orj["Type"], "UPDATE", _restore_action(rm, lid, previous),
+                                    physical=_physical(new_parsed.get(lid)) or physical.get(lid, "")))
+                continue
             if lid in new_parsed:
                 rm._parsed_resources[lid] = new_parsed[lid]
             back_ops.append(_Op(lid, orj["Type"], "UPDATE", _update_action(stack, rm, lid, orj),

@@ -13,6 +13,8 @@ Endpoints (all under ``/_emulator/``, never forwarded to moto):
   otherwise impossible to reach on demand.
 * ``GET|POST /_emulator/ecs-speed``  -> ECS timing settings (registered by ecs.py through
   EXTRA_ROUTES; see README.md)
+* ``GET|POST /_emulator/codedeploy-speed``, ``GET /_emulator/codedeploy-hooks`` -> CodeDeploy
+  timing and hook executions (registered by codedeploy.py)
 
 The middleware also serialises every AWS request behind ``state.LOCK``: moto's
 backends are plain dicts without locking, and the CloudFormation worker threads

@@ -30,6 +30,9 @@ small ECS service scheduler driven by a background thread (``ecs-engine``):
   otherwise) and they stop. AWS's validation errors, clientToken idempotency per cluster.
 * UpdateService/CreateService keep enableECSManagedTags, propagateTags (tags of new tasks)
   and volumeConfigurations (on the deployment; a change starts one).
+* CODE_DEPLOY services run task sets instead of deployments (a PRIMARY one made with the
+  service; codedeploy.py adds, promotes and drains the replacement); UpdateService refuses a
+  taskDefinition for them as ECS does.
 
 Timing: ``EMULATOR_ECS_STEP_SECONDS`` (launcher ``--ecs-step-seconds``) and
 ``POST /_emulator/ecs-speed``. Everything runs under ``state.LOCK``.
@@ -305,6 +308,8 @@ class Task:
         # engine bookkeeping
         self.service = service
         self.deployment_id = deployment_id
+        # A task set's tasks register in the task set's target group, not the service's.
+        self.load_balancers: list[dict[str, Any]] | None = None
         self.next: str | None = "pending"
         self.due = time.monotonic() + SETTINGS.step
         self.targets: list[tuple[Any, str, int]] = []  # (target group, id, port)
@@ -389,6 +394,10 @@ class ServiceState:
 
 
 _TRACKED: list[Service] = []
+# CODE_DEPLOY services (task sets instead of deployments), moved by the same engine.
+_TRACKED_TS: list[Service] = []
+# Other modules (codedeploy.py) run on the engine's clock: fn(now) called under LOCK every tick.
+TICKERS: list[Any] = []
 # Standalone (RunTask) tasks, moved by the same engine as service tasks.
 _STANDALONE: list[Task] = []
 _engine_started = threading.Event()
@@ -414,8 +423,12 @@ def _init_service(svc: Service) -> None:
     """Replace moto's static deployment with a live one and start the engine."""
     svc.deployment_configuration = _default_config(getattr(svc, "deployment_configuration", None))
     svc.running_count = svc.pending_count = 0
-    if (svc.deployment_controller or {}).get("type", "ECS") != "ECS":
-        return  # CODE_DEPLOY / EXTERNAL: task sets, not deployments
+    controller = (svc.deployment_controller or {}).get("type", "ECS")
+    if controller == "CODE_DEPLOY":
+        _init_task_set_service(svc)
+        return
+    if controller != "ECS":
+        return  # EXTERNAL: task sets made by the caller (moto's, not run by the engine)
     svc.emu = ServiceState()
     svc.deployments = [Deployment(svc, svc.task_definition, svc.desired_count)]
     if svc not in _TRACKED:
@@ -458,7 +471,11 @@ def _engine_loop() -> None:
                 now = time.monotonic()
                 for svc in list(_TRACKED):
                     _tick_service(svc, now)
+                for svc in list(_TRACKED_TS):
+                    _tick_task_sets(svc, now)
                 _tick_standalone(now)
+                for tick in list(TICKERS):
+                    tick(now)
         except Exception:  # noqa: BLE001 - never let the scheduler die
             import traceback
 
@@ -596,8 +613,11 @@ def _schedule_after_exits(svc: Service | None, t: Task) -> None:
         t.next, t.due = "unhealthy", max(t.due, t.running_due + after)
 
 
-def _launch(svc: Service, dep: Deployment, count: int) -> None:
+def _launch(svc: Service, dep: Any, count: int) -> None:
+    """Start count tasks of a deployment, or of a task set (which brings its own launch type,
+    network configuration, platform version and target group)."""
     backend = _backend(svc)
+    task_set = isinstance(dep, TaskSet)
     try:
         td = backend.describe_task_definition(dep.task_definition)
     except Exception:  # noqa: BLE001 - deregistered/unknown task definition: nothing to start
@@ -610,16 +630,20 @@ def _launch(svc: Service, dep: Deployment, count: int) -> None:
                  {"key": "aws:ecs:serviceName", "value": svc.name}]
     for _ in range(count):
         t = Task(backend, td, cluster_name=svc.cluster_name, cluster_arn=svc.cluster_arn,
-                 launch_type=svc.launch_type, network_configuration=svc.network_configuration,
+                 launch_type=dep.launch_type if task_set else svc.launch_type,
+                 network_configuration=dep.network_configuration if task_set else svc.network_configuration,
                  group=f"service:{svc.name}", started_by=dep.id, service=svc, deployment_id=dep.id,
-                 tags=tags, platform_version=svc.platform_version,
+                 tags=tags, platform_version=dep.platform_version if task_set else svc.platform_version,
                  volume_configurations=dep.volume_configurations)
+        if task_set:
+            t.load_balancers = dep.load_balancers
         backend.tasks.setdefault(svc.cluster_name, {})[t.task_arn] = t
-        svc.emu.tasks.append(t)
+        (svc.emu_ts if task_set else svc.emu).tasks.append(t)
         started.append(t)
     if started:
         ids = " ".join(f"(task {t.id})" for t in started)
-        _event(svc, f"(service {svc.name}) has started {len(started)} tasks: {ids}.")
+        who = f"(service {svc.name}, taskSet {dep.id})" if task_set else f"(service {svc.name})"
+        _event(svc, f"{who} has started {len(started)} tasks: {ids}.")
 
 
 def _prune(svc: Service) -> None:
@@ -766,10 +790,213 @@ def _rollout(svc: Service, primary: Deployment, cfg: dict[str, Any], now: float)
     st.steady = steady
 
 
+# --------------------------------------------------------------------------- task sets (CODE_DEPLOY)
+
+MSG_CODE_DEPLOY_TD = ("Unable to update task definition on services with a CODE_DEPLOY deployment controller. "
+                      "Use AWS CodeDeploy to trigger a new deployment.")
+
+
+class TaskSet:
+    """A task set of a CODE_DEPLOY service (DescribeServices `taskSets`, DescribeTaskSets). ECS makes
+    the first one (PRIMARY, no externalId) with the service; CodeDeploy adds the replacement. Its
+    tasks run on the engine like a deployment's (`startedBy` = the task set id)."""
+
+    def __init__(self, svc: Service, task_definition: str | None, *, load_balancers: list[dict[str, Any]] | None,
+                 network_configuration: dict[str, Any] | None, launch_type: str | None,
+                 platform_version: str | None, capacity_provider_strategy: list[dict[str, Any]] | None = None,
+                 external_id: str | None = None, started_by: str | None = None, status: str = "ACTIVE") -> None:
+        self.id = f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
+        self.task_set_arn = (f"arn:aws:ecs:{svc.region_name}:{svc._account_id}:task-set/"
+                             f"{svc.cluster_name}/{svc.name}/{self.id}")
+        self.service_arn = svc.arn
+        self.cluster_arn = svc.cluster_arn
+        self.started_by = started_by
+        self.external_id = external_id
+        self.status = status
+        self.task_definition = task_definition
+        self.computed_desired_count = 0
+        self.pending_count = self.running_count = 0
+        self.created_at = self.updated_at = _now()
+        self.capacity_provider_strategy = list(capacity_provider_strategy or [])
+        fargate = launch_type == "FARGATE" or any(
+            (c.get("capacityProvider") or "") in FARGATE_PROVIDERS for c in self.capacity_provider_strategy)
+        self.launch_type = None if self.capacity_provider_strategy else launch_type
+        self.platform_version = (platform_version or "LATEST") if fargate else None
+        self.platform_family = "Linux" if fargate else None
+        self.network_configuration = network_configuration or None
+        self.load_balancers = [dict(lb) for lb in load_balancers or []]
+        self.service_registries: list[dict[str, Any]] = []
+        self.scale = {"value": 100.0, "unit": "PERCENT"}
+        self.stability_status = "STABILIZING"
+        self.stability_status_at = _now()
+        self.tags: list[dict[str, str]] = []
+        # engine bookkeeping (what _launch reads from a deployment)
+        self.volume_configurations: list[dict[str, Any]] | None = None
+        self.stable_since: float | None = None
+
+
+class TaskSetState:
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self.steady = False
+
+
+def _init_task_set_service(svc: Service) -> None:
+    """CODE_DEPLOY: `deployments` stays empty (as on AWS); ECS runs one PRIMARY task set."""
+    svc.emu_ts = TaskSetState()
+    svc.task_sets = []
+    if svc.task_definition:
+        ts = TaskSet(svc, svc.task_definition, load_balancers=svc.load_balancers,
+                     network_configuration=svc.network_configuration or None, launch_type=svc.launch_type,
+                     platform_version=svc.platform_version, status="PRIMARY")
+        ts.computed_desired_count = svc.desired_count
+        svc.task_sets.append(ts)
+    if svc not in _TRACKED_TS:
+        _TRACKED_TS.append(svc)
+    _start_engine()
+
+
+def sync_task_set_network(svc: Service) -> None:
+    """CreateService/CloudFormation set the network configuration after moto made the service."""
+    for ts in getattr(svc, "task_sets", None) or []:
+        if isinstance(ts, TaskSet) and ts.status == "PRIMARY" and ts.external_id is None:
+            ts.network_configuration = svc.network_configuration or None
+
+
+def find_code_deploy_service(account_id: str, region: str, cluster: str, service: str) -> Service | None:
+    try:
+        backend = ecs_backends[account_id][region]
+        return backend.services.get(f"{cluster.split('/')[-1]}:{service.split('/')[-1]}")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def primary_task_set(svc: Service) -> TaskSet | None:
+    return next((ts for ts in svc.task_sets if ts.status == "PRIMARY"), None)
+
+
+def create_task_set(svc: Service, task_definition: str, *, load_balancers: list[dict[str, Any]],
+                    network_configuration: dict[str, Any] | None, platform_version: str | None,
+                    capacity_provider_strategy: list[dict[str, Any]] | None, external_id: str) -> TaskSet:
+    """The replacement task set CodeDeploy's Install creates (ACTIVE, scale 100%)."""
+    ts = TaskSet(svc, task_definition, load_balancers=load_balancers,
+                 network_configuration=network_configuration or svc.network_configuration or None,
+                 launch_type=svc.launch_type, platform_version=platform_version or svc.platform_version,
+                 capacity_provider_strategy=capacity_provider_strategy, external_id=external_id,
+                 started_by="CODE_DEPLOY")
+    ts.computed_desired_count = svc.desired_count
+    svc.task_sets.append(ts)
+    svc.emu_ts.steady = False
+    return ts
+
+
+def set_primary_task_set(svc: Service, ts: TaskSet) -> None:
+    """UpdateServicePrimaryTaskSet: the service takes the task set's task definition and load balancers."""
+    for other in svc.task_sets:
+        if other is not ts and other.status == "PRIMARY":
+            other.status, other.updated_at = "ACTIVE", _now()
+    ts.status, ts.updated_at = "PRIMARY", _now()
+    svc.task_definition = ts.task_definition
+    svc.load_balancers = [dict(lb) for lb in ts.load_balancers]
+
+
+def drain_task_set(svc: Service, ts: TaskSet) -> None:
+    """DeleteTaskSet as CodeDeploy does it: scale 0, DRAINING; it leaves the service once its tasks stopped."""
+    if ts.status != "DRAINING":
+        ts.status, ts.scale, ts.updated_at = "DRAINING", {"value": 0.0, "unit": "PERCENT"}, _now()
+        svc.emu_ts.steady = False
+
+
+def task_set_steady(ts: TaskSet) -> bool:
+    return ts.stability_status == "STEADY_STATE" and ts.running_count == ts.computed_desired_count
+
+
+def task_set_tasks(svc: Service, ts: TaskSet) -> list[Task]:
+    return [t for t in svc.emu_ts.tasks if t.deployment_id == ts.id]
+
+
+def _count_task_sets(svc: Service) -> None:
+    running_total = pending_total = 0
+    for ts in svc.task_sets:
+        live = [t for t in svc.emu_ts.tasks if t.deployment_id == ts.id and t.desired_status == "RUNNING"]
+        running = sum(1 for t in live if t.last_status == "RUNNING")
+        pending = sum(1 for t in live if t.last_status in ("PROVISIONING", "PENDING", "ACTIVATING"))
+        if (running, pending) != (ts.running_count, ts.pending_count):
+            ts.running_count, ts.pending_count, ts.updated_at = running, pending, _now()
+        running_total += running
+        pending_total += pending
+    svc.running_count, svc.pending_count = running_total, pending_total
+    primary = primary_task_set(svc)
+    if primary is not None:
+        svc.task_definition = primary.task_definition
+    _cluster_counts(_backend(svc), svc.cluster_name)
+
+
+def _tick_task_sets(svc: Service, now: float) -> None:
+    st: TaskSetState = svc.emu_ts
+    for t in list(st.tasks):
+        _advance(svc, t, now)
+    stopped = [t for t in st.tasks if t.last_status == "STOPPED"]
+    for t in stopped[:-MAX_STOPPED_TASKS] if len(stopped) > MAX_STOPPED_TASKS else []:
+        st.tasks.remove(t)
+        _backend(svc).tasks.get(svc.cluster_name, {}).pop(t.task_arn, None)
+
+    if svc.status != "ACTIVE":  # DeleteService: stop everything, then INACTIVE
+        for t in st.tasks:
+            _stop(t, "ServiceSchedulerInitiated", "Service is being deleted")
+        _count_task_sets(svc)
+        if all(t.last_status == "STOPPED" for t in st.tasks):
+            svc.status = "INACTIVE"
+            svc.task_sets = []
+            _TRACKED_TS.remove(svc)
+        return
+
+    for ts in list(svc.task_sets):
+        desired = 0 if ts.status == "DRAINING" else math.ceil(
+            svc.desired_count * float(ts.scale.get("value") or 0) / 100 - 1e-9)
+        if desired != ts.computed_desired_count:
+            ts.computed_desired_count, ts.updated_at = desired, _now()
+        live = [t for t in st.tasks if t.deployment_id == ts.id and t.desired_status == "RUNNING"]
+        if len(live) < desired and ts.task_definition:
+            _launch(svc, ts, desired - len(live))
+        elif len(live) > desired:
+            live.sort(key=lambda t: t.last_status == "RUNNING")
+            extra = live[: len(live) - desired]
+            for t in extra:
+                _stop(t, "ServiceSchedulerInitiated", f"Scaling activity initiated by (deployment {ts.id})")
+            running = [t for t in extra if t.last_status == "RUNNING"]
+            if running:
+                ids = " ".join(f"(task {t.id})" for t in running)
+                _event(svc, f"(service {svc.name}, taskSet {ts.id}) has stopped {len(running)} running tasks: {ids}.")
+        # A drained task set leaves the service once its tasks have stopped.
+        if ts.status == "DRAINING" and all(t.last_status == "STOPPED" for t in task_set_tasks(svc, ts)):
+            svc.task_sets.remove(ts)
+    _count_task_sets(svc)
+
+    for ts in svc.task_sets:
+        live = [t for t in st.tasks if t.deployment_id == ts.id and t.desired_status == "RUNNING"]
+        settled = (ts.running_count == ts.computed_desired_count and ts.pending_count == 0
+                   and all(_healthy(t) for t in live)
+                   and not any(t.deployment_id == ts.id and t.desired_status == "STOPPED" and t.last_status != "STOPPED"
+                               for t in st.tasks))
+        ts.stable_since = (ts.stable_since or now) if settled else None
+        status = ("STEADY_STATE" if settled and now - ts.stable_since >= STABLE_STEPS * SETTINGS.step
+                  else "STABILIZING")
+        if status != ts.stability_status:
+            ts.stability_status, ts.stability_status_at = status, _now()
+            if status == "STEADY_STATE":
+                _event(svc, f"(service {svc.name}, taskSet {ts.id}) updated state to STEADY_STATE.")
+    steady = bool(svc.task_sets) and all(ts.stability_status == "STEADY_STATE" for ts in svc.task_sets)
+    if steady and not st.steady:
+        _event(svc, f"(service {svc.name}) has reached a steady state.")
+    st.steady = steady
+
+
 # --------------------------------------------------------------------------- load balancers
 
 
-def _target_groups(svc: Service) -> list[tuple[Any, int | None, str | None]]:
+def _target_groups(svc: Service, load_balancers: list[dict[str, Any]] | None = None
+                   ) -> list[tuple[Any, int | None, str | None]]:
     from moto.elbv2.models import elbv2_backends
 
     out = []
@@ -777,7 +1004,7 @@ def _target_groups(svc: Service) -> list[tuple[Any, int | None, str | None]]:
         backend = elbv2_backends[svc._account_id][svc.region_name]
     except Exception:  # noqa: BLE001
         return out
-    for lb in svc.load_balancers or []:
+    for lb in (svc.load_balancers if load_balancers is None else load_balancers) or []:
         tg = backend.target_groups.get(lb.get("targetGroupArn") or "")
         if tg is not None:
             out.append((tg, lb.get("containerPort"), lb.get("containerName")))
@@ -785,7 +1012,7 @@ def _target_groups(svc: Service) -> list[tuple[Any, int | None, str | None]]:
 
 
 def _register_targets(svc: Service, t: Task) -> None:
-    for tg, port, cname in _target_groups(svc):
+    for tg, port, cname in _target_groups(svc, t.load_balancers):
         if getattr(tg, "target_type", "instance") != "ip" or not t.ip:
             continue  # instance targets would need an EC2 instance: not modelled
         port = port or next((c.port for c in t.containers if c.name == cname and c.port), None) or tg.port
@@ -835,6 +1062,16 @@ def update_service(self: EC2ContainerServiceBackend, props: dict[str, Any]) -> S
     volumes = props.pop("volume_configurations", None)
     td_str = props.get("task_definition")
     svc = self._get_service(props.get("cluster", "default"), props["service"].split("/")[-1])
+    if hasattr(svc, "emu_ts"):
+        # CODE_DEPLOY: only CodeDeploy replaces the task set; desiredCount and the other settings
+        # UpdateService allows change in place (task sets follow the new desired count).
+        if td_str:
+            raise InvalidParameterException(MSG_CODE_DEPLOY_TD)
+        svc = _orig["update_service"](self, props)
+        svc.deployment_configuration = _default_config(svc.deployment_configuration)
+        svc.emu_ts.steady = False
+        _count_task_sets(svc)
+        return svc
     if not hasattr(svc, "emu"):
         return _orig["update_service"](self, props)
     new_td = self.describe_task_definition(td_str).arn if td_str else None
@@ -862,7 +1099,8 @@ def update_service(self: EC2ContainerServiceBackend, props: dict[str, Any]) -> S
 
 def delete_service(self: EC2ContainerServiceBackend, cluster_name: str, service_name: str, force: bool) -> Service:
     svc = _orig["delete_service"](self, cluster_name, service_name, force)
-    if hasattr(svc, "emu") and any(t.last_status != "STOPPED" for t in svc.emu.tasks):
+    state = getattr(svc, "emu", None) or getattr(svc, "emu_ts", None)
+    if state is not None and any(t.last_status != "STOPPED" for t in state.tasks):
         svc.status = "DRAINING"  # INACTIVE once the engine has stopped its tasks
     svc.desired_count = 0
     return svc
@@ -923,6 +1161,8 @@ def create_service_response(self: EC2ContainerServiceResponse) -> Any:
     svc.enable_ecs_managed_tags = _truthy(self._get_param("enableECSManagedTags") or False)
     if hasattr(svc, "emu") and svc.deployments:
         svc.deployments[0].volume_configurations = volumes or None
+    if hasattr(svc, "emu_ts"):
+        sync_task_set_network(svc)
     return result
 
 
@@ -1187,6 +1427,9 @@ def cfn_create(cls: Any, resource_name: str, cloudformation_json: Any, account_i
     svc.network_configuration = extra["network_configuration"] or {}
     for d in svc.deployments:
         d.network_configuration = svc.network_configuration or None
+    if hasattr(svc, "emu_ts"):
+        sync_task_set_network(svc)
+        svc.emu_cfn_task_definition = svc.task_definition
     svc.deployment_configuration = _default_config(extra["deployment_configuration"])
     svc.enable_ecs_managed_tags = _truthy(props.get("EnableECSManagedTags") or False)
     volumes = _camel(props.get("VolumeConfigurations"))
@@ -1208,6 +1451,8 @@ def cfn_update(cls: Any, original_resource: Any, new_resource_name: str, cloudfo
         return cfn_create(cls, new_resource_name, cloudformation_json, account_id, region_name)
     extra = _cfn_props(props)
     force = props.get("ForceNewDeployment")
+    if hasattr(original_resource, "emu_ts"):
+        return _cfn_update_code_deploy(original_resource, props, extra, backend)
     update = {"cluster": cluster_name, "service": original_resource.name,
               "task_definition": _td_ref(props.get("TaskDefinition")),
               "desired_count": int(props["DesiredCount"]) if props.get("DesiredCount") is not None else None,
@@ -1222,6 +1467,31 @@ def cfn_update(cls: Any, original_resource: Any, new_resource_name: str, cloudfo
     if extra["network_configuration"] is not None:
         svc.network_configuration = extra["network_configuration"]
     return svc
+
+
+class CfnHandlerError(Exception):
+    """A resource handler failure, its text as CloudFormation shows it (ResourceStatusReason)."""
+
+
+def _cfn_update_code_deploy(svc: Service, props: dict[str, Any], extra: dict[str, Any],
+                            backend: EC2ContainerServiceBackend) -> Service:
+    """A CODE_DEPLOY service: a new TaskDefinition is refused as UpdateService refuses it (real
+    CloudFormation then fails the resource); other properties change in place."""
+    td = _td_ref(props.get("TaskDefinition"))
+    # What the template asked for last (a rollback asks for it again; a CodeDeploy deployment since
+    # then does not make the unchanged template property a change).
+    asked = getattr(svc, "emu_cfn_task_definition", None) or svc.task_definition
+    if td and backend.describe_task_definition(td).arn != asked:
+        raise CfnHandlerError(
+            f"Resource handler returned message: \"Invalid request provided: UpdateService error: {MSG_CODE_DEPLOY_TD} "
+            f"(Service: AmazonECS; Status Code: 400; Error Code: InvalidParameterException; Request ID: {uuid.uuid4()}; "
+            f"Proxy: null)\" (RequestToken: {uuid.uuid4()}, HandlerErrorCode: InvalidRequest)")
+    update = {"cluster": svc.cluster_name, "service": svc.name,
+              "desired_count": int(props["DesiredCount"]) if props.get("DesiredCount") is not None else None,
+              "deployment_configuration": extra["deployment_configuration"],
+              "enable_ecs_managed_tags": _truthy(props.get("EnableECSManagedTags") or False),
+              "propagate_tags": props.get("PropagateTags") or "NONE"}
+    return backend.update_service(update)
 
 
 # Maps whose keys are user data, not property names: keep them as written.
@@ -1261,6 +1531,16 @@ def td_cfn_update(cls: Any, original_resource: Any, new_resource_name: str, clou
     return _register_from_cfn(cloudformation_json, account_id, region_name)
 
 
+def _validate_network(self: Service, nc: dict[str, Any]) -> dict[str, Any]:
+    """securityGroups is optional (AWS uses the VPC's default group); moto raised a KeyError (HTTP 500)."""
+    vpc = (nc or {}).get("awsvpcConfiguration") or {}
+    if "securityGroups" not in vpc:
+        checked = _orig["validate_network"](self, {"awsvpcConfiguration": {**vpc, "securityGroups": []}})
+        return {"awsvpcConfiguration": {k: v for k, v in checked["awsvpcConfiguration"].items()
+                                        if k != "securityGroups"}}
+    return _orig["validate_network"](self, nc)
+
+
 def _service_delete(self: Service, account_id: str, region_name: str) -> None:
     """Stack deletion removes the service (moto's handler did nothing)."""
     backend = ecs_backends[account_id][region_name]
@@ -1276,6 +1556,8 @@ def _cfn_stabilizer(stack: Any, op: Any) -> Any:
     except Exception:  # noqa: BLE001
         return None
     svc = next((s for s in backend.services.values() if s.arn == op.physical), None)
+    if svc is not None and hasattr(svc, "emu_ts"):
+        return _cfn_task_set_stabilizer(svc)
     if svc is None or not hasattr(svc, "emu") or not svc.deployments or not svc.deployments[0].task_definition:
         return None  # nothing ECS could deploy: keep moto's immediate completion
     dep_id = svc.deployments[0].id
@@ -1290,6 +1572,24 @@ def _cfn_stabilizer(stack: Any, op: Any) -> Any:
         if outcome == "COMPLETED" and svc.emu.steady:
             return ""
         if svc.status != "ACTIVE":
+            return ""
+        if time.monotonic() > deadline:
+            return (f"Resource handler returned message: \"Exceeded attempts to wait\" (RequestToken: "
+                    f"{uuid.uuid4()}, HandlerErrorCode: NotStabilized)")
+        return None
+
+    return poll
+
+
+def _cfn_task_set_stabilizer(svc: Service) -> Any:
+    """CODE_DEPLOY service: CloudFormation waits for its task sets to reach a steady state (there
+    is no circuit breaker for them: failing tasks end in the NotStabilized timeout)."""
+    if not svc.task_sets:
+        return None
+    deadline = time.monotonic() + SETTINGS.cfn_timeout
+
+    def poll() -> str | None:
+        if svc.status != "ACTIVE" or svc.emu_ts.steady:
             return ""
         if time.monotonic() > deadline:
             return (f"Resource handler returned message: \"Exceeded attempts to wait\" (RequestToken: "
@@ -1348,6 +1648,8 @@ def install() -> None:
     Service.create_from_cloudformation_json = classmethod(cfn_create)
     Service.update_from_cloudformation_json = classmethod(cfn_update)
     Service.delete = _service_delete
+    _orig["validate_network"] = Service._validate_network
+    Service._validate_network = _validate_network
     FakeTargetGroup.health_for = _patched_health_for(FakeTargetGroup.health_for)
     cloudformation.STABILIZERS["AWS::ECS::Service"] = _cfn_stabilizer
     for method in ("GET", "POST"):

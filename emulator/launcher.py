@@ -1,7 +1,7 @@
 """Launcher for the project's AWS emulator (moto 5.2.5 in server mode + fidelity patches).
 
 Usage: python emulator/launcher.py [--host 127.0.0.1] [--port 0] [--verbose] [--no-stdin-watch]
-                                   [--ecs-step-seconds 0.2]
+                                   [--ecs-step-seconds 0.2] [--codedeploy-minute-seconds 1.0]
 
 Process contract relied on by the Rust tests and scripts:
 * prints exactly one line ``EMULATOR_READY http://127.0.0.1:<port>`` on stdout once
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from werkzeug.serving import make_server  # noqa: E402
 
-from emulator import cloudformation, ecs  # noqa: E402
+from emulator import cloudformation, codedeploy, ecs  # noqa: E402
 from emulator.control import ControlMiddleware  # noqa: E402
 
 
@@ -34,6 +34,7 @@ def install_patches() -> None:
     """Apply all behaviour patches. Add new service modules here."""
     cloudformation.install()
     ecs.install()
+    codedeploy.install()
 
 
 def build_app(verbose: bool = False) -> ControlMiddleware:
@@ -51,9 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-stdin-watch", action="store_true", help="do not exit when stdin closes")
     parser.add_argument("--ecs-step-seconds", type=float, default=None,
                         help="ECS task/deployment step delay (default $EMULATOR_ECS_STEP_SECONDS or 0.2)")
+    parser.add_argument("--codedeploy-minute-seconds", type=float, default=None,
+                        help="seconds per deployment-config minute (default $EMULATOR_CODEDEPLOY_MINUTE_SECONDS or 1)")
     args = parser.parse_args(argv)
     if args.ecs_step_seconds is not None and args.ecs_step_seconds > 0:
         ecs.SETTINGS.step = args.ecs_step_seconds
+    if args.codedeploy_minute_seconds is not None and args.codedeploy_minute_seconds > 0:
+        codedeploy.SETTINGS.minute = args.codedeploy_minute_seconds
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
