@@ -14,7 +14,11 @@ use crate::env::Environment;
 use crate::inputs::InputErrors;
 use crate::job::{Clients, JobError, Prepared};
 use crate::plan::Plan;
-use crate::report::{JobReport, OneOffTaskRecord};
+use crate::report::{CodeDeployRecord, JobReport, OneOffTaskRecord};
+use crate::service::blue_green::{
+    Outcome, start_deployment, wait_for_deployment, wait_for_idle_group,
+};
+use crate::service::codedeploy::CodeDeployPlan;
 use crate::service::plan::{
     CreatedEarlier, ReadyRollout, Registration, ServicePlan, decide_service, read_service,
 };
@@ -294,6 +298,19 @@ async fn roll_out(
         });
         return Ok(());
     }
+    if let Some(codedeploy) = &rollout.codedeploy {
+        return blue_green_rollout(
+            rollout,
+            codedeploy,
+            name,
+            &task_definition_arn,
+            clients,
+            settings,
+            console,
+            report,
+        )
+        .await;
+    }
     let _section = console.phase(&format!("Roll out service {name}"));
     let mut watch = ServiceWatch::new(&rollout.cluster, name);
     let (service_arn, deployment_id) =
@@ -328,6 +345,105 @@ async fn roll_out(
         rollout.wait_timeout,
     )
     .await
+}
+
+/// Deploys a CODE_DEPLOY service: CreateDeployment with the appspec the
+/// plan decided, then, when asked, waits for its verdict.
+#[allow(clippy::too_many_arguments)]
+async fn blue_green_rollout(
+    rollout: &ReadyRollout,
+    codedeploy: &CodeDeployPlan,
+    service: &str,
+    task_definition_arn: &str,
+    clients: &EcsClients,
+    settings: &DeploySettings,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    let _section = console.phase(&format!("Blue/green deployment of service {service}"));
+    let mut watch = ServiceWatch::new(&rollout.cluster, service);
+    let schedule = match rollout.service_settings.max_poll_delay {
+        Some(max) => settings.poll.capped(max),
+        None => settings.poll,
+    };
+    wait_for_idle_group(
+        &clients.codedeploy,
+        codedeploy,
+        schedule,
+        rollout.wait_timeout,
+        console,
+    )
+    .await?;
+    let started = start_deployment(&clients.codedeploy, codedeploy, task_definition_arn).await?;
+    let id = started.deployment_id.clone();
+    if started.adopted {
+        console.line(&format!(
+            "CreateDeployment's first answer was lost; the group's active deployment {id} carries this appspec, so it is followed instead of starting another"
+        ));
+    }
+    console.line(&format!(
+        "CodeDeploy deployment {id} started ({}/{}); appspec sent:",
+        codedeploy.application, codedeploy.deployment_group
+    ));
+    let pretty = serde_json::from_str::<serde_json::Value>(&started.appspec)
+        .map(|value| to_pretty_json(&value))
+        .unwrap_or_else(|_| started.appspec.clone());
+    for line in pretty.lines() {
+        console.plain(line);
+    }
+    report.codedeploy = Some(CodeDeployRecord {
+        deployment_id: id.clone(),
+        application: codedeploy.application.clone(),
+        deployment_group: codedeploy.deployment_group.clone(),
+        appspec: pretty,
+        finished: false,
+    });
+    report.rollout = Some(Rollout {
+        rollout_state: Some("IN_PROGRESS".into()),
+        task_definition_arn: task_definition_arn.to_string(),
+        ..Rollout::default()
+    });
+    if !rollout.wait_for_stability {
+        console.line("wait-for-service-stability is false: not waiting for the deployment");
+        return Ok(());
+    }
+    let outcome = wait_for_deployment(
+        clients,
+        codedeploy,
+        &id,
+        &mut watch,
+        schedule,
+        rollout.wait_timeout,
+        console,
+    )
+    .await?;
+    if let Some(record) = report.codedeploy.as_mut() {
+        record.finished = true;
+    }
+    let state = report.rollout.get_or_insert_with(Rollout::default);
+    match outcome {
+        Outcome::Done { state: verdict } => {
+            state.rollout_state = Some(verdict.to_string());
+            console.line(&format!("CodeDeploy deployment {id}: {verdict}"));
+            Ok(())
+        }
+        Outcome::Failed {
+            state: verdict,
+            causes,
+        } => {
+            state.rollout_state = Some(verdict.to_string());
+            state.diagnosis = causes.clone();
+            Err(anyhow::anyhow!(
+                "CodeDeploy deployment {id} of service {service} {}{}",
+                if verdict == "ROLLED_BACK" {
+                    "failed and was rolled back"
+                } else {
+                    "failed"
+                },
+                causes.first().map(|c| format!(": {c}")).unwrap_or_default()
+            ))
+        }
+    }
 }
 
 /// Runs the one-off task and, when asked, waits for it: a task whose

@@ -1,6 +1,10 @@
-//! The one place AWS configuration is built: region, endpoint override and
-//! retry policy. Everything else receives clients made from this config.
+//! The one place AWS configuration is built: region, endpoint override,
+//! retry policy, timeouts and the HTTP proxy. Everything else receives
+//! clients made from this config (the S3 and cross-region ECR clients are
+//! built from it too, so they inherit its HTTP client).
 
+use std::borrow::Cow;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -8,10 +12,20 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_http_client::Connector;
+use aws_smithy_http_client::proxy::{ProxyConfig, ProxyError};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::env::Environment;
+use crate::proxy::{ProxySettings, ProxyUrl};
 use crate::refusal::{Refusal, Setting};
 
 /// How the SDK retries a call that was throttled, got a 5xx, timed out or
@@ -117,13 +131,16 @@ pub fn resolve_region(input: Option<&str>, env: &Environment) -> Result<String, 
 
 /// Loads the SDK configuration. `AWS_ENDPOINT_URL` (the local emulator in
 /// tests and the demo) is taken from the captured environment explicitly so
-/// it is visible here rather than implied.
+/// it is visible here rather than implied. With a proxy, every call (the
+/// credential providers' included) goes through [`proxied_http_client`];
+/// without one the SDK keeps its default client untouched.
 pub async fn load_config(
     region: String,
     retry: RetryPolicy,
     timeouts: CallTimeouts,
+    proxy: &ProxySettings,
     env: &Environment,
-) -> SdkConfig {
+) -> anyhow::Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region))
         .retry_config(retry.to_sdk())
@@ -134,7 +151,128 @@ pub async fn load_config(
     if let Some(credentials) = environment_credentials(env) {
         loader = loader.credentials_provider(credentials);
     }
-    loader.load().await
+    if let Some(client) = proxied_http_client(proxy)? {
+        loader = loader.http_client(client);
+    }
+    Ok(loader.load().await)
+}
+
+/// The SDK's default HTTPS client (hyper, rustls with aws-lc, the
+/// platform's CA roots: the TLS stack `default-https-client` already links,
+/// so no second one) with the proxy of each scheme, or `None` without a
+/// proxy. `ProxySettings` was validated with the same rules the SDK
+/// applies, so an error here means the two disagree, and says so rather
+/// than going around the proxy.
+fn proxied_http_client(proxy: &ProxySettings) -> anyhow::Result<Option<SharedHttpClient>> {
+    if !proxy.is_configured() {
+        return Ok(None);
+    }
+    let rules = proxy.bypass_rules();
+    let config = |url: &Option<ProxyUrl>, scheme: fn(&str) -> Result<ProxyConfig, ProxyError>| {
+        url.as_ref()
+            .map(|url| {
+                scheme(url.as_str())
+                    .map(|config| config.no_proxy(&rules))
+                    .map_err(|error| anyhow::anyhow!("the proxy {url} cannot be used: {error}"))
+            })
+            .transpose()
+    };
+    Ok(Some(SharedHttpClient::new(ProxiedHttpClient {
+        https: config(&proxy.https, |url| ProxyConfig::https(url))?,
+        http: config(&proxy.http, |url| ProxyConfig::http(url))?,
+        connectors: Mutex::new(Vec::new()),
+    })))
+}
+
+/// An [`HttpClient`] whose connector sends each request through the proxy
+/// of its scheme. The SDK's own `ProxyConfig` holds one proxy URL, while
+/// HTTPS_PROXY and HTTP_PROXY may differ: so one SDK connector per scheme,
+/// each with its proxy, and a request goes to the one of its URL's scheme.
+#[derive(Debug)]
+struct ProxiedHttpClient {
+    https: Option<ProxyConfig>,
+    http: Option<ProxyConfig>,
+    /// Connectors already made, by the settings they were made for: the SDK
+    /// asks for a connector on every attempt, and a new one each time would
+    /// open a new connection (and TLS session) for every call.
+    connectors: Mutex<Vec<(ConnectorKey, SharedHttpConnector)>>,
+}
+
+/// What a connector depends on in [`HttpConnectorSettings`].
+type ConnectorKey = (Option<Duration>, Option<Duration>);
+
+impl HttpClient for ProxiedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let key = (settings.connect_timeout(), settings.read_timeout());
+        // A panic elsewhere while the lock was held cannot leave the list
+        // half-written: it only ever gets whole entries pushed.
+        let mut connectors = self
+            .connectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, connector)) = connectors.iter().find(|(made_for, _)| *made_for == key) {
+            return connector.clone();
+        }
+        let connector = SharedHttpConnector::new(SchemeRouted {
+            https: sdk_connector(self.https.as_ref(), settings, components),
+            http: sdk_connector(self.http.as_ref(), settings, components),
+        });
+        connectors.push((key, connector.clone()));
+        connector
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        // What the default client reports (in the user agent): it is the
+        // same hyper client underneath.
+        Some(ConnectorMetadata::new("hyper", Some(Cow::Borrowed("1.x"))))
+    }
+}
+
+/// The SDK's default connector (what `default-https-client` builds), with
+/// `proxy` when there is one.
+fn sdk_connector(
+    proxy: Option<&ProxyConfig>,
+    settings: &HttpConnectorSettings,
+    components: &RuntimeComponents,
+) -> SharedHttpConnector {
+    let mut builder = Connector::builder().connector_settings(settings.clone());
+    builder.set_sleep_impl(components.sleep_impl());
+    if let Some(proxy) = proxy {
+        builder = builder.proxy_config(proxy.clone());
+    }
+    SharedHttpConnector::new(
+        builder
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .build(),
+    )
+}
+
+/// Sends `http://` requests to one connector and every other to the other.
+#[derive(Debug)]
+struct SchemeRouted {
+    https: SharedHttpConnector,
+    http: SharedHttpConnector,
+}
+
+impl HttpConnector for SchemeRouted {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if is_plain_http(request.uri()) {
+            self.http.call(request)
+        } else {
+            self.https.call(request)
+        }
+    }
+}
+
+/// Whether a request URL is `http://` (an endpoint override, the instance
+/// metadata service) rather than `https://`.
+fn is_plain_http(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
 /// Static keys from the captured environment, read as the SDK's own first
@@ -399,6 +537,41 @@ mod tests {
         let tiny = CallTimeouts::within(Duration::ZERO);
         assert_eq!(tiny.operation, Duration::from_secs(1));
         assert_eq!(tiny.attempt, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_proxy_replaces_the_http_client_and_none_leaves_it_alone() {
+        assert!(
+            proxied_http_client(&ProxySettings::default())
+                .unwrap()
+                .is_none()
+        );
+        let env = Environment::from_pairs([
+            ("HTTPS_PROXY", "http://secure:3128"),
+            ("HTTP_PROXY", "http://plain:3128"),
+            ("NO_PROXY", "127.0.0.1"),
+        ]);
+        let proxy = crate::proxy::resolve_proxy(None, &env).unwrap();
+        assert!(proxied_http_client(&proxy).unwrap().is_some());
+        let only_https = crate::proxy::resolve_proxy(
+            None,
+            &Environment::from_pairs([("https_proxy", "https://user:pw@secure:8443")]),
+        )
+        .unwrap();
+        assert!(proxied_http_client(&only_https).unwrap().is_some());
+    }
+
+    #[test]
+    fn requests_are_routed_by_the_scheme_of_their_url() {
+        for (url, plain) in [
+            ("http://127.0.0.1:5000/", true),
+            ("HTTP://169.254.169.254/latest", true),
+            ("https://cloudformation.us-east-1.amazonaws.com/", false),
+            ("https://s3.amazonaws.com/http://", false),
+            ("http:/", false),
+        ] {
+            assert_eq!(is_plain_http(url), plain, "{url}");
+        }
     }
 
     #[test]

@@ -104,6 +104,8 @@ mod tests {
                 "--disable-rollback=false",
                 "--parameter-overrides",
                 "A=1,B=\"x,y\"",
+                "--http-proxy",
+                "http://proxy.example.com:3128",
             ],
             &Environment::default(),
         )
@@ -117,6 +119,7 @@ mod tests {
         expected.set("no-execute-changeset", "true");
         expected.set("disable-rollback", "false");
         expected.set("parameter-overrides", "A=1,B=\"x,y\"");
+        expected.set("http-proxy", "http://proxy.example.com:3128");
         assert_eq!(format!("{raw:?}"), format!("{expected:?}"));
     }
 

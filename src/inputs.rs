@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::aws::{RetryMode, RetryPolicy};
 use crate::env::Environment;
 use crate::refusal::{Refusal, Refusals, Setting};
+use crate::service::codedeploy::{CodeDeployOptions, HOOK_EVENTS, WaitUntil};
 use crate::service::ecs_json::decode_strict;
 use crate::service::plan::ServiceSettings;
 use crate::service::task::OneOffTaskOptions;
@@ -67,6 +68,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("aws-region", None),
     input("max-retries", Some("4")),
     input("retry-mode", Some("standard")),
+    input("http-proxy", None),
     input("image", None),
     input("image-repository", None),
     input("image-tag", None),
@@ -113,6 +115,13 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("run-task-managed-ebs-volume-name", None),
     input("run-task-managed-ebs-volume", None),
     input("wait-for-task-stopped", Some("false")),
+    input("codedeploy-appspec", None),
+    input("codedeploy-application", None),
+    input("codedeploy-deployment-group", None),
+    input("codedeploy-deployment-config", None),
+    input("codedeploy-deployment-description", None),
+    input("codedeploy-hooks", None),
+    input("wait-until", Some("complete")),
     input("parameters-from-stacks", None),
     input("on-upstream-failure", Some("fail")),
     input("allow-fork-runs", Some("false")),
@@ -318,6 +327,7 @@ pub fn input_name(setting: Setting) -> &'static str {
         Setting::ParametersFromStacks => "parameters-from-stacks",
         Setting::ExistingChangeSet => "execute-change-set-id",
         Setting::Region => "aws-region",
+        Setting::HttpProxy => "http-proxy",
         Setting::Image => "image",
         Setting::ImageRepository => "image-repository",
         Setting::ImageTag => "image-tag",
@@ -332,6 +342,13 @@ pub fn input_name(setting: Setting) -> &'static str {
         Setting::RunTaskContainerOverrides => "run-task-container-overrides",
         Setting::RunTaskSubnets => "run-task-subnets",
         Setting::RunTaskManagedEbsVolume => "run-task-managed-ebs-volume-name",
+        Setting::CodeDeployDeploymentGroup => "codedeploy-deployment-group",
+        Setting::CodeDeployDeploymentConfig => "codedeploy-deployment-config",
+        Setting::CodeDeployAppSpec => "codedeploy-appspec",
+        Setting::CodeDeployApplication => "codedeploy-application",
+        Setting::CodeDeployDescription => "codedeploy-deployment-description",
+        Setting::CodeDeployHooks => "codedeploy-hooks",
+        Setting::WaitUntil => "wait-until",
     }
 }
 
@@ -502,6 +519,13 @@ pub struct ServiceInputs {
     pub keep_empty_keys: Vec<String>,
     /// `run-task`: a one-off task before the service update.
     pub one_off_task: Option<OneOffTaskOptions>,
+    /// The `codedeploy-*` inputs (the appspec file is read with the other
+    /// files, from `codedeploy_appspec`).
+    pub codedeploy: CodeDeployOptions,
+    pub codedeploy_appspec: Option<PathBuf>,
+    /// The `codedeploy-*` inputs given (not defaults): refused for a
+    /// service that does not use CodeDeploy.
+    pub codedeploy_inputs_given: Vec<Setting>,
     /// `None`: register the task definition only.
     pub service: Option<String>,
     pub cluster: String,
@@ -598,6 +622,25 @@ const ROLLOUT_ONLY_INPUTS: &[&str] = &[
     "service-managed-ebs-volume",
     "run-task",
     "wait-for-task-stopped",
+    "codedeploy-appspec",
+    "codedeploy-application",
+    "codedeploy-deployment-group",
+    "codedeploy-deployment-config",
+    "codedeploy-deployment-description",
+    "codedeploy-hooks",
+    "wait-until",
+];
+
+/// Inputs that only shape a CodeDeploy (blue/green) rollout: refused for a
+/// service whose deployment controller is ECS, where they would do nothing.
+const CODEDEPLOY_INPUTS: &[Setting] = &[
+    Setting::CodeDeployAppSpec,
+    Setting::CodeDeployApplication,
+    Setting::CodeDeployDeploymentGroup,
+    Setting::CodeDeployDeploymentConfig,
+    Setting::CodeDeployDescription,
+    Setting::CodeDeployHooks,
+    Setting::WaitUntil,
 ];
 
 /// Booleans without a default (empty: left as it is).
@@ -631,6 +674,10 @@ pub struct DeployInputs {
     pub region: Option<String>,
     /// How the SDK retries throttled and failed AWS calls.
     pub retry: RetryPolicy,
+    /// `http-proxy`: the proxy for every AWS and GitHub API call, over the
+    /// proxy variables; checked with them (`proxy::resolve_proxy`) when the
+    /// job is prepared.
+    pub http_proxy: Option<String>,
     pub event_policy: EventPolicy,
     /// On SIGTERM/SIGINT, cancel a running stack update (CancelUpdateStack).
     pub cancel_on_abort: bool,
@@ -674,6 +721,7 @@ impl DeployInputs {
         };
         let region = found.take(region(raw));
         let retry = found.take(retry_policy(raw));
+        let http_proxy = raw.values.get("http-proxy").cloned();
         let event_policy = found.take(event_policy(raw));
         let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
         let lint_workflows = found.take(boolean(raw, "lint-workflows"));
@@ -686,6 +734,7 @@ impl DeployInputs {
                 service,
                 region,
                 retry,
+                http_proxy,
                 event_policy,
                 cancel_on_abort,
                 lint_workflows,
@@ -1384,6 +1433,89 @@ fn one_off_task(
     }))
 }
 
+/// CodeDeploy's limit on a deployment description.
+const DESCRIPTION_LIMIT: usize = 512;
+
+/// The `codedeploy-*` inputs and `wait-until`.
+fn codedeploy_options(raw: &RawInputs) -> Result<CodeDeployOptions, InputError> {
+    let mut hooks = Vec::new();
+    for line in raw
+        .get("codedeploy-hooks")
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        let parsed = line
+            .split_once(['=', ':'])
+            .map(|(event, arn)| (event.trim(), arn.trim()));
+        match parsed {
+            Some((event, arn)) if HOOK_EVENTS.contains(&event) && arn.starts_with("arn:") => {
+                hooks.push((event.to_string(), arn.to_string()));
+            }
+            Some((event, _)) if !HOOK_EVENTS.contains(&event) => {
+                return Err(InputError::new(
+                    "codedeploy-hooks",
+                    line,
+                    format!("names `{event}`, which is not a lifecycle hook of an ECS deployment"),
+                    format!("use one of {}", HOOK_EVENTS.join(", ")),
+                ));
+            }
+            _ => {
+                return Err(InputError::new(
+                    "codedeploy-hooks",
+                    line,
+                    "is not `Event: lambda-function-arn`",
+                    "write one hook per line, e.g. `AfterAllowTestTraffic: arn:aws:lambda:us-east-1:123456789012:function:smoke-test`",
+                ));
+            }
+        }
+    }
+    if !hooks.is_empty() && raw.is_given("codedeploy-appspec") {
+        return Err(InputError::new(
+            "codedeploy-hooks",
+            raw.get("codedeploy-hooks").unwrap_or_default(),
+            "is given with `codedeploy-appspec`, whose own Hooks are sent as written",
+            "put the hooks in the appspec file, or drop the file to have the appspec generated with these hooks",
+        ));
+    }
+    let description = raw
+        .values
+        .get("codedeploy-deployment-description")
+        .map(|text| {
+            // As amazon-ecs-deploy-task-definition does: CodeDeploy refuses
+            // longer ones.
+            if text.chars().count() > DESCRIPTION_LIMIT {
+                let mut cut: String = text.chars().take(DESCRIPTION_LIMIT - 1).collect();
+                cut.push('…');
+                cut
+            } else {
+                text.clone()
+            }
+        });
+    let wait_until = match raw.get("wait-until").unwrap_or("complete") {
+        "complete" => WaitUntil::Complete,
+        "ready" => WaitUntil::Ready,
+        other => {
+            return Err(InputError::new(
+                "wait-until",
+                other,
+                "is neither `complete` nor `ready`",
+                "use `complete` (production traffic on the new revision) or `ready` (the test listener serves it, for a manual approval)",
+            ));
+        }
+    };
+    Ok(CodeDeployOptions {
+        application: raw.values.get("codedeploy-application").cloned(),
+        deployment_group: raw.values.get("codedeploy-deployment-group").cloned(),
+        deployment_config: raw.values.get("codedeploy-deployment-config").cloned(),
+        description,
+        appspec: None,
+        hooks,
+        wait_until,
+    })
+}
+
 fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
     let token = raw.values.get("github-token").cloned();
     let dispatch_workflows = split_list(raw.get("dispatch-workflows").unwrap_or_default());
@@ -1672,6 +1804,16 @@ fn service_inputs(raw: &RawInputs, context: &InputContext) -> Result<ServiceInpu
         environment,
         keep_empty_keys: split_list(raw.get("keep-null-value-keys").unwrap_or_default()),
         one_off_task: one_off_task(raw, &context.run_identity)?,
+        codedeploy: codedeploy_options(raw)?,
+        codedeploy_appspec: raw
+            .values
+            .get("codedeploy-appspec")
+            .map(|path| resolve_path(workspace, path)),
+        codedeploy_inputs_given: CODEDEPLOY_INPUTS
+            .iter()
+            .copied()
+            .filter(|setting| raw.is_changed(input_name(*setting)))
+            .collect(),
         service: raw.values.get("service").cloned(),
         cluster: raw.get("cluster").unwrap_or("default").to_string(),
         desired_count,

@@ -26,6 +26,7 @@ pub(crate) mod github;
 pub mod inputs;
 pub mod job;
 pub(crate) mod plan;
+pub(crate) mod proxy;
 pub mod refusal;
 pub mod report;
 pub(crate) mod service;

@@ -17,6 +17,7 @@ use crate::console::Console;
 use crate::inputs::{InputError, InputErrors, ServiceInputs, StackInputs, TaskDefinitionSource};
 use crate::job::{Clients, JobError, Prepared};
 use crate::refusal::Setting;
+use crate::service::codedeploy::CodeDeployOptions;
 use crate::service::ecr::inspect_ecr_image;
 use crate::service::plan::{
     CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
@@ -106,6 +107,12 @@ pub enum Step {
         cluster: String,
         service: String,
     },
+    /// A blue/green service: CreateDeployment in CodeDeploy.
+    CreateDeployment {
+        service: String,
+        application: String,
+        deployment_group: String,
+    },
     WaitForRollout {
         service: String,
     },
@@ -181,7 +188,22 @@ impl Plan {
                         steps.push(Step::WaitForOneOffTask);
                     }
                 }
-                if let (Some(service), true) = (&rollout.service, rollout.updates_service) {
+                if let (Some(service), true, Some(codedeploy)) = (
+                    &rollout.service,
+                    rollout.updates_service,
+                    &rollout.codedeploy,
+                ) {
+                    steps.push(Step::CreateDeployment {
+                        service: service.clone(),
+                        application: codedeploy.application.clone(),
+                        deployment_group: codedeploy.deployment_group.clone(),
+                    });
+                    if rollout.wait_for_stability {
+                        steps.push(Step::WaitForRollout {
+                            service: service.clone(),
+                        });
+                    }
+                } else if let (Some(service), true) = (&rollout.service, rollout.updates_service) {
                     steps.push(Step::UpdateService {
                         cluster: rollout.cluster.clone(),
                         service: service.clone(),
@@ -251,6 +273,14 @@ impl fmt::Display for Step {
                 f,
                 "wait for the one-off task to stop; go on only if its essential containers exit 0"
             ),
+            Self::CreateDeployment {
+                service,
+                application,
+                deployment_group,
+            } => write!(
+                f,
+                "deploy service {service} blue/green through CodeDeploy {application}/{deployment_group}"
+            ),
             Self::UpdateService { cluster, service } => {
                 write!(f, "update service {service} in cluster {cluster}")
             }
@@ -286,10 +316,15 @@ impl fmt::Display for Plan {
                 stack.parameters.len()
             )?;
         }
-        if let Some(ServicePlan::Ready(rollout)) = &self.service
-            && let Some(task) = &rollout.one_off_task
-        {
-            writeln!(f, "{}", task.describe())?;
+        if let Some(ServicePlan::Ready(rollout)) = &self.service {
+            if let Some(task) = &rollout.one_off_task {
+                writeln!(f, "{}", task.describe())?;
+            }
+            if let (Some(codedeploy), Some(service)) = (&rollout.codedeploy, &rollout.service) {
+                for line in codedeploy.describe(service) {
+                    writeln!(f, "{line}")?;
+                }
+            }
         }
         // What is left unchanged is no step, so it is said here.
         if let Some(ServicePlan::Ready(rollout)) = &self.service
@@ -537,6 +572,11 @@ fn rollout_options(
         wait_for_stability: service.wait_for_service_stability,
         wait_timeout: service.wait_timeout,
         one_off_task: service.one_off_task.clone(),
+        codedeploy: CodeDeployOptions {
+            appspec: prepared.appspec_file.clone(),
+            ..service.codedeploy.clone()
+        },
+        codedeploy_inputs_given: service.codedeploy_inputs_given.clone(),
     })
 }
 
@@ -644,6 +684,7 @@ mod tests {
                 has_default: false,
             }]),
             resource_types: Some(resource_types.iter().map(|t| t.to_string()).collect()),
+            code_deploy_services: Vec::new(),
             overrides: Vec::new(),
             image: Some(ImageParameter {
                 name: None,
@@ -681,8 +722,11 @@ mod tests {
                 task_definition: Some("arn:td/web:7".into()),
                 task_definition_document: as_registered(&task_definition(image), "x").ok(),
                 launch: Default::default(),
+                controller: "ECS".into(),
+                load_balancers: Vec::new(),
             }),
             registered_origin: None,
+            codedeploy: None,
         }
     }
 
@@ -717,6 +761,8 @@ mod tests {
                     wait_for_stability: service_inputs.wait_for_service_stability,
                     wait_timeout: service_inputs.wait_timeout,
                     one_off_task: service_inputs.one_off_task.clone(),
+                    codedeploy: service_inputs.codedeploy.clone(),
+                    codedeploy_inputs_given: service_inputs.codedeploy_inputs_given.clone(),
                 };
                 let created = created_by_stack(inputs.stack.as_ref(), stack_files.as_ref());
                 Some(
@@ -769,6 +815,33 @@ mod tests {
         ("service", "web"),
         ("cluster", "prod"),
     ];
+
+    #[test]
+    fn an_image_for_a_service_the_stack_deploys_through_codedeploy_is_refused_on_update() {
+        let inputs = inputs(STACK);
+        let Some(stack_inputs) = inputs.stack.as_ref() else {
+            panic!("no stack inputs");
+        };
+        let mut files = files(&["AWS::ECS::Service"]);
+        files.code_deploy_services = vec!["Service".into()];
+        let console = Console::new(false);
+        let update = decide_stack(
+            stack_inputs,
+            &files,
+            &stack_view(Some("UPDATE_COMPLETE"), &files),
+            &console,
+        );
+        match update {
+            Err(StackPlanError::BadInput(refusals)) => {
+                assert_eq!(refusals.0[0].setting, Setting::ImageParameter);
+                assert!(refusals.0[0].problem.contains("`Service`"), "{refusals:?}");
+                assert!(refusals.0[0].fix.contains("AWS::CodeDeployBlueGreen"));
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        // Creating the stack creates the service with its first revision.
+        assert!(decide_stack(stack_inputs, &files, &stack_view(None, &files), &console).is_ok());
+    }
 
     #[test]
     fn each_stack_state_gives_its_steps() {

@@ -24,6 +24,9 @@ pub enum Setting {
     /// A change set created earlier, to execute.
     ExistingChangeSet,
     Region,
+    /// The proxy the AWS and GitHub clients go through (`http-proxy`, or
+    /// the proxy variables it stands in for).
+    HttpProxy,
     /// The full image reference.
     Image,
     /// The image's repository, when the tag comes separately.
@@ -45,6 +48,17 @@ pub enum Setting {
     RunTaskSubnets,
     /// The managed EBS volume of the one-off task.
     RunTaskManagedEbsVolume,
+    /// The CodeDeploy deployment group of a blue/green service.
+    CodeDeployDeploymentGroup,
+    /// The CodeDeploy deployment config.
+    CodeDeployDeploymentConfig,
+    /// A user appspec file.
+    CodeDeployAppSpec,
+    CodeDeployApplication,
+    CodeDeployDescription,
+    CodeDeployHooks,
+    /// What a blue/green rollout waits for.
+    WaitUntil,
 }
 
 /// One refused value: which setting, what was given, what is wrong and how

@@ -36,6 +36,21 @@ pub struct JobReport {
     pub uploaded_template: Option<String>,
     /// The one-off task this job started (RunTask answered).
     pub one_off_task: Option<OneOffTaskRecord>,
+    /// The CodeDeploy deployment this job started (CreateDeployment
+    /// answered).
+    pub codedeploy: Option<CodeDeployRecord>,
+}
+
+/// A blue/green deployment started in CodeDeploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeDeployRecord {
+    pub deployment_id: String,
+    pub application: String,
+    pub deployment_group: String,
+    /// The appspec sent, pretty-printed.
+    pub appspec: String,
+    /// Its verdict is known (it is no longer ours to stop on cancel).
+    pub finished: bool,
 }
 
 /// A one-off task started by `run-task`, and how it ended when waited for.
@@ -86,6 +101,18 @@ impl JobReport {
                 Some(outcome) => format!("one-off task {} ran: {outcome}", task.arn),
                 None => format!("one-off task {} started", task.arn),
             });
+        }
+        if let Some(codedeploy) = &self.codedeploy {
+            applied.push(format!(
+                "CodeDeploy deployment {} started in {}/{}: {}",
+                codedeploy.deployment_id,
+                codedeploy.application,
+                codedeploy.deployment_group,
+                self.rollout
+                    .as_ref()
+                    .and_then(|r| r.rollout_state.as_deref())
+                    .unwrap_or("IN_PROGRESS")
+            ));
         }
         if self.service_update_started {
             let rollout = self.rollout.as_ref();
@@ -156,6 +183,7 @@ pub const DECLARED_OUTPUTS: &[&str] = &[
     "dispatched-workflows",
     "deployment-url",
     "run-task-arn",
+    "codedeploy-deployment-id",
 ];
 
 /// The step outputs of a deploy, and warnings about outputs left out.
@@ -260,6 +288,10 @@ pub fn action_outputs(report: &JobReport) -> ActionOutputs {
                 .map(|task| serde_json::json!([task.arn]).to_string())
                 .unwrap_or_default(),
         ),
+        (
+            "codedeploy-deployment-id".to_string(),
+            text(report.codedeploy.as_ref().map(|c| &c.deployment_id)),
+        ),
     ];
     let mut warnings = Vec::new();
     for output in &deployment.outputs {
@@ -310,6 +342,10 @@ pub fn fill_output_references(
     }
     filled.push_str(rest);
     Ok(filled)
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
 /// Escapes text for a Markdown table cell: pipes would split the cell,
@@ -367,6 +403,10 @@ pub fn markdown_summary(report: &JobReport, elapsed: Duration, error: Option<&st
                 .and_then(|r| r.rollout_state.as_ref()),
         ),
         ("One-off task", one_off_task.as_ref()),
+        (
+            "CodeDeploy deployment",
+            report.codedeploy.as_ref().map(|c| &c.deployment_id),
+        ),
     ];
     if rows.iter().any(|(_, v)| v.is_some()) {
         let _ = writeln!(md, "#### Service\n\n| | |\n|---|---|");
@@ -376,6 +416,15 @@ pub fn markdown_summary(report: &JobReport, elapsed: Duration, error: Option<&st
             }
         }
         let _ = writeln!(md);
+    }
+    if let Some(codedeploy) = &report.codedeploy {
+        // A fence longer than any backtick run inside keeps the block intact.
+        let fence = "`".repeat(longest_backtick_run(&codedeploy.appspec).max(2) + 1);
+        let _ = writeln!(
+            md,
+            "<details><summary>appspec sent to CodeDeploy</summary>\n\n{fence}json\n{}\n{fence}\n\n</details>\n",
+            codedeploy.appspec.trim_end()
+        );
     }
     if error.is_some() {
         let applied = report.applied();
@@ -750,6 +799,7 @@ mod tests {
                 "dispatched-workflows",
                 "deployment-url",
                 "run-task-arn",
+                "codedeploy-deployment-id",
                 "VpcId"
             ]
         );

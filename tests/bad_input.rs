@@ -378,6 +378,10 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
         ),
         (stack, &[("s3-bucket", "s3://deploys")], &[], "s3-bucket"),
         (stack, &[("s3-prefix", "cfn")], &[], "s3-prefix"),
+        // A proxy that cannot be used is refused before any AWS call, from
+        // the input or from the variable it stands in for.
+        (stack, &[("http-proxy", "ftp://x")], &[], "http-proxy"),
+        (stack, &[], &[("HTTPS_PROXY", "ftp://x")], "http-proxy"),
         (
             service,
             &[("log-configuration-log-driver", "stdout")],

@@ -26,11 +26,22 @@ fn run_and_signal(
     ready: &str,
     signal: &str,
 ) -> (i32, String, f64) {
+    run_and_signal_on(Emulator::shared(), ws, inputs, ready, signal)
+}
+
+/// [`run_and_signal`] against a given emulator.
+pub fn run_and_signal_on(
+    emulator: &Emulator,
+    ws: &Workspace,
+    inputs: &[(&str, &str)],
+    ready: &str,
+    signal: &str,
+) -> (i32, String, f64) {
     let mut run = ActionRun::new(ws);
     for (name, value) in inputs {
         run = run.input(name, value);
     }
-    let mut command = run.command(Emulator::shared().endpoint());
+    let mut command = run.command(emulator.endpoint());
     command.stdout(Stdio::piped());
     let mut child = command.spawn().expect("start the binary");
     let stdout = child.stdout.take().expect("stdout");

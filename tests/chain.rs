@@ -242,7 +242,7 @@ fn the_example_chain_passes_its_own_lint() {
         .run();
     run.assert_code(0);
     assert!(
-        run.stdout.contains("5 workflow file(s), 0 finding(s)"),
+        run.stdout.contains("6 workflow file(s), 0 finding(s)"),
         "{}",
         run.stdout
     );

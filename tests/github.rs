@@ -13,22 +13,23 @@ use crate::util::{ActionRun, Emulator, Workspace, unique_name};
 
 /// One request the fake API received.
 #[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    authorization: String,
-    body: serde_json::Value,
+pub(crate) struct Recorded {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) authorization: String,
+    pub(crate) body: serde_json::Value,
 }
 
-/// A fake GitHub API: answers by route, records every request.
-struct FakeGithub {
-    url: String,
+/// A fake GitHub API: answers by route, records every request (the proxy
+/// tests reuse it).
+pub(crate) struct FakeGithub {
+    pub(crate) url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
 }
 
 impl FakeGithub {
     /// `dispatch_status` is what workflow_dispatch answers (204 accepts).
-    fn start(dispatch_status: u16) -> Self {
+    pub(crate) fn start(dispatch_status: u16) -> Self {
         Self::start_with(dispatch_status, false)
     }
 
@@ -101,7 +102,7 @@ impl FakeGithub {
         Self { url, requests }
     }
 
-    fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().expect("lock").clone()
     }
 }
@@ -155,7 +156,7 @@ fn route(
     }
 }
 
-fn with_github<'a>(run: ActionRun<'a>, github: &FakeGithub) -> ActionRun<'a> {
+pub(crate) fn with_github<'a>(run: ActionRun<'a>, github: &FakeGithub) -> ActionRun<'a> {
     run.env("GITHUB_API_URL", &github.url)
         .env("GITHUB_SERVER_URL", "https://github.com")
         .input("github-token", "ghs_testtoken123")

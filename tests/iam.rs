@@ -183,14 +183,40 @@ fn each_mode_stays_inside_its_documented_policy() {
         .input("image-tag", "def5678")
         .input("service", &service)
         .input("cluster", &cluster)
+        .input("run-task", "true")
+        .input("wait-for-task-stopped", "true")
         .run_against(&emulator)
         .assert_code(0);
     let allowed = documented_actions("service");
     let used = used_actions(&emulator);
     assert!(used.iter().any(|a| a == "ecs:UpdateService"), "{used:?}");
+    assert!(used.iter().any(|a| a == "ecs:RunTask"), "{used:?}");
     let outside: Vec<&String> = used.iter().filter(|a| !allowed.contains(a)).collect();
     assert!(
         outside.is_empty(),
         "service mode used {outside:?} outside the README policy"
+    );
+}
+
+#[test]
+fn bluegreen_mode_stays_inside_its_documented_policy() {
+    let bg = crate::bluegreen::blue_green("CodeDeployDefault.ECSAllAtOnce", 0.2);
+    bg.emulator.control("POST", "/_emulator/requests/reset", "");
+    crate::bluegreen::roll_out(&bg, "v2")
+        .run_against(&bg.emulator)
+        .assert_code(0);
+    let used = used_actions(&bg.emulator);
+    for action in [
+        "codedeploy:GetDeploymentGroup",
+        "codedeploy:CreateDeployment",
+        "codedeploy:GetDeployment",
+    ] {
+        assert!(used.iter().any(|a| a == action), "{action}: {used:?}");
+    }
+    let allowed = documented_actions("bluegreen");
+    let outside: Vec<&String> = used.iter().filter(|a| !allowed.contains(a)).collect();
+    assert!(
+        outside.is_empty(),
+        "blue/green mode used {outside:?} outside the README policy"
     );
 }

@@ -31,8 +31,12 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use octocrab::{FromResponse, Octocrab, OctocrabBuilder, Page};
+use hyper::Uri;
+use octocrab::{FromResponse, Octocrab, Page};
 use serde::{Deserialize, Serialize};
+
+use super::transport::{Timeouts, TransportError, github_client, proxy_route};
+use crate::proxy::ProxySettings;
 
 /// How long to wait for a TCP/TLS connection to the API. A hung connection
 /// must fail the step with a message instead of running into the job timeout.
@@ -96,6 +100,9 @@ const LOOK_PAGE_SIZE: u32 = 100;
 /// a log line or an error message.
 pub struct GithubApi {
     client: Octocrab,
+    /// How the API is reached when through a proxy ("through the proxy
+    /// ..."), said when it cannot be reached.
+    route: Option<String>,
     api_url: String,
     owner: String,
     repo: String,
@@ -209,6 +216,11 @@ pub enum GithubError {
         "GITHUB_API_URL `{api_url}` is not a usable http(s) URL ({reason}); leave it unset on github.com, or set it to your GitHub Enterprise Server API, e.g. https://github.example.com/api/v3"
     )]
     InvalidApiUrl { api_url: String, reason: String },
+
+    /// The client itself could not be built (its TLS configuration, or a
+    /// proxy its rules would not take).
+    #[error("the GitHub API client cannot be set up: {reason}")]
+    Unusable { reason: String },
 
     #[error("{action} failed with HTTP {status}: {github_message}; {fix}")]
     Rejected {
@@ -372,9 +384,15 @@ struct CommentBody<'a> {
 }
 
 impl GithubApi {
-    /// Builds the client. Must run inside a Tokio runtime: octocrab spawns its
-    /// request buffer task while building.
-    pub fn new(token: &str, api_url: &str, repository: &str) -> Result<Self, GithubError> {
+    /// Builds the client (see [`github_client`]). Must run inside a Tokio
+    /// runtime: octocrab spawns its request buffer task while building.
+    /// The connections go as `proxy` says (none by default).
+    pub fn new(
+        token: &str,
+        api_url: &str,
+        repository: &str,
+        proxy: &ProxySettings,
+    ) -> Result<Self, GithubError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(GithubError::MissingToken);
@@ -387,20 +405,28 @@ impl GithubApi {
                 reason: "it must start with https:// or http://".to_owned(),
             });
         }
-        let invalid_api_url = |error: octocrab::Error| GithubError::InvalidApiUrl {
-            api_url: api_url.to_owned(),
-            reason: describe_error_chain(&error),
+        let base_uri = api_url
+            .parse::<Uri>()
+            .map_err(|error| GithubError::InvalidApiUrl {
+                api_url: api_url.to_owned(),
+                reason: error.to_string(),
+            })?;
+        let timeouts = Timeouts {
+            connect: CONNECT_TIMEOUT,
+            read: READ_TIMEOUT,
         };
-        let client = OctocrabBuilder::new()
-            .base_uri(api_url)
-            .map_err(invalid_api_url)?
-            .personal_token(token.to_owned())
-            .set_connect_timeout(Some(CONNECT_TIMEOUT))
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .build()
-            .map_err(invalid_api_url)?;
+        let client =
+            github_client(base_uri.clone(), token, timeouts, proxy).map_err(
+                |error| match error {
+                    TransportError::Token => GithubError::MissingToken,
+                    other => GithubError::Unusable {
+                        reason: other.to_string(),
+                    },
+                },
+            )?;
         Ok(Self {
             client,
+            route: proxy_route(&base_uri, proxy).map(|proxy| format!("through the proxy {proxy}")),
             api_url: api_url.to_owned(),
             owner: owner.to_owned(),
             repo: repo.to_owned(),
@@ -963,10 +989,14 @@ impl GithubApi {
                 }
             }
             octocrab::Error::Service { .. } | octocrab::Error::Hyper { .. } => {
+                let mut reason = describe_error_chain(&error);
+                if let Some(route) = &self.route {
+                    reason.push_str(&format!(" ({route})"));
+                }
                 GithubError::Unreachable {
                     api_url: self.api_url.clone(),
                     action,
-                    reason: describe_error_chain(&error),
+                    reason,
                 }
             }
             other => GithubError::UnexpectedResponse {
@@ -1377,7 +1407,9 @@ mod tests {
         /// A client whose waits between attempts are a millisecond, so the
         /// retry tests stay fast.
         fn api(&self) -> GithubApi {
-            let mut api = GithubApi::new(TOKEN, &self.base_url, REPOSITORY).unwrap();
+            let mut api =
+                GithubApi::new(TOKEN, &self.base_url, REPOSITORY, &ProxySettings::default())
+                    .unwrap();
             api.delays = Delays {
                 read_retry: Duration::from_millis(1),
                 confirm: Duration::from_millis(1),
@@ -1926,7 +1958,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let api = GithubApi::new(TOKEN, &api_url, REPOSITORY).unwrap();
+        let api = GithubApi::new(TOKEN, &api_url, REPOSITORY, &ProxySettings::default()).unwrap();
 
         let error = api
             .create_deployment("0123abc", "production", "Deploy")
@@ -1946,7 +1978,13 @@ mod tests {
 
     #[tokio::test]
     async fn debug_output_never_contains_the_token() {
-        let api = GithubApi::new(TOKEN, "https://api.github.com/", REPOSITORY).unwrap();
+        let api = GithubApi::new(
+            TOKEN,
+            "https://api.github.com/",
+            REPOSITORY,
+            &ProxySettings::default(),
+        )
+        .unwrap();
 
         let debug = format!("{api:?}");
 
@@ -1996,7 +2034,7 @@ mod tests {
             ),
         ];
         for (token, api_url, repository, expected) in cases {
-            let message = GithubApi::new(token, api_url, repository)
+            let message = GithubApi::new(token, api_url, repository, &ProxySettings::default())
                 .unwrap_err()
                 .to_string();
             assert!(message.contains(expected), "{message}");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::console::Console;
 use crate::report::JobReport;
+use crate::service::blue_green::stop_deployment;
 use crate::stack::changeset::delete_change_set;
 use crate::stack::lookup::{describe_stack, status_of};
 use crate::stack::request_token;
@@ -22,7 +23,8 @@ pub struct CancelOptions {
     /// The change set was to be executed (not kept for review): an
     /// unexecuted one is ours to delete.
     pub executes_change_set: bool,
-    /// `cancel-on-abort`.
+    /// `cancel-on-abort`: cancel a stack update, stop a CodeDeploy
+    /// deployment (with rollback).
     pub cancel_update: bool,
 }
 
@@ -95,6 +97,25 @@ pub async fn cancel(
             "one-off task {} keeps running on its own; stop it with `aws ecs stop-task` if it should not finish",
             task.arn
         ));
+    }
+    if let Some(codedeploy) = report.codedeploy.as_ref().filter(|c| !c.finished) {
+        let id = &codedeploy.deployment_id;
+        match config.filter(|_| options.cancel_update) {
+            Some(config) => {
+                let client = aws_sdk_codedeploy::Client::new(config);
+                match tokio::time::timeout(BOUND, stop_deployment(&client, id)).await {
+                    Ok(Ok(())) => console.line(&format!(
+                        "cancel-on-abort: CodeDeploy deployment {id} was stopped; CodeDeploy rolls production traffic back to the original task set"
+                    )),
+                    _ => console.warning(&format!(
+                        "cancel-on-abort: StopDeployment failed; CodeDeploy carries on with deployment {id}"
+                    )),
+                }
+            }
+            None => console.line(&format!(
+                "CodeDeploy carries on with deployment {id} on its own; stop it with `aws deploy stop-deployment --deployment-id {id} --auto-rollback-enabled` if it should not finish"
+            )),
+        }
     }
     if let Some(rollout) = &report.rollout
         && report.service_update_started

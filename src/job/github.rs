@@ -9,6 +9,7 @@ use super::prepare::RunContext;
 use crate::console::Console;
 use crate::github::api::{DeploymentState, GithubApi};
 use crate::inputs::GithubInputs;
+use crate::proxy::ProxySettings;
 use crate::report::{JobReport, action_outputs, fill_output_references, markdown_summary};
 
 pub struct GithubRun {
@@ -31,6 +32,7 @@ impl GithubRun {
         run: &RunContext,
         console: &Console,
         api_url: &str,
+        proxy: &ProxySettings,
     ) -> anyhow::Result<Option<Self>> {
         let wanted = !inputs.dispatch_workflows.is_empty()
             || inputs.environment.is_some()
@@ -40,7 +42,7 @@ impl GithubRun {
         };
         console.mask(token);
         let repository = run.repository.as_deref().unwrap_or_default();
-        let api = GithubApi::new(token, api_url, repository)?;
+        let api = GithubApi::new(token, api_url, repository, proxy)?;
         Ok(Some(Self {
             api,
             deployment_id: None,

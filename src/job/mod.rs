@@ -142,13 +142,21 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -
 
     // plan
     let timeouts = CallTimeouts::within(wait_bound(&prepared));
-    let config = load_config(
+    let config = match load_config(
         prepared.region.clone(),
         prepared.inputs.retry,
         timeouts,
+        &prepared.proxy,
         env,
     )
-    .await;
+    .await
+    {
+        Ok(config) => config,
+        Err(error) => {
+            let error = JobError::Failed(error);
+            return report_outcome(&console, &prepared, &run, None, &mut report, Err(error)).await;
+        }
+    };
     let clients = Clients {
         ecs: EcsClients::new(&config),
         config,
@@ -185,7 +193,13 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -
     let api_url = env
         .get("GITHUB_API_URL")
         .unwrap_or("https://api.github.com");
-    let mut github = match GithubRun::connect(&prepared.inputs.github, &run, &console, api_url) {
+    let mut github = match GithubRun::connect(
+        &prepared.inputs.github,
+        &run,
+        &console,
+        api_url,
+        &prepared.proxy,
+    ) {
         Ok(github) => github,
         Err(error) => {
             let error = JobError::Failed(error);

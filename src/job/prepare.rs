@@ -11,7 +11,9 @@ use crate::inputs::{
     DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
     TaskDefinitionSource, UpstreamFailure,
 };
+use crate::proxy::{ProxySettings, resolve_proxy};
 use crate::refusal::{Refusal, Refusals, Setting};
+use crate::service::codedeploy::parse_appspec;
 use crate::stack::plan::{LoadedStackFiles, load_stack_files};
 use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
 use crate::taskdef::render::parse_task_definition;
@@ -169,11 +171,15 @@ pub struct Prepared {
     pub stack_files: Option<LoadedStackFiles>,
     /// The task definition file, parsed, with its path for messages.
     pub task_definition_file: Option<(serde_json::Value, String)>,
+    /// `codedeploy-appspec`, parsed, with its path.
+    pub appspec_file: Option<(serde_json::Value, String)>,
     /// The image from `image` / `image-repository` + `image-tag`.
     pub image: Option<ImageReference>,
     /// `images`: container name and image.
     pub container_images: Vec<(String, ImageReference)>,
     pub region: String,
+    /// The proxy of the AWS and GitHub clients (none by default).
+    pub proxy: ProxySettings,
     pub result_files: ResultFiles,
 }
 
@@ -255,6 +261,20 @@ pub fn prepare(
         },
         _ => None,
     };
+    let appspec_file = match inputs
+        .service
+        .as_ref()
+        .and_then(|s| s.codedeploy_appspec.as_ref())
+    {
+        Some(path) => match read_appspec_file(path) {
+            Ok(document) => Some(document),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
+        None => None,
+    };
     let policy = MutableTagPolicy::new(
         Some(inputs.image.mutable_tags.clone()),
         inputs.image.allow_mutable_tag,
@@ -296,22 +316,44 @@ pub fn prepare(
         }
     }
     let region = crate::aws::resolve_region(inputs.region.as_deref(), env);
+    let proxy = resolve_proxy(inputs.http_proxy.as_deref(), env);
+    if let Ok(proxy) = &proxy {
+        announce_proxy(proxy, console);
+    }
     let result_files = result_files(env);
-    match (region, result_files) {
-        (Ok(region), Ok(result_files)) if errors.is_empty() => Ok(Prepared {
+    match (region, proxy, result_files) {
+        (Ok(region), Ok(proxy), Ok(result_files)) if errors.is_empty() => Ok(Prepared {
             inputs,
             stack_files,
             task_definition_file,
+            appspec_file,
             image,
             container_images,
             region,
+            proxy,
             result_files,
         }),
-        (region, result_files) => {
+        (region, proxy, result_files) => {
             errors.extend(region.err().map(InputError::from));
+            errors.extend(proxy.err().map(InputError::from));
             errors.extend(result_files.err());
             Err(InputErrors(errors))
         }
+    }
+}
+
+/// Says which proxy the calls go through, so a run that fails to connect
+/// shows the route it took; a password in the proxy URL is masked first
+/// (the line itself shows it redacted, but an error from a client might
+/// quote the URL).
+fn announce_proxy(proxy: &ProxySettings, console: &Console) {
+    for url in [&proxy.https, &proxy.http].into_iter().flatten() {
+        if let Some(password) = url.password().filter(|p| !p.is_empty()) {
+            console.mask(password);
+        }
+    }
+    if let Some(line) = proxy.describe() {
+        console.line(&line);
     }
 }
 
@@ -328,6 +370,22 @@ fn read_task_definition_file(path: &Path) -> Result<(serde_json::Value, String),
     parse_task_definition(&text, &shown)
         .map(|document| (document, shown.clone()))
         .map_err(|error| Refusal::described(error.setting(), &shown, &error).into())
+}
+
+fn read_appspec_file(path: &Path) -> Result<(serde_json::Value, String), InputError> {
+    let shown = path.display().to_string();
+    let fix = "give the path of an ECS appspec (YAML or JSON), relative to the workspace, or leave codedeploy-appspec empty to have it generated from the service";
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        InputError::new(
+            "codedeploy-appspec",
+            &shown,
+            format!("cannot be read: {error}"),
+            fix,
+        )
+    })?;
+    parse_appspec(&text)
+        .map(|document| (document, shown.clone()))
+        .map_err(|problem| InputError::new("codedeploy-appspec", &shown, problem, fix))
 }
 
 /// Composes the image from the inputs, deriving the tag from the event when

@@ -1,6 +1,8 @@
 //! ECS services: registering task definitions, updating the service, waiting
 //! for the rollout we started, and saying why it fails.
 
+pub mod blue_green;
+pub mod codedeploy;
 pub mod ecr;
 pub mod ecs_json;
 pub mod plan;

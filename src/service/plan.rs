@@ -10,6 +10,10 @@
 
 use serde_json::Value;
 
+use super::codedeploy::{
+    BlueGreenService, CodeDeployOptions, CodeDeployPlan, CodeDeployView, decide_codedeploy,
+    default_names, read_codedeploy,
+};
 use super::register::{as_registered, describe_task_definition, registration_request};
 use super::task::{
     OneOffTaskOptions, OneOffTaskPlan, ServiceLaunch, check_launch_volume, decide_one_off_task,
@@ -48,6 +52,10 @@ pub struct RolloutOptions {
     pub wait_timeout: std::time::Duration,
     /// `run-task`: a one-off task from the new revision before the update.
     pub one_off_task: Option<OneOffTaskOptions>,
+    /// How a service whose deployment controller is CODE_DEPLOY is deployed.
+    pub codedeploy: CodeDeployOptions,
+    /// The `codedeploy-*` inputs given: refused for an ECS-controlled service.
+    pub codedeploy_inputs_given: Vec<Setting>,
 }
 
 /// Service settings UpdateService carries beside the task definition, with
@@ -93,6 +101,11 @@ pub struct CurrentService {
     pub task_definition_document: Option<Value>,
     /// Where its tasks run, for a one-off task run like them.
     pub launch: ServiceLaunch,
+    /// `deploymentController.type`: `ECS` (also when absent),
+    /// `CODE_DEPLOY` or `EXTERNAL`.
+    pub controller: String,
+    /// Its load balancers' containers and ports, for a generated appspec.
+    pub load_balancers: Vec<(String, i32)>,
 }
 
 /// What the read-only calls found.
@@ -105,6 +118,8 @@ pub struct ServiceView {
     /// output), for a [`TaskDefinitionOrigin::Registered`]; `None` when it
     /// does not exist.
     pub registered_origin: Option<Value>,
+    /// The deployment group and config of a CODE_DEPLOY service.
+    pub codedeploy: Option<CodeDeployView>,
 }
 
 /// Whether a new revision is registered.
@@ -146,6 +161,8 @@ pub struct ReadyRollout {
     pub wait_timeout: std::time::Duration,
     /// Run before the service is updated.
     pub one_off_task: Option<OneOffTaskPlan>,
+    /// A CODE_DEPLOY service is deployed by CodeDeploy, not UpdateService.
+    pub codedeploy: Option<CodeDeployPlan>,
 }
 
 /// Reads what the rollout depends on, read-only.
@@ -157,6 +174,7 @@ pub async fn read_service(
         cluster_active: true,
         service: None,
         registered_origin: None,
+        codedeploy: None,
     };
     if let Some(name) = &options.service {
         view.cluster_active = is_active_cluster(&clients.ecs, &options.cluster).await?;
@@ -183,7 +201,32 @@ pub async fn read_service(
                     capacity_provider_strategy: found.capacity_provider_strategy().to_vec(),
                     platform_version: found.platform_version().map(str::to_string),
                 },
+                controller: found
+                    .deployment_controller()
+                    .map_or("ECS", |c| c.r#type().as_str())
+                    .to_string(),
+                load_balancers: found
+                    .load_balancers()
+                    .iter()
+                    .filter_map(|lb| Some((lb.container_name()?.to_string(), lb.container_port()?)))
+                    .collect(),
             });
+            if found
+                .deployment_controller()
+                .is_some_and(|c| c.r#type().as_str() == "CODE_DEPLOY")
+            {
+                let asked = &options.codedeploy;
+                let (application, group) = default_names(&options.cluster, name);
+                view.codedeploy = Some(
+                    read_codedeploy(
+                        &clients.codedeploy,
+                        asked.application.as_deref().unwrap_or(&application),
+                        asked.deployment_group.as_deref().unwrap_or(&group),
+                        asked.deployment_config.as_deref(),
+                    )
+                    .await?,
+                );
+            }
         }
     }
     if let TaskDefinitionOrigin::Registered(reference) = &options.origin {
@@ -315,6 +358,38 @@ pub fn decide_service(
         },
         None => None,
     };
+    let controller = current.map_or("ECS", |s| s.controller.as_str());
+    match controller {
+        "CODE_DEPLOY" => {
+            if options.desired_count.is_some() || options.service_settings.changes_service() {
+                refusals.push(Refusal::new(
+                    Setting::Service,
+                    options.service.as_deref().unwrap_or_default(),
+                    "uses the CODE_DEPLOY deployment controller: its revision goes out through CodeDeploy, and desired-count, enable-ecs-managed-tags, propagate-tags and service-managed-ebs-volume are not sent with it",
+                    "change those settings in the service's own definition (or the stack), and deploy the revision here",
+                ));
+            }
+        }
+        "ECS" => {
+            if let Some(setting) = options.codedeploy_inputs_given.first() {
+                refusals.push(Refusal::new(
+                    *setting,
+                    "",
+                    format!(
+                        "applies to services whose deployment controller is CODE_DEPLOY; service `{}` uses ECS (rolling updates)",
+                        options.service.as_deref().unwrap_or_default()
+                    ),
+                    "remove the codedeploy-* inputs and wait-until, or deploy the blue/green service they are meant for",
+                ));
+            }
+        }
+        other => refusals.push(Refusal::new(
+            Setting::Service,
+            options.service.as_deref().unwrap_or_default(),
+            format!("uses the {other} deployment controller, whose task sets are managed outside ECS and CodeDeploy"),
+            "deploy it with the tool that manages its task sets",
+        )),
+    }
     if !refusals.is_empty() {
         return Err(Refusals(refusals));
     }
@@ -333,6 +408,28 @@ pub fn decide_service(
             || options.force_new_deployment
             || options.desired_count.is_some()
             || options.service_settings.changes_service());
+    let codedeploy = match (current, &view.codedeploy, &options.service) {
+        (Some(service), Some(codedeploy), Some(name))
+            if service.controller == "CODE_DEPLOY" && updates_service =>
+        {
+            let blue_green = BlueGreenService {
+                load_balancers: service.load_balancers.clone(),
+                launch: service.launch.clone(),
+            };
+            Some(
+                decide_codedeploy(
+                    &options.codedeploy,
+                    &options.cluster,
+                    name,
+                    &blue_green,
+                    &rendered.task_definition,
+                    codedeploy,
+                )
+                .map_err(Refusals)?,
+            )
+        }
+        _ => None,
+    };
     Ok(ServicePlan::Ready(Box::new(ReadyRollout {
         cluster: options.cluster.clone(),
         service: options.service.clone(),
@@ -346,6 +443,7 @@ pub fn decide_service(
         wait_for_stability: options.wait_for_stability,
         wait_timeout: options.wait_timeout,
         one_off_task,
+        codedeploy,
     })))
 }
 
@@ -385,6 +483,10 @@ impl ReadyRollout {
         }];
         if let Some(task) = &self.one_off_task {
             lines.push(task.describe());
+        }
+        if let (Some(service), Some(codedeploy)) = (&self.service, &self.codedeploy) {
+            lines.extend(codedeploy.describe(service));
+            return lines;
         }
         if let Some(service) = &self.service {
             if self.updates_service {
@@ -447,6 +549,8 @@ mod tests {
             wait_for_stability: true,
             wait_timeout: Duration::from_secs(600),
             one_off_task: None,
+            codedeploy: Default::default(),
+            codedeploy_inputs_given: Vec::new(),
         }
     }
 
@@ -458,8 +562,11 @@ mod tests {
                 task_definition: Some("arn:aws:ecs:us-east-1:1:task-definition/web:7".into()),
                 task_definition_document: document,
                 launch: Default::default(),
+                controller: "ECS".into(),
+                load_balancers: Vec::new(),
             }),
             registered_origin: None,
+            codedeploy: None,
         }
     }
 
@@ -468,6 +575,7 @@ mod tests {
             cluster_active: false,
             service: None,
             registered_origin: None,
+            codedeploy: None,
         }
     }
 
@@ -606,6 +714,7 @@ mod tests {
                 cluster_active: true,
                 service: None,
                 registered_origin: None,
+                codedeploy: None,
             },
             CreatedEarlier::default(),
         ));

@@ -22,6 +22,8 @@ use crate::stack::events::StackEventRecord;
 pub struct EcsClients {
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// For services whose deployment controller is CODE_DEPLOY.
+    pub codedeploy: aws_sdk_codedeploy::Client,
 }
 
 impl EcsClients {
@@ -29,6 +31,7 @@ impl EcsClients {
         Self {
             ecs: aws_sdk_ecs::Client::new(config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            codedeploy: aws_sdk_codedeploy::Client::new(config),
         }
     }
 }

@@ -379,6 +379,21 @@ pub fn decide_stack(
             direct,
         },
     };
+    // CloudFormation fails an update that changes a CODE_DEPLOY service's
+    // task definition (only the AWS::CodeDeployBlueGreen transform can);
+    // the image would reach it through the image parameter.
+    if let (StackAction::Update, Some(image), Some(service)) =
+        (&action, &files.image, files.code_deploy_services.first())
+    {
+        return Err(StackPlanError::BadInput(Refusals::from(Refusal::new(
+            Setting::ImageParameter,
+            image.name.as_deref().unwrap_or(DEFAULT_IMAGE_PARAMETER),
+            format!(
+                "would change the task definition of `{service}`, a service the template deploys through CodeDeploy (DeploymentController CODE_DEPLOY): CloudFormation cannot update it in place, and the stack update would fail"
+            ),
+            "deploy the image to that service with task-definition + service (a CodeDeploy blue/green deployment, in this step or the next), or add the AWS::CodeDeployBlueGreen transform to the template",
+        ))));
+    }
     let previous_keys = match (&action, &view.existing) {
         (StackAction::Update, Some(stack)) => Some(stack.parameter_keys.as_slice()),
         _ => None,

@@ -23,6 +23,10 @@ pub struct LoadedStackFiles {
     pub overrides: Vec<ParameterOverride>,
     /// The resolved image for the template's image parameter, if any.
     pub image: Option<ImageParameter>,
+    /// Services the template deploys through CodeDeploy (DeploymentController
+    /// CODE_DEPLOY) without the `AWS::CodeDeployBlueGreen` transform: a plain
+    /// update cannot change their task definition.
+    pub code_deploy_services: Vec<String>,
 }
 
 /// The image to pass to the template.
@@ -40,6 +44,7 @@ pub const DEFAULT_IMAGE_PARAMETER: &str = "ImageUri";
 /// problem at once.
 pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refusals> {
     let mut errors = Vec::new();
+    let mut code_deploy_services = Vec::new();
     let template = match &inputs.template {
         TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None, None)),
         TemplateLocation::File(path) => {
@@ -52,6 +57,18 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
                             .map(|r| r.resource_type.clone())
                             .collect()
                     });
+                    if !summary
+                        .transforms
+                        .iter()
+                        .any(|t| t == "AWS::CodeDeployBlueGreen")
+                    {
+                        code_deploy_services = summary
+                            .resources
+                            .iter()
+                            .filter(|r| r.code_deploy_service)
+                            .map(|r| r.logical_id.clone())
+                            .collect();
+                    }
                     let declared = summary.parameters_complete.then_some(summary.parameters);
                     Some((TemplateSource::Body(body), declared, resource_types))
                 }
@@ -80,6 +97,7 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
             resource_types,
             overrides,
             image: None,
+            code_deploy_services,
         }),
         _ => Err(Refusals(errors)),
     }

@@ -22,6 +22,21 @@ pub const MAX_TEMPLATE_BODY_BYTES: usize = 51_200;
 pub struct DeclaredResource {
     pub logical_id: String,
     pub resource_type: String,
+    /// An `AWS::ECS::Service` whose `DeploymentController.Type` is
+    /// `CODE_DEPLOY`: CloudFormation cannot change its task definition in
+    /// a plain update.
+    pub code_deploy_service: bool,
+}
+
+/// Whether a resource's properties declare a CODE_DEPLOY-controlled service.
+fn is_code_deploy_service(resource_type: &str, properties: &serde_yaml_ng::Mapping) -> bool {
+    resource_type == "AWS::ECS::Service"
+        && properties
+            .get("Properties")
+            .and_then(|p| p.get("DeploymentController"))
+            .and_then(|c| c.get("Type"))
+            .and_then(Value::as_str)
+            == Some("CODE_DEPLOY")
 }
 
 /// The parts of a template the deploy looks at, each in declaration order.
@@ -234,6 +249,7 @@ fn declared_resource(logical_id: &str, value: &Value) -> Result<DeclaredResource
             Ok(DeclaredResource {
                 logical_id: logical_id.to_owned(),
                 resource_type: resource_type.clone(),
+                code_deploy_service: is_code_deploy_service(resource_type, properties),
             })
         }
         None | Some(Value::Null) | Some(Value::String(_)) => {
@@ -392,6 +408,7 @@ fn parse_transformed_template(template: &Mapping, transforms: Vec<String>) -> Te
         .filter_map(|(logical_id, properties)| match properties.get("Type") {
             Some(Value::String(resource_type)) => Some(DeclaredResource {
                 logical_id,
+                code_deploy_service: is_code_deploy_service(resource_type, &properties),
                 resource_type: resource_type.clone(),
             }),
             _ => None,
@@ -511,7 +528,22 @@ Outputs:
         DeclaredResource {
             logical_id: logical_id.to_owned(),
             resource_type: resource_type.to_owned(),
+            code_deploy_service: false,
         }
+    }
+
+    #[test]
+    fn a_service_deployed_through_codedeploy_is_recognised() {
+        let summary = parse_template(
+            "Resources:\n  Blue:\n    Type: AWS::ECS::Service\n    Properties:\n      DeploymentController:\n        Type: CODE_DEPLOY\n  Rolling:\n    Type: AWS::ECS::Service\n    Properties:\n      DeploymentController: {Type: ECS}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let flagged: Vec<(&str, bool)> = summary
+            .resources
+            .iter()
+            .map(|r| (r.logical_id.as_str(), r.code_deploy_service))
+            .collect();
+        assert_eq!(flagged, [("Blue", true), ("Rolling", false)]);
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //! action (hyphenated `INPUT_*` variables, `GITHUB_OUTPUT`, ...): in-process
 //! through the library with a fast poll schedule (most tests), or as the
 //! real binary (`ActionRun::binary`, the contract, signal and exit-code
-//! tests).
+//! tests). Two proxies: the fault proxy (`proxy`) stands in for the AWS
+//! endpoint and misbehaves on purpose; the forward proxy (`forward_proxy`)
+//! is one the binary is configured to go through (`http-proxy`,
+//! HTTPS_PROXY).
 
 #![allow(dead_code)]
 
+pub mod forward_proxy;
 pub mod proxy;
+
+pub use forward_proxy::ForwardProxy;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -142,6 +148,13 @@ impl Emulator {
     /// account has), for services and tasks that need a network: found with
     /// EC2's Query API directly, which spares the tests the EC2 SDK.
     pub fn default_network(&self) -> (String, String) {
+        let (_, subnet, group) = self.default_vpc();
+        (subnet, group)
+    }
+
+    /// The default VPC's id, one of its subnets and its default security
+    /// group.
+    pub fn default_vpc(&self) -> (String, String, String) {
         let ec2 = |query: &str, element: &str| {
             let headers = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\n";
             let (code, body) =
@@ -155,15 +168,12 @@ impl Emulator {
             let end = body[start..].find('<').expect("closing tag") + start;
             body[start..end].to_string()
         };
-        let subnet = ec2(
-            "Action=DescribeSubnets&Filter.1.Name=default-for-az&Filter.1.Value.1=true",
-            "subnetId",
-        );
+        let subnets = "Action=DescribeSubnets&Filter.1.Name=default-for-az&Filter.1.Value.1=true";
         let group = ec2(
             "Action=DescribeSecurityGroups&Filter.1.Name=group-name&Filter.1.Value.1=default",
             "groupId",
         );
-        (subnet, group)
+        (ec2(subnets, "vpcId"), ec2(subnets, "subnetId"), group)
     }
 
     /// Forces a stack into a status (to set up recovery situations).
