@@ -338,11 +338,12 @@ async fn roll_out(
     };
     wait_for_rollout(
         clients,
+        rollout,
         &mut watch,
         state,
         console,
         schedule,
-        rollout.wait_timeout,
+        settings.fail_fast,
     )
     .await
 }

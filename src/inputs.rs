@@ -18,6 +18,7 @@ use crate::service::codedeploy::{CodeDeployOptions, HOOK_EVENTS, WaitUntil};
 use crate::service::ecs_json::decode_strict;
 use crate::service::plan::ServiceSettings;
 use crate::service::task::OneOffTaskOptions;
+use crate::service::verdict::{FailFast, OnRolloutFailure};
 use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
 use crate::taskdef::render::{ContainerSettings, EnvChange, parse_environment_lines};
 use aws_sdk_ecs::types::{
@@ -126,6 +127,8 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("on-upstream-failure", Some("fail")),
     input("allow-fork-runs", Some("false")),
     input("cancel-on-abort", Some("false")),
+    input("failure-threshold", Some("3")),
+    input("on-rollout-failure", Some("rollback")),
     input("lint-workflows", Some("false")),
     // action.yml defaults this to `${{ github.token }}`, which only the
     // runner can evaluate; elsewhere it is simply not given.
@@ -681,6 +684,9 @@ pub struct DeployInputs {
     pub event_policy: EventPolicy,
     /// On SIGTERM/SIGINT, cancel a running stack update (CancelUpdateStack).
     pub cancel_on_abort: bool,
+    /// `failure-threshold` and `on-rollout-failure`: when a rollout is
+    /// judged doomed, and what then.
+    pub fail_fast: FailFast,
     /// Lint `.github/workflows` for broken `workflow_run` chains first.
     pub lint_workflows: bool,
     pub github: GithubInputs,
@@ -724,6 +730,7 @@ impl DeployInputs {
         let http_proxy = raw.values.get("http-proxy").cloned();
         let event_policy = found.take(event_policy(raw));
         let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
+        let fail_fast = found.take(fail_fast(raw));
         let lint_workflows = found.take(boolean(raw, "lint-workflows"));
         let github = found.take(github_inputs(raw));
         if found.errors.is_empty() {
@@ -737,6 +744,7 @@ impl DeployInputs {
                 http_proxy,
                 event_policy,
                 cancel_on_abort,
+                fail_fast,
                 lint_workflows,
                 github,
                 notices: [raw.legacy_boolean_notices(), raw.migration_notices()].concat(),
@@ -1513,6 +1521,39 @@ fn codedeploy_options(raw: &RawInputs) -> Result<CodeDeployOptions, InputError> 
         appspec: None,
         hooks,
         wait_until,
+    })
+}
+
+/// `failure-threshold` and `on-rollout-failure`.
+fn fail_fast(raw: &RawInputs) -> Result<FailFast, InputError> {
+    let text = raw.get("failure-threshold").unwrap_or("3");
+    let threshold = match text.parse::<usize>() {
+        Ok(n) if (1..=100).contains(&n) => n,
+        _ => {
+            return Err(InputError::new(
+                "failure-threshold",
+                text,
+                "is not a whole number from 1 to 100",
+                "give how many tasks of the new deployment must stop for the same reason before the rollout is judged doomed, e.g. 3",
+            ));
+        }
+    };
+    let on_failure = match raw.get("on-rollout-failure").unwrap_or("rollback") {
+        "rollback" => OnRolloutFailure::Rollback,
+        "stop" => OnRolloutFailure::Stop,
+        "wait" => OnRolloutFailure::Wait,
+        other => {
+            return Err(InputError::new(
+                "on-rollout-failure",
+                other,
+                "is not rollback, stop or wait",
+                "use `rollback` (put the previous revision back, or cancel the stack update), `stop` (fail the step and leave AWS to it) or `wait` (wait for ECS or the timeout to decide)",
+            ));
+        }
+    };
+    Ok(FailFast {
+        threshold,
+        on_failure,
     })
 }
 

@@ -19,3 +19,4 @@ mod iam;
 mod migration;
 mod proxy;
 mod rollout;
+mod verdict;

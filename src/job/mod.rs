@@ -165,6 +165,7 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -
         poll: settings.poll,
         description: run.change_set_description.clone(),
         ecs: Some(clients.ecs.clone()),
+        fail_fast: prepared.inputs.fail_fast,
     };
     let planned = tokio::select! {
         planned = build_plan(&prepared, &clients, &deploy_settings, &console) => Ok(planned),

@@ -9,4 +9,5 @@ pub mod plan;
 pub mod register;
 pub mod rollout;
 pub mod task;
+pub mod verdict;
 pub mod watch;

@@ -163,6 +163,8 @@ pub struct ReadyRollout {
     pub one_off_task: Option<OneOffTaskPlan>,
     /// A CODE_DEPLOY service is deployed by CodeDeploy, not UpdateService.
     pub codedeploy: Option<CodeDeployPlan>,
+    /// What the service ran before: what a doomed rollout is rolled back to.
+    pub previous_task_definition: Option<String>,
 }
 
 /// Reads what the rollout depends on, read-only.
@@ -444,6 +446,7 @@ pub fn decide_service(
         wait_timeout: options.wait_timeout,
         one_off_task,
         codedeploy,
+        previous_task_definition: current.and_then(|s| s.task_definition.clone()),
     })))
 }
 
@@ -466,6 +469,19 @@ fn render(
 }
 
 impl ReadyRollout {
+    /// Whether a container of the rendered definition is essential (ECS's
+    /// default: yes); only those decide whether a task failed.
+    pub fn is_essential(&self, container: &str) -> bool {
+        self.rendered
+            .task_definition
+            .get("containerDefinitions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
+            .is_none_or(|c| c.get("essential").and_then(Value::as_bool) != Some(false))
+    }
+
     /// The plan's lines for this rollout.
     pub fn describe(&self) -> Vec<String> {
         let family = self

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::plan::ReadyRollout;
+use super::verdict::{FailFast, OnRolloutFailure};
 use super::watch::{DeploymentProgress, EcsClients, ServiceWatch, short_task_definition};
 use crate::aws::aws_error;
 use crate::console::Console;
@@ -136,16 +137,20 @@ pub async fn update_service(
 
 /// Waits for our deployment to complete, printing what happens, bounded by
 /// `timeout`. On failure the error says why and `rollout.diagnosis` holds the
-/// stopped-task and target-health reasons.
+/// stopped-task and target-health reasons. With fail-fast on, a deployment
+/// whose tasks keep stopping for the same reason is judged at once and,
+/// with `rollback`, the previous revision is put back and waited for.
 #[allow(clippy::too_many_arguments)]
 pub async fn wait_for_rollout(
     clients: &EcsClients,
+    plan: &ReadyRollout,
     watch: &mut ServiceWatch,
     rollout: &mut Rollout,
     console: &Console,
     schedule: PollSchedule,
-    timeout: Duration,
+    fail_fast: FailFast,
 ) -> anyhow::Result<()> {
+    let timeout = plan.wait_timeout;
     let mut poller = Poller::new(schedule, timeout);
     let task_definition = rollout.task_definition_arn.clone();
     loop {
@@ -196,14 +201,61 @@ pub async fn wait_for_rollout(
                 primary_task_definition,
             } => {
                 rollout.rollout_state = Some("ROLLED_BACK".into());
-                anyhow::bail!(
-                    "the deployment of {} to service {} was rolled back: the service runs {} again (deployment circuit breaker)",
-                    short_task_definition(&task_definition),
+                console.line(&format!(
+                    "the deployment circuit breaker rolled service {} back to {}: waiting for that rollback to finish",
                     watch.service,
                     short_task_definition(&primary_task_definition)
+                ));
+                let end = wait_for_task_definition(
+                    clients,
+                    watch,
+                    &primary_task_definition,
+                    console,
+                    &mut poller,
+                )
+                .await;
+                anyhow::bail!(
+                    "the deployment of {} to service {} was rolled back by the deployment circuit breaker: {}",
+                    short_task_definition(&task_definition),
+                    watch.service,
+                    end
                 );
             }
             RolloutVerdict::InProgress => {}
+        }
+        if fail_fast.on_failure != OnRolloutFailure::Wait
+            && let Some(deployment) = rollout.deployment_id.clone()
+            && let Some(doomed) =
+                watch.evidence(&deployment, fail_fast.threshold, &|c| plan.is_essential(c))
+        {
+            let evidence = doomed.describe(short_task_definition(&task_definition));
+            rollout.diagnosis.insert(0, evidence.clone());
+            rollout.rollout_state = Some("FAILED".into());
+            match (fail_fast.on_failure, &plan.previous_task_definition) {
+                (OnRolloutFailure::Rollback, Some(previous)) if previous != &task_definition => {
+                    console.line(&format!(
+                        "the rollout is doomed: {evidence}; rolling service {} back to {} (on-rollout-failure: rollback)",
+                        watch.service,
+                        short_task_definition(previous)
+                    ));
+                    roll_back(clients, plan, watch, previous).await?;
+                    rollout.rollout_state = Some("ROLLED_BACK".into());
+                    let end =
+                        wait_for_task_definition(clients, watch, previous, console, &mut poller)
+                            .await;
+                    anyhow::bail!(
+                        "the deployment of {} to service {} was doomed ({}) and was rolled back: {end}",
+                        short_task_definition(&task_definition),
+                        watch.service,
+                        doomed.reason
+                    );
+                }
+                _ => anyhow::bail!(
+                    "the deployment of {} to service {} is doomed: {evidence}; ECS carries on with it (its circuit breaker, if on, rolls it back; without it, tasks are restarted until the deployment is changed)",
+                    short_task_definition(&task_definition),
+                    watch.service
+                ),
+            }
         }
         if let Err(TimedOut { waited }) = poller.tick().await {
             anyhow::bail!(
@@ -212,6 +264,71 @@ pub async fn wait_for_rollout(
                 watch.service,
                 rollout.rollout_state.as_deref().unwrap_or("IN_PROGRESS"),
                 humantime::format_duration(Duration::from_secs(waited.as_secs()))
+            );
+        }
+    }
+}
+
+/// Points the service back at `previous` (UpdateService), keeping the rest
+/// of the update's settings out: only the revision is restored.
+async fn roll_back(
+    clients: &EcsClients,
+    plan: &ReadyRollout,
+    watch: &ServiceWatch,
+    previous: &str,
+) -> anyhow::Result<()> {
+    clients
+        .ecs
+        .update_service()
+        .cluster(&plan.cluster)
+        .service(&watch.service)
+        .task_definition(previous)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| {
+            format!(
+                "rolling service {} back to {}",
+                watch.service,
+                short_task_definition(previous)
+            )
+        })?;
+    Ok(())
+}
+
+/// Waits, within what is left of the rollout's bound, for the service's
+/// PRIMARY deployment of `task_definition` to complete; says how it ended.
+async fn wait_for_task_definition(
+    clients: &EcsClients,
+    watch: &mut ServiceWatch,
+    task_definition: &str,
+    console: &Console,
+    poller: &mut Poller,
+) -> String {
+    loop {
+        match watch.observe(clients, console).await {
+            Ok(Some(snapshot)) => {
+                let primary = snapshot.deployments.iter().find(|d| d.status == "PRIMARY");
+                if let Some(primary) = primary
+                    && primary.task_definition == task_definition
+                    && (primary.rollout_state.as_deref() == Some("COMPLETED")
+                        || primary.rollout_state.is_none() && snapshot.deployments.len() == 1)
+                {
+                    return format!(
+                        "the service runs {} again ({}/{} tasks running)",
+                        short_task_definition(task_definition),
+                        primary.running,
+                        primary.desired
+                    );
+                }
+            }
+            Ok(None) => return "the service disappeared".to_string(),
+            Err(error) => console.explain_failed("DescribeServices", &error),
+        }
+        if poller.tick().await.is_err() {
+            return format!(
+                "the rollback to {} had not finished within wait-for-minutes; ECS carries on with it",
+                short_task_definition(task_definition)
             );
         }
     }

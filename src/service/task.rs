@@ -444,6 +444,7 @@ pub async fn wait_for_task_stop(
             let stopped = StoppedTask {
                 task_id: task_arn.rsplit('/').next().unwrap_or(task_arn).to_string(),
                 task_definition: task.task_definition_arn().unwrap_or_default().to_string(),
+                started_by: task.started_by().map(str::to_string),
                 stop_code: task.stop_code().map(|c| c.as_str().to_string()),
                 stopped_reason: task.stopped_reason().map(str::to_string),
                 containers: task
@@ -648,6 +649,7 @@ mod tests {
         };
         let task = |containers| StoppedTask {
             task_id: "abc".into(),
+            started_by: None,
             task_definition: "arn:aws:ecs:us-east-1:1:task-definition/web:8".into(),
             stop_code: Some("EssentialContainerExited".into()),
             stopped_reason: Some("Essential container in task exited".into()),

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use aws_sdk_ecs::types::{DesiredStatus, Service};
 use serde::Serialize;
 
+use super::verdict::{Doomed, StopClass, classify, judge_evidence};
 use crate::aws::aws_error;
 use crate::console::Console;
 use crate::stack::events::StackEventRecord;
@@ -96,6 +97,8 @@ pub fn short_task_definition(arn: &str) -> &str {
 pub struct StoppedTask {
     pub task_id: String,
     pub task_definition: String,
+    /// The deployment (`ecs-svc/...`) or task set that started it.
+    pub started_by: Option<String>,
     pub stop_code: Option<String>,
     pub stopped_reason: Option<String>,
     pub containers: Vec<StoppedContainer>,
@@ -190,8 +193,15 @@ pub struct ServiceWatch {
     seen_tasks: HashSet<String>,
     seen_targets: HashSet<String>,
     progress: HashMap<String, String>,
-    /// Every stopped task seen, oldest first (for the closing diagnosis).
+    /// Every stopped task seen, oldest first (for the closing diagnosis),
+    /// but those the scheduler stopped on purpose (drained, scaled in).
     pub stopped: Vec<StoppedTask>,
+    /// Stopped tasks by reason (their id-free diagnosis line): how many,
+    /// and how many when a line was last printed, so a crash loop prints a
+    /// line per reason at growing counts instead of one per task.
+    stop_counts: HashMap<String, (usize, usize)>,
+    /// The PRIMARY deployment at the last look.
+    pub primary_deployment: Option<String>,
     /// Every unhealthy target seen.
     pub unhealthy: Vec<UnhealthyTarget>,
 }
@@ -209,6 +219,8 @@ impl ServiceWatch {
             seen_targets: HashSet::new(),
             progress: HashMap::new(),
             stopped: Vec::new(),
+            stop_counts: HashMap::new(),
+            primary_deployment: None,
             unhealthy: Vec::new(),
         }
     }
@@ -256,6 +268,10 @@ impl ServiceWatch {
             .iter()
             .map(DeploymentProgress::from_sdk)
             .collect();
+        self.primary_deployment = deployments
+            .iter()
+            .find(|d| d.status == "PRIMARY")
+            .map(|d| d.id.clone());
         for deployment in &deployments {
             let line = deployment.to_line();
             if self.progress.get(&deployment.id) != Some(&line) {
@@ -337,6 +353,7 @@ impl ServiceWatch {
                 let stopped = StoppedTask {
                     task_id: arn.rsplit('/').next().unwrap_or(&arn).to_string(),
                     task_definition: task.task_definition_arn().unwrap_or_default().to_string(),
+                    started_by: task.started_by().map(str::to_string),
                     stop_code: task.stop_code().map(|c| c.as_str().to_string()),
                     stopped_reason: task.stopped_reason().map(str::to_string),
                     containers: task
@@ -349,11 +366,53 @@ impl ServiceWatch {
                         })
                         .collect(),
                 };
-                console.line(&stopped.to_line());
+                // Drained and scaled-in tasks are the rollout working.
+                if classify(&stopped, &|_| true) == StopClass::Normal
+                    && stopped.stop_code.as_deref() != Some("EssentialContainerExited")
+                {
+                    continue;
+                }
+                let key = diagnosis_of_task(&stopped);
+                let (count, printed) = self.stop_counts.entry(key.clone()).or_insert((0, 0));
+                *count += 1;
+                if *count == 1 {
+                    console.line(&stopped.to_line());
+                    *printed = 1;
+                }
                 self.stopped.push(stopped);
             }
         }
+        // Repeats of a reason: one line at growing counts.
+        let mut repeated: Vec<(&String, &mut (usize, usize))> = self
+            .stop_counts
+            .iter_mut()
+            .filter(|(_, (count, printed))| crosses_milestone(*printed, *count))
+            .collect();
+        repeated.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, (count, printed)) in repeated {
+            console.line(&format!(
+                "{} more: {key} ({count} so far)",
+                *count - *printed
+            ));
+            *printed = *count;
+        }
         Ok(())
+    }
+
+    /// The evidence against deployment `deployment_id` when it is doomed:
+    /// `threshold` of its tasks stopped for the same persistent reason.
+    pub fn evidence(
+        &self,
+        deployment_id: &str,
+        threshold: usize,
+        essential: &dyn Fn(&str) -> bool,
+    ) -> Option<Doomed> {
+        let ours: Vec<&StoppedTask> = self
+            .stopped
+            .iter()
+            .filter(|t| t.started_by.as_deref() == Some(deployment_id))
+            .collect();
+        judge_evidence(&ours, threshold, essential)
     }
 
     async fn observe_targets(
@@ -443,6 +502,9 @@ pub struct StackServiceWatch {
     /// By service ARN: the watch, and how many more looks it gets (`None`
     /// while its resource is in progress).
     watches: Vec<(String, ServiceWatch, Option<u8>)>,
+    /// Judge the services' rollouts on their tasks' evidence: this many
+    /// stopping for the same reason dooms one (`None`: only watch).
+    pub fail_fast_threshold: Option<usize>,
 }
 
 impl StackServiceWatch {
@@ -450,6 +512,7 @@ impl StackServiceWatch {
         Self {
             clients,
             watches: Vec::new(),
+            fail_fast_threshold: None,
         }
     }
 
@@ -494,6 +557,21 @@ impl StackServiceWatch {
         }
     }
 
+    /// The first watched service whose current deployment is doomed by
+    /// its tasks' evidence: (service name, evidence).
+    pub fn doomed(&self) -> Option<(String, Doomed)> {
+        let threshold = self.fail_fast_threshold?;
+        self.watches.iter().find_map(|(_, watch, remaining)| {
+            if remaining.is_some() {
+                return None;
+            }
+            let deployment = watch.primary_deployment.as_deref()?;
+            watch
+                .evidence(deployment, threshold, &|_| true)
+                .map(|doomed| (watch.service.clone(), doomed))
+        })
+    }
+
     /// What the watched services' tasks and targets said.
     pub fn diagnosis(&self) -> Vec<String> {
         let mut lines: Vec<String> = Vec::new();
@@ -508,6 +586,18 @@ impl StackServiceWatch {
         }
         lines
     }
+}
+
+/// Whether a reason counted `count` times, last printed at `printed`, has
+/// reached a count worth a line (2, 3, 5, 10, 20, 50, 100, ...).
+fn crosses_milestone(printed: usize, count: usize) -> bool {
+    const MILESTONES: &[usize] = &[2, 3, 5, 10, 20, 50, 100, 200, 500, 1000];
+    MILESTONES
+        .iter()
+        .copied()
+        .chain((2..).map(|n| n * 1000))
+        .take_while(|milestone| *milestone <= count)
+        .any(|milestone| milestone > printed)
 }
 
 /// A stopped task's reasons without its id, so identical failures of many
@@ -578,10 +668,27 @@ pub async fn describe_service(
 mod tests {
     use super::*;
 
+    #[test]
+    fn repeats_print_at_growing_counts_only() {
+        let mut printed = 1;
+        let mut lines = Vec::new();
+        for count in 2..=120 {
+            if crosses_milestone(printed, count) {
+                lines.push(count);
+                printed = count;
+            }
+        }
+        assert_eq!(lines, [2, 3, 5, 10, 20, 50, 100]);
+        // Several tasks in one look: one line for the lot.
+        assert!(crosses_milestone(1, 7));
+        assert!(!crosses_milestone(7, 9));
+    }
+
     fn stopped(reason: &str, exit: Option<i32>, container_reason: Option<&str>) -> StoppedTask {
         StoppedTask {
             task_id: "0f1e2d".into(),
             task_definition: "arn:aws:ecs:us-east-1:1:task-definition/web:7".into(),
+            started_by: Some("ecs-svc/7".into()),
             stop_code: Some("TaskFailedToStart".into()),
             stopped_reason: Some(reason.into()),
             containers: vec![StoppedContainer {

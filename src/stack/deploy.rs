@@ -28,6 +28,7 @@ use super::wait::{PollSchedule, WaitError, wait_for_stack};
 use crate::aws::aws_error;
 use crate::console::Console;
 use crate::refusal::{Refusal, Refusals, Setting};
+use crate::service::verdict::{FailFast, OnRolloutFailure};
 use crate::service::watch::{EcsClients, StackServiceWatch};
 
 /// One stack output.
@@ -66,6 +67,9 @@ pub struct DeploySettings {
     /// When set, ECS services the stack creates or updates are watched while
     /// CloudFormation waits for them, and their problems shown.
     pub ecs: Option<EcsClients>,
+    /// When a rollout (the stack's services, or a direct one) is doomed and
+    /// what is done then.
+    pub fail_fast: FailFast,
 }
 
 /// The parameters and resource types of the template. A file's were read
@@ -936,7 +940,14 @@ pub(super) async fn finish(
     feed: &mut EventFeed,
 ) -> anyhow::Result<()> {
     let stack_name = deployment.stack_name.clone();
-    let mut services = settings.ecs.clone().map(StackServiceWatch::new);
+    let fail_fast = settings.fail_fast;
+    let mut services = settings.ecs.clone().map(|clients| {
+        let mut watch = StackServiceWatch::new(clients);
+        watch.fail_fast_threshold =
+            (fail_fast.on_failure != OnRolloutFailure::Wait).then_some(fail_fast.threshold);
+        watch
+    });
+    let started = tokio::time::Instant::now();
     let waited = wait_for_stack(
         client,
         stack_id,
@@ -947,6 +958,32 @@ pub(super) async fn finish(
         services.as_mut(),
     )
     .await;
+    let waited = match waited {
+        Err(WaitError::Doomed {
+            status,
+            service,
+            evidence,
+            ..
+        }) => {
+            let cause = format!("service {service} cannot stabilise: {evidence}");
+            return doomed_stack(
+                client,
+                DoomedStack {
+                    stack_id,
+                    status: &status,
+                    cause,
+                    remaining: wait_timeout.saturating_sub(started.elapsed()),
+                },
+                settings,
+                console,
+                deployment,
+                feed,
+                services.as_mut(),
+            )
+            .await;
+        }
+        other => other,
+    };
     refresh(client, deployment).await?;
     // CloudFormation's own reason for a failed service is generic ("circuit
     // breaker was triggered"); what the tasks said comes after it.
@@ -965,6 +1002,104 @@ pub(super) async fn finish(
     }
     deployment.root_causes = causes;
     Err(anyhow!("stack {stack_name} failed: it ended in {status}"))
+}
+
+/// A stack whose service rollout is doomed.
+struct DoomedStack<'a> {
+    stack_id: &'a str,
+    status: &'a str,
+    cause: String,
+    remaining: std::time::Duration,
+}
+
+/// Acts on a doomed service rollout inside a stack operation: with
+/// `rollback`, an update is cancelled (CloudFormation rolls it back) and
+/// the rollback waited for; a create cannot be cancelled, so the job says
+/// what CloudFormation will do and waits for its verdict; `stop` fails at
+/// once and says what CloudFormation will do. A failure naming the
+/// evidence, unless CloudFormation succeeds after all.
+async fn doomed_stack(
+    client: &Client,
+    doomed: DoomedStack<'_>,
+    settings: &DeploySettings,
+    console: &Console,
+    deployment: &mut StackDeployment,
+    feed: &mut EventFeed,
+    mut services: Option<&mut StackServiceWatch>,
+) -> anyhow::Result<()> {
+    let stack_name = deployment.stack_name.clone();
+    // From here the new deployment's failures are expected.
+    if let Some(services) = services.as_deref_mut() {
+        services.fail_fast_threshold = None;
+    }
+    let DoomedStack {
+        stack_id,
+        status,
+        cause,
+        remaining,
+    } = doomed;
+    console.line(&format!("the rollout is doomed: {cause}"));
+    let mut causes = vec![cause.clone()];
+    causes.extend(services.as_deref().iter().flat_map(|s| s.diagnosis()));
+    let rollback = settings.fail_fast.on_failure == OnRolloutFailure::Rollback;
+    if rollback {
+        if status == "UPDATE_IN_PROGRESS" {
+            client
+                .cancel_update_stack()
+                .stack_name(stack_id)
+                .client_request_token(request_token())
+                .send()
+                .await
+                .map_err(aws_error)
+                .with_context(|| format!("cancelling the update of stack {stack_name}"))?;
+            console.line(&format!(
+                "cancelled the update of stack {stack_name} (on-rollout-failure: rollback); CloudFormation rolls it back: waiting for that"
+            ));
+        } else {
+            console.line(&format!(
+                "stack {stack_name} is {status}: a stack being created cannot be cancelled; CloudFormation keeps waiting for the service (up to 3 hours for an ECS service without a circuit breaker), then rolls the creation back; waiting for that (wait-timeout)"
+            ));
+        }
+        let ended = wait_for_stack(
+            client,
+            stack_id,
+            feed,
+            console,
+            settings.poll,
+            remaining,
+            services,
+        )
+        .await;
+        refresh(client, deployment).await?;
+        let end = match ended {
+            Ok(status) if is_success(&status) => {
+                // CloudFormation got there after all (a retry succeeded).
+                console.line(&format!("stack {stack_name} is {status}"));
+                return Ok(());
+            }
+            Ok(status) => format!("it is {status}"),
+            Err(error) => format!("the rollback had not finished: {error}"),
+        };
+        deployment.root_causes = causes;
+        return Err(anyhow!(
+            "stack {stack_name}: the rollout was doomed ({cause}); {}: {end}",
+            if status == "UPDATE_IN_PROGRESS" {
+                "the update was cancelled and rolled back"
+            } else {
+                "CloudFormation rolled the creation back"
+            }
+        ));
+    }
+    refresh(client, deployment).await?;
+    deployment.root_causes = causes;
+    let what_next = if status == "CREATE_IN_PROGRESS" {
+        "CloudFormation keeps waiting for the service (up to 3 hours for an ECS service without a circuit breaker), then rolls the creation back and deletes what it created (unless disable-rollback)"
+    } else {
+        "CloudFormation keeps waiting for the service (up to 3 hours for an ECS service without a circuit breaker) and then rolls the update back; on-rollout-failure: rollback cancels it at once"
+    };
+    Err(anyhow!(
+        "stack {stack_name} is {status} and cannot succeed: {cause}; {what_next}"
+    ))
 }
 
 /// Turns termination protection on when asked. It is never turned off

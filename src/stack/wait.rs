@@ -123,6 +123,15 @@ pub enum WaitError {
     },
     #[error("stack {stack} disappeared while waiting for it")]
     Vanished { stack: String },
+    /// A service the stack is rolling out is doomed by its tasks' evidence
+    /// while the stack is `status`.
+    #[error("stack {stack} is {status}, and service {service} cannot stabilise: {evidence}")]
+    Doomed {
+        stack: String,
+        status: String,
+        service: String,
+        evidence: String,
+    },
     #[error(transparent)]
     Aws(#[from] anyhow::Error),
 }
@@ -158,6 +167,22 @@ pub async fn wait_for_stack(
             });
         };
         let last_status = status_of(&snapshot);
+        // Only while the stack works towards its target: during a rollback
+        // the new deployment's failures are expected.
+        let advancing = matches!(
+            last_status.as_str(),
+            "CREATE_IN_PROGRESS" | "UPDATE_IN_PROGRESS"
+        );
+        if let (Some(services), true) = (services.as_deref(), advancing)
+            && let Some((service, doomed)) = services.doomed()
+        {
+            return Err(WaitError::Doomed {
+                stack: stack.to_string(),
+                status: last_status,
+                service,
+                evidence: doomed.describe("its new revision"),
+            });
+        }
         if !is_busy(&last_status) {
             // Events written just before the status flipped.
             for event in feed.poll_explained(client, console).await {

@@ -1,0 +1,327 @@
+//! The fail-fast rule: a rollout is judged on the evidence its own tasks
+//! give, not on a timeout. When `threshold` tasks of our deployment stop
+//! for the same persistent reason (the image cannot be pulled, the task
+//! cannot be initialised, an essential container exits with the same
+//! non-zero code, health checks keep failing), the rollout is doomed: ECS
+//! would restart such tasks forever without the circuit breaker, and only
+//! decide after up to 200 failures with it. Transient reasons (capacity,
+//! throttling, spot interruption, maintenance) and tasks stopped by the
+//! scheduler's own scaling never count. Pure and table-tested.
+
+use std::collections::BTreeMap;
+
+use super::watch::StoppedTask;
+
+/// What `on-rollout-failure` asks for when the evidence says the rollout is
+/// doomed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRolloutFailure {
+    /// Put the previous revision back (direct rollouts), cancel the stack
+    /// update (stacks), then report.
+    #[default]
+    Rollback,
+    /// Report and exit; AWS carries on on its own.
+    Stop,
+    /// Keep waiting as before (the circuit breaker or the timeout decides).
+    Wait,
+}
+
+/// The fail-fast settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailFast {
+    /// How many tasks must stop for the same reason.
+    pub threshold: usize,
+    pub on_failure: OnRolloutFailure,
+}
+
+impl Default for FailFast {
+    fn default() -> Self {
+        Self {
+            threshold: 3,
+            on_failure: OnRolloutFailure::Rollback,
+        }
+    }
+}
+
+/// Why one stopped task stopped, for the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopClass {
+    /// Would happen again to every task of this revision: the key groups
+    /// identical failures.
+    Persistent(String),
+    /// Capacity, throttling, spot interruption, maintenance: retried by ECS
+    /// and not this revision's fault.
+    Transient,
+    /// Stopped by the scheduler or a person on purpose (draining, scaling
+    /// in, StopTask).
+    Normal,
+}
+
+/// Reasons ECS gives for failures that are not the revision's fault.
+const TRANSIENT_MARKERS: &[&str] = &[
+    "capacity is unavailable",
+    "insufficient capacity",
+    "no container instances",
+    "resource:cpu",
+    "resource:memory",
+    "resource:eni",
+    "throttl",
+    "rate exceeded",
+    "requestlimitexceeded",
+    "spot interruption",
+    "host ec2",
+    "is being retired",
+    "ecs is performing maintenance",
+    "timeout waiting for network interface",
+    "internal error",
+];
+
+/// Classifies a stopped task. `essential` names the containers whose exit
+/// stops the task (a non-essential one exiting is not the task's failure).
+pub fn classify(task: &StoppedTask, essential: &dyn Fn(&str) -> bool) -> StopClass {
+    let reason = task.stopped_reason.as_deref().unwrap_or_default();
+    let lower = reason.to_lowercase();
+    let code = task.stop_code.as_deref().unwrap_or_default();
+    if code == "SpotInterruption" || TRANSIENT_MARKERS.iter().any(|m| lower.contains(m)) {
+        return StopClass::Transient;
+    }
+    if code == "UserInitiated"
+        || lower.starts_with("scaling activity initiated by")
+        || lower.contains("deployment") && lower.contains("scaling")
+    {
+        return StopClass::Normal;
+    }
+    for marker in [
+        "CannotPullContainerError",
+        "ResourceInitializationError",
+        "CannotStartContainerError",
+        "CannotCreateContainerError",
+        "CannotInspectContainerError",
+    ] {
+        if reason.contains(marker) {
+            return StopClass::Persistent(first_clause(reason).to_string());
+        }
+    }
+    if let Some(container) = task
+        .containers
+        .iter()
+        .filter(|c| essential(&c.name))
+        .find_map(|c| {
+            c.reason
+                .as_deref()
+                .filter(|r| r.contains("Error"))
+                .map(|r| (c, r))
+        })
+    {
+        return StopClass::Persistent(format!(
+            "container {}: {}",
+            container.0.name,
+            first_clause(container.1)
+        ));
+    }
+    if lower.contains("health check") || lower.contains("health checks") {
+        return StopClass::Persistent(first_clause(reason).to_string());
+    }
+    if let Some(container) = task
+        .containers
+        .iter()
+        .find(|c| essential(&c.name) && c.exit_code.is_some_and(|code| code != 0))
+    {
+        return StopClass::Persistent(format!(
+            "container {} exited with code {}",
+            container.name,
+            container.exit_code.unwrap_or_default()
+        ));
+    }
+    if code == "TaskFailedToStart" {
+        return StopClass::Persistent(first_clause(reason).to_string());
+    }
+    StopClass::Normal
+}
+
+/// The reason's first line: the same for every task of a revision that
+/// fails the same way (ECS's texts name the image, the secret or the target
+/// group, not the task).
+fn first_clause(reason: &str) -> &str {
+    reason.lines().next().unwrap_or_default().trim()
+}
+
+/// The evidence that dooms a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doomed {
+    pub reason: String,
+    /// The tasks that stopped for it, oldest first.
+    pub task_ids: Vec<String>,
+}
+
+impl Doomed {
+    /// One sentence with the evidence.
+    pub fn describe(&self, task_definition: &str) -> String {
+        format!(
+            "{} tasks of {task_definition} stopped for the same reason: {} (tasks {})",
+            self.task_ids.len(),
+            self.reason,
+            self.task_ids.join(", ")
+        )
+    }
+}
+
+/// Judges the stopped tasks of one deployment: doomed once `threshold` of
+/// them stopped for the same persistent reason.
+pub fn judge_evidence(
+    stopped: &[&StoppedTask],
+    threshold: usize,
+    essential: &dyn Fn(&str) -> bool,
+) -> Option<Doomed> {
+    let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for task in stopped {
+        if let StopClass::Persistent(reason) = classify(task, essential) {
+            let tasks = by_reason.entry(reason.clone()).or_default();
+            tasks.push(task.task_id.clone());
+            if tasks.len() >= threshold.max(1) {
+                return Some(Doomed {
+                    reason,
+                    task_ids: tasks.clone(),
+                });
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::watch::StoppedContainer;
+
+    fn task(id: &str, code: &str, reason: &str, exit: Option<i32>) -> StoppedTask {
+        StoppedTask {
+            task_id: id.into(),
+            task_definition: "arn:aws:ecs:us-east-1:1:task-definition/web:8".into(),
+            started_by: Some("ecs-svc/1".into()),
+            stop_code: Some(code.into()),
+            stopped_reason: Some(reason.into()),
+            containers: vec![StoppedContainer {
+                name: "app".into(),
+                exit_code: exit,
+                reason: None,
+            }],
+        }
+    }
+
+    fn all_essential(_: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn each_reason_is_classified() {
+        let cases = [
+            (
+                task("a", "TaskFailedToStart", "CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref repo:v9: not found", None),
+                StopClass::Persistent("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref repo:v9: not found".into()),
+            ),
+            (
+                task("b", "TaskFailedToStart", "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm", None),
+                StopClass::Persistent("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm".into()),
+            ),
+            (
+                task("c", "EssentialContainerExited", "Essential container in task exited", Some(1)),
+                StopClass::Persistent("container app exited with code 1".into()),
+            ),
+            (
+                task("d", "ServiceSchedulerInitiated", "Task failed ELB health checks in (target-group arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc)", Some(137)),
+                StopClass::Persistent("Task failed ELB health checks in (target-group arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/abc)".into()),
+            ),
+            (
+                task("e", "TaskFailedToStart", "Capacity is unavailable at this time. Please try again later or in a different availability zone", None),
+                StopClass::Transient,
+            ),
+            (
+                task("f", "SpotInterruption", "Your Spot Task was interrupted.", Some(143)),
+                StopClass::Transient,
+            ),
+            (
+                task("g", "ServiceSchedulerInitiated", "Scaling activity initiated by (deployment ecs-svc/123)", Some(0)),
+                StopClass::Normal,
+            ),
+            (
+                task("h", "UserInitiated", "stopped by the operator", Some(143)),
+                StopClass::Normal,
+            ),
+            (
+                task("i", "EssentialContainerExited", "Essential container in task exited", Some(0)),
+                StopClass::Normal,
+            ),
+        ];
+        for (task, expected) in cases {
+            assert_eq!(classify(&task, &all_essential), expected, "{task:?}");
+        }
+    }
+
+    #[test]
+    fn the_threshold_of_the_same_persistent_reason_dooms_the_rollout() {
+        let crash = |id| {
+            task(
+                id,
+                "EssentialContainerExited",
+                "Essential container in task exited",
+                Some(1),
+            )
+        };
+        let other = task(
+            "x",
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            Some(2),
+        );
+        let transient = task(
+            "t",
+            "TaskFailedToStart",
+            "Capacity is unavailable at this time.",
+            None,
+        );
+        let (a, b, c) = (crash("a"), crash("b"), crash("c"));
+        assert_eq!(
+            judge_evidence(&[&a, &other, &b, &transient], 3, &all_essential),
+            None
+        );
+        let doomed = judge_evidence(&[&a, &other, &b, &transient, &c], 3, &all_essential);
+        assert_eq!(
+            doomed,
+            Some(Doomed {
+                reason: "container app exited with code 1".into(),
+                task_ids: vec!["a".into(), "b".into(), "c".into()],
+            })
+        );
+        // Transient failures never doom a rollout, however many.
+        let many: Vec<StoppedTask> = (0..10)
+            .map(|i| {
+                task(
+                    &format!("t{i}"),
+                    "TaskFailedToStart",
+                    "Capacity is unavailable at this time.",
+                    None,
+                )
+            })
+            .collect();
+        let refs: Vec<&StoppedTask> = many.iter().collect();
+        assert_eq!(judge_evidence(&refs, 3, &all_essential), None);
+    }
+
+    #[test]
+    fn a_non_essential_container_exiting_is_not_the_tasks_failure() {
+        let sidecar_only = |name: &str| name != "log-router";
+        let mut exited = task(
+            "a",
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            Some(0),
+        );
+        exited.containers.push(StoppedContainer {
+            name: "log-router".into(),
+            exit_code: Some(1),
+            reason: None,
+        });
+        assert_eq!(classify(&exited, &sidecar_only), StopClass::Normal);
+    }
+}

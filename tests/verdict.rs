@@ -1,0 +1,221 @@
+//! Fail-fast verdicts: a rollout whose new tasks keep stopping for the same
+//! reason is judged on that evidence (`failure-threshold` tasks) instead of
+//! at the timeout, and `on-rollout-failure` decides what follows: the
+//! previous revision put back or the stack update cancelled (`rollback`),
+//! an immediate failure (`stop`), or waiting as before (`wait`). Services
+//! here run without ECS's circuit breaker, so the verdict is ours alone.
+
+use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+
+use crate::rollout::{Setup, config_for, push_image_on, roll_out, setup_on};
+use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, unique_name};
+
+/// Turns the service's circuit breaker off, as many services run.
+fn without_circuit_breaker(emulator: &Emulator, s: &Setup) {
+    let ecs = aws_sdk_ecs::Client::new(&config_for(emulator));
+    block_on(async {
+        ecs.update_service()
+            .cluster(&s.cluster)
+            .service(&s.service)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .deployment_circuit_breaker(
+                        DeploymentCircuitBreaker::builder()
+                            .enable(false)
+                            .rollback(false)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("turn the circuit breaker off");
+    });
+}
+
+/// The service's PRIMARY deployment: (task definition, rollout state).
+fn primary(emulator: &Emulator, s: &Setup) -> (String, String) {
+    let ecs = aws_sdk_ecs::Client::new(&config_for(emulator));
+    let service = block_on(async {
+        ecs.describe_services()
+            .cluster(&s.cluster)
+            .services(&s.service)
+            .send()
+            .await
+            .expect("describe services")
+    })
+    .services()[0]
+        .clone();
+    let primary = service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .cloned()
+        .expect("a PRIMARY deployment");
+    (
+        primary.task_definition().unwrap_or_default().to_string(),
+        primary
+            .rollout_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+    )
+}
+
+fn count(emulator: &Emulator, action: &str) -> usize {
+    emulator
+        .requests()
+        .iter()
+        .filter(|(_, a)| a == action)
+        .count()
+}
+
+fn errors(run: &RunResult) -> String {
+    run.error_annotations().join("\n")
+}
+
+#[test]
+fn a_crash_loop_is_judged_on_its_evidence_and_the_previous_revision_put_back() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({"emulator.exit-code": "1"}));
+    without_circuit_breaker(&emulator, &s);
+    let (before, _) = primary(&emulator, &s);
+    let run = roll_out(&s, "abc1234")
+        .input("wait-for-minutes", "10")
+        .run_against(&emulator);
+    run.assert_code(1);
+    assert_eq!(run.output("rollout-state"), "ROLLED_BACK", "{}", run.stdout);
+    let errors = errors(&run);
+    assert!(errors.contains("was doomed"), "{errors}");
+    assert!(
+        errors.contains("container app exited with code 1"),
+        "{errors}"
+    );
+    assert!(errors.contains("the service runs"), "{errors}");
+    assert!(
+        run.stdout.contains("3 tasks of") && run.stdout.contains("stopped for the same reason"),
+        "the evidence is named:\n{}",
+        run.stdout
+    );
+    // The previous revision runs again, and its deployment completed.
+    assert_eq!(primary(&emulator, &s), (before, "COMPLETED".to_string()));
+    assert_eq!(
+        count(&emulator, "UpdateService"),
+        3,
+        "setup, ours, the rollback"
+    );
+}
+
+#[test]
+fn stop_fails_at_once_and_leaves_the_deployment_to_ecs() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({"emulator.exit-code": "2"}));
+    without_circuit_breaker(&emulator, &s);
+    let run = roll_out(&s, "abc1234")
+        .input("on-rollout-failure", "stop")
+        .input("failure-threshold", "2")
+        .run_against(&emulator);
+    run.assert_code(1);
+    let errors = errors(&run);
+    assert!(errors.contains("is doomed"), "{errors}");
+    assert!(errors.contains("2 tasks of"), "{errors}");
+    assert!(errors.contains("ECS carries on"), "{errors}");
+    assert_eq!(
+        count(&emulator, "UpdateService"),
+        2,
+        "setup and ours, no rollback"
+    );
+}
+
+#[test]
+fn wait_keeps_the_old_behaviour_until_the_timeout() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({"emulator.exit-code": "1"}));
+    without_circuit_breaker(&emulator, &s);
+    let run = roll_out(&s, "abc1234")
+        .input("on-rollout-failure", "wait")
+        .input("wait-for-minutes", "0.05")
+        .run_against(&emulator);
+    run.assert_code(1);
+    let errors = errors(&run);
+    assert!(errors.contains("was still"), "{errors}");
+    assert!(!errors.contains("doomed"), "{errors}");
+    // A crash loop's repeats are counted, not printed one per task.
+    let per_task = run
+        .stdout
+        .matches("stopped [EssentialContainerExited]")
+        .count();
+    assert!(run.stdout.contains("more: tasks of"), "{}", run.stdout);
+    assert_eq!(per_task, 1, "one full line, then counts:\n{}", run.stdout);
+}
+
+#[test]
+fn a_sidecar_image_that_cannot_be_pulled_and_failing_health_checks_doom_a_rollout() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    without_circuit_breaker(&emulator, &s);
+    let mut document: serde_json::Value =
+        serde_json::from_str(&s.ws.read("ecs/task-definition.json")).expect("JSON");
+    let missing = format!("{}:never-pushed", s.repository);
+    document["containerDefinitions"]
+        .as_array_mut()
+        .expect("containers")
+        .push(serde_json::json!({"name": "sidecar", "image": missing, "essential": true}));
+    s.ws.write("ecs/task-definition.json", &document.to_string());
+    let run = roll_out(&s, "abc1234").run_against(&emulator);
+    run.assert_code(1);
+    assert!(
+        errors(&run).contains("CannotPullContainerError"),
+        "{}",
+        errors(&run)
+    );
+    assert_eq!(run.output("rollout-state"), "ROLLED_BACK");
+
+    let unhealthy = setup_on(&emulator, serde_json::json!({"emulator.unhealthy": "true"}));
+    without_circuit_breaker(&emulator, &unhealthy);
+    let run = roll_out(&unhealthy, "abc1234").run_against(&emulator);
+    run.assert_code(1);
+    assert!(errors(&run).contains("health checks"), "{}", errors(&run));
+}
+
+/// The service template without its circuit breaker: CloudFormation would
+/// wait up to three hours on it.
+fn template_without_circuit_breaker() -> String {
+    crate::rollout::SERVICE_TEMPLATE.replace(
+        "      DeploymentConfiguration:\n        DeploymentCircuitBreaker:\n          Enable: true\n          Rollback: true\n",
+        "",
+    )
+}
+
+#[test]
+fn a_doomed_stack_update_is_cancelled_and_rolled_back() {
+    let emulator = Emulator::private();
+    let name = unique_name("doomed");
+    let repository = push_image_on(&emulator, &name, &["good"]);
+    let ws = Workspace::new();
+    ws.write("ecs.yml", &template_without_circuit_breaker());
+    let deploy = |image: &str| {
+        ActionRun::new(&ws)
+            .input("name", &name)
+            .input("template", "ecs.yml")
+            .input("parameter-overrides", &format!("ImageUri={image}"))
+            .run_against(&emulator)
+    };
+    deploy(&format!("{repository}:good")).assert_code(0);
+    let run = deploy(&format!("{repository}:missing"));
+    run.assert_code(1);
+    assert_eq!(
+        run.output("stack-status"),
+        "UPDATE_ROLLBACK_COMPLETE",
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("cancelled the update"),
+        "{}",
+        run.stdout
+    );
+    let errors = errors(&run);
+    assert!(errors.contains("was doomed"), "{errors}");
+    assert!(errors.contains("CannotPullContainerError"), "{errors}");
+    assert_eq!(count(&emulator, "CancelUpdateStack"), 1);
+}
