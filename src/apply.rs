@@ -415,6 +415,7 @@ async fn blue_green_rollout(
         &mut watch,
         schedule,
         rollout.wait_timeout,
+        settings.fail_fast,
         console,
     )
     .await?;

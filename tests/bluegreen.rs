@@ -267,9 +267,13 @@ fn a_user_appspec_keeps_its_hooks_and_a_failing_hook_fails_the_step_with_its_cau
     );
 }
 
+/// CodeDeploy gives a replacement that never becomes healthy an hour (a
+/// minute is a second here): the tasks' evidence decides long before, and
+/// the deployment is stopped with rollback.
 #[test]
-fn replacement_tasks_that_keep_crashing_fail_the_deployment_with_their_exit_codes() {
-    let bg = blue_green("CodeDeployDefault.ECSAllAtOnce", 0.05);
+fn replacement_tasks_that_keep_crashing_are_judged_and_the_deployment_rolled_back() {
+    let bg = blue_green("CodeDeployDefault.ECSAllAtOnce", 1.0);
+    let set_up = bg.emulator.requests().len();
     let run = roll_out(&bg, "v2")
         .input(
             "docker-labels",
@@ -279,11 +283,19 @@ fn replacement_tasks_that_keep_crashing_fail_the_deployment_with_their_exit_code
     run.assert_code(1);
     assert!(run.stdout.contains("exit code 3"), "{}", run.stdout);
     let errors = errors(&run);
-    assert!(errors.contains("CodeDeploy deployment"), "{errors}");
+    assert!(errors.contains("stopped for the same reason"), "{errors}");
     assert!(
-        ["FAILED", "ROLLED_BACK"].contains(&run.output("rollout-state")),
-        "{}",
-        run.stdout
+        errors.contains("container app exited with code 3"),
+        "{errors}"
+    );
+    assert_eq!(run.output("rollout-state"), "ROLLED_BACK", "{}", run.stdout);
+    assert_eq!(
+        changing_calls(&bg.emulator, set_up),
+        [
+            "RegisterTaskDefinition",
+            "CreateDeployment",
+            "StopDeployment"
+        ]
     );
 }
 

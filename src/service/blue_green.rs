@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use aws_sdk_codedeploy::types::{DeploymentInfo, DeploymentStatus, EcsTarget};
 
 use super::codedeploy::{CodeDeployPlan, WaitUntil, revision};
+use super::verdict::{FailFast, OnRolloutFailure};
 use super::watch::{EcsClients, ServiceWatch};
 use crate::aws::aws_error;
 use crate::console::Console;
@@ -416,9 +417,22 @@ fn causes(info: &DeploymentInfo, target: Option<&EcsTarget>) -> Vec<String> {
     causes
 }
 
+/// The replacement (Green) task set's id: its tasks' `startedBy`.
+fn replacement_task_set(target: Option<&EcsTarget>) -> Option<String> {
+    target?
+        .task_sets_info()
+        .iter()
+        .find(|set| set.task_set_label().map(|l| l.as_str()) == Some("Green"))
+        .and_then(|set| set.identifer().map(str::to_string))
+}
+
 /// Waits for the deployment's outcome, bounded by `timeout`, printing its
 /// progress; ECS's side (events, stopped replacement tasks, target health)
-/// is followed through `watch`, only to explain.
+/// is followed through `watch`. CodeDeploy waits up to an hour for a
+/// replacement task set that cannot become healthy; with fail-fast on, the
+/// replacement tasks' evidence decides at once (`rollback`: StopDeployment
+/// with automatic rollback, and the stop waited for).
+#[allow(clippy::too_many_arguments)]
 pub async fn wait_for_deployment(
     clients: &EcsClients,
     plan: &CodeDeployPlan,
@@ -426,6 +440,7 @@ pub async fn wait_for_deployment(
     watch: &mut ServiceWatch,
     schedule: PollSchedule,
     timeout: Duration,
+    fail_fast: FailFast,
     console: &Console,
 ) -> anyhow::Result<Outcome> {
     let mut poller = Poller::new(schedule, timeout);
@@ -450,6 +465,47 @@ pub async fn wait_for_deployment(
                 }
                 done => done,
             });
+        }
+        if fail_fast.on_failure != OnRolloutFailure::Wait
+            && let Some(green) = replacement_task_set(target.as_ref())
+            && let Some(doomed) = watch.evidence(&green, fail_fast.threshold, &|_| true)
+        {
+            let evidence = doomed.describe("the replacement task set");
+            let mut causes = vec![evidence.clone()];
+            causes.extend(watch.diagnosis());
+            if fail_fast.on_failure == OnRolloutFailure::Stop {
+                causes.push(format!(
+                    "CodeDeploy carries on with deployment {deployment_id} (it gives up on a replacement that never becomes healthy after an hour)"
+                ));
+                return Ok(Outcome::Failed {
+                    state: "FAILED",
+                    causes,
+                });
+            }
+            console.line(&format!(
+                "the deployment is doomed: {evidence}; stopping it with automatic rollback (on-rollout-failure: rollback)"
+            ));
+            stop_deployment(&clients.codedeploy, deployment_id).await?;
+            loop {
+                let info = get_deployment(&clients.codedeploy, deployment_id).await?;
+                if matches!(
+                    info.status(),
+                    Some(DeploymentStatus::Stopped | DeploymentStatus::Failed)
+                ) {
+                    causes.extend(self::causes(&info, None));
+                    return Ok(Outcome::Failed {
+                        state: "ROLLED_BACK",
+                        causes,
+                    });
+                }
+                if poller.tick().await.is_err() {
+                    causes.push(format!("deployment {deployment_id} was still stopping when wait-for-minutes ran out"));
+                    return Ok(Outcome::Failed {
+                        state: "FAILED",
+                        causes,
+                    });
+                }
+            }
         }
         if poller.tick().await.is_err() {
             anyhow::bail!(
