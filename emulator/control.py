@@ -15,6 +15,9 @@ Endpoints (all under ``/_emulator/``, never forwarded to moto):
   EXTRA_ROUTES; see README.md)
 * ``GET|POST /_emulator/codedeploy-speed``, ``GET /_emulator/codedeploy-hooks`` -> CodeDeploy
   timing and hook executions (registered by codedeploy.py)
+* ``GET|POST /_emulator/ecs-hooks`` -> ECS lifecycle hook invocations, and the answer of a
+  ``-manual`` Lambda hook; ``GET /_emulator/ecs-deployments`` -> ECS service deployments with
+  their stage/traffic history (registered by ecs_deployments.py)
 
 The middleware also serialises every AWS request behind ``state.LOCK``: moto's
 backends are plain dicts without locking, and the CloudFormation worker threads

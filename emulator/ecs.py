@@ -33,6 +33,10 @@ small ECS service scheduler driven by a background thread (``ecs-engine``):
 * CODE_DEPLOY services run task sets instead of deployments (a PRIMARY one made with the
   service; codedeploy.py adds, promotes and drains the replacement); UpdateService refuses a
   taskDefinition for them as ECS does.
+* ecs_deployments.py records a service deployment for every deployment and runs the
+  BLUE_GREEN / LINEAR / CANARY strategies; this scheduler asks it whether a deployment may
+  launch (``emu_hold``), whether old deployments may drain, and leaves a blue/green deployment's
+  completion to it (``emu_managed``).
 
 Timing: ``EMULATOR_ECS_STEP_SECONDS`` (launcher ``--ecs-step-seconds``) and
 ``POST /_emulator/ecs-speed``. Everything runs under ``state.LOCK``.
@@ -143,6 +147,14 @@ class Deployment:
         self.rollout_state = "IN_PROGRESS"
         self.rollout_state_reason = f"ECS deployment {self.id} in progress."
         self.stable_since: float | None = None
+        # ecs_deployments.py bookkeeping: launch held (strategy not decided yet, blue/green before
+        # SCALE_UP, stopped), managed by the blue/green stage machine, the target groups its tasks
+        # register in (green), its service revision, the rollback deployment the breaker started.
+        self.emu_hold = False
+        self.emu_managed = False
+        self.emu_load_balancers: list[dict[str, Any]] | None = None
+        self.emu_revision: Any = None
+        self.emu_rollback_dep: Any = None
 
 
 class Container:
@@ -410,7 +422,9 @@ def _event(svc: Service, message: str) -> None:
 
 
 def _default_config(given: dict[str, Any] | None) -> dict[str, Any]:
-    cfg = dict(given or {})
+    from emulator import ecs_deployments
+
+    cfg = ecs_deployments.normalize_config(dict(given or {}))
     cb = dict(cfg.get("deploymentCircuitBreaker") or {})
     cfg["deploymentCircuitBreaker"] = {"enable": _truthy(cb.get("enable", False)),
                                        "rollback": _truthy(cb.get("rollback", False))}
@@ -429,8 +443,11 @@ def _init_service(svc: Service) -> None:
         return
     if controller != "ECS":
         return  # EXTERNAL: task sets made by the caller (moto's, not run by the engine)
+    from emulator import ecs_deployments
+
     svc.emu = ServiceState()
     svc.deployments = [Deployment(svc, svc.task_definition, svc.desired_count)]
+    ecs_deployments.on_new_deployment(svc, svc.deployments[0], [])
     if svc not in _TRACKED:
         _TRACKED.append(svc)
     _start_engine()
@@ -637,6 +654,8 @@ def _launch(svc: Service, dep: Any, count: int) -> None:
                  volume_configurations=dep.volume_configurations)
         if task_set:
             t.load_balancers = dep.load_balancers
+        elif getattr(dep, "emu_load_balancers", None) is not None:
+            t.load_balancers = dep.emu_load_balancers  # blue/green: the green target groups
         backend.tasks.setdefault(svc.cluster_name, {})[t.task_arn] = t
         (svc.emu_ts if task_set else svc.emu).tasks.append(t)
         started.append(t)
@@ -654,6 +673,8 @@ def _prune(svc: Service) -> None:
 
 
 def _tick_service(svc: Service, now: float) -> None:
+    from emulator import ecs_deployments as sdm
+
     st: ServiceState = svc.emu
     for t in list(st.tasks):
         _advance(svc, t, now)
@@ -666,9 +687,13 @@ def _tick_service(svc: Service, now: float) -> None:
         if all(t.last_status == "STOPPED" for t in st.tasks):
             svc.status = "INACTIVE"
             svc.deployments = []
+            sdm.forget_service(svc)
             _TRACKED.remove(svc)
         return
 
+    # Service deployments first: they decide whether the new deployment may launch (blue/green
+    # launches green at SCALE_UP) and may put blue back as PRIMARY (rollback).
+    sdm.tick(svc, now)
     primary = svc.deployments[0]
     cfg = svc.deployment_configuration or _default_config(None)
     desired = primary.desired_count
@@ -678,10 +703,14 @@ def _tick_service(svc: Service, now: float) -> None:
 
     # Launch (a FAILED deployment stops launching tasks, as the circuit breaker does).
     mine = live(primary)
-    if primary.rollout_state != "FAILED" and primary.task_definition and len(mine) < desired:
-        total = sum(1 for t in st.tasks if t.desired_status == "RUNNING")
-        room = max(desired, math.floor(desired * cfg["maximumPercent"] / 100)) - total
-        n = min(desired - len(mine), room)
+    if (primary.rollout_state != "FAILED" and primary.task_definition and len(mine) < desired
+            and not sdm.launch_hold(primary)):
+        if primary.emu_managed:
+            n = desired - len(mine)  # blue/green: green scales up to 100% next to blue
+        else:
+            total = sum(1 for t in st.tasks if t.desired_status == "RUNNING")
+            room = max(desired, math.floor(desired * cfg["maximumPercent"] / 100)) - total
+            n = min(desired - len(mine), room)
         if n > 0:
             _launch(svc, primary, n)
     # Scale in
@@ -696,7 +725,8 @@ def _tick_service(svc: Service, now: float) -> None:
     # and healthy (a task failing its health checks does not count, as in real ECS).
     running_total = sum(1 for t in st.tasks if _healthy(t))
     min_healthy = math.ceil(desired * cfg["minimumHealthyPercent"] / 100)
-    for old in svc.deployments[1:]:
+    # A blue/green-family deployment keeps blue until its CLEAN_UP stage stops it.
+    for old in ([] if sdm.drain_hold(svc) else svc.deployments[1:]):
         stopped = []
         for t in live(old):
             if t.last_status != "RUNNING":
@@ -713,6 +743,7 @@ def _tick_service(svc: Service, now: float) -> None:
 
     _count(svc)
     _rollout(svc, primary, cfg, now)
+    sdm.sync_service(svc)
 
 
 def _healthy(t: Task) -> bool:
@@ -756,7 +787,8 @@ def _rollout(svc: Service, primary: Deployment, cfg: dict[str, Any], now: float)
     st: ServiceState = svc.emu
     desired = primary.desired_count
     live = [t for t in st.tasks if t.deployment_id == primary.id and t.desired_status == "RUNNING"]
-    if primary.rollout_state == "IN_PROGRESS":
+    # A blue/green-family deployment (or one being stopped) is completed or failed by ecs_deployments.
+    if primary.rollout_state == "IN_PROGRESS" and not primary.emu_managed and not primary.emu_hold:
         if len(live) == desired and all(_healthy(t) for t in live):
             primary.stable_since = primary.stable_since or now
             if len(svc.deployments) == 1 and now - primary.stable_since >= STABLE_STEPS * SETTINGS.step:
@@ -777,8 +809,11 @@ def _rollout(svc: Service, primary: Deployment, cfg: dict[str, Any], now: float)
             _event(svc, f"(service {svc.name}) deployment {primary.id} deployment failed: tasks failed to start.")
             target = st.last_completed
             if cb["rollback"] and target is not None and target is not primary:
+                from emulator import ecs_deployments
+
                 _event(svc, f"(service {svc.name}) rolling back to deployment {target.id}")
-                _new_deployment(svc, target.task_definition, target.volume_configurations)
+                rollback = _new_deployment(svc, target.task_definition, target.volume_configurations)
+                ecs_deployments.on_circuit_breaker_rollback(svc, primary, rollback, target)
                 for t in live:  # the failed deployment's tasks go away with it
                     _stop(t, "ServiceSchedulerInitiated", f"Scaling activity initiated by (deployment {primary.id})")
                 return
@@ -1074,12 +1109,20 @@ def update_service(self: EC2ContainerServiceBackend, props: dict[str, Any]) -> S
         return svc
     if not hasattr(svc, "emu"):
         return _orig["update_service"](self, props)
+    from emulator import ecs_deployments as sdm
+
     new_td = self.describe_task_definition(td_str).arn if td_str else None
     primary = svc.deployments[0]
     if volumes is not None:
         # Checked against the task definition the new deployment would run, before any change.
         target = new_td or primary.task_definition
         _check_volume_configurations(self.describe_task_definition(target) if target else None, volumes)
+    # Deployment strategy / load balancer advancedConfiguration checks, on what the service would
+    # have after the update (a part left out keeps its current value).
+    cfg_given, lbs_given = props.get("deployment_configuration"), props.get("load_balancers")
+    sdm.validate(_default_config(cfg_given) if cfg_given is not None else svc.deployment_configuration,
+                 lbs_given if lbs_given is not None else svc.load_balancers, self.account_id, self.region_name)
+    old_lbs = json.dumps(svc.load_balancers or [], sort_keys=True, default=str)
     # moto stores enableECSManagedTags / propagateTags on the service as given (None: unchanged).
     svc = _orig["update_service"](self, props)
     # moto stored a given deploymentConfiguration as is; fill in the defaults.
@@ -1087,8 +1130,13 @@ def update_service(self: EC2ContainerServiceBackend, props: dict[str, Any]) -> S
     # Real ECS: volumeConfigurations that differ from the current ones start a deployment;
     # leaving them out keeps them (and starts none).
     volumes_changed = volumes is not None and (volumes or None) != (primary.volume_configurations or None)
-    if (new_td and new_td != primary.task_definition) or force or volumes_changed:
-        _new_deployment(svc, new_td or primary.task_definition, (volumes or None) if volumes is not None else _INHERIT)
+    # AWS: adding, updating or removing a load balancer configuration starts a new deployment.
+    lbs_changed = lbs_given is not None and json.dumps(lbs_given or [], sort_keys=True, default=str) != old_lbs
+    if (new_td and new_td != primary.task_definition) or force or volumes_changed or lbs_changed:
+        sources = list(svc.deployments)
+        dep = _new_deployment(svc, new_td or primary.task_definition,
+                              (volumes or None) if volumes is not None else _INHERIT)
+        sdm.on_new_deployment(svc, dep, sources)
     else:
         # Scaling only: real ECS resizes the PRIMARY deployment, no new deployment.
         primary.desired_count = svc.desired_count
@@ -1150,6 +1198,11 @@ def stop_task(self: EC2ContainerServiceBackend, cluster_str: str, task_str: str,
 
 
 def create_service_response(self: EC2ContainerServiceResponse) -> Any:
+    from emulator import ecs_deployments
+
+    ecs_deployments.validate(_default_config(self._get_param("deploymentConfiguration")),
+                             self._get_param("loadBalancers"), self.current_account, self.region,
+                             (self._get_param("deploymentController") or {}).get("type") or "ECS")
     volumes = self._get_param("volumeConfigurations")
     if volumes is not None:
         td_str = self._get_param("taskDefinition")
@@ -1399,11 +1452,35 @@ def _td_ref(value: Any) -> str | None:
     return value.arn if hasattr(value, "arn") else str(value)
 
 
+def _camel_keep(value: Any, verbatim: frozenset[str] = frozenset({"HookDetails"})) -> Any:
+    """PascalCase template keys to the API's camelCase; user documents (HookDetails) as written."""
+    if isinstance(value, list):
+        return [_camel_keep(v, verbatim) for v in value]
+    if isinstance(value, dict):
+        return {pascal_to_camelcase(k): (v if k in verbatim else _camel_keep(v, verbatim)) for k, v in value.items()}
+    return value
+
+
 def _cfn_props(props: dict[str, Any]) -> dict[str, Any]:
     lbs = _camel(props.get("LoadBalancers"))
-    return {"deployment_configuration": _camel(props.get("DeploymentConfiguration")),
+    for lb in lbs or []:
+        if isinstance(lb, dict) and lb.get("containerPort") is not None:
+            try:
+                lb["containerPort"] = int(lb["containerPort"])
+            except (TypeError, ValueError):
+                pass
+    cfg = props.get("DeploymentConfiguration")
+    return {"deployment_configuration": _camel_keep(cfg) if cfg is not None else None,
             "network_configuration": _camel(props.get("NetworkConfiguration")),
             "load_balancers": lbs}
+
+
+def _cfn_invalid(operation: str, message: str) -> "CfnHandlerError":
+    """An ECS InvalidParameterException as CloudFormation's resource handler reports it."""
+    return CfnHandlerError(
+        f"Resource handler returned message: \"Invalid request provided: {operation} error: {message} (Service: "
+        f"AmazonECS; Status Code: 400; Error Code: InvalidParameterException; Request ID: {uuid.uuid4()}; "
+        f"Proxy: null)\" (RequestToken: {uuid.uuid4()}, HandlerErrorCode: InvalidRequest)")
 
 
 def cfn_create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str,
@@ -1415,6 +1492,14 @@ def cfn_create(cls: Any, resource_name: str, cloudformation_json: Any, account_i
     desired = 1 if desired is None else int(desired)
     backend = ecs_backends[account_id][region_name]
     extra = _cfn_props(props)
+    from emulator import ecs_deployments
+
+    controller = (_camel(props.get("DeploymentController")) or {}).get("type") or "ECS"
+    try:
+        ecs_deployments.validate(_default_config(extra["deployment_configuration"]), extra["load_balancers"],
+                                 account_id, region_name, controller)
+    except InvalidParameterException as exc:
+        raise _cfn_invalid("CreateService", exc.message) from None
     tags = [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags") or []]
     svc = backend.create_service(
         cluster, resource_name, desired, task_definition_str=_td_ref(props.get("TaskDefinition")),
@@ -1463,7 +1548,15 @@ def cfn_update(cls: Any, original_resource: Any, new_resource_name: str, cloudfo
               "propagate_tags": props.get("PropagateTags") or "NONE",
               "volume_configurations": _camel(props.get("VolumeConfigurations")) or [],
               "force_new_deployment": isinstance(force, dict) and _truthy(force.get("EnableForceNewDeployment"))}
-    svc = backend.update_service(update)
+    from emulator import ecs_deployments
+
+    before = ecs_deployments.current(original_resource)
+    try:
+        svc = backend.update_service(update)
+    except InvalidParameterException as exc:
+        raise _cfn_invalid("UpdateService", exc.message) from None
+    after = ecs_deployments.current(svc)
+    svc.emu_cfn_sd = after if after is not before else None
     if extra["network_configuration"] is not None:
         svc.network_configuration = extra["network_configuration"]
     return svc
@@ -1560,6 +1653,12 @@ def _cfn_stabilizer(stack: Any, op: Any) -> Any:
         return _cfn_task_set_stabilizer(svc)
     if svc is None or not hasattr(svc, "emu") or not svc.deployments or not svc.deployments[0].task_definition:
         return None  # nothing ECS could deploy: keep moto's immediate completion
+    from emulator import ecs_deployments
+
+    sd = getattr(svc, "emu_cfn_sd", None) if op.verb == "UPDATE" else ecs_deployments.current(svc)
+    svc.emu_cfn_sd = None
+    if sd is not None and ecs_deployments.strategy_of(svc.deployment_configuration) in ecs_deployments.TRAFFIC_STRATEGIES:
+        return _cfn_service_deployment_stabilizer(svc, sd)
     dep_id = svc.deployments[0].id
     deadline = time.monotonic() + SETTINGS.cfn_timeout
 
@@ -1573,6 +1672,29 @@ def _cfn_stabilizer(stack: Any, op: Any) -> Any:
             return ""
         if svc.status != "ACTIVE":
             return ""
+        if time.monotonic() > deadline:
+            return (f"Resource handler returned message: \"Exceeded attempts to wait\" (RequestToken: "
+                    f"{uuid.uuid4()}, HandlerErrorCode: NotStabilized)")
+        return None
+
+    return poll
+
+
+def _cfn_service_deployment_stabilizer(svc: Service, sd: Any) -> Any:
+    """BLUE_GREEN / LINEAR / CANARY: CloudFormation waits for the service deployment (through its
+    bake time) and fails the resource when it is rolled back or stopped."""
+    deadline = time.monotonic() + SETTINGS.cfn_timeout
+
+    def poll() -> str | None:
+        if sd.status == "SUCCESSFUL" or svc.status != "ACTIVE":
+            return ""
+        if sd.status in ("STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"):
+            if sd.cb_status == "TRIGGERED":
+                return ("Resource handler returned message: \"Error occurred during operation 'ECS Deployment "
+                        f"Circuit Breaker was triggered'.\" (RequestToken: {uuid.uuid4()}, "
+                        "HandlerErrorCode: GeneralServiceException)")
+            return (f"Resource handler returned message: \"{sd.status_reason or sd.status}\" (RequestToken: "
+                    f"{uuid.uuid4()}, HandlerErrorCode: GeneralServiceException)")
         if time.monotonic() > deadline:
             return (f"Resource handler returned message: \"Exceeded attempts to wait\" (RequestToken: "
                     f"{uuid.uuid4()}, HandlerErrorCode: NotStabilized)")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from werkzeug.serving import make_server  # noqa: E402
 
-from emulator import cloudformation, codedeploy, ecs  # noqa: E402
+from emulator import cloudformation, codedeploy, ecs, ecs_deployments  # noqa: E402
 from emulator.control import ControlMiddleware  # noqa: E402
 
 
@@ -35,6 +35,7 @@ def install_patches() -> None:
     cloudformation.install()
     ecs.install()
     codedeploy.install()
+    ecs_deployments.install()
 
 
 def build_app(verbose: bool = False) -> ControlMiddleware:
