@@ -24,6 +24,9 @@ use crate::service::plan::{
 };
 use crate::service::register::{register_task_definition, registration_request};
 use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
+use crate::service::strategy::{
+    DeploymentVerdict, Follow, find_service_deployment, wait_for_service_deployment,
+};
 use crate::service::task::{OneOffTaskPlan, failure_message, run_one_off_task, wait_for_task_stop};
 use crate::service::watch::{
     EcsClients, ServiceWatch, describe_service, service_location, short_task_definition,
@@ -32,6 +35,7 @@ use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{DeploySettings, StackDeployment, StackPlan, deploy_stack};
 use crate::stack::execute::execute_planned;
 use crate::stack::upload::{template_bucket_client, upload_template};
+use crate::stack::wait::{PollSchedule, Poller};
 use crate::taskdef::render::to_pretty_json;
 
 /// Where rendered files go, relative to the workspace.
@@ -313,6 +317,9 @@ async fn roll_out(
     }
     let _section = console.phase(&format!("Roll out service {name}"));
     let mut watch = ServiceWatch::new(&rollout.cluster, name);
+    // Service deployments created from here on are ours (with slack for
+    // clock skew between this machine and AWS).
+    let since = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
     let (service_arn, deployment_id) =
         update_service(clients, rollout, name, &task_definition_arn).await?;
     report.service_arn = Some(service_arn.clone());
@@ -336,6 +343,21 @@ async fn roll_out(
         Some(max) => settings.poll.capped(max),
         None => settings.poll,
     };
+    if rollout.strategy != "ROLLING" {
+        return follow_service_deployment(
+            rollout,
+            name,
+            deployment_id.as_deref(),
+            since,
+            clients,
+            settings,
+            schedule,
+            &mut watch,
+            console,
+            report,
+        )
+        .await;
+    }
     wait_for_rollout(
         clients,
         rollout,
@@ -346,6 +368,84 @@ async fn roll_out(
         settings.fail_fast,
     )
     .await
+}
+
+/// Follows a BLUE_GREEN, LINEAR or CANARY rollout as the service deployment
+/// ECS made of our UpdateService, to what `wait-until` asks for.
+#[allow(clippy::too_many_arguments)]
+async fn follow_service_deployment(
+    rollout: &ReadyRollout,
+    service: &str,
+    ecs_deployment: Option<&str>,
+    since: std::time::SystemTime,
+    clients: &EcsClients,
+    settings: &DeploySettings,
+    schedule: PollSchedule,
+    watch: &mut ServiceWatch,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    let mut poller = Poller::new(schedule, rollout.wait_timeout);
+    let arn = loop {
+        // ECS lists the service deployment a moment after UpdateService.
+        if let Some(arn) =
+            find_service_deployment(clients, &rollout.cluster, service, since.into()).await?
+        {
+            break arn;
+        }
+        if poller.tick().await.is_err() {
+            anyhow::bail!(
+                "ECS listed no service deployment for the update of service {service}; ECS carries on with the update on its own"
+            );
+        }
+    };
+    console.line(&format!("{} service deployment {arn}", rollout.strategy));
+    report.service_deployment = Some(arn.clone());
+    let follow = Follow {
+        arn: &arn,
+        wait_until: &rollout.wait_until,
+        ecs_deployment,
+        fail_fast: settings.fail_fast,
+        is_essential: &|container| rollout.is_essential(container),
+    };
+    let verdict = wait_for_service_deployment(
+        clients,
+        follow,
+        watch,
+        schedule,
+        rollout.wait_timeout,
+        console,
+    )
+    .await;
+    let state = report.rollout.get_or_insert_with(Rollout::default);
+    state.diagnosis = watch.diagnosis();
+    match verdict? {
+        DeploymentVerdict::Done { state: verdict } => {
+            state.rollout_state = Some(verdict.to_string());
+            if verdict == "COMPLETED" {
+                report.service_deployment = None;
+            }
+            console.line(&format!("service deployment {arn}: {verdict}"));
+            Ok(())
+        }
+        DeploymentVerdict::Failed {
+            state: verdict,
+            reason,
+        } => {
+            state.rollout_state = Some(verdict.to_string());
+            state.diagnosis.insert(0, reason.clone());
+            report.service_deployment = None;
+            Err(anyhow::anyhow!(
+                "the {} deployment of service {service} {}: {reason}",
+                rollout.strategy,
+                if verdict == "ROLLED_BACK" {
+                    "was rolled back"
+                } else {
+                    "failed"
+                }
+            ))
+        }
+    }
 }
 
 /// Deploys a CODE_DEPLOY service: CreateDeployment with the appspec the

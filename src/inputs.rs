@@ -17,6 +17,7 @@ use crate::refusal::{Refusal, Refusals, Setting};
 use crate::service::codedeploy::{CodeDeployOptions, HOOK_EVENTS, WaitUntil};
 use crate::service::ecs_json::decode_strict;
 use crate::service::plan::ServiceSettings;
+use crate::service::strategy::{STAGES, ServiceWaitUntil, StrategySettings};
 use crate::service::task::OneOffTaskOptions;
 use crate::service::verdict::{FailFast, OnRolloutFailure};
 use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
@@ -123,6 +124,12 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("codedeploy-deployment-description", None),
     input("codedeploy-hooks", None),
     input("wait-until", Some("complete")),
+    input("deployment-strategy", None),
+    input("bake-time-minutes", None),
+    input("canary-percent", None),
+    input("canary-bake-minutes", None),
+    input("linear-step-percent", None),
+    input("linear-step-bake-minutes", None),
     input("parameters-from-stacks", None),
     input("on-upstream-failure", Some("fail")),
     input("allow-fork-runs", Some("false")),
@@ -352,6 +359,7 @@ pub fn input_name(setting: Setting) -> &'static str {
         Setting::CodeDeployDescription => "codedeploy-deployment-description",
         Setting::CodeDeployHooks => "codedeploy-hooks",
         Setting::WaitUntil => "wait-until",
+        Setting::DeploymentStrategy => "deployment-strategy",
     }
 }
 
@@ -529,6 +537,11 @@ pub struct ServiceInputs {
     /// The `codedeploy-*` inputs given (not defaults): refused for a
     /// service that does not use CodeDeploy.
     pub codedeploy_inputs_given: Vec<Setting>,
+    /// `wait-until`, for ECS's deployment strategies (and, as far as it
+    /// applies, CodeDeploy); `None`: not given.
+    pub wait_until: Option<ServiceWaitUntil>,
+    /// `deployment-strategy` and its settings.
+    pub strategy: StrategySettings,
     /// `None`: register the task definition only.
     pub service: Option<String>,
     pub cluster: String,
@@ -632,6 +645,12 @@ const ROLLOUT_ONLY_INPUTS: &[&str] = &[
     "codedeploy-deployment-description",
     "codedeploy-hooks",
     "wait-until",
+    "deployment-strategy",
+    "bake-time-minutes",
+    "canary-percent",
+    "canary-bake-minutes",
+    "linear-step-percent",
+    "linear-step-bake-minutes",
 ];
 
 /// Inputs that only shape a CodeDeploy (blue/green) rollout: refused for a
@@ -643,7 +662,6 @@ const CODEDEPLOY_INPUTS: &[Setting] = &[
     Setting::CodeDeployDeploymentConfig,
     Setting::CodeDeployDescription,
     Setting::CodeDeployHooks,
-    Setting::WaitUntil,
 ];
 
 /// Booleans without a default (empty: left as it is).
@@ -1501,17 +1519,9 @@ fn codedeploy_options(raw: &RawInputs) -> Result<CodeDeployOptions, InputError> 
                 text.clone()
             }
         });
-    let wait_until = match raw.get("wait-until").unwrap_or("complete") {
-        "complete" => WaitUntil::Complete,
-        "ready" => WaitUntil::Ready,
-        other => {
-            return Err(InputError::new(
-                "wait-until",
-                other,
-                "is neither `complete` nor `ready`",
-                "use `complete` (production traffic on the new revision) or `ready` (the test listener serves it, for a manual approval)",
-            ));
-        }
+    let wait_until = match service_wait_until(raw)? {
+        ServiceWaitUntil::Ready => WaitUntil::Ready,
+        _ => WaitUntil::Complete,
     };
     Ok(CodeDeployOptions {
         application: raw.values.get("codedeploy-application").cloned(),
@@ -1521,6 +1531,76 @@ fn codedeploy_options(raw: &RawInputs) -> Result<CodeDeployOptions, InputError> 
         appspec: None,
         hooks,
         wait_until,
+    })
+}
+
+/// `wait-until`, for ECS's deployment strategies and CodeDeploy.
+fn service_wait_until(raw: &RawInputs) -> Result<ServiceWaitUntil, InputError> {
+    let text = raw.get("wait-until").unwrap_or("complete");
+    ServiceWaitUntil::parse(text).ok_or_else(|| {
+        InputError::new(
+            "wait-until",
+            text,
+            "is not a point a rollout can be waited for",
+            format!(
+                "use `complete` (all done; `stable` is the same), `deployed` (production traffic moved, bake time not waited), `ready` (the test listener serves the new revision), `paused` (a lifecycle hook waits for an action) or a lifecycle stage: {}",
+                STAGES.join(", ")
+            ),
+        )
+    })
+}
+
+/// The strategy inputs of a direct rollout.
+fn strategy_settings(raw: &RawInputs) -> Result<StrategySettings, InputError> {
+    let strategy = match raw.values.get("deployment-strategy") {
+        None => None,
+        Some(value) => match value.to_uppercase().as_str() {
+            known @ ("ROLLING" | "BLUE_GREEN" | "LINEAR" | "CANARY") => Some(known.to_string()),
+            _ => {
+                return Err(InputError::new(
+                    "deployment-strategy",
+                    value,
+                    "is not an ECS deployment strategy",
+                    "use ROLLING, BLUE_GREEN, LINEAR or CANARY, or leave it empty to keep the service's",
+                ));
+            }
+        },
+    };
+    let minutes = |name: &str| -> Result<Option<i32>, InputError> {
+        match raw.values.get(name) {
+            None => Ok(None),
+            Some(text) => match text.parse::<i32>() {
+                Ok(m) if (0..=1440).contains(&m) => Ok(Some(m)),
+                _ => Err(InputError::new(
+                    name,
+                    text,
+                    "is not a whole number of minutes from 0 to 1440",
+                    "give minutes, e.g. 5",
+                )),
+            },
+        }
+    };
+    let percent = |name: &str| -> Result<Option<f64>, InputError> {
+        match raw.values.get(name) {
+            None => Ok(None),
+            Some(text) => match text.parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => Ok(Some(p)),
+                _ => Err(InputError::new(
+                    name,
+                    text,
+                    "is not a percentage above 0 and at most 100",
+                    "give a percentage of production traffic, e.g. 10",
+                )),
+            },
+        }
+    };
+    Ok(StrategySettings {
+        strategy,
+        bake_time_minutes: minutes("bake-time-minutes")?,
+        canary_percent: percent("canary-percent")?,
+        canary_bake_minutes: minutes("canary-bake-minutes")?,
+        linear_step_percent: percent("linear-step-percent")?,
+        linear_step_bake_minutes: minutes("linear-step-bake-minutes")?,
     })
 }
 
@@ -1855,6 +1935,12 @@ fn service_inputs(raw: &RawInputs, context: &InputContext) -> Result<ServiceInpu
             .copied()
             .filter(|setting| raw.is_changed(input_name(*setting)))
             .collect(),
+        wait_until: if raw.is_changed("wait-until") {
+            Some(service_wait_until(raw)?)
+        } else {
+            None
+        },
+        strategy: strategy_settings(raw)?,
         service: raw.values.get("service").cloned(),
         cluster: raw.get("cluster").unwrap_or("default").to_string(),
         desired_count,

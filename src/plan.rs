@@ -317,6 +317,13 @@ impl fmt::Display for Plan {
             )?;
         }
         if let Some(ServicePlan::Ready(rollout)) = &self.service {
+            if rollout.strategy != "ROLLING" && rollout.updates_service {
+                writeln!(
+                    f,
+                    "rollout strategy {}: followed as a service deployment, waiting until {:?}",
+                    rollout.strategy, rollout.wait_until
+                )?;
+            }
             if let Some(task) = &rollout.one_off_task {
                 writeln!(f, "{}", task.describe())?;
             }
@@ -577,6 +584,8 @@ fn rollout_options(
             ..service.codedeploy.clone()
         },
         codedeploy_inputs_given: service.codedeploy_inputs_given.clone(),
+        wait_until: service.wait_until.clone(),
+        strategy: service.strategy.clone(),
     })
 }
 
@@ -724,6 +733,7 @@ mod tests {
                 launch: Default::default(),
                 controller: "ECS".into(),
                 load_balancers: Vec::new(),
+                deployment_configuration: None,
             }),
             registered_origin: None,
             codedeploy: None,
@@ -763,6 +773,8 @@ mod tests {
                     one_off_task: service_inputs.one_off_task.clone(),
                     codedeploy: service_inputs.codedeploy.clone(),
                     codedeploy_inputs_given: service_inputs.codedeploy_inputs_given.clone(),
+                    wait_until: service_inputs.wait_until.clone(),
+                    strategy: service_inputs.strategy.clone(),
                 };
                 let created = created_by_stack(inputs.stack.as_ref(), stack_files.as_ref());
                 Some(

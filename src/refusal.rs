@@ -59,6 +59,8 @@ pub enum Setting {
     CodeDeployHooks,
     /// What a blue/green rollout waits for.
     WaitUntil,
+    /// `deployment-strategy` and its settings.
+    DeploymentStrategy,
 }
 
 /// One refused value: which setting, what was given, what is wrong and how

@@ -39,6 +39,9 @@ pub struct JobReport {
     /// The CodeDeploy deployment this job started (CreateDeployment
     /// answered).
     pub codedeploy: Option<CodeDeployRecord>,
+    /// The service deployment (BLUE_GREEN, LINEAR, CANARY) being followed
+    /// and not yet finished: what a cancel stops with `cancel-on-abort`.
+    pub service_deployment: Option<String>,
 }
 
 /// A blue/green deployment started in CodeDeploy.

@@ -19,4 +19,5 @@ mod iam;
 mod migration;
 mod proxy;
 mod rollout;
+mod strategies;
 mod verdict;

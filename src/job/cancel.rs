@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::console::Console;
 use crate::report::JobReport;
 use crate::service::blue_green::stop_deployment;
+use crate::service::strategy::stop_service_deployment;
 use crate::stack::changeset::delete_change_set;
 use crate::stack::lookup::{describe_stack, status_of};
 use crate::stack::request_token;
@@ -117,7 +118,24 @@ pub async fn cancel(
             )),
         }
     }
-    if let Some(rollout) = &report.rollout
+    if let Some(arn) = &report.service_deployment {
+        match config.filter(|_| options.cancel_update) {
+            Some(config) => {
+                let clients = crate::service::watch::EcsClients::new(config);
+                match tokio::time::timeout(BOUND, stop_service_deployment(&clients, arn)).await {
+                    Ok(Ok(())) => console.line(&format!(
+                        "cancel-on-abort: service deployment {arn} was stopped; ECS rolls the service back to its previous revision"
+                    )),
+                    _ => console.warning(&format!(
+                        "cancel-on-abort: StopServiceDeployment failed; ECS carries on with service deployment {arn}"
+                    )),
+                }
+            }
+            None => console.line(&format!(
+                "ECS carries on with service deployment {arn} on its own; stop it with `aws ecs stop-service-deployment --service-deployment-arn {arn} --stop-type ROLLBACK` if it should not finish"
+            )),
+        }
+    } else if let Some(rollout) = &report.rollout
         && report.service_update_started
     {
         console.line(&format!(

@@ -8,6 +8,7 @@ pub mod ecs_json;
 pub mod plan;
 pub mod register;
 pub mod rollout;
+pub mod strategy;
 pub mod task;
 pub mod verdict;
 pub mod watch;

@@ -15,6 +15,7 @@ use super::codedeploy::{
     default_names, read_codedeploy,
 };
 use super::register::{as_registered, describe_task_definition, registration_request};
+use super::strategy::{ServiceWaitUntil, StrategySettings, merge_configuration};
 use super::task::{
     OneOffTaskOptions, OneOffTaskPlan, ServiceLaunch, check_launch_volume, decide_one_off_task,
 };
@@ -56,6 +57,10 @@ pub struct RolloutOptions {
     pub codedeploy: CodeDeployOptions,
     /// The `codedeploy-*` inputs given: refused for an ECS-controlled service.
     pub codedeploy_inputs_given: Vec<Setting>,
+    /// `wait-until`, when given.
+    pub wait_until: Option<ServiceWaitUntil>,
+    /// `deployment-strategy` and its settings.
+    pub strategy: StrategySettings,
 }
 
 /// Service settings UpdateService carries beside the task definition, with
@@ -106,6 +111,8 @@ pub struct CurrentService {
     pub controller: String,
     /// Its load balancers' containers and ports, for a generated appspec.
     pub load_balancers: Vec<(String, i32)>,
+    /// Its deployment configuration (strategy, bake time, circuit breaker).
+    pub deployment_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
 }
 
 /// What the read-only calls found.
@@ -165,6 +172,14 @@ pub struct ReadyRollout {
     pub codedeploy: Option<CodeDeployPlan>,
     /// What the service ran before: what a doomed rollout is rolled back to.
     pub previous_task_definition: Option<String>,
+    /// The deployment strategy the update runs with (ROLLING, BLUE_GREEN,
+    /// LINEAR, CANARY): all but ROLLING are followed as service
+    /// deployments.
+    pub strategy: String,
+    /// Sent with UpdateService: the service's configuration with the given
+    /// strategy settings merged in.
+    pub deployment_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
+    pub wait_until: ServiceWaitUntil,
 }
 
 /// Reads what the rollout depends on, read-only.
@@ -212,6 +227,7 @@ pub async fn read_service(
                     .iter()
                     .filter_map(|lb| Some((lb.container_name()?.to_string(), lb.container_port()?)))
                     .collect(),
+                deployment_configuration: found.deployment_configuration().cloned(),
             });
             if found
                 .deployment_controller()
@@ -361,8 +377,39 @@ pub fn decide_service(
         None => None,
     };
     let controller = current.map_or("ECS", |s| s.controller.as_str());
+    let current_configuration = current.and_then(|s| s.deployment_configuration.as_ref());
+    let strategy = options
+        .strategy
+        .strategy
+        .clone()
+        .or_else(|| {
+            current_configuration
+                .and_then(|c| c.strategy())
+                .map(|s| s.as_str().to_string())
+        })
+        .unwrap_or_else(|| "ROLLING".to_string());
+    let mut deployment_configuration = None;
     match controller {
         "CODE_DEPLOY" => {
+            if options.strategy.is_given() {
+                refusals.push(Refusal::new(
+                    Setting::DeploymentStrategy,
+                    options.strategy.strategy.as_deref().unwrap_or_default(),
+                    "applies to services whose deployment controller is ECS; this one deploys through CodeDeploy",
+                    "choose canary, linear or all-at-once with codedeploy-deployment-config",
+                ));
+            }
+            if matches!(
+                options.wait_until,
+                Some(ServiceWaitUntil::Paused | ServiceWaitUntil::Stage(_))
+            ) {
+                refusals.push(Refusal::new(
+                    Setting::WaitUntil,
+                    "",
+                    "names a point of ECS's own deployment strategies; a CodeDeploy deployment is waited for until `complete`, `deployed` or `ready`",
+                    "use complete, deployed or ready",
+                ));
+            }
             if options.desired_count.is_some() || options.service_settings.changes_service() {
                 refusals.push(Refusal::new(
                     Setting::Service,
@@ -373,6 +420,18 @@ pub fn decide_service(
             }
         }
         "ECS" => {
+            match merge_configuration(current_configuration, &options.strategy) {
+                Ok(merged) => deployment_configuration = merged,
+                Err(found) => refusals.extend(found),
+            }
+            if strategy == "ROLLING" && options.wait_until.is_some() {
+                refusals.push(Refusal::new(
+                    Setting::WaitUntil,
+                    "",
+                    "applies to blue/green, linear and canary deployments (ECS's strategies or CodeDeploy); this service rolls out with ROLLING",
+                    "remove wait-until, or set deployment-strategy",
+                ));
+            }
             if let Some(setting) = options.codedeploy_inputs_given.first() {
                 refusals.push(Refusal::new(
                     *setting,
@@ -409,7 +468,8 @@ pub fn decide_service(
         && (registration == Registration::New
             || options.force_new_deployment
             || options.desired_count.is_some()
-            || options.service_settings.changes_service());
+            || options.service_settings.changes_service()
+            || options.strategy.is_given());
     let codedeploy = match (current, &view.codedeploy, &options.service) {
         (Some(service), Some(codedeploy), Some(name))
             if service.controller == "CODE_DEPLOY" && updates_service =>
@@ -447,6 +507,9 @@ pub fn decide_service(
         one_off_task,
         codedeploy,
         previous_task_definition: current.and_then(|s| s.task_definition.clone()),
+        strategy,
+        deployment_configuration,
+        wait_until: options.wait_until.clone().unwrap_or_default(),
     })))
 }
 
@@ -507,6 +570,9 @@ impl ReadyRollout {
         if let Some(service) = &self.service {
             if self.updates_service {
                 let mut line = format!("update service {service} in cluster {}", self.cluster);
+                if self.strategy != "ROLLING" {
+                    line.push_str(&format!(", {} deployment", self.strategy));
+                }
                 if let Some(count) = self.desired_count {
                     line.push_str(&format!(", desired count {count}"));
                 }
@@ -567,6 +633,8 @@ mod tests {
             one_off_task: None,
             codedeploy: Default::default(),
             codedeploy_inputs_given: Vec::new(),
+            wait_until: None,
+            strategy: Default::default(),
         }
     }
 
@@ -580,6 +648,7 @@ mod tests {
                 launch: Default::default(),
                 controller: "ECS".into(),
                 load_balancers: Vec::new(),
+                deployment_configuration: None,
             }),
             registered_origin: None,
             codedeploy: None,

@@ -116,6 +116,7 @@ pub async fn update_service(
                 .map(aws_sdk_ecs::types::PropagateTags::from),
         )
         .set_volume_configurations(settings.managed_ebs_volume.clone().map(|v| vec![v]))
+        .set_deployment_configuration(rollout.deployment_configuration.clone())
         .send()
         .await
         .map_err(aws_error)
