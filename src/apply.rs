@@ -25,7 +25,8 @@ use crate::service::plan::{
 use crate::service::register::{register_task_definition, registration_request};
 use crate::service::rollout::{Rollout, update_service, wait_for_rollout};
 use crate::service::strategy::{
-    DeploymentVerdict, Follow, find_service_deployment, wait_for_service_deployment,
+    ContinuePlan, DeploymentVerdict, Follow, continue_deployment, find_service_deployment,
+    wait_for_service_deployment,
 };
 use crate::service::task::{OneOffTaskPlan, failure_message, run_one_off_task, wait_for_task_stop};
 use crate::service::watch::{
@@ -52,6 +53,11 @@ pub async fn apply_plan(
     report: &mut JobReport,
 ) -> Result<(), JobError> {
     report.apply_started = true;
+    if let Some(paused) = &plan.continue_deployment {
+        return answer_paused_deployment(paused, &clients.ecs, settings, console, report)
+            .await
+            .map_err(JobError::Failed);
+    }
     if let Some(execute) = &plan.execute {
         let client = aws_sdk_cloudformation::Client::new(&clients.config);
         let deployment = report.stack.insert(StackDeployment::default());
@@ -368,6 +374,85 @@ async fn roll_out(
         settings.fail_fast,
     )
     .await
+}
+
+/// `continue-deployment`: answers the paused hook, then follows the
+/// deployment to what `wait-until` asks.
+async fn answer_paused_deployment(
+    paused: &ContinuePlan,
+    clients: &EcsClients,
+    settings: &DeploySettings,
+    console: &Console,
+    report: &mut JobReport,
+) -> anyhow::Result<()> {
+    let options = &paused.options;
+    let _section = console.phase(&format!("Paused deployment of service {}", options.service));
+    continue_deployment(clients, paused).await?;
+    let answer = format!(
+        "hook {} of service deployment {} answered with {}",
+        paused.hook_id,
+        paused.deployment_arn,
+        if options.rollback {
+            "ROLLBACK"
+        } else {
+            "CONTINUE"
+        }
+    );
+    console.line(&answer);
+    report.answered_hook = Some(answer);
+    report.service_deployment = Some(paused.deployment_arn.clone());
+    let mut watch = ServiceWatch::new(&options.cluster, &options.service);
+    let follow = Follow {
+        arn: &paused.deployment_arn,
+        wait_until: &options.wait_until,
+        ecs_deployment: None,
+        fail_fast: settings.fail_fast,
+        is_essential: &|_| true,
+    };
+    let verdict = wait_for_service_deployment(
+        clients,
+        follow,
+        &mut watch,
+        settings.poll,
+        options.wait_timeout,
+        console,
+    )
+    .await?;
+    report.service_deployment = None;
+    let state = report.rollout.get_or_insert_with(Rollout::default);
+    match verdict {
+        DeploymentVerdict::Done { state: verdict } => {
+            state.rollout_state = Some(verdict.to_string());
+            console.line(&format!(
+                "service deployment {}: {verdict}",
+                paused.deployment_arn
+            ));
+            Ok(())
+        }
+        // Rolled back because this step asked for it: what was asked.
+        DeploymentVerdict::Failed {
+            state: "ROLLED_BACK",
+            ..
+        } if options.rollback => {
+            state.rollout_state = Some("ROLLED_BACK".to_string());
+            console.line(&format!(
+                "service deployment {} was rolled back, as asked",
+                paused.deployment_arn
+            ));
+            Ok(())
+        }
+        DeploymentVerdict::Failed {
+            state: verdict,
+            reason,
+        } => {
+            state.rollout_state = Some(verdict.to_string());
+            state.diagnosis.insert(0, reason.clone());
+            Err(anyhow::anyhow!(
+                "service deployment {} ended {verdict}: {reason}",
+                paused.deployment_arn
+            ))
+        }
+    }
 }
 
 /// Follows a BLUE_GREEN, LINEAR or CANARY rollout as the service deployment

@@ -18,6 +18,15 @@ pub enum Invocation {
     LintWorkflows(std::path::PathBuf),
 }
 
+/// The inputs `continue` passes on as they are.
+const CONTINUE_FLAGS: &[&str] = &[
+    "service",
+    "cluster",
+    "wait-until",
+    "wait-for-minutes",
+    "aws-region",
+];
+
 /// Whether an input is a boolean (its default is `true` or `false`); those
 /// become flags that may be given bare (`--disable-rollback`).
 fn is_boolean(default: Option<&str>) -> bool {
@@ -46,6 +55,19 @@ fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about("Deploy CloudFormation stacks through change sets. Without a subcommand, runs as a GitHub Action reading INPUT_* variables.")
         .subcommand(deploy)
+        .subcommand(
+            CONTINUE_FLAGS.iter().fold(
+                Command::new("continue")
+                    .about("Answer the hook a paused ECS deployment waits at (ContinueServiceDeployment), then follow the deployment")
+                    .arg(
+                        Arg::new("rollback")
+                            .long("rollback")
+                            .action(ArgAction::SetTrue)
+                            .help("roll the deployment back instead of letting it go on"),
+                    ),
+                |command, name| command.arg(Arg::new(*name).long(*name).action(ArgAction::Set)),
+            ),
+        )
         .subcommand(
             Command::new("lint-workflows")
                 .about("Check workflow_run chains: upstream names that match no workflow, missing conclusion checks, fork code run with secrets, image tags from github.sha")
@@ -77,6 +99,21 @@ where
     let matches = command().try_get_matches_from(args)?;
     Ok(match matches.subcommand() {
         Some(("deploy", deploy)) => Invocation::Deploy(raw_from_matches(deploy)),
+        Some(("continue", paused)) => {
+            let mut raw = RawInputs::default();
+            for name in CONTINUE_FLAGS {
+                if let Some(value) = paused.get_one::<String>(name) {
+                    raw.set(name, value);
+                }
+            }
+            let answer = if paused.get_flag("rollback") {
+                "rollback"
+            } else {
+                "true"
+            };
+            raw.set("continue-deployment", answer);
+            Invocation::Deploy(raw)
+        }
         Some(("lint-workflows", lint)) => Invocation::LintWorkflows(
             lint.get_one::<String>("dir")
                 .map(std::path::PathBuf::from)
@@ -89,6 +126,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn continue_answers_a_paused_deployment() {
+        let parsed = |args: &[&str]| {
+            let mut all = vec!["ecs-stack-deploy", "continue"];
+            all.extend_from_slice(args);
+            match parse(all, &Environment::default()) {
+                Ok(Invocation::Deploy(raw)) => raw,
+                other => panic!("{other:?}"),
+            }
+        };
+        let mut expected = RawInputs::default();
+        expected.set("service", "web");
+        expected.set("cluster", "prod");
+        expected.set("continue-deployment", "true");
+        assert_eq!(parsed(&["--service", "web", "--cluster", "prod"]), expected);
+        expected.set("continue-deployment", "rollback");
+        assert_eq!(
+            parsed(&["--service", "web", "--cluster", "prod", "--rollback"]),
+            expected
+        );
+    }
 
     #[test]
     fn flags_map_onto_the_action_input_names() {

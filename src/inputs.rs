@@ -17,7 +17,7 @@ use crate::refusal::{Refusal, Refusals, Setting};
 use crate::service::codedeploy::{CodeDeployOptions, HOOK_EVENTS, WaitUntil};
 use crate::service::ecs_json::decode_strict;
 use crate::service::plan::ServiceSettings;
-use crate::service::strategy::{STAGES, ServiceWaitUntil, StrategySettings};
+use crate::service::strategy::{ContinueOptions, STAGES, ServiceWaitUntil, StrategySettings};
 use crate::service::task::OneOffTaskOptions;
 use crate::service::verdict::{FailFast, OnRolloutFailure};
 use crate::stack::parameters::{OverrideSource, override_source, parse_inline_overrides};
@@ -130,6 +130,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("canary-bake-minutes", None),
     input("linear-step-percent", None),
     input("linear-step-bake-minutes", None),
+    input("continue-deployment", None),
     input("parameters-from-stacks", None),
     input("on-upstream-failure", Some("fail")),
     input("allow-fork-runs", Some("false")),
@@ -360,6 +361,7 @@ pub fn input_name(setting: Setting) -> &'static str {
         Setting::CodeDeployHooks => "codedeploy-hooks",
         Setting::WaitUntil => "wait-until",
         Setting::DeploymentStrategy => "deployment-strategy",
+        Setting::ContinueDeployment => "continue-deployment",
     }
 }
 
@@ -690,6 +692,8 @@ const RUN_TASK_INPUTS: &[&str] = &[
 pub struct DeployInputs {
     pub stack: Option<StackInputs>,
     pub execute: Option<ExecuteInputs>,
+    /// `continue-deployment`: answer a paused deployment's hook.
+    pub continue_deployment: Option<ContinueOptions>,
     pub image: ImageInputs,
     pub service: Option<ServiceInputs>,
     pub region: Option<String>,
@@ -736,7 +740,11 @@ impl DeployInputs {
         let mut found = ErrorCollector::default();
         found.errors.extend(raw.undeclared_errors());
         let mode = found.take(change_set_mode(raw));
-        let (stack, execute, image, service) = if mode == ChangeSetMode::ExecuteOnly {
+        let mut continue_deployment = None;
+        let (stack, execute, image, service) = if raw.is_given("continue-deployment") {
+            continue_deployment = Some(continue_inputs(raw, &mut found));
+            (None, None, ImageInputs::default(), None)
+        } else if mode == ChangeSetMode::ExecuteOnly {
             let execute = execute_only_inputs(raw, &mut found);
             (None, Some(execute), ImageInputs::default(), None)
         } else {
@@ -755,6 +763,7 @@ impl DeployInputs {
             Ok(Self {
                 stack,
                 execute,
+                continue_deployment,
                 image,
                 service,
                 region,
@@ -996,6 +1005,85 @@ fn change_set_mode(raw: &RawInputs) -> Result<ChangeSetMode, InputError> {
 /// The inputs of `mode: execute-only`: the stack, the change set, how long
 /// to wait. Inputs that shape a new change set, or start a rollout, are
 /// refused rather than ignored.
+/// The inputs a `continue-deployment` step reads; any other input given
+/// would do nothing there and is refused.
+const CONTINUE_INPUTS: &[&str] = &[
+    "continue-deployment",
+    "service",
+    "cluster",
+    "wait-until",
+    "wait-for-minutes",
+    "wait-max-delay-seconds",
+    "aws-region",
+    "max-retries",
+    "retry-mode",
+    "http-proxy",
+    "github-token",
+    "cancel-on-abort",
+    "on-upstream-failure",
+    "allow-fork-runs",
+];
+
+/// `continue-deployment`: the service whose paused deployment is answered.
+fn continue_inputs(raw: &RawInputs, found: &mut ErrorCollector) -> ContinueOptions {
+    for spec in DEPLOY_INPUTS {
+        if !CONTINUE_INPUTS.contains(&spec.name) && raw.is_changed(spec.name) {
+            found.errors.push(InputError::new(
+                spec.name,
+                raw.values.get(spec.name).map_or("", String::as_str),
+                "is not used with `continue-deployment`, which only answers a paused deployment's hook",
+                format!("remove `{}` from this step", spec.name),
+            ));
+        }
+    }
+    let text = raw.get("continue-deployment").unwrap_or_default();
+    let rollback = match text {
+        "true" | "continue" => false,
+        "rollback" => true,
+        _ => {
+            found.errors.push(InputError::new(
+                "continue-deployment",
+                text,
+                "is neither `true` nor `rollback`",
+                "use `true` (let the deployment go on) or `rollback` (roll it back)",
+            ));
+            false
+        }
+    };
+    let service = match raw.values.get("service") {
+        Some(service) => service.clone(),
+        None => {
+            found.errors.push(InputError::new(
+                "service",
+                "",
+                "is required with `continue-deployment`",
+                "name the service whose deployment is paused (and its cluster)",
+            ));
+            String::new()
+        }
+    };
+    let minutes = raw.get("wait-for-minutes").unwrap_or("30");
+    let wait_timeout = match minutes.parse::<f64>() {
+        Ok(m) if m > 0.0 && m <= 360.0 => Duration::from_secs_f64(m * 60.0),
+        _ => {
+            found.errors.push(InputError::new(
+                "wait-for-minutes",
+                minutes,
+                "is not a number of minutes above 0 and at most 360",
+                "give how many minutes to wait for the deployment, e.g. 30",
+            ));
+            Duration::from_secs(1800)
+        }
+    };
+    ContinueOptions {
+        cluster: raw.get("cluster").unwrap_or("default").to_string(),
+        service,
+        rollback,
+        wait_until: found.take(service_wait_until(raw)),
+        wait_timeout,
+    }
+}
+
 fn execute_only_inputs(raw: &RawInputs, found: &mut ErrorCollector) -> ExecuteInputs {
     for name in CHANGE_SET_CREATION_INPUTS.iter().chain(ROLLOUT_INPUTS) {
         if let Some(value) = raw.values.get(*name).filter(|_| raw.is_changed(name)) {
@@ -2792,6 +2880,44 @@ mod tests {
             service(&[("wait-max-delay-seconds", "0")]),
             Err("wait-max-delay-seconds".into())
         );
+    }
+
+    #[test]
+    fn continue_deployment_takes_a_service_and_nothing_that_would_do_nothing() {
+        let inputs = DeployInputs::from_raw(
+            &raw(&[
+                ("continue-deployment", "rollback"),
+                ("service", "web"),
+                ("wait-until", "deployed"),
+            ]),
+            &context(),
+        )
+        .unwrap();
+        let options = inputs.continue_deployment.unwrap();
+        assert!(options.rollback);
+        assert_eq!(options.service, "web");
+        assert_eq!(options.cluster, "default");
+        assert_eq!(options.wait_until, ServiceWaitUntil::Deployed);
+        assert!(inputs.service.is_none() && inputs.stack.is_none());
+        for (name, value) in [
+            ("task-definition", "td.json"),
+            ("name", "web"),
+            ("image", "repo:v1"),
+        ] {
+            let errors = errors_for(&[
+                ("continue-deployment", "true"),
+                ("service", "web"),
+                (name, value),
+            ]);
+            assert!(
+                errors.iter().any(|e| e.input == name
+                    && e.problem.contains("not used with `continue-deployment`")),
+                "{errors:?}"
+            );
+        }
+        let errors = errors_for(&[("continue-deployment", "maybe")]);
+        let inputs: Vec<&str> = errors.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(inputs, ["continue-deployment", "service"]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::service::plan::{
     CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
     decide_service, read_service,
 };
+use crate::service::strategy::{ContinuePlan, plan_continue};
 use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{
     DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
@@ -55,6 +56,8 @@ pub struct Plan {
     pub upload: Option<UploadPlan>,
     /// `mode: execute-only`: a change set created earlier, executed.
     pub execute: Option<ExecutePlan>,
+    /// `continue-deployment`: a paused deployment's hook answered.
+    pub continue_deployment: Option<ContinuePlan>,
     pub service: Option<ServicePlan>,
     /// How the service part is planned again when it waits for the stack.
     pub rollout_options: Option<RolloutOptions>,
@@ -84,6 +87,11 @@ pub enum Step {
     /// CreateStack (with `timeout-in-minutes`).
     CreateStack {
         stack: String,
+    },
+    /// Answer a paused deployment's hook (`continue-deployment`).
+    ContinueDeployment {
+        service: String,
+        rollback: bool,
     },
     /// Execute a change set created earlier (`mode: execute-only`).
     ExecuteChangeSet {
@@ -125,6 +133,15 @@ impl Plan {
     /// The steps that change something, in order.
     pub fn steps(&self) -> Vec<Step> {
         let mut steps = Vec::new();
+        if let Some(paused) = &self.continue_deployment {
+            steps.push(Step::ContinueDeployment {
+                service: paused.options.service.clone(),
+                rollback: paused.options.rollback,
+            });
+            steps.push(Step::WaitForRollout {
+                service: paused.options.service.clone(),
+            });
+        }
         if let Some(execute) = &self.execute {
             steps.push(Step::ExecuteChangeSet {
                 stack: execute.stack_name.clone(),
@@ -252,6 +269,11 @@ impl fmt::Display for Step {
             Self::UploadTemplate { bucket, key } => {
                 write!(f, "upload the template to s3://{bucket}/{key}")
             }
+            Self::ContinueDeployment { service, rollback } => write!(
+                f,
+                "service {service}: answer the paused deployment's hook with {}",
+                if *rollback { "ROLLBACK" } else { "CONTINUE" }
+            ),
             Self::ExecuteChangeSet { stack, change_set } => {
                 write!(f, "stack {stack}: execute change set {change_set}")
             }
@@ -469,12 +491,35 @@ pub async fn build_plan(
         }
         _ => None,
     };
+    let continue_deployment = match &prepared.inputs.continue_deployment {
+        Some(options) => {
+            let _section =
+                console.phase(&format!("Paused deployment of service {}", options.service));
+            let planned = plan_continue(&clients.ecs, options)
+                .await
+                .map_err(JobError::Failed)?
+                .map_err(|refusal| JobError::BadInput(refusal.into()))?;
+            console.line(&format!(
+                "service deployment {} waits at hook {}{}",
+                planned.deployment_arn,
+                planned.hook_id,
+                planned
+                    .stage
+                    .as_deref()
+                    .map(|s| format!(" (stage {s})"))
+                    .unwrap_or_default()
+            ));
+            Some(planned)
+        }
+        None => None,
+    };
     Ok(Plan {
         region: prepared.region.clone(),
         image,
         stack,
         upload,
         execute,
+        continue_deployment,
         service,
         rollout_options,
         dispatch_workflows: prepared.inputs.github.dispatch_workflows.clone(),
@@ -803,6 +848,7 @@ mod tests {
             stack: stack_plan,
             upload: None,
             execute: None,
+            continue_deployment: None,
             service: service_plan,
             rollout_options: None,
             dispatch_workflows: inputs.github.dispatch_workflows.clone(),
@@ -1024,6 +1070,7 @@ mod tests {
             stack: None,
             upload: None,
             execute: Some(decide_execute(&options, Some(&view)).unwrap()),
+            continue_deployment: None,
             service: None,
             rollout_options: None,
             dispatch_workflows: inputs.github.dispatch_workflows.clone(),

@@ -61,6 +61,8 @@ pub enum Setting {
     WaitUntil,
     /// `deployment-strategy` and its settings.
     DeploymentStrategy,
+    /// Answering a paused deployment's hook.
+    ContinueDeployment,
 }
 
 /// One refused value: which setting, what was given, what is wrong and how

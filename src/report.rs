@@ -42,6 +42,9 @@ pub struct JobReport {
     /// The service deployment (BLUE_GREEN, LINEAR, CANARY) being followed
     /// and not yet finished: what a cancel stops with `cancel-on-abort`.
     pub service_deployment: Option<String>,
+    /// `continue-deployment`: which hook of which deployment was answered,
+    /// how (ContinueServiceDeployment answered).
+    pub answered_hook: Option<String>,
 }
 
 /// A blue/green deployment started in CodeDeploy.
@@ -111,6 +114,15 @@ impl JobReport {
                 codedeploy.deployment_id,
                 codedeploy.application,
                 codedeploy.deployment_group,
+                self.rollout
+                    .as_ref()
+                    .and_then(|r| r.rollout_state.as_deref())
+                    .unwrap_or("IN_PROGRESS")
+            ));
+        }
+        if let Some(answer) = &self.answered_hook {
+            applied.push(format!(
+                "{answer}: now {}",
                 self.rollout
                     .as_ref()
                     .and_then(|r| r.rollout_state.as_deref())

@@ -214,3 +214,80 @@ fn cancelled_with_cancel_on_abort_the_service_deployment_is_stopped() {
             .any(|(_, action)| action == "StopServiceDeployment")
     );
 }
+
+/// A PAUSE hook: one step rolls out and stops there (`wait-until: paused`),
+/// a later step answers it (`continue-deployment`); answering a service
+/// with nothing paused is refused before anything changes.
+#[test]
+fn a_paused_deployment_is_continued_by_a_later_step() {
+    use aws_sdk_ecs::types::{
+        DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
+        DeploymentLifecycleHookTargetType, DeploymentStrategy,
+    };
+    let s = strategy_service("BLUE_GREEN", 0, 0.3);
+    let nothing_paused = ActionRun::new(&s.ws)
+        .input("service", &s.service)
+        .input("cluster", &s.cluster)
+        .input("continue-deployment", "true")
+        .run_against(&s.emulator);
+    nothing_paused.assert_code(2);
+    assert!(
+        errors(&nothing_paused).contains("continue-deployment"),
+        "{}",
+        errors(&nothing_paused)
+    );
+    let ecs = aws_sdk_ecs::Client::new(&config_for(&s.emulator));
+    block_on(async {
+        ecs.update_service()
+            .cluster(&s.cluster)
+            .service(&s.service)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .strategy(DeploymentStrategy::BlueGreen)
+                    .bake_time_in_minutes(0)
+                    .lifecycle_hooks(
+                        DeploymentLifecycleHook::builder()
+                            .target_type(DeploymentLifecycleHookTargetType::Pause)
+                            .lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("add a pause hook");
+    });
+    let paused = roll_out(&s, "v2")
+        .input("wait-until", "paused")
+        .run_against(&s.emulator);
+    paused.assert_code(0);
+    assert_eq!(
+        paused.output("rollout-state"),
+        "PAUSED",
+        "{}",
+        paused.stdout
+    );
+    assert!(
+        paused.stdout.contains("waits for an action"),
+        "{}",
+        paused.stdout
+    );
+    let continued = ActionRun::new(&s.ws)
+        .input("service", &s.service)
+        .input("cluster", &s.cluster)
+        .input("continue-deployment", "true")
+        .run_against(&s.emulator);
+    continued.assert_code(0);
+    assert!(
+        continued.stdout.contains("answered with CONTINUE"),
+        "{}",
+        continued.stdout
+    );
+    assert_eq!(
+        continued.output("rollout-state"),
+        "COMPLETED",
+        "{}",
+        continued.stdout
+    );
+    assert_eq!(deployment_statuses(&s)[0], "SUCCESSFUL");
+}

@@ -475,6 +475,93 @@ pub async fn wait_for_service_deployment(
     }
 }
 
+/// `continue-deployment`: answer a PAUSE hook of the service's deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContinueOptions {
+    pub cluster: String,
+    pub service: String,
+    /// CONTINUE, or ROLLBACK.
+    pub rollback: bool,
+    pub wait_until: ServiceWaitUntil,
+    pub wait_timeout: Duration,
+}
+
+/// The hook to answer, found in the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContinuePlan {
+    pub options: ContinueOptions,
+    pub deployment_arn: String,
+    pub hook_id: String,
+    /// The stage the deployment paused at.
+    pub stage: Option<String>,
+}
+
+/// Finds the service's deployment that waits at a hook (read-only), or
+/// refuses: nothing waits, so there is nothing to continue.
+pub async fn plan_continue(
+    clients: &EcsClients,
+    options: &ContinueOptions,
+) -> anyhow::Result<Result<ContinuePlan, Refusal>> {
+    let listed = clients
+        .ecs
+        .list_service_deployments()
+        .cluster(&options.cluster)
+        .service(&options.service)
+        .status(aws_sdk_ecs::types::ServiceDeploymentStatus::InProgress)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("listing the deployments of service {}", options.service))?;
+    for summary in listed.service_deployments() {
+        let Some(arn) = summary.service_deployment_arn() else {
+            continue;
+        };
+        let look = DeploymentLook::from_sdk(&describe_deployment(clients, arn).await?);
+        if let Some(hook) = look.awaiting_hooks.first() {
+            return Ok(Ok(ContinuePlan {
+                options: options.clone(),
+                deployment_arn: arn.to_string(),
+                hook_id: hook.clone(),
+                stage: look.stage,
+            }));
+        }
+    }
+    Ok(Err(Refusal::new(
+        Setting::ContinueDeployment,
+        if options.rollback { "rollback" } else { "true" },
+        format!(
+            "has nothing to answer: no deployment of service `{}` in cluster `{}` waits at a lifecycle hook",
+            options.service, options.cluster
+        ),
+        "run it once the deployment is paused (a step with wait-until: paused ends there), and check service and cluster",
+    )))
+}
+
+/// Answers the hook (ContinueServiceDeployment).
+pub async fn continue_deployment(clients: &EcsClients, plan: &ContinuePlan) -> anyhow::Result<()> {
+    let action = if plan.options.rollback {
+        aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback
+    } else {
+        aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue
+    };
+    clients
+        .ecs
+        .continue_service_deployment()
+        .service_deployment_arn(&plan.deployment_arn)
+        .hook_id(&plan.hook_id)
+        .action(action)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| {
+            format!(
+                "answering hook {} of service deployment {}",
+                plan.hook_id, plan.deployment_arn
+            )
+        })?;
+    Ok(())
+}
+
 /// Stops a service deployment, rolling back (`on-rollout-failure:
 /// rollback`, `cancel-on-abort`).
 pub async fn stop_service_deployment(clients: &EcsClients, arn: &str) -> anyhow::Result<()> {
