@@ -220,3 +220,25 @@ fn bluegreen_mode_stays_inside_its_documented_policy() {
         "blue/green mode used {outside:?} outside the README policy"
     );
 }
+
+#[test]
+fn strategy_rollouts_stay_inside_the_service_policy() {
+    let s = crate::strategies::strategy_service("BLUE_GREEN", 0, 0.3);
+    s.emulator.control("POST", "/_emulator/requests/reset", "");
+    crate::strategies::roll_out(&s, "v2")
+        .run_against(&s.emulator)
+        .assert_code(0);
+    let used = used_actions(&s.emulator);
+    for action in [
+        "ecs:ListServiceDeployments",
+        "ecs:DescribeServiceDeployments",
+    ] {
+        assert!(used.iter().any(|a| a == action), "{action}: {used:?}");
+    }
+    let allowed = documented_actions("service");
+    let outside: Vec<&String> = used.iter().filter(|a| !allowed.contains(a)).collect();
+    assert!(
+        outside.is_empty(),
+        "a strategy rollout used {outside:?} outside the README's service policy"
+    );
+}

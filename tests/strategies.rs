@@ -8,8 +8,8 @@ use crate::cancel::run_and_signal_on;
 use crate::rollout::{config_for, push_image_on};
 use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, read_repo_file};
 
-struct StrategyService {
-    emulator: Emulator,
+pub struct StrategyService {
+    pub emulator: Emulator,
     ws: Workspace,
     cluster: String,
     service: String,
@@ -19,7 +19,7 @@ struct StrategyService {
 
 /// The fixture service with `strategy`, bake time `bake` minutes, a
 /// minute lasting `minute_seconds` on this emulator.
-fn strategy_service(strategy: &str, bake: u32, minute_seconds: f64) -> StrategyService {
+pub fn strategy_service(strategy: &str, bake: u32, minute_seconds: f64) -> StrategyService {
     let emulator = Emulator::private();
     let (code, body) = emulator.control(
         "POST",
@@ -53,7 +53,7 @@ fn strategy_service(strategy: &str, bake: u32, minute_seconds: f64) -> StrategyS
     }
 }
 
-fn roll_out<'a>(s: &'a StrategyService, tag: &str) -> ActionRun<'a> {
+pub fn roll_out<'a>(s: &'a StrategyService, tag: &str) -> ActionRun<'a> {
     ActionRun::new(&s.ws)
         .input("task-definition-family", &s.family)
         .input("container-name", "app")
