@@ -291,3 +291,29 @@ fn a_paused_deployment_is_continued_by_a_later_step() {
     );
     assert_eq!(deployment_statuses(&s)[0], "SUCCESSFUL");
 }
+
+/// A stack update of a BLUE_GREEN service: CloudFormation waits for the
+/// service deployment, and the log follows it the same way.
+#[test]
+fn a_stack_update_shows_its_services_deployment_stages() {
+    let s = strategy_service("BLUE_GREEN", 0, 0.3);
+    let (vpc, subnet, _) = s.emulator.default_vpc();
+    let run = ActionRun::new(&s.ws)
+        .input("name", "strategy")
+        .input("template", "service.yml")
+        .input(
+            "parameter-overrides",
+            &format!("VpcId={vpc},SubnetId={subnet},BakeTimeInMinutes=1,Image=public.ecr.aws/nginx/nginx:1.28"),
+        )
+        .run_against(&s.emulator);
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), "UPDATE_COMPLETE");
+    assert!(
+        run.stdout.contains(&format!(
+            "{}: service deployment IN_PROGRESS, stage ",
+            s.service
+        )),
+        "{}",
+        run.stdout
+    );
+}

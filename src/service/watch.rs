@@ -204,6 +204,11 @@ pub struct ServiceWatch {
     pub primary_deployment: Option<String>,
     /// Every unhealthy target seen.
     pub unhealthy: Vec<UnhealthyTarget>,
+    /// Also print the service deployment of a BLUE_GREEN, LINEAR or CANARY
+    /// service (stage, traffic) when it changes: for services a stack
+    /// rolls out, which nothing else follows.
+    pub follow_service_deployments: bool,
+    last_service_deployment: String,
 }
 
 impl ServiceWatch {
@@ -221,6 +226,8 @@ impl ServiceWatch {
             stopped: Vec::new(),
             stop_counts: HashMap::new(),
             primary_deployment: None,
+            follow_service_deployments: false,
+            last_service_deployment: String::new(),
             unhealthy: Vec::new(),
         }
     }
@@ -277,6 +284,23 @@ impl ServiceWatch {
             if self.progress.get(&deployment.id) != Some(&line) {
                 console.line(&line);
                 self.progress.insert(deployment.id.clone(), line);
+            }
+        }
+        let strategy = service
+            .deployment_configuration()
+            .and_then(|c| c.strategy())
+            .map_or("ROLLING", |s| s.as_str());
+        if self.follow_service_deployments
+            && strategy != "ROLLING"
+            && let Some(arn) = service.current_service_deployment()
+        {
+            match describe_service_deployment_line(clients, arn).await {
+                Ok(line) if line != self.last_service_deployment => {
+                    console.line(&format!("{}: {line}", self.service));
+                    self.last_service_deployment = line;
+                }
+                Ok(_) => {}
+                Err(error) => console.explain_failed("DescribeServiceDeployments", &error),
             }
         }
         // Stopped tasks and target health only explain the rollout: a
@@ -533,11 +557,11 @@ impl StackServiceWatch {
             // One last look once the resource settles: the reasons of the
             // last stopped tasks often arrive together with the failure.
             Some(entry) => entry.2 = if active { None } else { Some(1) },
-            None if active => self.watches.push((
-                event.physical_id.clone(),
-                ServiceWatch::new(&cluster, &name),
-                None,
-            )),
+            None if active => {
+                let mut watch = ServiceWatch::new(&cluster, &name);
+                watch.follow_service_deployments = true;
+                self.watches.push((event.physical_id.clone(), watch, None));
+            }
             None => {}
         }
     }
@@ -586,6 +610,26 @@ impl StackServiceWatch {
         }
         lines
     }
+}
+
+/// The progress line of a service deployment.
+async fn describe_service_deployment_line(
+    clients: &EcsClients,
+    arn: &str,
+) -> anyhow::Result<String> {
+    let described = clients
+        .ecs
+        .describe_service_deployments()
+        .service_deployment_arns(arn)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("describing service deployment {arn}"))?;
+    Ok(described
+        .service_deployments()
+        .first()
+        .map(|d| super::strategy::DeploymentLook::from_sdk(d).to_line())
+        .unwrap_or_default())
 }
 
 /// Whether a reason counted `count` times, last printed at `printed`, has
