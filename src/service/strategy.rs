@@ -368,7 +368,10 @@ pub async fn find_service_deployment(
         .map(str::to_string))
 }
 
-async fn describe_deployment(clients: &EcsClients, arn: &str) -> anyhow::Result<ServiceDeployment> {
+pub async fn describe_deployment(
+    clients: &EcsClients,
+    arn: &str,
+) -> anyhow::Result<ServiceDeployment> {
     clients
         .ecs
         .describe_service_deployments()

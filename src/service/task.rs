@@ -441,23 +441,10 @@ pub async fn wait_for_task_stop(
             last_status = status.clone();
         }
         if status == "STOPPED" {
-            let stopped = StoppedTask {
-                task_id: task_arn.rsplit('/').next().unwrap_or(task_arn).to_string(),
-                task_definition: task.task_definition_arn().unwrap_or_default().to_string(),
-                started_by: task.started_by().map(str::to_string),
-                stop_code: task.stop_code().map(|c| c.as_str().to_string()),
-                stopped_reason: task.stopped_reason().map(str::to_string),
-                containers: task
-                    .containers()
-                    .iter()
-                    .map(|c| StoppedContainer {
-                        name: c.name().unwrap_or_default().to_string(),
-                        exit_code: c.exit_code(),
-                        reason: c.reason().map(str::to_string),
-                    })
-                    .collect(),
-            };
-            return Ok(task_exit(stopped, &plan.essential_containers));
+            return Ok(task_exit(
+                StoppedTask::from_sdk(task),
+                &plan.essential_containers,
+            ));
         }
         if poller.tick().await.is_err() {
             anyhow::bail!(

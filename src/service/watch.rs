@@ -113,6 +113,27 @@ pub struct StoppedContainer {
 }
 
 impl StoppedTask {
+    /// A stopped task as DescribeTasks gives it.
+    pub fn from_sdk(task: &aws_sdk_ecs::types::Task) -> Self {
+        let arn = task.task_arn().unwrap_or_default();
+        Self {
+            task_id: arn.rsplit('/').next().unwrap_or(arn).to_string(),
+            task_definition: task.task_definition_arn().unwrap_or_default().to_string(),
+            started_by: task.started_by().map(str::to_string),
+            stop_code: task.stop_code().map(|c| c.as_str().to_string()),
+            stopped_reason: task.stopped_reason().map(str::to_string),
+            containers: task
+                .containers()
+                .iter()
+                .map(|c| StoppedContainer {
+                    name: c.name().unwrap_or_default().to_string(),
+                    exit_code: c.exit_code(),
+                    reason: c.reason().map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+
     /// The task as one line: what stopped it, then each container's part.
     pub fn to_line(&self) -> String {
         let mut line = format!(
@@ -374,22 +395,7 @@ impl ServiceWatch {
                 if task.stopped_at().is_some() && !self.is_recent(task.stopped_at()) {
                     continue;
                 }
-                let stopped = StoppedTask {
-                    task_id: arn.rsplit('/').next().unwrap_or(&arn).to_string(),
-                    task_definition: task.task_definition_arn().unwrap_or_default().to_string(),
-                    started_by: task.started_by().map(str::to_string),
-                    stop_code: task.stop_code().map(|c| c.as_str().to_string()),
-                    stopped_reason: task.stopped_reason().map(str::to_string),
-                    containers: task
-                        .containers()
-                        .iter()
-                        .map(|c| StoppedContainer {
-                            name: c.name().unwrap_or_default().to_string(),
-                            exit_code: c.exit_code(),
-                            reason: c.reason().map(str::to_string),
-                        })
-                        .collect(),
-                };
+                let stopped = StoppedTask::from_sdk(task);
                 // Drained and scaled-in tasks are the rollout working.
                 if classify(&stopped, &|_| true) == StopClass::Normal
                     && stopped.stop_code.as_deref() != Some("EssentialContainerExited")
@@ -617,19 +623,8 @@ async fn describe_service_deployment_line(
     clients: &EcsClients,
     arn: &str,
 ) -> anyhow::Result<String> {
-    let described = clients
-        .ecs
-        .describe_service_deployments()
-        .service_deployment_arns(arn)
-        .send()
-        .await
-        .map_err(aws_error)
-        .with_context(|| format!("describing service deployment {arn}"))?;
-    Ok(described
-        .service_deployments()
-        .first()
-        .map(|d| super::strategy::DeploymentLook::from_sdk(d).to_line())
-        .unwrap_or_default())
+    let deployment = super::strategy::describe_deployment(clients, arn).await?;
+    Ok(super::strategy::DeploymentLook::from_sdk(&deployment).to_line())
 }
 
 /// Whether a reason counted `count` times, last printed at `printed`, has
