@@ -1012,3 +1012,56 @@ fn two_runs_updating_the_same_stack_at_once_apply_one_after_the_other() {
     );
     Emulator::shared().assert_no_change_set_left(&stack);
 }
+
+/// A template whose task definition names a mutable tag itself (a literal,
+/// or a `!Sub` of a parameter default) is refused like a mutable `image`
+/// input, before anything changes: CloudFormation would see no change when
+/// the tag moves. `allow-mutable-tag` lets it through.
+#[test]
+fn a_mutable_tag_written_into_the_template_is_refused() {
+    let ws = Workspace::new();
+    let stack = unique_name("tpl-latest");
+    let template = r#"
+Parameters:
+  Tag:
+    Type: String
+    Default: latest
+Resources:
+  TaskDefinition:
+    Type: AWS::ECS::TaskDefinition
+    Properties:
+      Family: !Sub "${AWS::StackName}-web"
+      ContainerDefinitions:
+        - Name: app
+          Image: !Sub "${AWS::AccountId}.dkr.ecr.${AWS::Region}.amazonaws.com/web:${Tag}"
+          Memory: 128
+        - Name: proxy
+          Image: nginx
+          Memory: 128
+"#;
+    let run = deploy(&ws, &stack, template).run();
+    run.assert_code(2);
+    let errors = run.error_annotations().join("\n");
+    assert!(errors.contains("input `template`"), "{errors}");
+    assert!(errors.contains("container `app`"), "{errors}");
+    assert!(errors.contains("web:latest"), "{errors}");
+    assert!(errors.contains("container `proxy`"), "{errors}");
+    assert!(errors.contains("allow-mutable-tag"), "{errors}");
+    assert!(
+        block_on(
+            Emulator::shared()
+                .cloudformation()
+                .describe_stacks()
+                .stack_name(&stack)
+                .send()
+        )
+        .is_err(),
+        "nothing was created"
+    );
+    // An immutable tag given for the parameter passes; so does the override.
+    deploy(&ws, &stack, template)
+        .input("parameter-overrides", "Tag=1f2e3d4")
+        .input("allow-mutable-tag", "true")
+        .run()
+        .assert_code(0);
+}

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::console::Console;
 use crate::env::Environment;
 use crate::github::event::{EventSummary, default_image_tag, summarize};
+use crate::inputs::StackInputs;
 use crate::inputs::{
     DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
     TaskDefinitionSource, UpstreamFailure,
@@ -14,6 +15,13 @@ use crate::inputs::{
 use crate::proxy::{ProxySettings, resolve_proxy};
 use crate::refusal::{Refusal, Refusals, Setting};
 use crate::service::codedeploy::parse_appspec;
+use crate::stack::changeset::TemplateSource;
+use crate::stack::images::{
+    ImageExpression, resolve_image as resolve_template_image, template_images,
+};
+use crate::stack::options::TemplateLocation;
+use crate::stack::parameters::OverrideValue;
+use crate::stack::plan::DEFAULT_IMAGE_PARAMETER;
 use crate::stack::plan::{LoadedStackFiles, load_stack_files};
 use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
 use crate::taskdef::render::parse_task_definition;
@@ -300,6 +308,15 @@ pub fn prepare(
         }
         (Ok(_), false) => None,
     };
+    if let (Ok(policy), Some(files), Some(stack)) = (&policy, &stack_files, &inputs.stack) {
+        errors.extend(mutable_template_images(
+            files,
+            stack,
+            inputs.image.image_parameter.as_deref(),
+            inputs.image.is_requested(),
+            policy,
+        ));
+    }
     let mut container_images = Vec::new();
     if let (Ok(policy), Some(service)) = (&policy, &inputs.service) {
         for (container, text) in &service.images {
@@ -370,6 +387,56 @@ fn read_task_definition_file(path: &Path) -> Result<(serde_json::Value, String),
     parse_task_definition(&text, &shown)
         .map(|document| (document, shown.clone()))
         .map_err(|error| Refusal::described(error.setting(), &shown, &error).into())
+}
+
+/// Container images the template writes itself (a literal, or a `!Sub` /
+/// `!Ref` of known parameter values) with a mutable tag: refused like a
+/// mutable `image` input, since CloudFormation sees no change when such a
+/// tag moves. The image parameter the action fills is checked as an input.
+fn mutable_template_images(
+    files: &LoadedStackFiles,
+    stack: &StackInputs,
+    image_parameter: Option<&str>,
+    image_given: bool,
+    policy: &MutableTagPolicy,
+) -> Vec<InputError> {
+    let TemplateSource::Body(body) = &files.template else {
+        return Vec::new();
+    };
+    let (images, mut known) = template_images(body);
+    for entry in &files.overrides {
+        if let OverrideValue::Value(value) = &entry.value {
+            known.insert(entry.key.clone(), value.clone());
+        }
+    }
+    let filled_by_us = image_parameter.unwrap_or(DEFAULT_IMAGE_PARAMETER);
+    let mut errors = Vec::new();
+    for found in images {
+        if image_given && found.image == ImageExpression::Ref(filled_by_us.to_string()) {
+            continue;
+        }
+        let Some(image) = resolve_template_image(&found.image, &known) else {
+            continue;
+        };
+        let Ok(reference) = ImageReference::parse(&image) else {
+            continue;
+        };
+        if let Err(error) = policy.check(&reference) {
+            errors.push(InputError::new(
+                "template",
+                &match &stack.template {
+                    TemplateLocation::File(path) => path.display().to_string(),
+                    TemplateLocation::Url(url) => url.clone(),
+                },
+                format!(
+                    "gives container `{}` of `{}` the image `{image}`: {error}; CloudFormation sees no change when such a tag moves, so the service would keep its old image",
+                    found.container, found.resource
+                ),
+                "pass the image as a parameter filled by image-repository (+ the commit's tag) with image-parameter, write an immutable tag or digest, or set allow-mutable-tag: true",
+            ));
+        }
+    }
+    errors
 }
 
 fn read_appspec_file(path: &Path) -> Result<(serde_json::Value, String), InputError> {

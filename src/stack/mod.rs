@@ -5,6 +5,7 @@ pub mod changeset;
 pub mod deploy;
 pub mod events;
 pub mod execute;
+pub mod images;
 pub mod lookup;
 pub mod options;
 pub mod parameters;
