@@ -130,6 +130,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("canary-bake-minutes", None),
     input("linear-step-percent", None),
     input("linear-step-bake-minutes", None),
+    input("verify", Some("true")),
     input("continue-deployment", None),
     input("parameters-from-stacks", None),
     input("on-upstream-failure", Some("fail")),
@@ -694,6 +695,8 @@ pub struct DeployInputs {
     pub execute: Option<ExecuteInputs>,
     /// `continue-deployment`: answer a paused deployment's hook.
     pub continue_deployment: Option<ContinueOptions>,
+    /// `verify`: check the revision and its service before deploying.
+    pub verify: bool,
     pub image: ImageInputs,
     pub service: Option<ServiceInputs>,
     pub region: Option<String>,
@@ -757,6 +760,7 @@ impl DeployInputs {
         let event_policy = found.take(event_policy(raw));
         let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
         let fail_fast = found.take(fail_fast(raw));
+        let verify = found.take(boolean(raw, "verify"));
         let lint_workflows = found.take(boolean(raw, "lint-workflows"));
         let github = found.take(github_inputs(raw));
         if found.errors.is_empty() {
@@ -764,6 +768,7 @@ impl DeployInputs {
                 stack,
                 execute,
                 continue_deployment,
+                verify,
                 image,
                 service,
                 region,

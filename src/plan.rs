@@ -16,14 +16,17 @@ use std::fmt;
 use crate::console::Console;
 use crate::inputs::{InputError, InputErrors, ServiceInputs, StackInputs, TaskDefinitionSource};
 use crate::job::{Clients, JobError, Prepared};
+use crate::refusal::Refusal;
 use crate::refusal::Setting;
 use crate::service::codedeploy::CodeDeployOptions;
 use crate::service::ecr::inspect_ecr_image;
 use crate::service::plan::{
-    CreatedEarlier, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
+    CreatedEarlier, ReadyRollout, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
     decide_service, read_service,
 };
 use crate::service::strategy::{ContinuePlan, plan_continue};
+use crate::service::verify::{Verdict, load_balancer_checks, shape_checks, tree};
+use crate::service::watch::EcsClients;
 use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{
     DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
@@ -441,6 +444,9 @@ pub async fn build_plan(
                 .map_err(JobError::Failed)?;
             let decided = decide_service(&options, &view, created_earlier);
             drop(section);
+            if let (Ok(ServicePlan::Ready(rollout)), true) = (&decided, prepared.inputs.verify) {
+                verify_rollout(rollout, &clients.ecs, console).await?;
+            }
             (
                 Some(options),
                 Some(decided.map_err(|refusals| JobError::BadInput(refusals.into()))?),
@@ -524,6 +530,49 @@ pub async fn build_plan(
         rollout_options,
         dispatch_workflows: prepared.inputs.github.dispatch_workflows.clone(),
     })
+}
+
+/// Verify before deploy: the revision about to be registered and the
+/// service it goes to, as a tree of checks; a definite problem is a bad
+/// input, before anything changes.
+async fn verify_rollout(
+    rollout: &ReadyRollout,
+    clients: &EcsClients,
+    console: &Console,
+) -> Result<(), JobError> {
+    if rollout.registration != Registration::New && !rollout.updates_service {
+        return Ok(());
+    }
+    let _section = console.phase("Verify");
+    let document = &rollout.rendered.task_definition;
+    let mut checks = shape_checks(document, rollout.launch_type.as_deref());
+    if let Some(service) = &rollout.service {
+        checks.extend(load_balancer_checks(clients, service, &rollout.targets, document).await);
+    }
+    for line in tree(&checks) {
+        console.plain(&line);
+    }
+    let refused: Vec<InputError> = checks
+        .iter()
+        .filter_map(|check| match &check.verdict {
+            Verdict::Ng { problem, fix } => Some(InputError::from(Refusal::new(
+                if check.subject.starts_with("service") {
+                    Setting::Service
+                } else {
+                    Setting::TaskDefinition
+                },
+                &check.subject,
+                format!("fails the check `{}`: {problem}", check.name),
+                fix.clone(),
+            ))),
+            _ => None,
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(JobError::BadInput(InputErrors(refused)))
+    }
 }
 
 /// What the stack step may create before the rollout: only a stack that is
@@ -779,6 +828,7 @@ mod tests {
                 controller: "ECS".into(),
                 load_balancers: Vec::new(),
                 deployment_configuration: None,
+                targets: Vec::new(),
             }),
             registered_origin: None,
             codedeploy: None,

@@ -350,23 +350,68 @@ fn terminate_after(
     command: &mut std::process::Command,
     after: Duration,
 ) -> (std::process::Output, Duration) {
-    let child = command
+    terminate_when(command, Start::After(after))
+}
+
+/// When the signal is sent.
+enum Start {
+    /// This long after the spawn.
+    After(Duration),
+    /// As soon as the binary has written its first line (its handlers are
+    /// installed before anything else, so a loaded machine cannot deliver
+    /// the signal before they are).
+    FirstLine,
+}
+
+fn terminate_when(
+    command: &mut std::process::Command,
+    start: Start,
+) -> (std::process::Output, Duration) {
+    use std::io::Read as _;
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the binary");
-    std::thread::sleep(after);
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (first_line, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut byte = [0u8; 1];
+        let mut told = false;
+        while let Ok(1) = stdout.read(&mut byte) {
+            all.push(byte[0]);
+            if !told && byte[0] == b'\n' {
+                told = first_line.send(()).is_ok();
+            }
+        }
+        all
+    });
+    match start {
+        Start::After(after) => std::thread::sleep(after),
+        Start::FirstLine => seen
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the binary wrote nothing"),
+    }
     let signalled = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    let output = child.wait_with_output().expect("wait for the binary");
-    (output, signalled.elapsed())
+    let exit = child.wait().expect("wait for the binary");
+    let stdout = reader.join().expect("stdout reader");
+    (
+        std::process::Output {
+            status: exit,
+            stdout,
+            stderr: Vec::new(),
+        },
+        signalled.elapsed(),
+    )
 }
 
-/// The handlers are installed before anything else: SIGTERM 10 ms after
-/// the start ends the job with outputs and summary written.
+/// The handlers are installed before anything else: SIGTERM right after
+/// the binary's first line ends the job with outputs and summary written.
 #[test]
 fn sigterm_right_after_the_start_is_honoured() {
     let ws = Workspace::new();
@@ -378,10 +423,7 @@ fn sigterm_right_after_the_start_is_honoured() {
         .input("name", &unique_name("early"))
         .input("template", "queue.yml")
         .input("parameter-overrides", "Env=a");
-    let (output, took) = terminate_after(
-        &mut run.command(proxy.endpoint()),
-        Duration::from_millis(10),
-    );
+    let (output, took) = terminate_when(&mut run.command(proxy.endpoint()), Start::FirstLine);
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert_eq!(output.status.code(), Some(1), "{log}");

@@ -10,7 +10,7 @@ use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, read_repo
 
 pub struct StrategyService {
     pub emulator: Emulator,
-    ws: Workspace,
+    pub ws: Workspace,
     cluster: String,
     service: String,
     family: String,
@@ -50,6 +50,12 @@ pub fn strategy_service(strategy: &str, bake: u32, minute_seconds: f64) -> Strat
         emulator,
         ws,
         repository,
+    }
+}
+
+impl StrategyService {
+    pub fn family(&self) -> &str {
+        &self.family
     }
 }
 

@@ -21,3 +21,4 @@ mod proxy;
 mod rollout;
 mod strategies;
 mod verdict;
+mod verify;

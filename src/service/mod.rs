@@ -11,4 +11,5 @@ pub mod rollout;
 pub mod strategy;
 pub mod task;
 pub mod verdict;
+pub mod verify;
 pub mod watch;

@@ -113,6 +113,8 @@ pub struct CurrentService {
     pub load_balancers: Vec<(String, i32)>,
     /// Its deployment configuration (strategy, bake time, circuit breaker).
     pub deployment_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
+    /// Its load balancers' target groups, for verification.
+    pub targets: Vec<super::verify::ServiceTarget>,
 }
 
 /// What the read-only calls found.
@@ -172,6 +174,9 @@ pub struct ReadyRollout {
     pub codedeploy: Option<CodeDeployPlan>,
     /// What the service ran before: what a doomed rollout is rolled back to.
     pub previous_task_definition: Option<String>,
+    /// The service's launch type and target groups, for verification.
+    pub launch_type: Option<String>,
+    pub targets: Vec<super::verify::ServiceTarget>,
     /// The deployment strategy the update runs with (ROLLING, BLUE_GREEN,
     /// LINEAR, CANARY): all but ROLLING are followed as service
     /// deployments.
@@ -228,6 +233,17 @@ pub async fn read_service(
                     .filter_map(|lb| Some((lb.container_name()?.to_string(), lb.container_port()?)))
                     .collect(),
                 deployment_configuration: found.deployment_configuration().cloned(),
+                targets: found
+                    .load_balancers()
+                    .iter()
+                    .filter_map(|lb| {
+                        Some(super::verify::ServiceTarget {
+                            target_group_arn: lb.target_group_arn()?.to_string(),
+                            container: lb.container_name()?.to_string(),
+                            port: lb.container_port()?,
+                        })
+                    })
+                    .collect(),
             });
             if found
                 .deployment_controller()
@@ -507,6 +523,10 @@ pub fn decide_service(
         one_off_task,
         codedeploy,
         previous_task_definition: current.and_then(|s| s.task_definition.clone()),
+        launch_type: current
+            .and_then(|s| s.launch.launch_type.as_ref())
+            .map(|l| l.as_str().to_string()),
+        targets: current.map(|s| s.targets.clone()).unwrap_or_default(),
         strategy,
         deployment_configuration,
         wait_until: options.wait_until.clone().unwrap_or_default(),
@@ -649,6 +669,7 @@ mod tests {
                 controller: "ECS".into(),
                 load_balancers: Vec::new(),
                 deployment_configuration: None,
+                targets: Vec::new(),
             }),
             registered_origin: None,
             codedeploy: None,
