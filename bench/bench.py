@@ -1,9 +1,12 @@
-"""Benchmark: ecs-stack-deploy side by side with `aws cloudformation deploy`.
+"""Benchmark: ecs-stack-deploy side by side with the AWS CLI (`aws
+cloudformation deploy`; `aws ecs update-service` + `wait services-stable`).
 
 Run it through bench/run, which prepares the emulator's venv, the AWS CLI
 (v1, from PyPI, pinned in bench/requirements.txt) and the static binary:
 
     bench/run                    BENCH_RUNS=5 bench/run    ESD_BIN=path bench/run
+    bench/run --only verdict     only some measurements (single, chain,
+                                 cadence, cancel, footprint, verdict)
 
 Both tools deploy the same templates with the same parameters to the
 project's AWS emulator (emulator/, moto with the project's patches), never
@@ -59,6 +62,24 @@ for 30 s; the time from the signal to the process exit, the exit code,
 whether the tool said after the signal what the stack is left doing, and
 which step outputs it wrote.
 
+Time to verdict for a doomed rollout: a Fargate service of 2 tasks
+without the deployment circuit breaker (so ECS restarts failing tasks
+forever), on the emulator's ECS clock (0.2 s a task state transition,
+CloudFormation giving up on an unstable service after 120 s where AWS
+waits about 3 hours). Direct rollouts of a revision whose essential
+container exits 1, after a step of running or at once: ecs-stack-deploy
+(task-definition, container-name, image, service, cluster) with
+on-rollout-failure stop and with the default rollback, against
+`aws ecs register-task-definition` + `update-service` + `wait
+services-stable` (polls every 15 s, gives up after 40). And a stack update
+to an image never pushed: ecs-stack-deploy's default (CancelUpdateStack,
+then UPDATE_ROLLBACK_COMPLETE) against `aws cloudformation deploy`. Wall
+time from spawn to exit, and the verdict's delay after the stoppedAt of the
+3rd failed task of the new revision (failure-threshold's default), in
+seconds and emulator steps. Ours' runs go one at a time; the CLI's, which
+sleep for minutes, at once, its direct rollouts once each by default
+(--verdict-cli-runs).
+
 Each run of each tool gets a fresh emulator, so every run starts from the
 same empty account and the two tools never share a request log or a
 backend. (a) and (b) run one process at a time, alternating which tool
@@ -99,6 +120,11 @@ import botocore.exceptions
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# The checkout whose action.yml, examples/ and emulator/ are used: this one,
+# or with --source another (a clean checkout of the commit whose binary
+# ESD_BIN names, while this tree has uncommitted work). The emulator runs
+# under this checkout's .venv either way.
+SOURCE = REPO
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 # The commit the workflow runs for: GITHUB_SHA, and the image tag the build
@@ -147,9 +173,9 @@ class Emulator:
             # stdin is a pipe we hold: the emulator exits when it closes, so
             # not even a killed bench leaves one running.
             self.process = subprocess.Popen(
-                [str(REPO / ".venv/bin/python"), str(REPO / "emulator/launcher.py"),
+                [str(REPO / ".venv/bin/python"), str(SOURCE / "emulator/launcher.py"),
                  "--host", "127.0.0.1", "--port", "0"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=REPO,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=SOURCE,
             )
         try:
             self.endpoint = self._read_ready_line(timeout=120)
@@ -187,11 +213,16 @@ class Emulator:
             if stream is not None:
                 stream.close()
 
-    def _control(self, method: str, path: str) -> Any:
+    def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(self.endpoint + path, method=method,
-                                         data=b"{}" if method == "POST" else None)
+                                         data=json.dumps(body or {}).encode() if method == "POST" else None)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
+
+    def ecs_speed(self, **settings: float) -> dict[str, Any]:
+        """Sets the ECS clock (stepSeconds, cfnTimeoutSeconds) and returns
+        what the emulator now uses; applies to transitions scheduled later."""
+        return self._control("POST", "/_emulator/ecs-speed", settings)
 
     def requests(self) -> list[dict[str, Any]]:
         """The request log: {"service", "action", "time"} in arrival order."""
@@ -222,26 +253,27 @@ class Emulator:
         described = self.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         return {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
 
-    def push_image(self) -> None:
+    def push_image(self, commits: tuple[str, ...] = (COMMIT,)) -> None:
         """What the build job does before the deploy: the commit's image in
         ECR, in a repository whose tags cannot be overwritten. The emulator
         needs only the manifest."""
         ecr = self.client("ecr")
         ecr.create_repository(repositoryName=IMAGE_REPOSITORY_NAME, imageTagMutability="IMMUTABLE")
 
-        def digest(what: str) -> str:
-            return "sha256:" + hashlib.sha256(f"{what} of {COMMIT}".encode()).hexdigest()
+        def digest(what: str, commit: str) -> str:
+            return "sha256:" + hashlib.sha256(f"{what} of {commit}".encode()).hexdigest()
 
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                       "size": 1469, "digest": digest("config")},
-            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": 2811478, "digest": digest("layer")}],
-        }
-        ecr.put_image(repositoryName=IMAGE_REPOSITORY_NAME, imageTag=COMMIT,
-                      imageManifest=json.dumps(manifest))
+        for commit in commits:
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                           "size": 1469, "digest": digest("config", commit)},
+                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                            "size": 2811478, "digest": digest("layer", commit)}],
+            }
+            ecr.put_image(repositoryName=IMAGE_REPOSITORY_NAME, imageTag=commit,
+                          imageManifest=json.dumps(manifest))
 
 
 def log_excerpt(path: Path, lines: int = 200) -> str:
@@ -352,10 +384,10 @@ class Workspace:
         self.root = out / "workspace"
         self.home = out / "home"
         self.home.mkdir(parents=True)
-        shutil.copytree(REPO / "examples", self.root / "examples")
+        shutil.copytree(SOURCE / "examples", self.root / "examples")
         self.event_path = out / "event.json"
         self.event_path.write_text(json.dumps(push_event(), indent=2))
-        with open(REPO / "action.yml") as f:
+        with open(SOURCE / "action.yml") as f:
             self.declared_inputs: dict[str, Any] = yaml.safe_load(f)["inputs"]
         # Run ids and directory numbers are handed out to several threads
         # during the cadence measurement.
@@ -440,20 +472,30 @@ class Workspace:
 
     def run_action(self, label: str, endpoint: str, job: str, given: dict[str, str]) -> tuple[ProcessRun, dict[str, str]]:
         """Runs ecs-stack-deploy once as the runner runs the action; returns
-        the process and its step outputs."""
+        the process and its step outputs. It must succeed."""
+        run, outputs = self.run_action_any(label, endpoint, job, given)
+        return require_success(run), outputs
+
+    def run_action_any(self, label: str, endpoint: str, job: str,
+                       given: dict[str, str]) -> tuple[ProcessRun, dict[str, str]]:
+        """run_action, whatever the exit code (a step meant to fail)."""
         run_dir = self.run_dir(label)
         env, output_path = self.action_env(run_dir, endpoint, job, given)
-        run = require_success(run_process(f"{OURS} ({label})", [str(self.binary)], env,
-                                          self.root, run_dir / "log", self.gnu_time))
+        run = run_process(f"{OURS} ({label})", [str(self.binary)], env,
+                          self.root, run_dir / "log", self.gnu_time)
         return run, read_step_outputs(output_path)
 
     def run_cli(self, label: str, endpoint: str, args: list[str], capture: bool = False) -> ProcessRun:
-        """Runs `aws ARGS` as a workflow's run: step would."""
+        """Runs `aws ARGS` as a workflow's run: step would. It must succeed."""
+        return require_success(self.run_cli_any(label, endpoint, args, capture))
+
+    def run_cli_any(self, label: str, endpoint: str, args: list[str], capture: bool = False) -> ProcessRun:
+        """run_cli, whatever the exit code (a step meant to fail)."""
         run_dir = self.run_dir(label)
-        return require_success(run_process(
+        return run_process(
             f"aws {' '.join(args[:2])} ({label})", [str(self.aws), *args], self.aws_env(endpoint),
             self.root, run_dir / "log", self.gnu_time, run_dir / "stdout" if capture else None,
-        ))
+        )
 
     def cli_deploy(self, label: str, endpoint: str, stack: str, template: str,
                    parameters: dict[str, str]) -> ProcessRun:
@@ -741,6 +783,441 @@ def measure_cancel_once(ws: Workspace, tool: str, template: str, run: int) -> Ca
         )
 
 
+# ------------------------------------------------------- time to verdict ---
+
+# The emulator's ECS clock for these rows, set on every emulator (these are
+# its defaults, written down so the step the results are counted in cannot
+# drift): every task state transition takes one step; CloudFormation gives
+# up on a service that does not stabilise after cfnTimeoutSeconds, standing
+# for the ~3 hours AWS's CloudFormation waits.
+VERDICT_STEP_SECONDS = 0.2
+VERDICT_CFN_TIMEOUT_SECONDS = 120.0
+# failure-threshold's default: ours judges the rollout on the 3rd task of it
+# that stops for the same reason; the rows count from that task.
+VERDICT_NTH_FAILURE = 3
+VERDICT_CLUSTER = "bench-verdict"
+VERDICT_SERVICE = "bench-web"
+VERDICT_FAMILY = "bench-web"
+VERDICT_DESIRED = 2
+VERDICT_STACK = "bench-verdict"
+# What the service ran before the doomed rollout (the previous commit's
+# image, in ECR), and a commit whose image the build never pushed.
+PREVIOUS_COMMIT = "2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a"
+PREVIOUS_IMAGE_URI = f"{IMAGE_REPOSITORY}:{PREVIOUS_COMMIT}"
+NEVER_PUSHED_IMAGE_URI = f"{IMAGE_REPOSITORY}:9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c"
+# Direct rollouts of a revision whose essential container exits 1: after
+# one emulator step of running (the emulator's default; the task counts as
+# RUNNING meanwhile, so ECS drains the previous revision's tasks), and at
+# once (never seen RUNNING: the previous revision keeps serving).
+VERDICT_CASES: dict[str, dict[str, str]] = {
+    "exits 1": {"emulator.exit-code": "1"},
+    "exits 1 at start": {"emulator.exit-code": "1", "emulator.exit-after-seconds": "0"},
+}
+STACK_CASE = "stack update"
+# ecs-stack-deploy's runs: (case, on-rollout-failure).
+OUR_VERDICT_RUNS = [(case, mode) for case in VERDICT_CASES for mode in ("stop", "rollback")] + [
+    (STACK_CASE, "rollback")]
+# Stop codes of a task that failed (never of one the scheduler stopped).
+FAILED_STOP_CODES = ("EssentialContainerExited", "TaskFailedToStart")
+
+
+def verdict_slug(case: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", case).strip("-")
+
+
+@dataclass
+class VerdictSample:
+    """One doomed rollout as a tool lived it. Times are Unix seconds, the
+    clock the emulator stamps requests and tasks with."""
+
+    tool: str
+    case: str
+    mode: str  # ours: on-rollout-failure; the CLI: what it ran
+    spawned_at: float
+    exited_at: float
+    exit_code: int
+    # When the tool gave its verdict: ours with stop its exit, with rollback
+    # its UpdateService back (direct) or CancelUpdateStack (stack); the CLI
+    # its exit.
+    verdict_at: float
+    failures: list[dict[str, float]]  # the first failed tasks: stoppingAt, stoppedAt
+    outcome: str
+    wrong_verdict: bool = False  # the tool said the doomed rollout succeeded
+    cfn_verdict_at: float | None = None  # the service's UPDATE_FAILED event (stack path)
+    api_calls: int = 0  # the tool's own (not the bench's FailureWatch's while the CLI waits)
+
+    @property
+    def wall(self) -> float:
+        return self.exited_at - self.spawned_at
+
+    def nth_failure(self, key: str = "stoppedAt") -> float:
+        return self.failures[VERDICT_NTH_FAILURE - 1][key]
+
+    @property
+    def verdict_after_nth(self) -> float:
+        return self.verdict_at - self.nth_failure()
+
+
+class FailureWatch:
+    """Collects the failed tasks of the service (stop code
+    EssentialContainerExited or TaskFailedToStart) with their stoppingAt
+    and stoppedAt, from ListTasks + DescribeTasks. In a thread while a
+    long-running tool waits (the emulator keeps only the last 50 stopped
+    tasks of a service), or once after a short run."""
+
+    def __init__(self, emulator: Emulator, cluster: str, service: str) -> None:
+        self.ecs = emulator.client("ecs")
+        self.cluster, self.service = cluster, service
+        self.found: dict[str, dict[str, float]] = {}
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: Exception | None = None
+
+    def look(self) -> None:
+        arns = self.ecs.list_tasks(cluster=self.cluster, serviceName=self.service,
+                                   desiredStatus="STOPPED")["taskArns"]
+        fresh = [a for a in arns if a not in self.found]
+        for chunk in (fresh[i:i + 100] for i in range(0, len(fresh), 100)):
+            for task in self.ecs.describe_tasks(cluster=self.cluster, tasks=chunk)["tasks"]:
+                if task.get("stopCode") in FAILED_STOP_CODES and task.get("stoppedAt"):
+                    self.found[task["taskArn"]] = {"stoppingAt": task["stoppingAt"].timestamp(),
+                                                   "stoppedAt": task["stoppedAt"].timestamp()}
+
+    def enough(self) -> bool:
+        return len(self.found) >= VERDICT_NTH_FAILURE
+
+    def collect(self, timeout: float = 15.0) -> list[dict[str, float]]:
+        """Looks until the Nth failed task has stopped; the first failures
+        in stoppedAt order."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.look()
+            if self.enough() or time.monotonic() > deadline:
+                break
+            time.sleep(VERDICT_STEP_SECONDS)
+        return self.failures()
+
+    def failures(self) -> list[dict[str, float]]:
+        ordered = sorted(self.found.values(), key=lambda f: f["stoppedAt"])
+        if len(ordered) < VERDICT_NTH_FAILURE:
+            raise BenchError(f"only {len(ordered)} failed task(s) of service {self.service} seen,"
+                             f" not {VERDICT_NTH_FAILURE}")
+        return ordered[:VERDICT_NTH_FAILURE + 2]
+
+    def start(self) -> None:
+        def run() -> None:
+            try:
+                while not self._done.is_set() and not self.enough():
+                    self.look()
+                    self._done.wait(1.0)
+            except Exception as error:  # noqa: BLE001 - reported by stop()
+                self.error = error
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[dict[str, float]]:
+        self._done.set()
+        if self._thread:
+            self._thread.join()
+        if self.error:
+            raise BenchError(f"watching the failed tasks of {self.service}: {self.error}")
+        return self.failures()
+
+
+def verdict_emulator(ws: Workspace, name: str) -> Emulator:
+    emulator = Emulator(ws.out / f"emulator-verdict-{name}.log")
+    try:
+        speed = emulator.ecs_speed(stepSeconds=VERDICT_STEP_SECONDS,
+                                   cfnTimeoutSeconds=VERDICT_CFN_TIMEOUT_SECONDS)
+        if (speed.get("stepSeconds"), speed.get("cfnTimeoutSeconds")) != (
+                VERDICT_STEP_SECONDS, VERDICT_CFN_TIMEOUT_SECONDS):
+            raise BenchError(f"the emulator did not take the ECS speed: {speed}")
+        emulator.push_image((PREVIOUS_COMMIT, COMMIT))
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
+
+
+def default_network(emulator: Emulator) -> tuple[str, str]:
+    """A subnet of the default VPC and its default security group."""
+    ec2 = emulator.client("ec2")
+    subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]},
+                                                  {"Name": "vpc-id", "Values": [subnet["VpcId"]]}])
+    return subnet["SubnetId"], group["SecurityGroups"][0]["GroupId"]
+
+
+def primary_deployment(emulator: Emulator) -> dict[str, Any]:
+    service = emulator.client("ecs").describe_services(cluster=VERDICT_CLUSTER,
+                                                       services=[VERDICT_SERVICE])["services"][0]
+    return next(d for d in service["deployments"] if d["status"] == "PRIMARY")
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise BenchError(f"set-up: {what} did not happen within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def task_definition_document(image: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "family": VERDICT_FAMILY,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256",
+        "memory": "512",
+        "containerDefinitions": [{
+            "name": "app", "image": image, "essential": True,
+            "portMappings": [{"containerPort": 8080}],
+            **({"dockerLabels": labels} if labels else {}),
+        }],
+    }
+
+
+def service_running(emulator: Emulator) -> str:
+    """A cluster and a Fargate service without the circuit breaker, in the
+    default VPC, running the previous commit's image (its deployment
+    completed); returns that revision's ARN."""
+    ecs = emulator.client("ecs")
+    subnet, group = default_network(emulator)
+    ecs.create_cluster(clusterName=VERDICT_CLUSTER)
+    previous = ecs.register_task_definition(**task_definition_document(PREVIOUS_IMAGE_URI, {}))
+    arn = previous["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster=VERDICT_CLUSTER, serviceName=VERDICT_SERVICE, taskDefinition=arn,
+        desiredCount=VERDICT_DESIRED, launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
+        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": False, "rollback": False}},
+    )
+    wait_until("the first deployment's completion",
+               lambda: primary_deployment(emulator)["rolloutState"] == "COMPLETED")
+    return arn
+
+
+def verdict_files(ws: Workspace, case: str) -> tuple[str, str]:
+    """The task definition file of the doomed revision: as the repository
+    keeps it (ecs-stack-deploy puts the image in), and rendered with the
+    image (what a hand-written script registers)."""
+    labels = VERDICT_CASES[case]
+    directory = Path("verdict") / verdict_slug(case)
+    (ws.root / directory).mkdir(parents=True, exist_ok=True)
+    ours, cli = directory / "task-definition.json", directory / "rendered.json"
+    (ws.root / ours).write_text(json.dumps(task_definition_document(PREVIOUS_IMAGE_URI, labels), indent=2))
+    (ws.root / cli).write_text(json.dumps(task_definition_document(IMAGE_URI, labels), indent=2))
+    return str(ours), str(cli)
+
+
+def tool_calls(tool: str, requests: list[dict[str, Any]]) -> int:
+    """API calls the tool made: while the CLI waits, the bench's FailureWatch
+    calls ListTasks and DescribeTasks too (the CLI calls neither)."""
+    watched = ("ListTasks", "DescribeTasks")
+    return sum(1 for r in requests if tool == OURS or not (r["service"] == "ecs" and r["action"] in watched))
+
+
+def request_times(requests: list[dict[str, Any]], service: str, action: str) -> list[float]:
+    return [r["time"] for r in requests if r["service"] == service and r["action"] == action]
+
+
+def measure_direct_verdict(ws: Workspace, tool: str, case: str, mode: str, run: int) -> VerdictSample:
+    """A direct rollout of the doomed revision to a healthy service: ours
+    with on-rollout-failure `mode`; the CLI as a hand-written step does it,
+    register-task-definition, update-service, wait services-stable."""
+    ours_file, cli_file = verdict_files(ws, case)
+    label = f"verdict-{verdict_slug(case)}-{mode if tool == OURS else 'cli'}"
+    with verdict_emulator(ws, f"{label}-{run}") as emulator:
+        previous = service_running(emulator)
+        watch = FailureWatch(emulator, VERDICT_CLUSTER, VERDICT_SERVICE)
+        emulator.reset_requests()
+        if tool == OURS:
+            process, outputs = ws.run_action_any(label, emulator.endpoint, "verdict", {
+                "task-definition": ours_file, "container-name": "app", "image": IMAGE_URI,
+                "service": VERDICT_SERVICE, "cluster": VERDICT_CLUSTER, "on-rollout-failure": mode,
+            })
+            processes = [process]
+        else:
+            watch.start()
+            try:
+                registered = ws.run_cli(f"cli-{label}-register", emulator.endpoint, [
+                    "ecs", "register-task-definition", "--cli-input-json", f"file://{cli_file}",
+                    "--query", "taskDefinition.taskDefinitionArn", "--output", "text"], capture=True)
+                updated = ws.run_cli(f"cli-{label}-update", emulator.endpoint, [
+                    "ecs", "update-service", "--cluster", VERDICT_CLUSTER, "--service", VERDICT_SERVICE,
+                    "--task-definition", registered.stdout().strip()])
+                waited = ws.run_cli_any(f"cli-{label}-wait", emulator.endpoint, [
+                    "ecs", "wait", "services-stable", "--cluster", VERDICT_CLUSTER,
+                    "--services", VERDICT_SERVICE])
+            finally:
+                failures = watch.stop()
+            processes = [registered, updated, waited]
+            process = waited
+        requests = emulator.requests()
+        log = process.stdout()
+        primary = primary_deployment(emulator)
+        wrong = False
+        if tool == OURS:
+            failures = watch.collect()
+            if process.exit_code != 1 or "is doomed" not in log:
+                raise BenchError(f"{OURS} ({case}, {mode}) exited {process.exit_code} without a doomed"
+                                 f" verdict; its log ({process.log_path}):\n{log_excerpt(process.log_path)}")
+            if mode == "rollback":
+                rollback = request_times(requests, "ecs", "UpdateService")
+                if len(rollback) != 2:
+                    raise BenchError(f"{OURS} ({case}, rollback) made {len(rollback)} UpdateService calls, not 2")
+                verdict_at = rollback[1]
+                if (primary["taskDefinition"], primary["rolloutState"], outputs.get("rollout-state")) != (
+                        previous, "COMPLETED", "ROLLED_BACK"):
+                    raise BenchError(f"{OURS} ({case}, rollback) left the service on"
+                                     f" {primary['taskDefinition']} {primary['rolloutState']}, not {previous}"
+                                     f" (its rollout-state output: {outputs.get('rollout-state')!r})")
+                outcome = "rolled back, previous revision running"
+            else:
+                verdict_at = process.exited_at
+                outcome = "doomed, exit 1"
+        else:
+            verdict_at = process.exited_at
+            if process.exit_code == 0:
+                wrong = True
+                outcome = (f"exit 0: said stable (PRIMARY: the doomed revision, {primary['failedTasks']}"
+                           f" failed tasks so far)")
+            elif "Max attempts exceeded" in log:
+                outcome = f"exit {process.exit_code}: Waiter ServicesStable failed: Max attempts exceeded"
+            else:
+                raise BenchError(f"aws ecs wait services-stable ({case}) exited {process.exit_code};"
+                                 f" its log ({process.log_path}):\n{log_excerpt(process.log_path)}")
+    return VerdictSample(tool, case, mode, processes[0].spawned_at, process.exited_at, process.exit_code,
+                         verdict_at, failures, outcome, wrong, api_calls=tool_calls(tool, requests))
+
+
+def verdict_stack_template(ws: Workspace) -> str:
+    """A stack holding an ECS service without the circuit breaker: on AWS,
+    CloudFormation waits up to about three hours on such a service."""
+    path = Path("verdict") / "service-stack.yml"
+    template = {
+        "Description": "bench: an ECS service without the deployment circuit breaker",
+        "Parameters": {"ImageUri": {"Type": "String"}, "SubnetId": {"Type": "String"},
+                       "SecurityGroupId": {"Type": "String"}},
+        "Resources": {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": VERDICT_CLUSTER}},
+            "TaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+                "Family": VERDICT_FAMILY, "NetworkMode": "awsvpc", "RequiresCompatibilities": ["FARGATE"],
+                "Cpu": "256", "Memory": "512",
+                "ContainerDefinitions": [{"Name": "app", "Image": {"Ref": "ImageUri"}, "Essential": True,
+                                          "PortMappings": [{"ContainerPort": 8080}]}],
+            }},
+            "Service": {"Type": "AWS::ECS::Service", "Properties": {
+                "ServiceName": VERDICT_SERVICE, "Cluster": {"Ref": "Cluster"},
+                "TaskDefinition": {"Ref": "TaskDefinition"}, "DesiredCount": VERDICT_DESIRED,
+                "LaunchType": "FARGATE",
+                "NetworkConfiguration": {"AwsvpcConfiguration": {
+                    "Subnets": [{"Ref": "SubnetId"}], "SecurityGroups": [{"Ref": "SecurityGroupId"}]}},
+                "DeploymentConfiguration": {"DeploymentCircuitBreaker": {"Enable": False, "Rollback": False}},
+            }},
+        },
+    }
+    (ws.root / path).parent.mkdir(parents=True, exist_ok=True)
+    (ws.root / path).write_text(yaml.safe_dump(template, sort_keys=False))
+    return str(path)
+
+
+def measure_stack_verdict(ws: Workspace, tool: str, template: str, run: int) -> VerdictSample:
+    """The stack created good (set-up, not measured), then updated to an
+    image the build never pushed: ours with the default on-rollout-failure
+    (rollback: CancelUpdateStack, wait for UPDATE_ROLLBACK_COMPLETE) against
+    `aws cloudformation deploy`, which waits for CloudFormation's verdict."""
+    label = f"verdict-stack-{slug(tool)}"
+    with verdict_emulator(ws, f"{label}-{run}") as emulator:
+        subnet, group = default_network(emulator)
+        cfn = emulator.client("cloudformation")
+        good = {"ImageUri": IMAGE_URI, "SubnetId": subnet, "SecurityGroupId": group}
+        cfn.create_stack(StackName=VERDICT_STACK, TemplateBody=(ws.root / template).read_text(),
+                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in good.items()])
+        wait_until("the stack's creation", lambda: emulator.stack_status(VERDICT_STACK) == "CREATE_COMPLETE")
+        doomed = {**good, "ImageUri": NEVER_PUSHED_IMAGE_URI}
+        watch = FailureWatch(emulator, VERDICT_CLUSTER, VERDICT_SERVICE)
+        emulator.reset_requests()
+        if tool == OURS:
+            # The image goes in as a plain parameter, so nothing checks it
+            # in ECR first: the stack that hangs on its service in real life.
+            process, outputs = ws.run_action_any(label, emulator.endpoint, "verdict", {
+                "name": VERDICT_STACK, "template": template, "parameter-overrides": overrides(doomed)})
+            requests = emulator.requests()  # before the bench's own calls below
+            failures = watch.collect()
+        else:
+            watch.start()
+            try:
+                process = ws.run_cli_any(f"cli-{label}", emulator.endpoint,
+                                         cli_deploy_args(VERDICT_STACK, template, doomed))
+            finally:
+                failures = watch.stop()
+            requests = emulator.requests()
+        status = emulator.stack_status(VERDICT_STACK)
+        events = cfn.describe_stack_events(StackName=VERDICT_STACK)["StackEvents"]
+    if process.exit_code == 0 or status != "UPDATE_ROLLBACK_COMPLETE":
+        raise BenchError(f"{tool} (doomed stack update) exited {process.exit_code} leaving the stack {status};"
+                         f" its log ({process.log_path}):\n{log_excerpt(process.log_path)}")
+    log = process.stdout()
+    if tool == OURS:
+        cancels = request_times(requests, "cloudformation", "CancelUpdateStack")
+        if len(cancels) != 1 or "the rollout is doomed" not in log or (
+                outputs.get("stack-status") != "UPDATE_ROLLBACK_COMPLETE"):
+            raise BenchError(f"{OURS} (doomed stack update): {len(cancels)} CancelUpdateStack call(s), stack-status"
+                             f" output {outputs.get('stack-status')!r}, no doomed verdict? its log"
+                             f" ({process.log_path}):\n{log_excerpt(process.log_path)}")
+        verdict_at = cancels[0]
+    else:
+        verdict_at = process.exited_at
+    service_failed = [e["Timestamp"].timestamp() for e in events
+                      if e["LogicalResourceId"] == "Service" and e["ResourceStatus"] == "UPDATE_FAILED"]
+    return VerdictSample(tool, STACK_CASE, "rollback" if tool == OURS else "deploy", process.spawned_at,
+                         process.exited_at, process.exit_code, verdict_at, failures,
+                         f"exit {process.exit_code}, {status}", False,
+                         min(service_failed) if service_failed else None, tool_calls(tool, requests))
+
+
+def measure_verdicts(ws: Workspace, runs: int, cli_direct_runs: int) -> dict[str, list[VerdictSample]]:
+    """Every doomed rollout; keys `tool|case|mode`. Ours one at a time (the
+    sub-second numbers); then the CLI's at once, each on its own emulator,
+    since they spend minutes asleep between polls."""
+    samples: dict[str, list[VerdictSample]] = {}
+
+    def keep(sample: VerdictSample, run: int, of: int) -> None:
+        samples.setdefault(f"{sample.tool}|{sample.case}|{sample.mode}", []).append(sample)
+        say(f"verdict run {run}/{of} {sample.tool}, {sample.case}, {sample.mode}: exited after"
+            f" {sample.wall:.2f}s, verdict {sample.verdict_after_nth:+.2f}s after the"
+            f" {ordinal(VERDICT_NTH_FAILURE)} failed task stopped; {sample.outcome}")
+
+    stack_template = verdict_stack_template(ws)
+    for run in range(1, runs + 1):
+        for case, mode in OUR_VERDICT_RUNS:
+            keep(measure_stack_verdict(ws, OURS, stack_template, run) if case == STACK_CASE
+                 else measure_direct_verdict(ws, OURS, case, mode, run), run, runs)
+
+    def cli_direct(case: str) -> None:
+        for run in range(1, cli_direct_runs + 1):
+            keep(measure_direct_verdict(ws, CLI, case, "update-service + wait services-stable", run),
+                 run, cli_direct_runs)
+
+    def cli_stack() -> None:
+        for run in range(1, runs + 1):
+            keep(measure_stack_verdict(ws, CLI, stack_template, run), run, runs)
+
+    say(f"verdict: the AWS CLI's runs, at once (its waiters take minutes: services-stable up to"
+        f" 40 x 15 s, the stack until CloudFormation gives up after {VERDICT_CFN_TIMEOUT_SECONDS:g}s)")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(VERDICT_CASES) + 1) as pool:
+        futures = [pool.submit(cli_direct, case) for case in VERDICT_CASES] + [pool.submit(cli_stack)]
+        for future in futures:
+            future.result()
+    return samples
+
+
+def ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
 # ------------------------------------------------------------- footprint ---
 
 
@@ -797,17 +1274,25 @@ class Row:
     cli: float | None
     unit: str
     note: str = ""
+    cli_suffix: str = ""  # after the CLI's value, e.g. that its verdict was wrong
+    ratio_text: str | None = None  # instead of the ratio
 
     def cells(self) -> list[str]:
         ratio = ""
-        if self.ours and self.cli is not None:
+        if self.ratio_text is not None:
+            ratio = self.ratio_text
+        elif self.ours and self.ours > 0 and self.cli is not None:
             ratio = f"{self.cli / self.ours:.1f}×"
-        return [self.metric, fmt(self.ours, self.unit), fmt(self.cli, self.unit), ratio]
+        return [self.metric, fmt(self.ours, self.unit), fmt(self.cli, self.unit) + self.cli_suffix, ratio]
 
 
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
+    if unit == "s+steps":
+        # Seconds, and the same in the emulator's ECS steps.
+        steps = value / VERDICT_STEP_SECONDS
+        return f"{fmt(value, 's')} ({steps:.1f} steps)" if abs(steps) < 100 else f"{fmt(value, 's')} ({steps:.0f} steps)"
     if unit == "s":
         return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
     if unit == "ms":
@@ -839,6 +1324,19 @@ def breakdown_table(title: str, ours: Deploy, cli: Deploy) -> str:
     return f"{title}\n\n" + markdown_table(["API call", OURS, CLI], rows)
 
 
+# What a run measures; `--only` picks some (`bench/run --only verdict`).
+GROUPS = ("single", "chain", "cadence", "cancel", "footprint", "verdict")
+CLI_DIRECT_MODE = "update-service + wait services-stable"
+
+
+def parse_groups(text: str) -> tuple[str, ...]:
+    groups = tuple(dict.fromkeys(g.strip() for g in text.split(",") if g.strip()))
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more of {', '.join(GROUPS)}, comma-separated")
+    return groups
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", type=Path, required=True, help="the ecs-stack-deploy binary")
@@ -849,11 +1347,26 @@ def main() -> int:
     parser.add_argument("--holds", type=lambda text: tuple(float(h) for h in text.split(",")),
                         default=CADENCE_HOLDS, help="cadence hold times in seconds, comma-separated"
                         f" (default {','.join(f'{h:g}' for h in CADENCE_HOLDS)}; shorter ones for a quick check)")
+    parser.add_argument("--only", type=parse_groups, default=GROUPS,
+                        help=f"measure only these, comma-separated: {', '.join(GROUPS)} (default: all);"
+                        " single is (a) and its (c), (d), (e); chain is (b) and its (d), (e)")
+    parser.add_argument("--source", type=Path, default=REPO,
+                        help="the checkout whose action.yml, examples/ and emulator/ to use (default: this"
+                        " one; give a clean checkout of the commit ESD_BIN was built from)")
+    parser.add_argument("--verdict-cli-runs", type=int, default=1,
+                        help="runs of each of the CLI's doomed direct rollouts (default 1: when its waiter"
+                        " gives up, that is after 40 polls 15 s apart, about 10 minutes a run)")
     args = parser.parse_args()
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.verdict_cli_runs < 1:
+        parser.error("--runs and --verdict-cli-runs must be at least 1")
     if not os.access(args.gnu_time, os.X_OK):
         parser.error(f"GNU time not found at {args.gnu_time} (Debian package time; bench/run installs it)")
+    only = set(args.only)
+    global SOURCE
+    SOURCE = args.source.resolve()
+    for needed in ("action.yml", "examples", "emulator/launcher.py"):
+        if not (SOURCE / needed).exists():
+            parser.error(f"--source {SOURCE} has no {needed}")
 
     started = time.monotonic()
     # Other work on the machine skews the small numbers most; the load is
@@ -870,12 +1383,17 @@ def main() -> int:
         # Only the CLI's own parts: the rest of its version line describes the machine.
         CLI: " ".join(w for w in cli_version.split() if w.startswith(("aws-cli/", "botocore/"))),
     }
-    say(f"{versions[OURS]} ({ws.binary}) vs {versions[CLI]}; {args.runs} run(s) each; files in {args.out}")
+    measured = ", ".join(g for g in GROUPS if g in only)
+    say(f"{versions[OURS]} ({ws.binary}) vs {versions[CLI]}; {args.runs} run(s) each; measuring {measured};"
+        f" action.yml, examples and emulator from {SOURCE}; files in {args.out}")
 
+    single: dict[str, list[dict[str, Deploy]]] = {t: [] for t in TOOLS}
+    chain: dict[str, list[Deploy]] = {t: [] for t in TOOLS}
+    cadence: dict[str, dict[float, list[CadenceSample]]] = {t: {h: [] for h in args.holds} for t in TOOLS}
+    cancel: dict[str, list[CancelSample]] = {t: [] for t in TOOLS}
+    verdicts: dict[str, list[VerdictSample]] = {}
     try:
-        single: dict[str, list[dict[str, Deploy]]] = {t: [] for t in TOOLS}
-        chain: dict[str, list[Deploy]] = {t: [] for t in TOOLS}
-        for run in range(1, args.runs + 1):
+        for run in range(1, args.runs + 1) if "single" in only else ():
             # Alternate which tool goes first, so a drift in machine load
             # does not always favour the same one.
             for tool in TOOLS if run % 2 else TOOLS[::-1]:
@@ -883,16 +1401,15 @@ def main() -> int:
                 single[tool].append(result)
                 say(f"(a) run {run}/{args.runs} {tool}: new stack {result['create'].wall:.2f}s,"
                     f" no-op {result['no-op'].wall:.2f}s")
-        for run in range(1, args.runs + 1):
+        for run in range(1, args.runs + 1) if "chain" in only else ():
             for tool in TOOLS if run % 2 else TOOLS[::-1]:
                 result = measure_chain(ws, tool, run)
                 chain[tool].append(result)
                 say(f"(b) run {run}/{args.runs} {tool}: four-stack chain {result.wall:.2f}s,"
                     f" {len(result.requests)} API calls")
 
-        cadence: dict[str, dict[float, list[CadenceSample]]] = {t: {h: [] for h in args.holds} for t in TOOLS}
         templates = {hold: cadence_template(ws, hold) for hold in args.holds}
-        for run in range(1, args.runs + 1):
+        for run in range(1, args.runs + 1) if "cadence" in only else ():
             jobs = [(tool, hold) for hold in args.holds for tool in TOOLS]
             with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
                 futures = {job: pool.submit(measure_cadence_once, ws, *job, templates[job[1]], run) for job in jobs}
@@ -902,87 +1419,107 @@ def main() -> int:
                     say(f"cadence run {run}/{args.runs} {tool}, held {hold:g}s: noticed after"
                         f" {sample.noticed_after:.2f}s, exited after {sample.exited_after:.2f}s")
 
-        cancel: dict[str, list[CancelSample]] = {t: [] for t in TOOLS}
         cancel_template = cadence_template(ws, CANCEL_HOLD)
-        for run in range(1, args.runs + 1):
+        for run in range(1, args.runs + 1) if "cancel" in only else ():
             for tool in TOOLS if run % 2 else TOOLS[::-1]:
                 sample = measure_cancel_once(ws, tool, cancel_template, run)
                 cancel[tool].append(sample)
                 say(f"cancel run {run}/{args.runs} {tool}: exited {sample.exited_after:.3f}s after SIGTERM,"
                     f" code {sample.exit_code}, told what carries on: {sample.told_what_carries_on}")
+
+        if "verdict" in only:
+            verdicts = measure_verdicts(ws, args.runs, args.verdict_cli_runs)
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 1
 
     image_size, image_note = container_image_size()
     binary_size = ws.binary.stat().st_size
-    cli_size = cli_install_size(ws.aws)
+    cli_size = cli_install_size(ws.aws) if "footprint" in only else None
 
     def per_tool(pick_value: Callable[[str], list[float]]) -> tuple[float, float]:
         return median(pick_value(OURS)), median(pick_value(CLI))
 
     rows: list[Row] = []
 
-    def add(metric: str, unit: str, pick_value: Callable[[str], list[float]]) -> None:
-        rows.append(Row(metric, *per_tool(pick_value), unit))
+    def add(metric: str, unit: str, pick_value: Callable[[str], list[float]], group: str) -> None:
+        if group in only:
+            rows.append(Row(metric, *per_tool(pick_value), unit))
 
-    add("(a) new stack (network), wall time", "s", lambda t: [r["create"].wall for r in single[t]])
-    add("(a) no-op update, wall time", "s", lambda t: [r["no-op"].wall for r in single[t]])
-    add("(b) four-stack chain, wall time", "s", lambda t: [c.wall for c in chain[t]])
+    add("(a) new stack (network), wall time", "s", lambda t: [r["create"].wall for r in single[t]], "single")
+    add("(a) no-op update, wall time", "s", lambda t: [r["no-op"].wall for r in single[t]], "single")
+    add("(b) four-stack chain, wall time", "s", lambda t: [c.wall for c in chain[t]], "chain")
     add("(c) process start to first API request", "ms",
-        lambda t: [r["create"].first_request_after_spawn for r in single[t]])
-    add("(d) peak RSS, new stack", "MiB", lambda t: [r["create"].max_rss_kib for r in single[t]])
-    add("(d) peak RSS, largest process of the chain", "MiB", lambda t: [c.max_rss_kib for c in chain[t]])
-    add("(e) API calls, new stack", "calls", lambda t: [len(r["create"].requests) for r in single[t]])
-    add("(e) API calls, no-op update", "calls", lambda t: [len(r["no-op"].requests) for r in single[t]])
-    add("(e) API calls, four-stack chain", "calls", lambda t: [len(c.requests) for c in chain[t]])
-    rows.append(Row("(f) footprint: container image vs CLI install" if image_size
-                    else "(f) footprint: static binary (image not built) vs CLI install",
-                    image_size or binary_size, cli_size, "MB"))
+        lambda t: [r["create"].first_request_after_spawn for r in single[t]], "single")
+    add("(d) peak RSS, new stack", "MiB", lambda t: [r["create"].max_rss_kib for r in single[t]], "single")
+    add("(d) peak RSS, largest process of the chain", "MiB", lambda t: [c.max_rss_kib for c in chain[t]],
+        "chain")
+    add("(e) API calls, new stack", "calls", lambda t: [len(r["create"].requests) for r in single[t]], "single")
+    add("(e) API calls, no-op update", "calls", lambda t: [len(r["no-op"].requests) for r in single[t]], "single")
+    add("(e) API calls, four-stack chain", "calls", lambda t: [len(c.requests) for c in chain[t]], "chain")
+    if "footprint" in only:
+        rows.append(Row("(f) footprint: container image vs CLI install" if image_size
+                        else "(f) footprint: static binary (image not built) vs CLI install",
+                        image_size or binary_size, cli_size, "MB"))
     for hold in args.holds:
         # add() calls the lambdas at once; the default binds this hold anyway.
         add(f"cadence, held {hold:g} s: completion noticed after", "s",
-            lambda t, hold=hold: [s.noticed_after for s in cadence[t][hold]])
+            lambda t, hold=hold: [s.noticed_after for s in cadence[t][hold]], "cadence")
         add(f"cadence, held {hold:g} s: process exited after", "s",
-            lambda t, hold=hold: [s.exited_after for s in cadence[t][hold]])
+            lambda t, hold=hold: [s.exited_after for s in cadence[t][hold]], "cadence")
     add("cancel: SIGTERM while waiting to process exit", "ms",
-        lambda t: [c.exited_after for c in cancel[t]])
+        lambda t: [c.exited_after for c in cancel[t]], "cancel")
+    verdict_notes: list[str] = []
+    if "verdict" in only:
+        verdict_table, verdict_notes = verdict_rows(verdicts, args.runs, args.verdict_cli_runs)
+        rows += verdict_table
 
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()[0]
     header = ["metric", OURS, CLI, "ratio (aws cli ÷ ecs-stack-deploy)"]
     table = markdown_table(header, [r.cells() for r in rows])
-    chain_processes = {t: len(chain[t][0].processes) for t in TOOLS}
     notes = [
-        f"Medians of {args.runs} run(s); {versions[OURS]} vs {versions[CLI]}, on the project's emulator"
+        f"Medians of {args.runs} run(s){'' if only == set(GROUPS) else f' (measured: {measured})'};"
+        f" {versions[OURS]} vs {versions[CLI]}, on the project's emulator"
         f" (moto 5.2.5 + patches), {os.cpu_count()} CPUs, load average {load_before:.1f} at the start and"
         f" {load_after:.1f} at the end; the bench took {elapsed / 60:.1f} min.",
         "Ratio above 1: ecs-stack-deploy is faster, smaller or makes fewer calls.",
-        f"(b): {chain_processes[OURS]} processes for {OURS}; {chain_processes[CLI]} for the CLI"
-        " (four deploys and two `describe-stacks --query` calls gluing outputs to parameters).",
-        f"(f): {OURS}: {image_note}; static binary {binary_size / 1e6:.1f} MB."
-        f" CLI: {versions[CLI].split()[0]} packages in bench/.venv, without the Python interpreter.",
-        "Cadence: from the stack's CREATE_COMPLETE event to the tool's first DescribeStacks after it,"
-        " and to its exit; the held deploys of a run run at once, each on its own emulator.",
-        f"Cancel: SIGTERM {CANCEL_AFTER:g} s into the wait on a stack held CREATE_IN_PROGRESS for"
-        f" {CANCEL_HOLD:g} s. After it, {OURS}: {cancel_summary(cancel[OURS])};"
-        f" {CLI}: {cancel_summary(cancel[CLI])}.",
     ]
-    breakdowns = "\n\n".join([
-        breakdown_table("API calls by action, new stack (median run):",
-                        median_run([r["create"] for r in single[OURS]]),
-                        median_run([r["create"] for r in single[CLI]])),
-        breakdown_table("API calls by action, no-op update (median run):",
-                        median_run([r["no-op"] for r in single[OURS]]),
-                        median_run([r["no-op"] for r in single[CLI]])),
-        breakdown_table("API calls by action, four-stack chain (median run):",
-                        median_run(chain[OURS]), median_run(chain[CLI])),
-    ])
-    report = "\n".join([table, "", *(f"- {n}" for n in notes), "", breakdowns, ""])
+    if "chain" in only:
+        chain_processes = {t: len(chain[t][0].processes) for t in TOOLS}
+        notes.append(f"(b): {chain_processes[OURS]} processes for {OURS}; {chain_processes[CLI]} for the CLI"
+                     " (four deploys and two `describe-stacks --query` calls gluing outputs to parameters).")
+    if "footprint" in only:
+        notes.append(f"(f): {OURS}: {image_note}; static binary {binary_size / 1e6:.1f} MB."
+                     f" CLI: {versions[CLI].split()[0]} packages in bench/.venv, without the Python interpreter.")
+    if "cadence" in only:
+        notes.append("Cadence: from the stack's CREATE_COMPLETE event to the tool's first DescribeStacks after it,"
+                     " and to its exit; the held deploys of a run run at once, each on its own emulator.")
+    if "cancel" in only:
+        notes.append(f"Cancel: SIGTERM {CANCEL_AFTER:g} s into the wait on a stack held CREATE_IN_PROGRESS for"
+                     f" {CANCEL_HOLD:g} s. After it, {OURS}: {cancel_summary(cancel[OURS])};"
+                     f" {CLI}: {cancel_summary(cancel[CLI])}.")
+    notes += verdict_notes
+    breakdowns = []
+    if "single" in only:
+        breakdowns += [
+            breakdown_table("API calls by action, new stack (median run):",
+                            median_run([r["create"] for r in single[OURS]]),
+                            median_run([r["create"] for r in single[CLI]])),
+            breakdown_table("API calls by action, no-op update (median run):",
+                            median_run([r["no-op"] for r in single[OURS]]),
+                            median_run([r["no-op"] for r in single[CLI]])),
+        ]
+    if "chain" in only:
+        breakdowns.append(breakdown_table("API calls by action, four-stack chain (median run):",
+                                          median_run(chain[OURS]), median_run(chain[CLI])))
+    report = "\n".join([table, "", *(f"- {n}" for n in notes), *(["", "\n\n".join(breakdowns)] if breakdowns else []),
+                        ""])
     print("\n" + report)
-    (args.out / "results.md").write_text("# ecs-stack-deploy vs aws cloudformation deploy\n\n" + report)
+    (args.out / "results.md").write_text("# ecs-stack-deploy vs the AWS CLI\n\n" + report)
     raw = {
         "runs": args.runs,
+        "measured": [g for g in GROUPS if g in only],
         "versions": versions,
         "elapsed_seconds": elapsed,
         "load_average": {"start": load_before, "end": load_after},
@@ -992,10 +1529,111 @@ def main() -> int:
                                    for s in cadence[t][h]] for h in args.holds} for t in TOOLS},
         "cancel": {t: [asdict(c) for c in cancel[t]] for t in TOOLS},
         "footprint_bytes": {"image": image_size, "binary": binary_size, "cli_install": cli_size},
+        "verdict": {
+            "step_seconds": VERDICT_STEP_SECONDS, "cfn_timeout_seconds": VERDICT_CFN_TIMEOUT_SECONDS,
+            "nth_failure": VERDICT_NTH_FAILURE, "desired_count": VERDICT_DESIRED,
+            "samples": {key: [{**asdict(s), "wall_seconds": s.wall, "verdict_after_nth_seconds": s.verdict_after_nth}
+                              for s in samples] for key, samples in verdicts.items()},
+        },
     }
     (args.out / "results.json").write_text(json.dumps(raw, indent=2) + "\n")
     say(f"done in {elapsed:.0f}s; results in {args.out / 'results.md'} and results.json")
     return 0
+
+
+def verdict_rows(samples: dict[str, list[VerdictSample]], runs: int,
+                 cli_direct_runs: int) -> tuple[list[Row], list[str]]:
+    """The time-to-verdict rows and their notes."""
+
+    def pick(tool: str, case: str, mode: str) -> list[VerdictSample]:
+        return samples.get(f"{tool}|{case}|{mode}", [])
+
+    def med(values: list[float]) -> float | None:
+        return median(values) if values else None
+
+    def span(values: list[float], unit: str = "s+steps") -> str:
+        """The runs' median [min to max]."""
+        if not values:
+            return "n/a"
+        if len(values) == 1:
+            return fmt(values[0], unit)
+        return f"{fmt(median(values), unit)} [runs {fmt(min(values), 's')} to {fmt(max(values), 's')}]"
+
+    step = VERDICT_STEP_SECONDS
+    nth = ordinal(VERDICT_NTH_FAILURE)
+    # A delay within a poll of zero, or negative, has no meaningful ratio.
+    no_ratio = "—"
+    rows: list[Row] = []
+    notes = [
+        f"Time to verdict: a service of {VERDICT_DESIRED} Fargate tasks without the deployment circuit breaker"
+        f" (ECS restarts the failing tasks forever); the emulator's ECS step {step:g} s (every task state"
+        f" transition takes one), CloudFormation giving up on a service that does not stabilise after"
+        f" {VERDICT_CFN_TIMEOUT_SECONDS:g} s (standing for AWS's ~3 hours). {OURS}: medians of {runs} run(s),"
+        f" one at a time; the CLI: {cli_direct_runs} run(s) of each direct rollout, {runs} of the stack update,"
+        " those at once, each tool and run on a fresh emulator.",
+    ]
+    wrongs: list[str] = []
+    for case in VERDICT_CASES:
+        stop, rollback, cli = pick(OURS, case, "stop"), pick(OURS, case, "rollback"), pick(CLI, case, CLI_DIRECT_MODE)
+        wrong = sum(s.wrong_verdict for s in cli)
+        suffix = ("" if not wrong else " (said stable)" if wrong == len(cli)
+                  else f" ({wrong} of {len(cli)} said stable)")
+        wrong_ratio = "n/a: wrong verdict" if wrong else None
+        cli_wall = med([s.wall for s in cli])
+        rows.append(Row(f"doomed rollout ({case}): spawn to exit, ours `stop`", med(
+            [s.wall for s in stop]), cli_wall, "s", cli_suffix=suffix, ratio_text=wrong_ratio))
+        rows.append(Row(f"doomed rollout ({case}): spawn to exit, ours `rollback`",
+                        med([s.wall for s in rollback]), cli_wall, "s", cli_suffix=suffix, ratio_text=wrong_ratio))
+        rows.append(Row(f"doomed rollout ({case}): verdict after {nth} failed task stopped",
+                        med([s.verdict_after_nth for s in stop]), med([s.verdict_after_nth for s in cli]),
+                        "s+steps", cli_suffix=suffix, ratio_text=wrong_ratio or no_ratio))
+        outcomes = Counter(s.outcome for s in cli)
+        notes.append(
+            f"{case}: the {nth} failed task stopped {span([s.nth_failure() - s.spawned_at for s in stop], 's')}"
+            f" after ours was spawned (`stop` runs). Ours' verdict relative to that task's stoppedAt: `stop`"
+            f" {span([s.verdict_after_nth for s in stop])}; `rollback` (its UpdateService back)"
+            f" {span([s.verdict_after_nth for s in rollback])}, exiting once the previous revision ran again."
+            " `aws ecs wait services-stable` ended: "
+            + "; ".join(f"{o} ({n} of {len(cli)})" for o, n in outcomes.items()) + ".")
+        if wrong:
+            wrongs.append(case)
+    stack_ours, stack_cli = pick(OURS, STACK_CASE, "rollback"), pick(CLI, STACK_CASE, "deploy")
+    rows.append(Row("doomed stack update: spawn to exit, ours `rollback`",
+                    med([s.wall for s in stack_ours]), med([s.wall for s in stack_cli]), "s"))
+    rows.append(Row(f"doomed stack update: verdict after {nth} failed task stopped",
+                    med([s.verdict_after_nth for s in stack_ours]), med([s.verdict_after_nth for s in stack_cli]),
+                    "s+steps", ratio_text=no_ratio))
+    cfn_verdicts = [s.cfn_verdict_at - s.nth_failure() for s in stack_cli if s.cfn_verdict_at]
+    notes.append(
+        f"Doomed stack update: the stack (created good, not timed) updated to an image never pushed, so every"
+        f" task fails its pull; ours with the default on-rollout-failure (rollback) sends CancelUpdateStack"
+        f" (its verdict: {span([s.verdict_after_nth for s in stack_ours])} relative to the {nth} failed task's"
+        f" stoppedAt) and waits for UPDATE_ROLLBACK_COMPLETE; `aws cloudformation deploy` waits for"
+        f" CloudFormation's own verdict: the service's UPDATE_FAILED came {span(cfn_verdicts, 's')} after the"
+        f" {nth} failed task stopped (the emulator's cfnTimeoutSeconds {VERDICT_CFN_TIMEOUT_SECONDS:g}; AWS waits"
+        f" about 3 hours), and the CLI saw UPDATE_ROLLBACK_COMPLETE at its next poll (every 30 s).")
+    ours_all = [s for key, ss in samples.items() if key.startswith(f"{OURS}|") for s in ss]
+    stopping = [s.nth_failure("stoppedAt") - s.nth_failure("stoppingAt") for s in ours_all]
+    after_stopping = [s.verdict_at - s.nth_failure("stoppingAt") for s in ours_all]
+    worst = max((s.verdict_after_nth for s in ours_all), default=None)
+    notes.append(
+        f"Verdict after the {nth} failed task stopped: from the stoppedAt (DescribeTasks) of the {nth} task of"
+        f" the new revision to fail (stop code EssentialContainerExited or TaskFailedToStart) to the verdict:"
+        f" ours with stop its exit, with rollback its UpdateService back or CancelUpdateStack; the CLI its exit."
+        f" ECS sets the stop code (stoppingAt) {fmt(min(stopping, default=None), 's')} to"
+        f" {fmt(max(stopping, default=None), 's')} before stoppedAt, and ours counts a task from then, so its"
+        f" verdict can come before stoppedAt (negative). Target: within 3 steps ({3 * step:g} s); ours' worst"
+        f" run of all {len(ours_all)}: {fmt(worst, 's+steps')}. Counted from the stoppingAt instead (the first"
+        f" moment the failure can be known): {span(after_stopping)}.")
+    if wrongs:
+        notes.append(
+            f"Wrong verdicts ({', '.join(wrongs)}): the container runs one step before it exits, so ECS counts each"
+            " new task as RUNNING for a moment, drains the previous revision's tasks meanwhile, and a poll of"
+            " DescribeServices can find one deployment with runningCount == desiredCount, which is all"
+            " services-stable asks: it exits 0 on a service that keeps crashing. The emulator's step makes"
+            " RUNNING about a third of each task's short life; on AWS it is a smaller share, but the waiter's"
+            " condition is the same.")
+    return rows, notes
 
 
 def cancel_summary(samples: list[CancelSample]) -> str:
