@@ -345,10 +345,9 @@ async fn roll_out(
         console.line("wait-for-service-stability is false: not waiting for the rollout");
         return Ok(());
     }
-    let schedule = match rollout.service_settings.max_poll_delay {
-        Some(max) => settings.poll.capped(max),
-        None => settings.poll,
-    };
+    let schedule = settings
+        .poll
+        .capped_by(rollout.service_settings.max_poll_delay);
     if rollout.strategy != "ROLLING" {
         return follow_service_deployment(
             rollout,
@@ -413,7 +412,7 @@ async fn answer_paused_deployment(
         clients,
         follow,
         &mut watch,
-        settings.poll,
+        settings.poll.capped_by(options.max_poll_delay),
         options.wait_timeout,
         console,
     )
@@ -548,10 +547,9 @@ async fn blue_green_rollout(
 ) -> anyhow::Result<()> {
     let _section = console.phase(&format!("Blue/green deployment of service {service}"));
     let mut watch = ServiceWatch::new(&rollout.cluster, service);
-    let schedule = match rollout.service_settings.max_poll_delay {
-        Some(max) => settings.poll.capped(max),
-        None => settings.poll,
-    };
+    let schedule = settings
+        .poll
+        .capped_by(rollout.service_settings.max_poll_delay);
     wait_for_idle_group(
         &clients.codedeploy,
         codedeploy,

@@ -1010,6 +1010,37 @@ fn change_set_mode(raw: &RawInputs) -> Result<ChangeSetMode, InputError> {
 /// The inputs of `mode: execute-only`: the stack, the change set, how long
 /// to wait. Inputs that shape a new change set, or start a rollout, are
 /// refused rather than ignored.
+/// `wait-max-delay-seconds`: the longest pause between two looks.
+fn max_poll_delay(raw: &RawInputs) -> Result<Option<Duration>, InputError> {
+    match raw.values.get("wait-max-delay-seconds") {
+        None => Ok(None),
+        Some(value) => match value.parse::<u64>() {
+            Ok(seconds) if (1..=300).contains(&seconds) => Ok(Some(Duration::from_secs(seconds))),
+            _ => Err(InputError::new(
+                "wait-max-delay-seconds",
+                value,
+                "is not a whole number of seconds from 1 to 300",
+                "give the longest pause between two looks at the rollout, e.g. 15",
+            )),
+        },
+    }
+}
+
+/// `wait-for-minutes`: how long a rollout is waited for. Fractions are
+/// accepted (0.5 = 30 s) beyond what the aws-actions take.
+fn wait_for_minutes(raw: &RawInputs) -> Result<Duration, InputError> {
+    let minutes = raw.get("wait-for-minutes").unwrap_or("30");
+    match minutes.parse::<f64>() {
+        Ok(m) if m > 0.0 && m <= 360.0 => Ok(Duration::from_secs_f64(m * 60.0)),
+        _ => Err(InputError::new(
+            "wait-for-minutes",
+            minutes,
+            "is not a number of minutes above 0 and at most 360",
+            "give how many minutes to wait for the service, e.g. 30",
+        )),
+    }
+}
+
 /// The inputs a `continue-deployment` step reads; any other input given
 /// would do nothing there and is refused.
 const CONTINUE_INPUTS: &[&str] = &[
@@ -1067,25 +1098,15 @@ fn continue_inputs(raw: &RawInputs, found: &mut ErrorCollector) -> ContinueOptio
             String::new()
         }
     };
-    let minutes = raw.get("wait-for-minutes").unwrap_or("30");
-    let wait_timeout = match minutes.parse::<f64>() {
-        Ok(m) if m > 0.0 && m <= 360.0 => Duration::from_secs_f64(m * 60.0),
-        _ => {
-            found.errors.push(InputError::new(
-                "wait-for-minutes",
-                minutes,
-                "is not a number of minutes above 0 and at most 360",
-                "give how many minutes to wait for the deployment, e.g. 30",
-            ));
-            Duration::from_secs(1800)
-        }
-    };
+    let wait_timeout = found.take(wait_for_minutes(raw));
+    let max_poll_delay = found.take(max_poll_delay(raw));
     ContinueOptions {
         cluster: raw.get("cluster").unwrap_or("default").to_string(),
         service,
         rollback,
         wait_until: found.take(service_wait_until(raw)),
         wait_timeout,
+        max_poll_delay,
     }
 }
 
@@ -1254,20 +1275,7 @@ fn service_settings(raw: &RawInputs) -> Result<ServiceSettings, InputError> {
             }
         },
     };
-    let max_poll_delay = match raw.values.get("wait-max-delay-seconds") {
-        None => None,
-        Some(value) => match value.parse::<u64>() {
-            Ok(seconds) if (1..=300).contains(&seconds) => Some(Duration::from_secs(seconds)),
-            _ => {
-                return Err(InputError::new(
-                    "wait-max-delay-seconds",
-                    value,
-                    "is not a whole number of seconds from 1 to 300",
-                    "give the longest pause between two looks at the rollout, e.g. 15",
-                ));
-            }
-        },
-    };
+    let max_poll_delay = max_poll_delay(raw)?;
     Ok(ServiceSettings {
         enable_ecs_managed_tags,
         propagate_tags,
@@ -1986,19 +1994,7 @@ fn service_inputs(raw: &RawInputs, context: &InputContext) -> Result<ServiceInpu
             }
         },
     };
-    let minutes = raw.get("wait-for-minutes").unwrap_or("30");
-    // Fractions are accepted (0.5 = 30 s) beyond what the aws-actions take.
-    let wait_timeout = match minutes.parse::<f64>() {
-        Ok(m) if m > 0.0 && m <= 360.0 => Duration::from_secs_f64(m * 60.0),
-        _ => {
-            return Err(InputError::new(
-                "wait-for-minutes",
-                minutes,
-                "is not a number of minutes above 0 and at most 360",
-                "give how many minutes to wait for the service, e.g. 30",
-            ));
-        }
-    };
+    let wait_timeout = wait_for_minutes(raw)?;
     Ok(ServiceInputs {
         task_definition,
         container_names,
@@ -2903,6 +2899,21 @@ mod tests {
         assert_eq!(options.service, "web");
         assert_eq!(options.cluster, "default");
         assert_eq!(options.wait_until, ServiceWaitUntil::Deployed);
+        assert_eq!(options.max_poll_delay, None);
+        let capped = DeployInputs::from_raw(
+            &raw(&[
+                ("continue-deployment", "true"),
+                ("service", "web"),
+                ("wait-max-delay-seconds", "2"),
+            ]),
+            &context(),
+        )
+        .unwrap();
+        assert_eq!(
+            capped.continue_deployment.unwrap().max_poll_delay,
+            Some(Duration::from_secs(2)),
+            "an input the step accepts is used, not ignored"
+        );
         assert!(inputs.service.is_none() && inputs.stack.is_none());
         for (name, value) in [
             ("task-definition", "td.json"),

@@ -487,6 +487,8 @@ pub struct ContinueOptions {
     pub rollback: bool,
     pub wait_until: ServiceWaitUntil,
     pub wait_timeout: Duration,
+    /// `wait-max-delay-seconds`.
+    pub max_poll_delay: Option<Duration>,
 }
 
 /// The hook to answer, found in the plan.

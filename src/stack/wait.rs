@@ -40,6 +40,15 @@ impl Default for PollSchedule {
 }
 
 impl PollSchedule {
+    /// The schedule with no pause longer than `max`, when one is given
+    /// (`wait-max-delay-seconds`).
+    pub fn capped_by(self, max: Option<Duration>) -> Self {
+        match max {
+            Some(max) => self.capped(max),
+            None => self,
+        }
+    }
+
     /// The same schedule with no pause longer than `max`.
     pub fn capped(self, max: Duration) -> Self {
         Self {
