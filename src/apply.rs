@@ -35,7 +35,7 @@ use crate::service::watch::{
 use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{DeploySettings, StackDeployment, StackPlan, deploy_stack};
 use crate::stack::execute::execute_planned;
-use crate::stack::upload::{template_bucket_client, upload_template};
+use crate::stack::upload::{template_bucket_client, upload_package, upload_template};
 use crate::stack::wait::{PollSchedule, Poller};
 use crate::taskdef::render::to_pretty_json;
 
@@ -68,6 +68,28 @@ pub async fn apply_plan(
         execute_planned(&client, execute, settings, console, deployment)
             .await
             .map_err(JobError::Failed)?;
+    }
+    if let Some(written) = &plan.packaged_template {
+        let relative = prepared
+            .inputs
+            .stack
+            .as_ref()
+            .and_then(|stack| written.strip_prefix(&stack.workspace).ok())
+            .unwrap_or(written);
+        report.packaged_template = Some(relative.display().to_string());
+    }
+    if let Some(package) = &plan.package {
+        let s3 = template_bucket_client(&clients.config);
+        upload_package(&s3, package, &mut report.uploaded_files)
+            .await
+            .map_err(JobError::Failed)?;
+        if !report.uploaded_files.is_empty() {
+            console.line(&format!(
+                "uploaded {} packaged file(s) to s3://{}",
+                report.uploaded_files.len(),
+                package.bucket
+            ));
+        }
     }
     if let (Some(upload), Some(files)) = (&plan.upload, &prepared.stack_files)
         && upload.put

@@ -16,7 +16,21 @@ pub enum Invocation {
     Deploy(RawInputs),
     /// `ecs-stack-deploy lint-workflows [dir]`.
     LintWorkflows(std::path::PathBuf),
+    /// `ecs-stack-deploy package --template ... --s3-bucket ...`.
+    Package {
+        raw: RawInputs,
+        output: Option<std::path::PathBuf>,
+    },
 }
+
+/// The inputs `package` takes, as the deploy spells them.
+const PACKAGE_FLAGS: &[&str] = &[
+    "template",
+    "s3-bucket",
+    "s3-prefix",
+    "aws-region",
+    "http-proxy",
+];
 
 /// The inputs `continue` passes on as they are.
 const CONTINUE_FLAGS: &[&str] = &[
@@ -69,6 +83,18 @@ fn command() -> Command {
             ),
         )
         .subcommand(
+            PACKAGE_FLAGS.iter().fold(
+                Command::new("package")
+                    .about("Upload the local files a template names (nested templates, code, AWS::Include snippets) to S3 and write the template rewritten to point at them, as `aws cloudformation package` does, deterministically; nothing is deployed")
+                    .arg(
+                        Arg::new("output-template-file")
+                            .long("output-template-file")
+                            .help("where to write the packaged template (relative to the workspace); default: stdout"),
+                    ),
+                |command, name| command.arg(Arg::new(*name).long(*name).action(ArgAction::Set)),
+            ),
+        )
+        .subcommand(
             Command::new("lint-workflows")
                 .about("Check workflow_run chains: upstream names that match no workflow, missing conclusion checks, fork code run with secrets, image tags from github.sha")
                 .arg(
@@ -113,6 +139,20 @@ where
             };
             raw.set("continue-deployment", answer);
             Invocation::Deploy(raw)
+        }
+        Some(("package", package)) => {
+            let mut raw = RawInputs::default();
+            for name in PACKAGE_FLAGS {
+                if let Some(value) = package.get_one::<String>(name) {
+                    raw.set(name, value);
+                }
+            }
+            Invocation::Package {
+                raw,
+                output: package
+                    .get_one::<String>("output-template-file")
+                    .map(std::path::PathBuf::from),
+            }
         }
         Some(("lint-workflows", lint)) => Invocation::LintWorkflows(
             lint.get_one::<String>("dir")

@@ -23,6 +23,9 @@ use crate::github::commands::{
 pub enum LogTarget {
     #[default]
     Stdout,
+    /// The log beside a result written to stdout (`package` without an
+    /// output file).
+    Stderr,
     Buffer(LogBuffer),
 }
 
@@ -99,6 +102,10 @@ impl Console {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
+            }
+            LogTarget::Stderr => {
+                let mut out = std::io::stderr().lock();
+                let _ = writeln!(out, "{line}");
             }
             LogTarget::Buffer(buffer) => buffer.push_line(line),
         }

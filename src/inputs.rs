@@ -65,7 +65,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("termination-protection", Some("false")),
     input("change-set-name", None),
     input("deployment-mode", None),
-    input("include-nested-stacks-change-set", Some("false")),
+    input("include-nested-stacks-change-set", None),
     input("wait-timeout", Some("60m")),
     input("aws-region", None),
     input("max-retries", Some("4")),
@@ -877,8 +877,61 @@ impl StackInputs {
             parameters_from_stacks: found.take(parameters_from_stacks(raw)),
             template_upload: found.take(template_upload(raw)),
             deployment_mode: found.take(deployment_mode(raw)),
-            include_nested_stacks: found.take(boolean(raw, "include-nested-stacks-change-set")),
+            include_nested_stacks: found.take(
+                raw.get("include-nested-stacks-change-set")
+                    .map(|value| parse_boolean("include-nested-stacks-change-set", value))
+                    .transpose(),
+            ),
+            workspace: context.workspace.clone(),
         }
+    }
+}
+
+/// What `ecs-stack-deploy package` packages, and where to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackageInputs {
+    /// The template file (a URL names nothing local to package).
+    pub template: PathBuf,
+    pub upload: TemplateUpload,
+    pub region: Option<String>,
+    pub http_proxy: Option<String>,
+}
+
+/// `package`'s inputs: `template` (a file), `s3-bucket` (required),
+/// `s3-prefix`, `aws-region`, `http-proxy`, with the deploy's own checks.
+pub fn package_inputs(raw: &RawInputs, workspace: &Path) -> Result<PackageInputs, InputErrors> {
+    let mut found = ErrorCollector::default();
+    found.errors.extend(raw.undeclared_errors());
+    let template = match found.take(template_location(raw, workspace)) {
+        TemplateLocation::File(path) => Some(path),
+        TemplateLocation::Url(url) => {
+            found.errors.push(InputError::new(
+                "template",
+                &url,
+                "is a URL: there is nothing local to package",
+                "give the template's path in the repository",
+            ));
+            None
+        }
+    };
+    let upload = found.take(template_upload(raw));
+    if upload.is_none() && !raw.values.contains_key("s3-bucket") {
+        found.errors.push(InputError::new(
+            "s3-bucket",
+            "",
+            "is required",
+            "name the bucket the packaged files go to",
+        ));
+    }
+    let region = found.take(region(raw));
+    match (template, upload) {
+        (Some(template), Some(upload)) if found.errors.is_empty() => Ok(PackageInputs {
+            template,
+            upload,
+            region,
+            http_proxy: raw.values.get("http-proxy").cloned(),
+        }),
+        _ => Err(InputErrors(found.errors)),
     }
 }
 

@@ -47,6 +47,11 @@ fn main() -> ExitCode {
     let raw = match invocation {
         Invocation::Action(raw) | Invocation::Deploy(raw) => raw,
         Invocation::LintWorkflows(dir) => return job::lint_workflows(&dir, &env).into(),
+        Invocation::Package { raw, output } => {
+            return runtime
+                .block_on(job::package(&raw, output.as_deref(), &env))
+                .into();
+        }
     };
     let settings = JobSettings {
         poll: PollSchedule::default(),

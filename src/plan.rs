@@ -33,7 +33,10 @@ use crate::stack::deploy::{
 };
 use crate::stack::execute::{ExecutePlan, decide_execute, read_change_set};
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
-use crate::stack::upload::{UploadPlan, is_uploaded, plan_upload, template_bucket_client};
+use crate::stack::upload::{
+    PackagePlan, UploadPlan, bucket_region, is_uploaded, plan_package, plan_upload,
+    template_bucket_client,
+};
 use crate::taskdef::image::ImageReference;
 use crate::taskdef::render::{
     ContainerChanges, ContainerEnvironment, ContainerImage, RenderRequest,
@@ -55,6 +58,10 @@ pub struct Plan {
     /// The `image` (or `image-repository` + tag) input, checked.
     pub image: Option<CheckedImage>,
     pub stack: Option<StackPlan>,
+    /// The template's local files, packaged into `s3-bucket`.
+    pub package: Option<PackagePlan>,
+    /// The packaged template, written for review (`packaged-template`).
+    pub packaged_template: Option<std::path::PathBuf>,
     /// The template goes by TemplateURL from `s3-bucket`.
     pub upload: Option<UploadPlan>,
     /// `mode: execute-only`: a change set created earlier, executed.
@@ -75,6 +82,12 @@ pub enum Step {
     DeleteNeverCreatedStack {
         stack: String,
         status: String,
+    },
+    /// Upload packaged files (nested templates, code, includes) that are
+    /// not in the bucket yet.
+    UploadPackagedFiles {
+        bucket: String,
+        objects: usize,
     },
     /// Upload the template to S3 (it is not there yet).
     UploadTemplate {
@@ -150,6 +163,15 @@ impl Plan {
                 stack: execute.stack_name.clone(),
                 change_set: execute.change_set_id.clone(),
             });
+        }
+        if let Some(package) = &self.package {
+            let objects = package.artifacts.iter().filter(|(_, put)| *put).count();
+            if objects > 0 {
+                steps.push(Step::UploadPackagedFiles {
+                    bucket: package.bucket.clone(),
+                    objects,
+                });
+            }
         }
         if let Some(upload) = self.upload.as_ref().filter(|u| u.put) {
             steps.push(Step::UploadTemplate {
@@ -269,6 +291,9 @@ impl fmt::Display for Step {
             Self::CreateStack { stack } => {
                 write!(f, "stack {stack}: CreateStack (timeout-in-minutes)")
             }
+            Self::UploadPackagedFiles { bucket, objects } => {
+                write!(f, "upload {objects} packaged file(s) to s3://{bucket}")
+            }
             Self::UploadTemplate { bucket, key } => {
                 write!(f, "upload the template to s3://{bucket}/{key}")
             }
@@ -324,6 +349,22 @@ impl fmt::Display for Plan {
         writeln!(f, "region {}", self.region)?;
         if let Some(image) = &self.image {
             writeln!(f, "image {}", image.deployed)?;
+        }
+        if let Some(package) = &self.package {
+            for (artifact, put) in &package.artifacts {
+                let state = if *put {
+                    "uploaded first"
+                } else {
+                    "there already, same content"
+                };
+                writeln!(
+                    f,
+                    "packaged {} as s3://{}/{} ({state})",
+                    artifact.source.display(),
+                    package.bucket,
+                    artifact.key
+                )?;
+            }
         }
         if let Some(upload) = &self.upload {
             let state = if upload.put {
@@ -381,6 +422,24 @@ impl fmt::Display for Plan {
 
 /// Builds the plan with read-only calls. Cheap checks come first (images,
 /// cluster, service, rendering), the stack last: reading it may wait out
+/// Writes the packaged template for review, under the workspace:
+/// `.ecs-stack-deploy/<stack>.packaged.<yml|json>` (JSON stays JSON).
+fn write_packaged_template(
+    inputs: &crate::stack::options::StackOptions,
+    body: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let extension = if body.trim_start().starts_with('{') {
+        "json"
+    } else {
+        "yml"
+    };
+    let directory = inputs.workspace.join(".ecs-stack-deploy");
+    std::fs::create_dir_all(&directory)?;
+    let path = directory.join(format!("{}.packaged.{extension}", inputs.stack_name));
+    std::fs::write(&path, body)?;
+    Ok(path)
+}
+
 /// another operation, and a bad input should not wait for that.
 pub async fn build_plan(
     prepared: &Prepared,
@@ -456,28 +515,54 @@ pub async fn build_plan(
     };
 
     let mut upload = None;
+    let mut package = None;
+    let mut packaged_template = None;
     let stack = match (stack_inputs, files) {
         (Some(inputs), Some(files)) => {
             let mut files = files.clone();
-            if let (Some(options), TemplateSource::Body(body)) =
-                (&inputs.template_upload, &files.template)
-                && is_uploaded(options, body.len())
+            let wants_upload = matches!(&files.template, TemplateSource::Body(body)
+                if inputs.template_upload.as_ref().is_some_and(|o| is_uploaded(o, body.len())));
+            if let Some(options) = inputs.template_upload.as_ref()
+                && (files.package.is_some() || wants_upload)
             {
                 let section = console.phase(&format!("Template bucket {}", options.bucket));
                 let s3 = template_bucket_client(&clients.config);
-                let planned = plan_upload(
-                    &s3,
-                    options,
-                    body,
-                    &prepared.region,
-                    clients.config.endpoint_url(),
-                )
-                .await
-                .map_err(JobError::from)?;
-                console.line(&format!("template URL {}", planned.url));
+                let endpoint = clients.config.endpoint_url();
+                let region = bucket_region(&s3, options, &prepared.region)
+                    .await
+                    .map_err(JobError::from)?;
+                if let Some(tree) = &files.package {
+                    let (planned, body) = plan_package(&s3, tree, options, &region, endpoint)
+                        .await
+                        .map_err(JobError::from)?;
+                    for (artifact, put) in &planned.artifacts {
+                        console.line(&format!(
+                            "{} → s3://{}/{}{}",
+                            artifact.source.display(),
+                            planned.bucket,
+                            artifact.key,
+                            if *put { "" } else { " (there already)" }
+                        ));
+                    }
+                    let written = write_packaged_template(inputs, &body).map_err(|error| {
+                        JobError::Failed(error.context("writing the packaged template"))
+                    })?;
+                    console.line(&format!("packaged template: {}", written.display()));
+                    packaged_template = Some(written);
+                    files.template = TemplateSource::Body(body);
+                    package = Some(planned);
+                }
+                if let TemplateSource::Body(body) = &files.template
+                    && is_uploaded(options, body.len())
+                {
+                    let planned = plan_upload(&s3, options, body, &region, endpoint)
+                        .await
+                        .map_err(JobError::from)?;
+                    console.line(&format!("template URL {}", planned.url));
+                    files.template = TemplateSource::Url(planned.url.clone());
+                    upload = Some(planned);
+                }
                 drop(section);
-                files.template = TemplateSource::Url(planned.url.clone());
-                upload = Some(planned);
             }
             files.image = image.as_ref().map(|value| ImageParameter {
                 name: prepared.inputs.image.image_parameter.clone(),
@@ -523,6 +608,8 @@ pub async fn build_plan(
         region: prepared.region.clone(),
         image,
         stack,
+        package,
+        packaged_template,
         upload,
         execute,
         continue_deployment,
@@ -788,6 +875,8 @@ mod tests {
             }]),
             resource_types: Some(resource_types.iter().map(|t| t.to_string()).collect()),
             code_deploy_services: Vec::new(),
+            package: None,
+            nested_stacks: false,
             overrides: Vec::new(),
             image: Some(ImageParameter {
                 name: None,
@@ -896,6 +985,8 @@ mod tests {
             region: "us-east-1".into(),
             image: None,
             stack: stack_plan,
+            package: None,
+            packaged_template: None,
             upload: None,
             execute: None,
             continue_deployment: None,
@@ -1118,6 +1209,8 @@ mod tests {
             region: "us-east-1".into(),
             image: None,
             stack: None,
+            package: None,
+            packaged_template: None,
             upload: None,
             execute: Some(decide_execute(&options, Some(&view)).unwrap()),
             continue_deployment: None,

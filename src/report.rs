@@ -34,6 +34,10 @@ pub struct JobReport {
     /// `s3://bucket/key` of the template this job uploaded (PutObject
     /// answered).
     pub uploaded_template: Option<String>,
+    /// `s3://` URIs of the packaged files this job uploaded.
+    pub uploaded_files: Vec<String>,
+    /// The packaged template written for review, relative to the workspace.
+    pub packaged_template: Option<String>,
     /// The one-off task this job started (RunTask answered).
     pub one_off_task: Option<OneOffTaskRecord>,
     /// The CodeDeploy deployment this job started (CreateDeployment
@@ -74,6 +78,13 @@ impl JobReport {
     /// prove it (pure: derived from what was recorded as it happened).
     pub fn applied(&self) -> Vec<String> {
         let mut applied = Vec::new();
+        if !self.uploaded_files.is_empty() {
+            applied.push(format!(
+                "{} packaged file(s) uploaded: {}",
+                self.uploaded_files.len(),
+                self.uploaded_files.join(", ")
+            ));
+        }
         if let Some(uri) = &self.uploaded_template {
             applied.push(format!("template uploaded to {uri}"));
         }
@@ -199,6 +210,7 @@ pub const DECLARED_OUTPUTS: &[&str] = &[
     "deployment-url",
     "run-task-arn",
     "codedeploy-deployment-id",
+    "packaged-template",
 ];
 
 /// The step outputs of a deploy, and warnings about outputs left out.
@@ -306,6 +318,10 @@ pub fn action_outputs(report: &JobReport) -> ActionOutputs {
         (
             "codedeploy-deployment-id".to_string(),
             text(report.codedeploy.as_ref().map(|c| &c.deployment_id)),
+        ),
+        (
+            "packaged-template".to_string(),
+            text(report.packaged_template.as_ref()),
         ),
     ];
     let mut warnings = Vec::new();
@@ -815,6 +831,7 @@ mod tests {
                 "deployment-url",
                 "run-task-arn",
                 "codedeploy-deployment-id",
+                "packaged-template",
                 "VpcId"
             ]
         );

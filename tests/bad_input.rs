@@ -25,6 +25,14 @@ fn workspace() -> Workspace {
         &format!("{QUEUE_TEMPLATE}\n{}\n", "#".repeat(60_000)),
     );
     ws.write("noresources.yml", "Parameters:\n  A:\n    Type: String\n");
+    let nested = |url: &str| {
+        format!(
+            "Resources:\n  Child:\n    Type: AWS::CloudFormation::Stack\n    Properties:\n      TemplateURL: {url}\n"
+        )
+    };
+    ws.write("nested-local.yml", &nested("stack.yml"));
+    ws.write("nested-missing.yml", &nested("nested/gone.yml"));
+    ws.write("nested-outside.yml", &nested("../../etc/hostname"));
     ws.write("list.json", "[1, 2]");
     ws.write("bad-params.json", "{\"Env\": ");
     ws.write("null-params.json", "{\"Env\": null}");
@@ -377,6 +385,21 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             "s3-bucket",
         ),
         (stack, &[("s3-bucket", "s3://deploys")], &[], "s3-bucket"),
+        // Packaging: local files need a bucket; each must exist inside the
+        // workspace (checked before the bucket is looked at).
+        (stack, &[("template", "nested-local.yml")], &[], "template"),
+        (
+            stack,
+            &[("template", "nested-missing.yml"), ("s3-bucket", "deploys")],
+            &[],
+            "template",
+        ),
+        (
+            stack,
+            &[("template", "nested-outside.yml"), ("s3-bucket", "deploys")],
+            &[],
+            "template",
+        ),
         (stack, &[("s3-prefix", "cfn")], &[], "s3-prefix"),
         // A proxy that cannot be used is refused before any AWS call, from
         // the input or from the variable it stands in for.

@@ -16,6 +16,7 @@
 
 mod cancel;
 mod github;
+mod package;
 mod prepare;
 
 use std::path::Path;
@@ -41,6 +42,7 @@ use crate::termination::Termination;
 
 use self::cancel::{CancelOptions, cancel};
 use self::github::GithubRun;
+pub use self::package::package;
 pub use self::prepare::{EventGate, Prepared, ResultFiles, RunContext};
 use self::prepare::{check_event, prepare};
 

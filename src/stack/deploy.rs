@@ -768,7 +768,7 @@ async fn change_set(
         settings: stack_settings(inputs, files, parameters),
         description: &description,
         deployment_mode: inputs.deployment_mode.as_deref(),
-        include_nested_stacks: inputs.include_nested_stacks,
+        include_nested_stacks: inputs.include_nested_stacks.unwrap_or(files.nested_stacks),
     };
     let created = create_change_set(client, &request).await?;
     console.line(&format!(

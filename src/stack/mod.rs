@@ -8,6 +8,7 @@ pub mod execute;
 pub mod images;
 pub mod lookup;
 pub mod options;
+pub mod package;
 pub mod parameters;
 pub mod plan;
 pub mod status;

@@ -74,7 +74,11 @@ pub struct StackOptions {
     pub deployment_mode: Option<String>,
     /// `include-nested-stacks-change-set`: the change set also holds the
     /// nested stacks' changes.
-    pub include_nested_stacks: bool,
+    /// `None` (not given): true when the template declares nested stacks.
+    pub include_nested_stacks: Option<bool>,
+    /// The repository checkout: files a template names must be inside it
+    /// to be packaged.
+    pub workspace: PathBuf,
 }
 
 /// Where a parameter's value comes from in another stack's outputs.

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::changeset::TemplateSource;
 use super::options::{OverridesInput, StackOptions, TemplateLocation};
+use super::package::{LocalTemplate, scan};
 use super::parameters::{DeclaredParameter, ParameterOverride, parse_override_document};
 use super::template::{TemplateSummary, check_body_size, parse_template};
 use crate::refusal::{Refusal, Refusals, Setting};
@@ -27,6 +28,11 @@ pub struct LoadedStackFiles {
     /// CODE_DEPLOY) without the `AWS::CodeDeployBlueGreen` transform: a plain
     /// update cannot change their task definition.
     pub code_deploy_services: Vec<String>,
+    /// The template's local files to package (nested templates, code,
+    /// includes), when it names any.
+    pub package: Option<LocalTemplate>,
+    /// The template declares nested stacks (`AWS::CloudFormation::Stack`).
+    pub nested_stacks: bool,
 }
 
 /// The image to pass to the template.
@@ -45,6 +51,8 @@ pub const DEFAULT_IMAGE_PARAMETER: &str = "ImageUri";
 pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refusals> {
     let mut errors = Vec::new();
     let mut code_deploy_services = Vec::new();
+    let mut package = None;
+    let mut nested_stacks = false;
     let template = match &inputs.template {
         TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None, None)),
         TemplateLocation::File(path) => {
@@ -69,6 +77,22 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
                             .map(|r| r.logical_id.clone())
                             .collect();
                     }
+                    nested_stacks = summary.resources.iter().any(|r| {
+                        matches!(
+                            r.resource_type.as_str(),
+                            "AWS::CloudFormation::Stack" | "AWS::Serverless::Application"
+                        )
+                    });
+                    match scan(path, &body, &inputs.workspace) {
+                        Ok(tree) if tree.has_local_references() => {
+                            if inputs.template_upload.is_none() {
+                                errors.push(needs_bucket(path, &tree));
+                            }
+                            package = Some(tree);
+                        }
+                        Ok(_) => {}
+                        Err(refusals) => errors.extend(refusals.0),
+                    }
                     let declared = summary.parameters_complete.then_some(summary.parameters);
                     Some((TemplateSource::Body(body), declared, resource_types))
                 }
@@ -91,16 +115,52 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
         },
     };
     match (template, overrides) {
-        (Some((template, declared, resource_types)), Some(overrides)) => Ok(LoadedStackFiles {
-            template,
-            declared,
-            resource_types,
-            overrides,
-            image: None,
-            code_deploy_services,
-        }),
+        (Some((template, declared, resource_types)), Some(overrides)) if errors.is_empty() => {
+            Ok(LoadedStackFiles {
+                template,
+                declared,
+                resource_types,
+                overrides,
+                image: None,
+                code_deploy_services,
+                package,
+                nested_stacks,
+            })
+        }
         _ => Err(Refusals(errors)),
     }
+}
+
+/// Reads a template file and the local files it names, for `package`.
+pub fn load_package(path: &Path, workspace: &Path) -> Result<LocalTemplate, Refusals> {
+    let (body, _) = load_template_file(path, true)?;
+    scan(path, &body, workspace)
+}
+
+/// Local files are uploaded to the template bucket: without one, the
+/// template cannot be deployed (CloudFormation reads only S3).
+fn needs_bucket(path: &Path, tree: &LocalTemplate) -> Refusal {
+    let named: Vec<String> = tree
+        .all_references()
+        .iter()
+        .take(3)
+        .map(|r| r.site.clone())
+        .collect();
+    let more = tree.all_references().len().saturating_sub(named.len());
+    Refusal::new(
+        Setting::Template,
+        &path.display().to_string(),
+        format!(
+            "names local files CloudFormation cannot read ({}{})",
+            named.join("; "),
+            if more > 0 {
+                format!("; {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        "set `s3-bucket` to a bucket in the stack's region: the files are then uploaded there and the template rewritten to point at them, as `aws cloudformation package` does",
+    )
 }
 
 fn read_input_file(setting: Setting, path: &Path) -> Result<String, Refusal> {

@@ -1,6 +1,6 @@
-//! Templates sent by TemplateURL from the user's bucket (`s3-bucket`): one
-//! over CloudFormation's 51,200-byte inline limit, or any with
-//! `s3-upload: always`.
+//! The user's bucket (`s3-bucket`): templates sent by TemplateURL (one over
+//! CloudFormation's 51,200-byte inline limit, or any with `s3-upload:
+//! always`) and the objects packaging makes (`stack/package.rs`).
 //!
 //! The key is the template's SHA-256 under `s3-prefix`, so the same template
 //! is the same object: the plan asks S3 whether it is there already
@@ -13,6 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
 use super::options::TemplateUpload;
+use super::package::{Artifact, ArtifactStore, LocalTemplate, build};
 use super::template::MAX_TEMPLATE_BODY_BYTES;
 use crate::aws::aws_error;
 use crate::refusal::{CheckError, Refusal, Setting};
@@ -74,23 +75,19 @@ pub fn template_url(bucket: &str, region: &str, key: &str, endpoint: Option<&str
     }
 }
 
-/// Plans the upload with read-only calls: the bucket must be reachable
-/// (HeadBucket: `s3:ListBucket`), and the object is looked for (HeadObject:
-/// `s3:GetObject`).
-pub async fn plan_upload(
+/// The bucket's region, read with HeadBucket (`s3:ListBucket`): a missing
+/// bucket or a missing permission is refused here, before anything changes.
+pub async fn bucket_region(
     client: &Client,
     upload: &TemplateUpload,
-    body: &str,
     stack_region: &str,
-    endpoint: Option<&str>,
-) -> Result<UploadPlan, CheckError> {
+) -> Result<String, CheckError> {
     let bucket = &upload.bucket;
-    let head = client.head_bucket().bucket(bucket).send().await;
-    let region = match head {
-        Ok(head) => head
+    match client.head_bucket().bucket(bucket).send().await {
+        Ok(head) => Ok(head
             .bucket_region()
             .map(str::to_string)
-            .unwrap_or_else(|| stack_region.to_string()),
+            .unwrap_or_else(|| stack_region.to_string())),
         Err(error) => {
             let status = error.raw_response().map(|r| r.status().as_u16());
             let problem = match status {
@@ -105,37 +102,126 @@ pub async fn plan_upload(
                     ));
                 }
             };
-            return Err(CheckError::from(Refusal::new(
+            Err(CheckError::from(Refusal::new(
                 Setting::TemplateBucket,
                 bucket,
                 problem,
                 "create the bucket in the stack's region, and allow s3:ListBucket on it and s3:GetObject and s3:PutObject on its objects",
-            )));
+            )))
         }
-    };
-    let key = template_key(&upload.prefix, body);
-    let object = client.head_object().bucket(bucket).key(&key).send().await;
-    let put = match object {
-        Ok(_) => false,
+    }
+}
+
+/// Whether the object still has to be written: HeadObject (`s3:GetObject`)
+/// answers 404.
+pub async fn is_missing(client: &Client, bucket: &str, key: &str) -> Result<bool, CheckError> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(false),
         Err(error)
             if error
                 .raw_response()
                 .is_some_and(|r| r.status().as_u16() == 404) =>
         {
-            true
+            Ok(true)
         }
-        Err(error) => {
-            return Err(CheckError::Failed(
-                aws_error(error).context(format!("looking for s3://{bucket}/{key} (HeadObject)")),
-            ));
-        }
-    };
+        Err(error) => Err(CheckError::Failed(
+            aws_error(error).context(format!("looking for s3://{bucket}/{key} (HeadObject)")),
+        )),
+    }
+}
+
+/// Plans the template's own upload with read-only calls, in the bucket's
+/// region (from [`bucket_region`]).
+pub async fn plan_upload(
+    client: &Client,
+    upload: &TemplateUpload,
+    body: &str,
+    region: &str,
+    endpoint: Option<&str>,
+) -> Result<UploadPlan, CheckError> {
+    let key = template_key(&upload.prefix, body);
+    let put = is_missing(client, &upload.bucket, &key).await?;
     Ok(UploadPlan {
-        url: template_url(bucket, &region, &key, endpoint),
-        bucket: bucket.clone(),
+        url: template_url(&upload.bucket, region, &key, endpoint),
+        bucket: upload.bucket.clone(),
         key,
         put,
     })
+}
+
+/// The packaged objects the plan looked for: each with whether it must be
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagePlan {
+    pub bucket: String,
+    pub artifacts: Vec<(Artifact, bool)>,
+}
+
+/// Packages the template tree for the bucket (in its region) and looks for
+/// each object (HeadObject): read-only.
+pub async fn plan_package(
+    client: &Client,
+    tree: &LocalTemplate,
+    upload: &TemplateUpload,
+    region: &str,
+    endpoint: Option<&str>,
+) -> Result<(PackagePlan, String), CheckError> {
+    let store = ArtifactStore {
+        bucket: upload.bucket.clone(),
+        prefix: upload.prefix.clone(),
+        region: region.to_string(),
+        endpoint: endpoint.map(str::to_string),
+    };
+    let packaged = build(tree, &store).map_err(|error| {
+        CheckError::Failed(error.context("packaging the template's local files"))
+    })?;
+    let mut artifacts = Vec::with_capacity(packaged.artifacts.len());
+    for artifact in packaged.artifacts {
+        let put = is_missing(client, &upload.bucket, &artifact.key).await?;
+        artifacts.push((artifact, put));
+    }
+    Ok((
+        PackagePlan {
+            bucket: upload.bucket.clone(),
+            artifacts,
+        },
+        packaged.body,
+    ))
+}
+
+/// Writes the packaged objects the plan did not find; each one's `s3://`
+/// URI joins `written` as soon as S3 confirms it (also when a later one
+/// fails).
+pub async fn upload_package(
+    client: &Client,
+    plan: &PackagePlan,
+    written: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    for (artifact, _) in plan.artifacts.iter().filter(|(_, put)| *put) {
+        put_object(client, &plan.bucket, &artifact.key, artifact.bytes.clone())
+            .await
+            .map_err(|error| error.context(format!("uploading {}", artifact.source.display())))?;
+        written.push(format!("s3://{}/{}", plan.bucket, artifact.key));
+    }
+    Ok(())
+}
+
+async fn put_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    bytes: Vec<u8>,
+) -> anyhow::Result<()> {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .map_err(aws_error)
+        .map_err(|error| error.context(format!("writing s3://{bucket}/{key} (PutObject)")))?;
+    Ok(())
 }
 
 /// Writes the template (PutObject), unless the plan found it there.
@@ -143,22 +229,9 @@ pub async fn upload_template(client: &Client, plan: &UploadPlan, body: &str) -> 
     if !plan.put {
         return Ok(());
     }
-    client
-        .put_object()
-        .bucket(&plan.bucket)
-        .key(&plan.key)
-        .content_type("text/plain")
-        .body(ByteStream::from(body.as_bytes().to_vec()))
-        .send()
+    put_object(client, &plan.bucket, &plan.key, body.as_bytes().to_vec())
         .await
-        .map_err(aws_error)
-        .map_err(|error| {
-            error.context(format!(
-                "uploading the template to s3://{}/{}",
-                plan.bucket, plan.key
-            ))
-        })?;
-    Ok(())
+        .map_err(|error| error.context("uploading the template"))
 }
 
 #[cfg(test)]
