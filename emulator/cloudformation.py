@@ -8,13 +8,20 @@ all of those, so this module replaces moto's CloudFormation *response handlers* 
 the stack lifecycle with a small engine that:
 
 * reads templates as CloudFormation does (short-form YAML tags nested at any depth,
-  Fn::GetAZs of the stack's region, Fn::Cidr), where moto leaks YAML parser nodes,
+  Fn::GetAZs of the stack's region, Fn::Cidr), where moto leaks YAML parser nodes;
+  TemplateURLs from moto's S3 (path-style on the endpoint, or AWS's virtual-hosted and
+  path-style hosts), and the AWS::Include transform (``Fn::Transform`` anywhere, top-level
+  ``Transform``) from S3 snippets before anything else,
 * validates requests the way CloudFormation does (parameters, stack state, capabilities),
-* computes change sets (Add/Modify/Remove with Replacement),
+* computes change sets (Add/Modify/Remove with Replacement; every nested stack is
+  re-evaluated when its parent changes; IncludeNestedStacks makes nested change sets),
 * runs stack operations in a background thread, stepping every resource through the
   same event sequence AWS emits, and rolls back on failure,
 * still creates the *real* moto resources (ECS clusters, services, ...) through moto's
-  own ResourceMap machinery, so other services see what the stack created.
+  own ResourceMap machinery, so other services see what the stack created; resource
+  types in ``TYPE_HANDLERS`` are run by their handler instead: nested.py runs each
+  AWS::CloudFormation::Stack as a child stack of this engine (ParentId/RootId, its own
+  events, updates that finish or roll back with the root's).
 
 Test hooks live in the template, under each resource's ``Metadata.Emulator``:
 
@@ -35,7 +42,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import yaml
 from moto.cloudformation import models as cfn_models
@@ -54,6 +61,7 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import generate_changeset_id, generate_stack_id
 from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_api._internal import mock_random
+from moto.s3.exceptions import MissingBucket
 from moto.s3.models import s3_backends
 
 from emulator.state import LOCK
@@ -120,6 +128,25 @@ class InsufficientCapabilities(CloudFormationError):
 
 def _validation(message: str) -> ValidationError:
     return ValidationError(message=message)
+
+
+class ResourceFailed(Exception):
+    """A resource operation failure whose text is the resource's status reason as it is
+    (no "Resource handler returned message" wrapping), e.g. a nested stack's
+    ``Embedded stack ... was not successfully created: ...``."""
+
+
+class TransformFailed(Exception):
+    """A template transform (AWS::Include) that failed: CloudFormation reports it as the
+    change set's (or the stack's) status reason, not as an API error."""
+
+
+def _error_text(exc: Exception) -> str:
+    """The message of a moto or emulator error, without moto's HTTP framing."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        return message
+    return str(exc) or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- helpers
@@ -209,9 +236,155 @@ def _parse_template(body: str) -> dict[str, Any]:
             raise _validation(f"Template format error: YAML not well-formed.{where}") from exc
     if not isinstance(parsed, dict):
         raise _validation("Template format error: unsupported structure.")
-    if not parsed.get("Resources"):
-        raise _validation("Template format error: At least one Resources member must be defined.")
+    # A top-level AWS::Include may bring the Resources: checked once transforms ran.
+    if not parsed.get("Resources") and not _top_level_includes(parsed):
+        _require_resources(parsed)
     return parsed
+
+
+def _require_resources(template: dict[str, Any]) -> None:
+    if not template.get("Resources"):
+        raise _validation("Template format error: At least one Resources member must be defined.")
+
+
+# --------------------------------------------------------------------------- S3 reads and AWS::Include
+
+# Virtual-hosted S3 host of AWS: bucket.s3.region.amazonaws.com, bucket.s3-region..., bucket.s3.amazonaws.com.
+_S3_VIRTUAL_HOST = re.compile(r"^(?P<bucket>.+)\.s3[.-]")
+S3_NO_SUCH_KEY = ("S3 error: The specified key does not exist. "
+                  "For more information check http://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html")
+S3_NO_SUCH_BUCKET = ("S3 error: The specified bucket does not exist. "
+                     "For more information check http://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html")
+BAD_TEMPLATE_URL = "TemplateURL must reference a valid S3 object to which you have access."
+
+
+def s3_location(url: Any) -> tuple[str, str] | None:
+    """(bucket, key) of a TemplateURL as CloudFormation reads it from S3: virtual-hosted
+    (``https://bucket.s3.region.amazonaws.com/key``), path-style on an S3 host of AWS
+    (``https://s3.region.amazonaws.com/bucket/key``), or path-style on any other host, an
+    endpoint override such as the emulator's own (``http://127.0.0.1:PORT/bucket/key``, what
+    a deploy tool builds from AWS_ENDPOINT_URL). moto alone reads path-style URLs only when
+    the host says "localhost" and would take ``127`` for the bucket."""
+    if not isinstance(url, str):
+        return None
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    path = unquote(parts.path.lstrip("/"))
+    virtual = _S3_VIRTUAL_HOST.match(host) if host.endswith((".amazonaws.com", ".amazonaws.com.cn")) else None
+    if virtual:
+        bucket, key = virtual["bucket"], path
+    else:
+        bucket, _, key = path.partition("/")
+    return (bucket, key) if bucket and key else None
+
+
+def read_template_url(url: str, account_id: str, partition: str) -> str:
+    """The template behind a TemplateURL, from moto's S3 (ValidationError as AWS words it)."""
+    location = s3_location(url)
+    if location is None:
+        raise _validation(BAD_TEMPLATE_URL)
+    try:
+        obj = s3_backends[account_id][partition].get_object(*location)
+    except MissingBucket as exc:
+        raise _validation(S3_NO_SUCH_BUCKET) from exc
+    if obj is None:  # moto answers a missing key with None
+        raise _validation(S3_NO_SUCH_KEY)
+    return obj.value.decode("utf-8")
+
+
+class _SnippetLoader(yaml.SafeLoader):
+    """AWS::Include snippets are plain YAML or JSON: CloudFormation refuses short-form tags
+    (``!Ref``) in them (`The specified S3 object's content should be valid Yaml/JSON`)."""
+
+
+_SnippetLoader.yaml_implicit_resolvers = TemplateLoader.yaml_implicit_resolvers
+
+INCLUDE_FAILED = "Transform AWS::Include failed with: "
+INCLUDE_NOT_YAML = INCLUDE_FAILED + "The specified S3 object's content should be valid Yaml/JSON"
+
+
+def _is_include(spec: Any) -> bool:
+    return isinstance(spec, dict) and spec.get("Name") == "AWS::Include"
+
+
+def _top_level_includes(template: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = template.get("Transform")
+    return [t for t in (spec if isinstance(spec, list) else [spec]) if _is_include(t)]
+
+
+def _include_snippet(spec: dict[str, Any], account_id: str, partition: str, params: dict[str, Any]) -> Any:
+    location = (spec.get("Parameters") or {}).get("Location")
+    if isinstance(location, dict) and list(location) == ["Ref"]:
+        location = params.get(location["Ref"])  # the documented `Location: !Ref Param` form
+    bucket, _, key = location[len("s3://"):].partition("/") if isinstance(location, str) else ("", "", "")
+    if not (isinstance(location, str) and location.startswith("s3://") and bucket and key):
+        raise TransformFailed(INCLUDE_FAILED + "The location parameter is not a valid S3 uri.")
+    try:
+        obj = s3_backends[account_id][partition].get_object(bucket, key)
+    except MissingBucket as exc:
+        raise TransformFailed(INCLUDE_FAILED + f"S3 bucket [{bucket}] does not exist.") from exc
+    if obj is None:
+        raise TransformFailed(INCLUDE_FAILED + f"S3 object [{location}] does not exist.")
+    text = obj.value.decode("utf-8", errors="replace")
+    try:
+        return yaml.load(text, Loader=_SnippetLoader)
+    except yaml.YAMLError as exc:
+        raise TransformFailed(INCLUDE_NOT_YAML) from exc
+
+
+def apply_includes(template: dict[str, Any], account_id: str, partition: str,
+                   params: dict[str, Any]) -> dict[str, Any]:
+    """The template with every AWS::Include transform replaced by its S3 snippet, as
+    CloudFormation processes it before anything else (change set creation, CreateStack):
+    ``Fn::Transform`` anywhere but in Parameters (alone: the value becomes the snippet; next
+    to other keys: the snippet's keys join them), and the top-level ``Transform`` (the
+    snippet's sections join the template's). Snippets are not transformed again (AWS does
+    not nest includes). ``params``: values for a ``Location: {Ref: Param}``."""
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        spec = node.get("Fn::Transform")
+        if not _is_include(spec):
+            return {k: walk(v) for k, v in node.items()}
+        rest = {k: walk(v) for k, v in node.items() if k != "Fn::Transform"}
+        snippet = _include_snippet(spec, account_id, partition, params)
+        if not rest:
+            return snippet
+        if not isinstance(snippet, dict):
+            raise TransformFailed(INCLUDE_NOT_YAML)
+        return {**rest, **snippet}
+
+    out = {k: (v if k in ("Parameters", "AWSTemplateFormatVersion", "Transform") else walk(v))
+           for k, v in template.items()}
+    top = _top_level_includes(template)
+    for spec in top:
+        snippet = _include_snippet(spec, account_id, partition, params)
+        if not isinstance(snippet, dict):
+            raise TransformFailed(INCLUDE_NOT_YAML)
+        for section, value in snippet.items():
+            if isinstance(value, dict) and isinstance(out.get(section), dict):
+                out[section] = {**out[section], **value}
+            else:
+                out[section] = value
+    if top:
+        spec = template["Transform"]
+        others = [t for t in (spec if isinstance(spec, list) else [spec]) if not _is_include(t)]
+        out.pop("Transform", None)
+        if others:
+            out["Transform"] = others if isinstance(spec, list) else others[0]
+    _require_resources(out)
+    return out
+
+
+def _include_params(template: dict[str, Any], given: list[dict[str, Any]]) -> dict[str, Any]:
+    """Parameter values an include Location may Ref (given, else the declared Default)."""
+    values = {k: d.get("Default") for k, d in (template.get("Parameters") or {}).items() if isinstance(d, dict)}
+    values.update({p["ParameterKey"]: p.get("ParameterValue") for p in given if "ParameterKey" in p})
+    return values
 
 
 # moto's clean_json (intrinsic function evaluation), wrapped by _clean_json at install().
@@ -242,6 +415,8 @@ def _clean_json(resource_json: Any, resources_map: ResourceMap) -> Any:
     """moto's clean_json plus the intrinsics it gets wrong. moto's own recursion calls
     the module-level name, so nested uses come back through here."""
     if isinstance(resource_json, dict) and len(resource_json) == 1:
+        if isinstance(resource_json.get("Fn::GetAtt"), str):  # YAML's `Fn::GetAtt: Child.Outputs.Name`
+            return _MOTO_CLEAN_JSON({"Fn::GetAtt": resource_json["Fn::GetAtt"].split(".", 1)}, resources_map)
         if "Fn::GetAZs" in resource_json:
             return _availability_zones(resources_map, _clean_json(resource_json["Fn::GetAZs"], resources_map))
         if "Fn::Cidr" in resource_json:
@@ -369,6 +544,38 @@ class StackExtra:
         # logical id -> {"status", "physical", "type", "reason", "ts"}
         self.resources: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
+        # Nested stacks (AWS::CloudFormation::Stack): the parent's and the root's stack ARNs.
+        self.parent_id: str | None = None
+        self.root_id: str | None = None
+        # Why the last create/update failed ("The following resource(s) failed to ..."),
+        # what a parent quotes in its "Embedded stack ..." reason.
+        self.failure_reason: str | None = None
+        # The change set whose execution is running (a nested stack's operation finds its
+        # own nested change set there).
+        self.executing: ChangeSet | None = None
+        # Child stack ARN -> gate of its finished update, waiting on this stack's outcome.
+        self.child_gates: dict[str, Gate] = {}
+
+
+class Gate:
+    """CloudFormation finishes a stack tree together: a nested stack whose update is done
+    stays UPDATE_COMPLETE_CLEANUP_IN_PROGRESS until its parent's update succeeds (then it
+    cleans up: UPDATE_COMPLETE) or fails (then it rolls back: UPDATE_ROLLBACK_COMPLETE).
+    ``decision`` is True to commit, False to roll back, None while the parent runs."""
+
+    def __init__(self, parent: Stack) -> None:
+        self.parent = parent
+        self.decision: bool | None = None
+
+    def wait(self) -> bool:
+        """Called without LOCK. A parent no longer running (its worker died) commits."""
+        while True:
+            with LOCK:
+                if self.decision is not None:
+                    return self.decision
+                if not self.parent.status.endswith("_IN_PROGRESS"):
+                    return True
+            time.sleep(CANCEL_POLL_SECONDS)
 
 
 def _extra(stack: Stack) -> StackExtra:
@@ -381,12 +588,24 @@ def _extra(stack: Stack) -> StackExtra:
 
 class ChangeSet:
     def __init__(self, **kw: Any) -> None:
+        self.parent_id: str | None = None
+        self.root_id: str | None = None
+        # Nested change sets (IncludeNestedStacks): logical id of the nested stack -> change set ARN.
+        self.children: dict[str, str] = {}
+        # The stack was created (REVIEW_IN_PROGRESS) for this nested change set only.
+        self.review_stack = False
         self.__dict__.update(kw)
         self.creation_time = _now()
         self.status = "CREATE_COMPLETE"
         self.execution_status = "AVAILABLE"
         self.status_reason: str | None = None
         self.changes: list[dict[str, Any]] = []
+
+    def _nesting(self, d: dict[str, Any]) -> None:
+        d["IncludeNestedStacks"] = bool(getattr(self, "include_nested_stacks", False))
+        if self.parent_id:
+            d["ParentChangeSetId"] = self.parent_id
+            d["RootChangeSetId"] = self.root_id
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -403,8 +622,8 @@ class ChangeSet:
             "Capabilities": self.capabilities,
             "Tags": [{"Key": k, "Value": v} for k, v in (self.tags or {}).items()],
             "Changes": self.changes,
-            "IncludeNestedStacks": bool(getattr(self, "include_nested_stacks", False)),
         }
+        self._nesting(d)
         if self.description:
             d["Description"] = self.description
         if self.status_reason:
@@ -422,8 +641,8 @@ class ChangeSet:
             "ExecutionStatus": self.execution_status,
             "Status": self.status,
             "CreationTime": self.creation_time,
-            "IncludeNestedStacks": False,
         }
+        self._nesting(d)
         if self.description:
             d["Description"] = self.description
         if self.status_reason:
@@ -481,7 +700,11 @@ STABILIZE_POLL_SECONDS = 0.05
 
 
 class _Op:
-    def __init__(self, lid: str, rtype: str, verb: str, action: Callable[[], str | None], physical: str = "",
+    """One resource operation. ``action(op)`` does the work and returns the physical id; it
+    may set ``op.poll`` (the resource stays *_IN_PROGRESS until it answers, as for
+    STABILIZERS) and ``op.cancel`` (called when CloudFormation cancels the running operation)."""
+
+    def __init__(self, lid: str, rtype: str, verb: str, action: Callable[[_Op], str | None], physical: str = "",
                  hold: float = 0.0, fail: str | None = None, deps: set[str] | None = None,
                  replacement: bool = False) -> None:
         self.lid, self.rtype, self.verb, self.action = lid, rtype, verb, action
@@ -489,6 +712,15 @@ class _Op:
         self.deps = deps or set()
         self.replacement = replacement
         self.poll: Callable[[], str | None] | None = None
+        self.cancel: Callable[[], None] | None = None
+
+
+# Extension point (used by nested.py): resource type -> handler for resources the engine runs
+# itself instead of through moto's model classes (an AWS::CloudFormation::Stack is a child stack
+# run by this engine). Its create/update/rollback/delete(stack, rm, lid, rjson, op) are the
+# operations' actions (rollback: back to the previous template's rjson); review(stack, cs, lid,
+# rjson, new_rm) returns the nested change set of a change; validate(lid, rjson) checks a template.
+TYPE_HANDLERS: dict[str, Any] = {}
 
 
 def _start(stack: Stack, op: _Op) -> str | None:
@@ -505,9 +737,11 @@ def _start(stack: Stack, op: _Op) -> str | None:
             _event(stack, op.lid, "", op.rtype, status, "Resource creation Initiated")
         return None
     try:
-        phys = op.action()
+        phys = op.action(op)
+    except ResourceFailed as exc:
+        return str(exc)
     except Exception as exc:  # noqa: BLE001 - moto errors become resource failures, like AWS
-        text = str(exc) or type(exc).__name__
+        text = _error_text(exc)
         return f"Resource handler returned message: \"{text}\"" if not text.startswith("Resource") else text
     if phys:
         op.physical = phys
@@ -526,10 +760,27 @@ _CANCEL_REQUESTED: set[str] = set()
 CANCEL_POLL_SECONDS = 0.05
 
 
+def _cancel_running(stack: Stack, running: dict[str, tuple[float, _Op, str | None]], into: list[str]) -> None:
+    for other in list(running):
+        _, oop, _ = running.pop(other)
+        if oop.cancel is not None:
+            oop.cancel()
+        noun = "creation" if oop.verb == "CREATE" else "update"
+        _event(stack, oop.lid, oop.physical, oop.rtype, f"{oop.verb}_FAILED", f"Resource {noun} cancelled")
+        into.append(other)
+
+
+def request_cancel(stack: Stack) -> None:
+    """Stop the stack's running create/update (CancelUpdateStack, or a parent cancelling a
+    nested stack): its running operations fail as cancelled and it rolls back."""
+    _CANCEL_REQUESTED.add(stack.stack_id)
+
+
 def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tuple[list[str], list[str], list[str], list[str]]:
     """Run resource operations with CloudFormation's parallelism: every resource whose
     dependencies are complete starts at once; the first failure cancels the rest.
-    Returns (completed, failed, cancelled, started) logical ids."""
+    Returns (completed, failed, cancelled, started) logical ids. A forward phase
+    (stop_on_failure) can be cancelled; rollbacks, cleanups and deletes run to the end."""
     ids = {op.lid for op in ops}
     for op in ops:
         op.deps = (op.deps & ids) - {op.lid}
@@ -558,14 +809,10 @@ def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tupl
             # Sleep in slices so CancelUpdateStack takes effect promptly.
             time.sleep(min(delay, CANCEL_POLL_SECONDS))
             with LOCK:
-                if stack.stack_id in _CANCEL_REQUESTED:
-                    # Real CloudFormation stops the update and rolls back.
+                if stop_on_failure and stack.stack_id in _CANCEL_REQUESTED:
+                    # Real CloudFormation stops the operation and rolls back.
                     _CANCEL_REQUESTED.discard(stack.stack_id)
-                    for other in list(running):
-                        _, oop, _ = running.pop(other)
-                        _event(stack, oop.lid, oop.physical, oop.rtype, f"{oop.verb}_FAILED",
-                               "Resource update cancelled")
-                        failed.append(other)
+                    _cancel_running(stack, running, failed)
                     pending.clear()
                     break
             continue
@@ -582,12 +829,7 @@ def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tupl
                 _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_FAILED", reason)
                 failed.append(lid)
                 if stop_on_failure:
-                    for other in list(running):
-                        _, oop, _ = running.pop(other)
-                        onoun = "creation" if oop.verb == "CREATE" else "update"
-                        _event(stack, oop.lid, oop.physical, oop.rtype, f"{oop.verb}_FAILED",
-                               f"Resource {onoun} cancelled")
-                        cancelled.append(other)
+                    _cancel_running(stack, running, cancelled)
                     pending.clear()
             else:
                 _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_COMPLETE", None)
@@ -611,8 +853,12 @@ def _is_placeholder_type(rtype: str) -> bool:
         return True
 
 
-def _create_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[], str]:
-    def act() -> str:
+def _create_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[_Op], str]:
+    handler = TYPE_HANDLERS.get(rjson["Type"])
+    if handler is not None:
+        return lambda op: handler.create(stack, rm, lid, rjson, op)
+
+    def act(op: _Op) -> str:
         rtype = rjson["Type"]
         if _is_placeholder_type(rtype):
             obj: Any = _Placeholder(stack.name, lid, rtype)
@@ -627,8 +873,12 @@ def _create_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any
     return act
 
 
-def _update_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[], str]:
-    def act() -> str:
+def _update_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[_Op], str]:
+    handler = TYPE_HANDLERS.get(rjson["Type"])
+    if handler is not None:
+        return lambda op: handler.update(stack, rm, lid, rjson, op)
+
+    def act(op: _Op) -> str:
         current = rm._parsed_resources.get(lid)
         if isinstance(current, _Placeholder) or _is_placeholder_type(rjson["Type"]):
             return _physical(current)
@@ -644,16 +894,28 @@ def _update_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any
     return act
 
 
-def _restore_action(rm: ResourceMap, lid: str, previous: Any) -> Callable[[], str]:
-    def act() -> str:
+def _rollback_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[_Op], str]:
+    """Put an updated resource back as the previous template (``rjson``) has it."""
+    handler = TYPE_HANDLERS.get(rjson["Type"])
+    if handler is not None:
+        return lambda op: handler.rollback(stack, rm, lid, rjson, op)
+    return _update_action(stack, rm, lid, rjson)
+
+
+def _restore_action(rm: ResourceMap, lid: str, previous: Any) -> Callable[[_Op], str]:
+    def act(op: _Op) -> str:
         rm._parsed_resources[lid] = previous
         return _physical(previous)
 
     return act
 
 
-def _delete_action(rm: ResourceMap, obj: Any, rjson: dict[str, Any]) -> Callable[[], str]:
-    def act() -> str:
+def _delete_action(stack: Stack, rm: ResourceMap, lid: str, obj: Any, rjson: dict[str, Any]) -> Callable[[_Op], str]:
+    handler = TYPE_HANDLERS.get(rjson["Type"])
+    if handler is not None:
+        return lambda op: handler.delete(stack, rm, lid, rjson, op)
+
+    def act(op: _Op) -> str:
         if obj is None or isinstance(obj, (_Placeholder, str)):
             return ""
         rm._delete_resource(obj, copy.deepcopy(rjson))
@@ -674,7 +936,7 @@ def _delete_ops(stack: Stack, rm: ResourceMap, items: dict[str, tuple[Any, dict[
     for lid, (obj, rjson) in items.items():
         meta = _meta(rjson)
         phys = _physical(obj) or ex.resources.get(lid, {}).get("physical", "")
-        ops.append(_Op(lid, rjson["Type"], "DELETE", _delete_action(rm, obj, rjson), physical=phys,
+        ops.append(_Op(lid, rjson["Type"], "DELETE", _delete_action(stack, rm, lid, obj, rjson), physical=phys,
                        hold=float(meta.get("DeleteHoldSeconds", 0) or 0), fail=meta.get("DeleteFail"),
                        deps=dependents[lid]))
     return ops
@@ -761,8 +1023,8 @@ def _finish_delete(stack: Stack) -> None:
     backend.deleted_stacks[stack.stack_id] = stack
     for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
         del backend.exports[name]
-    for cs_id in [i for i, c in _change_sets(backend).items() if c.stack_id == stack.stack_id]:
-        del _change_sets(backend)[cs_id]
+    for cs in [c for c in _change_sets(backend).values() if c.stack_id == stack.stack_id]:
+        drop_change_set(backend, cs)
 
 
 def _spawn(target: Callable[[], None], name: str, stack: Stack | None = None) -> None:
@@ -799,6 +1061,7 @@ def _run_create(stack: Stack, template: dict[str, Any], body: str, params: dict[
         ex.template_dict = copy.deepcopy(template)
         ex.given_params = dict(params)
         ex.outputs = []
+        _CANCEL_REQUESTED.discard(stack.stack_id)  # as in _run_update
         _stack_status(stack, "CREATE_IN_PROGRESS", "User Initiated")
         lids = [lid for lid, rj in template["Resources"].items() if _condition_true(rm, rj)]
         ops = _create_ops(stack, rm, template, lids)
@@ -810,7 +1073,7 @@ def _run_create(stack: Stack, template: dict[str, Any], body: str, params: dict[
             if on_done:
                 on_done(True)
             return
-        reason = _failure_reason(failed, "create")
+        reason = ex.failure_reason = _failure_reason(failed, "create")
         if disable_rollback and not on_failure_delete:
             _stack_status(stack, "CREATE_FAILED", reason)
             if on_done:
@@ -878,10 +1141,15 @@ def _add_reference_changes(changes: list[dict[str, Any]], old_res: dict[str, Any
                     grew = True
 
 
+NESTED_STACK = "AWS::CloudFormation::Stack"
+
+
 def _resource_diff(old_t: dict[str, Any], old_p: dict[str, str], old_rm: ResourceMap | None,
                    new_t: dict[str, Any], new_p: dict[str, str], new_rm: ResourceMap | None,
-                   physical: dict[str, str]) -> list[dict[str, Any]]:
-    """Change set entries for moving from (old template, params) to (new ...)."""
+                   physical: dict[str, str], reevaluate_nested: bool = False) -> list[dict[str, Any]]:
+    """Change set entries for moving from (old template, params) to (new ...).
+    ``reevaluate_nested``: the stack is being updated at all, so CloudFormation updates every
+    nested stack (their templates may have changed behind an unchanged TemplateURL)."""
     old_res = {k: v for k, v in (old_t.get("Resources") or {}).items() if _condition_true(old_rm, v)}
     new_res = {k: v for k, v in (new_t.get("Resources") or {}).items() if _condition_true(new_rm, v)}
     old_vals = _resolved_params(old_t, old_p)
@@ -929,6 +1197,16 @@ def _resource_diff(old_t: dict[str, Any], old_p: dict[str, str], old_rm: Resourc
                  "ResourceType": rj["Type"], "Replacement": replacement, "Scope": scope, "Details": details}
         changes.append(entry)
     _add_reference_changes(changes, old_res, new_res, physical)
+    if reevaluate_nested:
+        listed = {c["LogicalResourceId"] for c in changes}
+        for lid, rj in new_res.items():
+            if rj["Type"] == NESTED_STACK and lid in old_res and lid not in listed:
+                # AWS's DescribeChangeSet shape for a re-evaluated nested stack.
+                changes.append({
+                    "Action": "Modify", "LogicalResourceId": lid, "PhysicalResourceId": physical.get(lid, ""),
+                    "ResourceType": NESTED_STACK, "Replacement": "False", "Scope": ["Properties"],
+                    "Details": [{"Target": {"Attribute": "Properties", "RequiresRecreation": "Never"},
+                                 "Evaluation": "Dynamic", "ChangeSource": "Automatic"}]})
     for lid, rj in old_res.items():
         if lid not in new_res:
             changes.append({"Action": "Remove", "LogicalResourceId": lid, "PhysicalResourceId": physical.get(lid, ""),
@@ -939,8 +1217,29 @@ def _resource_diff(old_t: dict[str, Any], old_p: dict[str, str], old_rm: Resourc
     return [{"Type": "Resource", "ResourceChange": c} for c in changes]
 
 
+def settle_children(stack: Stack, commit: bool, wait: bool) -> None:
+    """Tell the nested stacks whose updates wait on this stack's outcome to clean up
+    (commit) or roll back; with ``wait``, return once they have cleaned up. Called without LOCK."""
+    backend = cloudformation_backends[stack.account_id][stack.region_name]
+    with LOCK:
+        gates = dict(_extra(stack).child_gates)
+        _extra(stack).child_gates.clear()
+        for gate in gates.values():
+            gate.decision = commit
+    while wait:
+        with LOCK:
+            children = [_find_stack(backend, child_id) for child_id in gates]
+            if not any(c is not None and c.status in ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+                       for c in children):
+                return
+        time.sleep(STABILIZE_POLL_SECONDS)
+
+
 def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[str, str],
-                disable_rollback: bool, on_done: Callable[[bool], None] | None = None) -> None:
+                disable_rollback: bool, on_done: Callable[[bool], None] | None = None,
+                gate: Gate | None = None) -> None:
+    """An update; ``gate``: this is a nested stack, whose finished update waits for the
+    parent's outcome before it cleans up or rolls back."""
     ex = _extra(stack)
     with LOCK:
         rm: ResourceMap = stack.resource_map
@@ -957,6 +1256,8 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
         physical = {lid: r["physical"] for lid, r in ex.resources.items()}
         old_rm_for_conditions = copy.copy(rm)
         ex.last_updated = _now()
+        # A cancellation that came too late for an earlier operation must not stop this one.
+        _CANCEL_REQUESTED.discard(stack.stack_id)
         _stack_status(stack, "UPDATE_IN_PROGRESS", "User Initiated")
 
         # Re-point moto's ResourceMap at the new template, as ResourceMap.update() does.
@@ -967,7 +1268,8 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
         _load(rm)
         rm._resource_json_map = new_t["Resources"]
         changes = [c["ResourceChange"] for c in
-                   _resource_diff(old_t, old["params"], old_rm_for_conditions, template, params, rm, physical)]
+                   _resource_diff(old_t, old["params"], old_rm_for_conditions, template, params, rm, physical,
+                                  reevaluate_nested=True)]
         all_ids = set(template["Resources"])
         ops: list[_Op] = []
         kinds: dict[str, str] = {}
@@ -992,11 +1294,23 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
         ex.template_dict = copy.deepcopy(template)
         ex.given_params = dict(params)
     done, failed, cancelled, started = _run_ops(stack, ops)
+    reason: str | None = None
     with LOCK:
-        if not failed:
+        if failed:
+            reasons = []
+            for verb, kind in (("create", "Add"), ("update", "Modify")):
+                ids = [lid for lid in failed if kinds.get(lid) == kind]
+                if ids:
+                    reasons.append(_failure_reason(ids, verb))
+            reason = ex.failure_reason = "".join(reasons)
+        else:
             ex.outputs = _compute_outputs(stack, rm, template)
             stack.description = template.get("Description")
             _stack_status(stack, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+    ok = not failed and (gate is None or gate.wait())
+    if ok:
+        settle_children(stack, commit=True, wait=True)
+        with LOCK:
             items = {lid: (old["rm_parsed"].get(lid), old_t["Resources"][lid])
                      for lid, kind in kinds.items() if kind == "Remove"}
             for lid in items:
@@ -1005,27 +1319,21 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
             # Replaced resources: the old physical resource is deleted during cleanup.
             for op in ops:
                 if op.verb == "UPDATE" and op.replacement and physical.get(op.lid) and physical[op.lid] != op.physical:
-                    cleanup.append(_Op(op.lid, op.rtype, "DELETE", lambda: "", physical=physical[op.lid]))
-        else:
-            reasons = []
-            for verb, kind in (("create", "Add"), ("update", "Modify")):
-                ids = [lid for lid in failed if kinds.get(lid) == kind]
-                if ids:
-                    reasons.append(_failure_reason(ids, verb))
-            reason = "".join(reasons)
-    if not failed:
+                    cleanup.append(_Op(op.lid, op.rtype, "DELETE", lambda _op: "", physical=physical[op.lid]))
         _run_ops(stack, cleanup, stop_on_failure=False)
         with LOCK:
             _stack_status(stack, "UPDATE_COMPLETE")
             if on_done:
                 on_done(True)
         return
-    with LOCK:
-        if disable_rollback:
+    if disable_rollback:
+        settle_children(stack, commit=True, wait=False)  # no rollback: updated nested stacks stay so
+        with LOCK:
             _stack_status(stack, "UPDATE_FAILED", reason)
             if on_done:
                 on_done(False)
-            return
+        return
+    with LOCK:
         _stack_status(stack, "UPDATE_ROLLBACK_IN_PROGRESS", reason)
         new_parsed = dict(rm._parsed_resources)
         # Restore moto's ResourceMap to the previous template/parameters.
@@ -1053,7 +1361,7 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
                 continue
             if lid in new_parsed:
                 rm._parsed_resources[lid] = new_parsed[lid]
-            back_ops.append(_Op(lid, orj["Type"], "UPDATE", _update_action(stack, rm, lid, orj),
+            back_ops.append(_Op(lid, orj["Type"], "UPDATE", _rollback_action(stack, rm, lid, orj),
                                 physical=_physical(new_parsed.get(lid)) or physical.get(lid, "")))
     _run_ops(stack, back_ops, stop_on_failure=False)
     with LOCK:
@@ -1170,6 +1478,10 @@ def _validate_template_with_params(stack_id: str, stack_name: str, template: dic
     rm = ResourceMap(stack_id, stack_name, dict(params), {}, region_name=region, account_id=account_id,
                      template=copy.deepcopy(template), cross_stack_resources=backend.exports)
     _load(rm)
+    for lid, rjson in (template.get("Resources") or {}).items():
+        handler = TYPE_HANDLERS.get(rjson.get("Type")) if isinstance(rjson, dict) else None
+        if handler is not None:
+            handler.validate(lid, rjson)
     return rm
 
 
@@ -1249,8 +1561,15 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
     # UsePreviousValue refers to what the stack reports, defaults included.
     previous = (_resolved_params(_extra(stack).template_dict, _extra(stack).given_params)
                 if (stack is not None and cs_type == "UPDATE") else None)
+    # Transforms run as the change set is made: a failure leaves it FAILED, not an API error.
+    transform_failure = None
+    try:
+        template = apply_includes(template, backend.account_id, self.partition, _include_params(template, given_list))
+    except TransformFailed as exc:
+        transform_failure = str(exc)
     params = _resolve_params(template, given_list, previous)
-    _check_capabilities(template, capabilities)
+    if transform_failure is None:
+        _check_capabilities(template, capabilities)
 
     if stack is None:
         stack_id = generate_stack_id(stack_name, backend.region_name, backend.account_id)
@@ -1270,8 +1589,6 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
                 return ActionResult({"Id": cs.id, "StackId": stack.stack_id})
             raise AlreadyExists(f"ChangeSet [{cs_name}] already exists")
 
-    new_rm = _validate_template_with_params(stack.stack_id, stack.name, template, params,
-                                            backend.account_id, backend.region_name, backend)
     ex = _extra(stack)
     cs = ChangeSet(
         id=generate_changeset_id(cs_name, backend.region_name, backend.account_id),
@@ -1281,26 +1598,83 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
         client_token=client_token, execute_token=None,
         # Stored and shown as given; the emulator keeps no drift to revert.
         deployment_mode=self._get_param("DeploymentMode"),
-        # Stored and shown; nested stacks' own change sets are not made.
         include_nested_stacks=str(self._get_param("IncludeNestedStacks", "false")).lower() == "true",
     )
+    if transform_failure is not None:
+        _fail_change_set(cs, transform_failure)
+        _change_sets(backend)[cs.id] = cs
+        return ActionResult({"Id": cs.id, "StackId": stack.stack_id})
+    new_rm = _validate_template_with_params(stack.stack_id, stack.name, template, params,
+                                            backend.account_id, backend.region_name, backend)
+    same = cs_type == "UPDATE" and (
+        ex.template_dict == template
+        and _resolved_params(ex.template_dict, ex.given_params) == _resolved_params(template, params)
+        and (tags is None or tags == (stack.tags or {}))
+        and (notification_arns is None or list(notification_arns) == list(stack.notification_arns or []))
+        and (role_arn is None or role_arn == stack.role_arn))
+    cs.changes = diff_for_change_set(stack, cs, new_rm, reevaluate_nested=cs_type == "UPDATE" and not same)
+    _change_sets(backend)[cs.id] = cs
+    if same and not cs.changes:
+        # Real AWS keeps the change set around in FAILED state until deleted.
+        _fail_change_set(cs, NO_CHANGES_REASON)
+    elif cs.include_nested_stacks:
+        review_nested(stack, cs, new_rm)
+    return ActionResult({"Id": cs.id, "StackId": stack.stack_id})
+
+
+def _fail_change_set(cs: ChangeSet, reason: str) -> None:
+    cs.status = "FAILED"
+    cs.execution_status = "UNAVAILABLE"
+    cs.status_reason = reason
+
+
+def diff_for_change_set(stack: Stack, cs: ChangeSet, new_rm: ResourceMap, reevaluate_nested: bool) -> list[dict[str, Any]]:
+    """The changes of a change set on ``stack`` (new template and parameters in ``cs``)."""
+    ex = _extra(stack)
     old_rm = getattr(stack, "resource_map", None) if ex.template_dict else None
     physical = {lid: r["physical"] for lid, r in ex.resources.items()}
-    cs.changes = _resource_diff(ex.template_dict if cs_type == "UPDATE" else {}, ex.given_params, old_rm,
-                                template, params, new_rm, physical)
-    if cs_type == "UPDATE":
-        same = (ex.template_dict == template
-                and _resolved_params(ex.template_dict, ex.given_params) == _resolved_params(template, params)
-                and (tags is None or tags == (stack.tags or {}))
-                and (notification_arns is None or list(notification_arns) == list(stack.notification_arns or []))
-                and (role_arn is None or role_arn == stack.role_arn))
-        if same and not cs.changes:
-            # Real AWS keeps the change set around in FAILED state until deleted.
-            cs.status = "FAILED"
-            cs.execution_status = "UNAVAILABLE"
-            cs.status_reason = NO_CHANGES_REASON
-    _change_sets(backend)[cs.id] = cs
-    return ActionResult({"Id": cs.id, "StackId": stack.stack_id})
+    return _resource_diff(ex.template_dict if cs.type == "UPDATE" else {}, ex.given_params, old_rm,
+                          cs.template_dict, cs.params, new_rm, physical, reevaluate_nested=reevaluate_nested)
+
+
+def review_nested(stack: Stack, cs: ChangeSet, new_rm: ResourceMap) -> None:
+    """IncludeNestedStacks: a nested change set for every nested stack the change set adds
+    or modifies (recursively); one that fails fails this one, as AWS words it."""
+    backend = cloudformation_backends[stack.account_id][stack.region_name]
+    for entry in cs.changes:
+        change = entry["ResourceChange"]
+        handler = TYPE_HANDLERS.get(change["ResourceType"])
+        if handler is None or change["Action"] not in ("Add", "Modify"):
+            continue
+        lid = change["LogicalResourceId"]
+        nested = handler.review(stack, cs, lid, cs.template_dict["Resources"][lid], new_rm)
+        _change_sets(backend)[nested.id] = nested
+        cs.children[lid] = nested.id
+        change["ChangeSetId"] = nested.id
+        if nested.status == "FAILED" and cs.status != "FAILED":
+            _fail_change_set(cs, f"Nested change set {nested.id} was not successfully created: Currently in FAILED.")
+
+
+def drop_change_set(backend: Any, cs: ChangeSet) -> None:
+    """Delete a change set with its nested change sets; a stack made only for a nested
+    change set (still REVIEW_IN_PROGRESS) goes with it, as AWS does."""
+    sets = _change_sets(backend)
+    for child_id in cs.children.values():
+        child = sets.get(child_id)
+        if child is not None:
+            drop_change_set(backend, child)
+    sets.pop(cs.id, None)
+    if cs.review_stack:
+        stack = _find_stack(backend, cs.stack_id)
+        if stack is not None and stack.status == "REVIEW_IN_PROGRESS":
+            _run_delete(stack)
+
+
+def drop_other_change_sets(backend: Any, stack: Stack, keep: ChangeSet) -> None:
+    """Executing a change set deletes the stack's other change sets (AWS behaviour)."""
+    for other in [c for c in _change_sets(backend).values() if c.stack_id == stack.stack_id and c.id != keep.id]:
+        if other.id in _change_sets(backend):
+            drop_change_set(backend, other)
 
 
 def describe_change_set(self: CloudFormationResponse) -> ActionResult:
@@ -1313,7 +1687,10 @@ def delete_change_set(self: CloudFormationResponse) -> ActionResult:
     cs = _find_change_set(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
     if cs.execution_status == "EXECUTE_IN_PROGRESS":
         raise InvalidChangeSetStatus(f"Cannot delete ChangeSet in status {cs.execution_status}")
-    del _change_sets(backend)[cs.id]
+    if cs.parent_id:
+        raise _validation(f"Cannot delete nested change set [{cs.id}]: "
+                          f"delete its root change set [{cs.root_id}]")
+    drop_change_set(backend, cs)
     return EmptyResult()
 
 
@@ -1332,6 +1709,9 @@ def execute_change_set(self: CloudFormationResponse) -> ActionResult:
     backend = self.cloudformation_backend
     cs = _find_change_set(backend, self._get_param("ChangeSetName"), self._get_param("StackName"))
     disable_rollback = self._get_bool_param("DisableRollback", False)
+    if cs.parent_id:
+        raise _validation(f"Cannot execute nested change set [{cs.id}]: "
+                          f"Executable from root change set [{cs.root_id}]")
     stack = _find_stack(backend, cs.stack_id)
     if stack is None:
         raise _validation(f"Stack [{cs.stack_name}] does not exist")
@@ -1348,13 +1728,12 @@ def execute_change_set(self: CloudFormationResponse) -> ActionResult:
     if cs.type == "UPDATE" and stack.status == "REVIEW_IN_PROGRESS":
         raise _validation(f"Stack:{stack.stack_id} is in REVIEW_IN_PROGRESS state and can not be updated.")
 
-    # Executing a change set deletes the stack's other change sets (AWS behaviour).
-    for other in [i for i, c in _change_sets(backend).items() if c.stack_id == stack.stack_id and i != cs.id]:
-        del _change_sets(backend)[other]
+    drop_other_change_sets(backend, stack, cs)
     cs.execution_status = "EXECUTE_IN_PROGRESS"
     cs.execute_token = token
     ex = _extra(stack)
     ex.change_set_id = cs.id
+    ex.executing = cs
     ex.capabilities = list(cs.capabilities)
     stack.disable_rollback = disable_rollback
     if cs.notification_arns is not None:
@@ -1395,14 +1774,22 @@ def create_stack(self: CloudFormationResponse) -> ActionResult:
     if not body:
         raise _validation("Either Template URL or Template Body must be specified.")
     template = _parse_template(body)
-    params = _resolve_params(template, self._get_param("Parameters", []) or [], None)
+    given_list = self._get_param("Parameters", []) or []
+    transform_failure = None
+    try:
+        template = apply_includes(template, backend.account_id, self.partition, _include_params(template, given_list))
+    except TransformFailed as exc:
+        transform_failure = str(exc)
+    params = _resolve_params(template, given_list, None)
     capabilities = self._get_param("Capabilities", []) or []
-    _check_capabilities(template, capabilities)
     tags = {t["Key"]: t["Value"] for t in (self._get_param("Tags", []) or [])}
     on_failure = self._get_param("OnFailure")
     disable_rollback = self._get_bool_param("DisableRollback", False) or on_failure == "DO_NOTHING"
     stack_id = generate_stack_id(name, backend.region_name, backend.account_id)
-    _validate_template_with_params(stack_id, name, template, params, backend.account_id, backend.region_name, backend)
+    if transform_failure is None:
+        _check_capabilities(template, capabilities)
+        _validate_template_with_params(stack_id, name, template, params, backend.account_id, backend.region_name,
+                                       backend)
     timeout = self._get_param("TimeoutInMinutes")
     stack = Stack(stack_id=stack_id, name=name, template={}, parameters={}, account_id=backend.account_id,
                   region_name=backend.region_name, notification_arns=self._get_param("NotificationARNs", []),
@@ -1416,9 +1803,23 @@ def create_stack(self: CloudFormationResponse) -> ActionResult:
     _extra(stack).capabilities = list(capabilities)
     _extra(stack).create_token = token
     backend.stacks[stack_id] = stack
-    _spawn(lambda: _run_create(stack, template, body, params, disable_rollback,
-                               on_failure_delete=on_failure == "DELETE"), f"cfn-{name}", stack)
+    if transform_failure is not None:
+        _spawn(lambda: _run_failed_transform(stack, body, transform_failure), f"cfn-{name}", stack)
+    else:
+        _spawn(lambda: _run_create(stack, template, body, params, disable_rollback,
+                                   on_failure_delete=on_failure == "DELETE"), f"cfn-{name}", stack)
     return ActionResult({"StackId": stack_id})
+
+
+def _run_failed_transform(stack: Stack, body: str, reason: str) -> None:
+    """CreateStack whose template transform failed: AWS creates nothing and rolls back, the
+    transform's message as the status reason."""
+    with LOCK:
+        stack.template = body
+        _extra(stack).failure_reason = reason
+        _stack_status(stack, "CREATE_IN_PROGRESS", reason)
+        _stack_status(stack, "ROLLBACK_IN_PROGRESS", reason.rstrip(".") + ". Rollback requested by user.")
+        _stack_status(stack, "ROLLBACK_COMPLETE")
 
 
 def update_stack(self: CloudFormationResponse) -> ActionResult:
@@ -1440,8 +1841,12 @@ def update_stack(self: CloudFormationResponse) -> ActionResult:
     if not body:
         raise _validation("Either Template URL or Template Body must be specified.")
     template = _parse_template(body)
-    params = _resolve_params(template, self._get_param("Parameters", []) or [],
-                             _resolved_params(ex.template_dict, ex.given_params))
+    given_list = self._get_param("Parameters", []) or []
+    try:
+        template = apply_includes(template, backend.account_id, self.partition, _include_params(template, given_list))
+    except TransformFailed as exc:
+        raise _validation(str(exc)) from exc
+    params = _resolve_params(template, given_list, _resolved_params(ex.template_dict, ex.given_params))
     capabilities = self._get_param("Capabilities", []) or []
     _check_capabilities(template, capabilities)
     _validate_template_with_params(stack.stack_id, stack.name, template, params, backend.account_id,
@@ -1459,6 +1864,7 @@ def update_stack(self: CloudFormationResponse) -> ActionResult:
     if any(k.startswith("NotificationARNs") for k in self.querystring):
         stack.notification_arns = self._get_param("NotificationARNs", []) or []
     ex.capabilities = list(capabilities)
+    ex.executing = None
     disable_rollback = self._get_bool_param("DisableRollback", False)
     stack.disable_rollback = disable_rollback
     stack.status = "UPDATE_IN_PROGRESS"
@@ -1497,7 +1903,7 @@ def cancel_update_stack(self: CloudFormationResponse) -> ActionResult:
     if stack.status != "UPDATE_IN_PROGRESS":
         raise _validation(f"CancelUpdateStack cannot be called from current stack status {stack.status}")
     _extra(stack).cancel_token = token
-    _CANCEL_REQUESTED.add(stack.stack_id)
+    request_cancel(stack)
     return ActionResult({})
 
 
@@ -1531,6 +1937,9 @@ def _describe(stack: Stack) -> dict[str, Any]:
             d["Description"] = ex.template_dict["Description"]
     if ex.change_set_id:
         d["ChangeSetId"] = ex.change_set_id
+    if ex.parent_id:
+        d["ParentId"] = ex.parent_id
+        d["RootId"] = ex.root_id
     if ex.deletion_time and stack.status.startswith("DELETE"):
         d["DeletionTime"] = ex.deletion_time
     if ex.last_updated:
@@ -1636,8 +2045,11 @@ def get_template(self: CloudFormationResponse) -> ActionResult:
     stack = _find_stack(backend, name) or backend.deleted_stacks.get(name)
     if stack is None:
         raise ValidationError(name)
-    return ActionResult({"TemplateBody": stack.template if _extra(stack).template_dict else "{}",
-                         "StagesAvailable": ["Original", "Processed"]})
+    ex = _extra(stack)
+    body = stack.template if ex.template_dict else "{}"
+    if self._get_param("TemplateStage") == "Processed" and ex.template_dict and _parse_template(body) != ex.template_dict:
+        body = json.dumps(ex.template_dict)  # after transforms (AWS::Include), as CloudFormation keeps it
+    return ActionResult({"TemplateBody": body, "StagesAvailable": ["Original", "Processed"]})
 
 
 # --------------------------------------------------------------------------- control hook
@@ -1686,26 +2098,16 @@ _HANDLERS = {
 
 
 def _template_from_s3_url(self: CloudFormationResponse, template_url: str) -> str:
-    """TemplateURL as CloudFormation reads it, also on an endpoint override.
-
-    moto reads path-style URLs only when the host says "localhost"; a client
-    pointed at the emulator by IP (``http://127.0.0.1:PORT/bucket/key``, what a
-    deploy tool builds from AWS_ENDPOINT_URL) would have ``127`` taken for the
-    bucket. Any host that is not an S3 host of AWS is an endpoint override,
-    addressed by path."""
-    parts = urlparse(template_url)
-    host = parts.hostname or ""
-    if not host.endswith(("amazonaws.com", "amazonaws.com.cn")):
-        bucket, _, key = parts.path.lstrip("/").partition("/")
-        obj = s3_backends[self.current_account][self.partition].get_object(bucket, key)
-        return obj.value.decode("utf-8")
-    return cfn_utils.get_stack_from_s3_url(
-        template_url, account_id=self.current_account, partition=self.partition
-    )
+    """TemplateURL of every handler (moto's GetTemplateSummary/ValidateTemplate too) read
+    as CloudFormation reads it (``read_template_url``)."""
+    return read_template_url(template_url, self.current_account, self.partition)
 
 
 def install() -> None:
     """Monkeypatch moto's CloudFormation response class (idempotent)."""
+    from emulator import nested  # nested.py builds on this module
+
+    nested.install()
     for name, fn in _HANDLERS.items():
         setattr(CloudFormationResponse, name, fn)
     CloudFormationResponse._get_stack_from_s3_url = _template_from_s3_url

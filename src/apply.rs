@@ -230,38 +230,50 @@ struct StackEcsResources {
     service_arn: Option<String>,
 }
 
+/// The first task definition and service of the stack, looking into its
+/// nested stacks too (in the order they are listed, depth first).
 async fn stack_ecs_resources(
     client: &aws_sdk_cloudformation::Client,
     stack_id: &str,
 ) -> anyhow::Result<StackEcsResources> {
     let mut found = StackEcsResources::default();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_stack_resources()
-            .stack_name(stack_id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(crate::aws::aws_error)
-            .context("listing the stack's resources")?;
-        for resource in page.stack_resource_summaries() {
-            let physical = resource.physical_resource_id().map(str::to_string);
-            match resource.resource_type() {
-                Some("AWS::ECS::TaskDefinition") if found.task_definition_arn.is_none() => {
-                    found.task_definition_arn = physical;
+    let mut stacks = vec![stack_id.to_string()];
+    while let Some(stack) = stacks.pop() {
+        let mut nested = Vec::new();
+        let mut token = None;
+        loop {
+            let page = client
+                .list_stack_resources()
+                .stack_name(&stack)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(crate::aws::aws_error)
+                .with_context(|| format!("listing the resources of stack {stack}"))?;
+            for resource in page.stack_resource_summaries() {
+                let physical = resource.physical_resource_id().map(str::to_string);
+                match resource.resource_type() {
+                    Some("AWS::ECS::TaskDefinition") if found.task_definition_arn.is_none() => {
+                        found.task_definition_arn = physical;
+                    }
+                    Some("AWS::ECS::Service") if found.service_arn.is_none() => {
+                        found.service_arn = physical;
+                    }
+                    Some("AWS::CloudFormation::Stack") => nested.extend(physical),
+                    _ => {}
                 }
-                Some("AWS::ECS::Service") if found.service_arn.is_none() => {
-                    found.service_arn = physical;
-                }
-                _ => {}
+            }
+            match page.next_token() {
+                Some(next) => token = Some(next.to_string()),
+                None => break,
             }
         }
-        match page.next_token() {
-            Some(next) => token = Some(next.to_string()),
-            None => return Ok(found),
+        if found.task_definition_arn.is_some() && found.service_arn.is_some() {
+            break;
         }
+        stacks.extend(nested.into_iter().rev());
     }
+    Ok(found)
 }
 
 /// Writes the rendered task definition, registers it when the plan says

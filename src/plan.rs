@@ -471,7 +471,7 @@ pub async fn build_plan(
         Some(options) => {
             let _section = console.phase(&format!("Change set {}", options.change_set));
             let client = aws_sdk_cloudformation::Client::new(&clients.config);
-            let view = read_change_set(&client, options)
+            let view = read_change_set(&client, options, console)
                 .await
                 .map_err(JobError::Failed)?;
             if let Some(view) = &view {

@@ -585,6 +585,10 @@ pub fn changes_summary(changes: &[PlannedChange]) -> String {
             };
             put("Action", Some(&change.action));
             put("LogicalResourceId", Some(&change.logical_id));
+            put("ChangeSetId", change.change_set_id.as_ref());
+            // Ours, not DescribeChangeSet's: which nested stack the change
+            // is in (the root's changes have none).
+            put("NestedStack", change.nested_stack.as_ref());
             put("PhysicalResourceId", change.physical_id.as_ref());
             put("ResourceType", Some(&change.resource_type));
             put("Replacement", change.replacement.as_ref());
@@ -708,7 +712,7 @@ fn write_changes_table(md: &mut String, changes: &[PlannedChange]) {
             md,
             "| {} | `{}` | `{}` | {} | {} |",
             markdown_cell(&change.action),
-            markdown_cell(&change.logical_id),
+            markdown_cell(&change.display_id()),
             markdown_cell(&change.resource_type),
             markdown_cell(change.replacement.as_deref().unwrap_or("")),
             markdown_cell(&changed.join(", "))

@@ -17,6 +17,7 @@ mod faults;
 mod github;
 mod iam;
 mod migration;
+mod package;
 mod proxy;
 mod rollout;
 mod strategies;

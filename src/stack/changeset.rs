@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::aws::aws_error;
+use crate::console::Console;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
@@ -100,6 +101,12 @@ pub struct PlannedChange {
     /// What of the resource changes: `Properties`, `Metadata`, `Tags`, ...
     pub scope: Vec<String>,
     pub details: Vec<ChangeDetail>,
+    /// For a nested stack's resource: the nested change set holding its
+    /// own changes (IncludeNestedStacks).
+    pub change_set_id: Option<String>,
+    /// The nested stack the change is in, as a path of logical ids
+    /// (`Network/Queues`); `None` in the deployed stack itself.
+    pub nested_stack: Option<String>,
 }
 
 /// One property-level change of a [`PlannedChange`] (DescribeChangeSet's
@@ -120,11 +127,26 @@ pub struct ChangeDetail {
 }
 
 impl PlannedChange {
-    /// The change as one log line.
+    /// The logical id, under its nested stack's path when it is in one.
+    pub fn display_id(&self) -> String {
+        match &self.nested_stack {
+            Some(path) => format!("{path}/{}", self.logical_id),
+            None => self.logical_id.clone(),
+        }
+    }
+
+    /// The change as one log line (nested changes indented under theirs).
     pub fn to_line(&self) -> String {
+        let depth = self
+            .nested_stack
+            .as_deref()
+            .map_or(0, |path| path.split('/').count());
         let mut line = format!(
-            "{}  {}  {}",
-            self.action, self.logical_id, self.resource_type
+            "{}{}  {}  {}",
+            "  ".repeat(depth),
+            self.action,
+            self.display_id(),
+            self.resource_type
         );
         if let Some(replacement) = &self.replacement {
             line.push_str(&format!("  (replacement: {replacement})"));
@@ -375,8 +397,53 @@ fn planned_changes(changes: &[Change]) -> Vec<PlannedChange> {
                 .map(|s| s.as_str().to_string())
                 .collect(),
             details: resource.details().iter().map(change_detail).collect(),
+            change_set_id: resource.change_set_id().map(str::to_string),
+            nested_stack: None,
         })
         .collect()
+}
+
+/// Adds the changes of the nested change sets (IncludeNestedStacks), each
+/// right after its nested stack's own change and under its path. They are
+/// read only to be shown: a nested change set that cannot be read is one
+/// warning, and its changes are left out.
+pub async fn with_nested_changes(
+    client: &Client,
+    changes: Vec<PlannedChange>,
+    console: &Console,
+) -> Vec<PlannedChange> {
+    let mut all = Vec::with_capacity(changes.len());
+    // Depth first, keeping order: (change, whether its nested set is read).
+    let mut pending: Vec<PlannedChange> = changes.into_iter().rev().collect();
+    while let Some(change) = pending.pop() {
+        let nested = change.change_set_id.clone();
+        let path = change.display_id();
+        all.push(change);
+        let Some(id) = nested else { continue };
+        match describe_all_changes(client, &id).await {
+            Ok(children) => pending.extend(children.into_iter().rev().map(|mut child| {
+                child.nested_stack = Some(path.clone());
+                child
+            })),
+            Err(error) => console.explain_failed(
+                "DescribeChangeSet",
+                &error.context(format!("reading the changes of nested stack {path}")),
+            ),
+        }
+    }
+    all
+}
+
+/// Every change of a change set, by id.
+async fn describe_all_changes(client: &Client, id: &str) -> anyhow::Result<Vec<PlannedChange>> {
+    let first = client
+        .describe_change_set()
+        .change_set_name(id)
+        .send()
+        .await
+        .map_err(aws_error)
+        .with_context(|| format!("describing change set {id}"))?;
+    read_changes(client, id, &first).await
 }
 
 /// Deletes a change set that will not be executed. One that is already

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::changeset::{
     ChangeSetOutcome, ChangeSetRequest, PlannedChange, StackSettings, Superseded, TemplateSource,
     create_change_set, delete_change_set, execute_change_set, wait_for_change_set,
-    with_stack_settings,
+    with_nested_changes, with_stack_settings,
 };
 use super::events::{EventFeed, root_causes};
 use super::lookup::{describe_stack, has_resources, newest_change_set, status_of};
@@ -796,6 +796,7 @@ async fn change_set(
     };
     match outcome {
         ChangeSetOutcome::Ready(changes) => {
+            let changes = with_nested_changes(client, changes, console).await;
             for change in &changes {
                 console.line(&change.to_line());
             }

@@ -28,6 +28,9 @@ pub struct StackEventRecord {
     pub physical_id: String,
     /// Seconds since the Unix epoch, with fractions.
     pub timestamp: f64,
+    /// The nested stack the event comes from, as a path of logical ids
+    /// (`Network/Queues`); empty for the deployed stack itself.
+    pub nested_in: String,
 }
 
 impl StackEventRecord {
@@ -49,7 +52,26 @@ impl StackEventRecord {
                 .timestamp()
                 .map(|t| t.as_secs_f64())
                 .unwrap_or_default(),
+            nested_in: String::new(),
         }
+    }
+
+    /// The logical id, under its nested stack's path when it is in one.
+    pub fn display_id(&self) -> String {
+        if self.nested_in.is_empty() {
+            self.logical_id.clone()
+        } else {
+            format!("{}/{}", self.nested_in, self.logical_id)
+        }
+    }
+
+    /// Whether this is a nested stack's resource event that names the
+    /// nested stack (its physical id), so the stack can be followed.
+    fn nested_stack(&self) -> Option<&str> {
+        (self.resource_type == "AWS::CloudFormation::Stack"
+            && self.physical_id.starts_with("arn:")
+            && self.physical_id.contains(":stack/"))
+        .then_some(self.physical_id.as_str())
     }
 
     /// Whether this event is about the stack itself rather than a resource.
@@ -62,7 +84,9 @@ impl StackEventRecord {
     pub fn to_line(&self) -> String {
         let mut line = format!(
             "{}  {}  {}",
-            self.logical_id, self.resource_type, self.status
+            self.display_id(),
+            self.resource_type,
+            self.status
         );
         if !self.reason.is_empty() {
             line.push_str("  ");
@@ -84,6 +108,13 @@ pub fn is_consequence(reason: &str) -> bool {
         || reason.starts_with("The following resource(s) failed to")
 }
 
+/// A nested stack resource's failure, which only points at the nested
+/// stack's own events ("Embedded stack arn:... was not successfully
+/// created: ...").
+fn is_embedded_stack_failure(event: &StackEventRecord) -> bool {
+    event.reason.trim_start().starts_with("Embedded stack ")
+}
+
 /// The root causes of a failed operation: the reasons of the earliest failed
 /// resource events, skipping cancellations and the stack-level summary,
 /// oldest first and de-duplicated. Falls back to stack-level reasons when no
@@ -91,11 +122,25 @@ pub fn is_consequence(reason: &str) -> bool {
 pub fn root_causes(events: &[StackEventRecord]) -> Vec<String> {
     let mut ordered: Vec<&StackEventRecord> = events.iter().collect();
     ordered.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
-    let mut causes: Vec<String> = ordered
+    let failed: Vec<&&StackEventRecord> = ordered
         .iter()
         .filter(|e| e.status.ends_with("_FAILED") && !e.reason.is_empty())
-        .filter(|e| !e.is_stack_event() && !is_consequence(&e.reason))
-        .map(|e| format!("{} ({}): {}", e.logical_id, e.resource_type, e.reason))
+        .filter(|e| !is_consequence(&e.reason))
+        .collect();
+    // With the nested stacks' own failures in hand, their embedding's
+    // message adds nothing; without them (events unread), it is the best
+    // cause there is.
+    let nested_failed = failed.iter().any(|e| !e.nested_in.is_empty());
+    let mut causes: Vec<String> = failed
+        .iter()
+        .filter(|e| {
+            if is_embedded_stack_failure(e) {
+                !nested_failed
+            } else {
+                !e.is_stack_event()
+            }
+        })
+        .map(|e| format!("{} ({}): {}", e.display_id(), e.resource_type, e.reason))
         .collect();
     if causes.is_empty() {
         causes = ordered
@@ -110,15 +155,31 @@ pub fn root_causes(events: &[StackEventRecord]) -> Vec<String> {
     causes
 }
 
-/// Follows a stack's events from a baseline onwards.
+/// Follows a stack's events from a baseline onwards, and the events of the
+/// nested stacks it works on while it does.
 pub struct EventFeed {
     stack: String,
     seen: HashSet<String>,
     /// When the baseline could not be read: events older than this (seconds
     /// since the epoch) belong to earlier operations and are skipped.
     not_before: Option<f64>,
-    /// Every event since the baseline, oldest first.
+    /// Every event since the baseline, oldest first (nested stacks' too).
     collected: Vec<StackEventRecord>,
+    /// Where this stack sits: empty for the deployed stack, the path of
+    /// logical ids for a nested one.
+    path: String,
+    nested: Vec<NestedFeed>,
+    /// Nested stacks' events that could not be read, to be explained.
+    unread: Vec<anyhow::Error>,
+}
+
+/// A nested stack followed while its parent's resource is in progress.
+struct NestedFeed {
+    stack_id: String,
+    feed: EventFeed,
+    /// Its resource reached a final state: read once more, then no longer.
+    finishing: bool,
+    done: bool,
 }
 
 impl EventFeed {
@@ -168,6 +229,9 @@ impl EventFeed {
             seen: HashSet::new(),
             not_before: None,
             collected: Vec::new(),
+            path: String::new(),
+            nested: Vec::new(),
+            unread: Vec::new(),
         }
     }
 
@@ -178,10 +242,14 @@ impl EventFeed {
         client: &Client,
         console: &Console,
     ) -> Vec<StackEventRecord> {
-        self.poll(client).await.unwrap_or_else(|error| {
+        let fresh = self.poll(client).await.unwrap_or_else(|error| {
             console.explain_failed("DescribeStackEvents", &error);
             Vec::new()
-        })
+        });
+        for error in std::mem::take(&mut self.unread) {
+            console.explain_failed("DescribeStackEvents", &error);
+        }
+        fresh
     }
 
     /// Fetches events that appeared since the last call, oldest first.
@@ -215,11 +283,78 @@ impl EventFeed {
             }
         }
         fresh.reverse();
-        for record in &fresh {
+        for record in &mut fresh {
             self.seen.insert(record.event_id.clone());
+            record.nested_in = self.path.clone();
         }
+        // A nested stack's own stack-level events repeat what its parent
+        // says of its resource.
+        if !self.path.is_empty() {
+            fresh.retain(|record| record.physical_id != self.stack);
+        }
+        self.follow_nested(&fresh);
         self.collected.extend(fresh.iter().cloned());
+        let nested = self.poll_nested(client).await;
+        if !nested.is_empty() {
+            self.collected.extend(nested.iter().cloned());
+            fresh.extend(nested);
+            fresh.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+        }
         Ok(fresh)
+    }
+
+    /// Starts following the nested stacks this stack's fresh events show
+    /// in progress, and marks those whose resource finished.
+    fn follow_nested(&mut self, fresh: &[StackEventRecord]) {
+        for record in fresh {
+            let Some(stack_id) = record.nested_stack() else {
+                continue;
+            };
+            if stack_id == self.stack {
+                continue;
+            }
+            let known = self.nested.iter_mut().find(|n| n.stack_id == stack_id);
+            let in_progress = record.status.ends_with("_IN_PROGRESS");
+            match known {
+                Some(nested) if !in_progress => nested.finishing = true,
+                Some(nested) => {
+                    nested.finishing = false;
+                    nested.done = false;
+                }
+                None if in_progress => {
+                    let mut feed = EventFeed::empty(stack_id);
+                    // Its earlier operations are not ours. Both stacks'
+                    // events carry CloudFormation's clock: no slack needed.
+                    feed.not_before = Some(record.timestamp);
+                    feed.path = record.display_id();
+                    self.nested.push(NestedFeed {
+                        stack_id: stack_id.to_string(),
+                        feed,
+                        finishing: false,
+                        done: false,
+                    });
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Reads the followed nested stacks' new events (theirs and their own
+    /// nested stacks'). Read only to be shown: a failed read is kept for
+    /// [`EventFeed::poll_explained`] and the rest goes on.
+    async fn poll_nested(&mut self, client: &Client) -> Vec<StackEventRecord> {
+        let mut fresh = Vec::new();
+        for nested in self.nested.iter_mut().filter(|n| !n.done) {
+            match Box::pin(nested.feed.poll(client)).await {
+                Ok(events) => fresh.extend(events),
+                Err(error) => self.unread.push(error),
+            }
+            self.unread.append(&mut nested.feed.unread);
+            if nested.finishing {
+                nested.done = true;
+            }
+        }
+        fresh
     }
 
     /// Every event seen since the baseline, oldest first.
@@ -241,7 +376,39 @@ mod tests {
             reason: reason.into(),
             physical_id: String::new(),
             timestamp: at,
+            nested_in: String::new(),
         }
+    }
+
+    #[test]
+    fn a_nested_stacks_failure_is_the_cause_under_its_path_not_its_embedding() {
+        let mut queue = event(
+            2.0,
+            "Queue",
+            "AWS::SQS::Queue",
+            "CREATE_FAILED",
+            "Queue name taken",
+        );
+        queue.nested_in = "Network/Queues".into();
+        let events = vec![
+            queue,
+            event(
+                3.0,
+                "Network",
+                "AWS::CloudFormation::Stack",
+                "CREATE_FAILED",
+                "Embedded stack arn:aws:cloudformation:us-east-1:1:stack/s-Network-X/1 was not successfully created: The following resource(s) failed to create: [Queues]. ",
+            ),
+        ];
+        assert_eq!(
+            root_causes(&events),
+            vec!["Network/Queues/Queue (AWS::SQS::Queue): Queue name taken"]
+        );
+        assert!(
+            events[0]
+                .to_line()
+                .starts_with("Network/Queues/Queue  AWS::SQS::Queue")
+        );
     }
 
     #[test]

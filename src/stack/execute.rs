@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use aws_sdk_cloudformation::Client;
 
-use super::changeset::{PlannedChange, execute_change_set, is_change_set_not_found, read_changes};
+use super::changeset::{
+    PlannedChange, execute_change_set, is_change_set_not_found, read_changes, with_nested_changes,
+};
 use super::deploy::{DeploySettings, StackDeployment, finish};
 use super::events::EventFeed;
 use crate::aws::aws_error;
@@ -55,6 +57,7 @@ pub struct ExecutePlan {
 pub async fn read_change_set(
     client: &Client,
     options: &ExecuteOptions,
+    console: &Console,
 ) -> anyhow::Result<Option<ChangeSetView>> {
     let mut call = client
         .describe_change_set()
@@ -75,6 +78,7 @@ pub async fn read_change_set(
     };
     let id = described.change_set_id().unwrap_or_default().to_string();
     let changes = read_changes(client, &id, &described).await?;
+    let changes = with_nested_changes(client, changes, console).await;
     Ok(Some(ChangeSetView {
         stack_id: described.stack_id().unwrap_or_default().to_string(),
         stack_name: described.stack_name().unwrap_or_default().to_string(),

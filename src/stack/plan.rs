@@ -58,7 +58,14 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
         TemplateLocation::File(path) => {
             match load_template_file(path, inputs.template_upload.is_some()) {
                 Ok((body, summary)) => {
-                    let resource_types = (!summary.is_transformed()).then(|| {
+                    nested_stacks = summary.resources.iter().any(|r| {
+                        matches!(
+                            r.resource_type.as_str(),
+                            "AWS::CloudFormation::Stack" | "AWS::Serverless::Application"
+                        )
+                    });
+                    // Nested stacks may declare anything, as a transform may.
+                    let resource_types = (!summary.is_transformed() && !nested_stacks).then(|| {
                         summary
                             .resources
                             .iter()
@@ -77,12 +84,6 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
                             .map(|r| r.logical_id.clone())
                             .collect();
                     }
-                    nested_stacks = summary.resources.iter().any(|r| {
-                        matches!(
-                            r.resource_type.as_str(),
-                            "AWS::CloudFormation::Stack" | "AWS::Serverless::Application"
-                        )
-                    });
                     match scan(path, &body, &inputs.workspace) {
                         Ok(tree) if tree.has_local_references() => {
                             if inputs.template_upload.is_none() {
