@@ -128,6 +128,26 @@ fn each_mode_stays_inside_its_documented_policy() {
             .run_against(&emulator)
             .assert_code(0);
     }
+    // Packaging: a parent whose nested stack is a local file, twice
+    // (uploaded, then there already); its nested change set and events are
+    // read too.
+    ws.write(
+        "parent.yml",
+        "Resources:\n  Child:\n    Type: AWS::CloudFormation::Stack\n    Properties:\n      TemplateURL: nested/child.yml\nOutputs:\n  Topic:\n    Value: !GetAtt Child.Outputs.Topic\n",
+    );
+    ws.write(
+        "nested/child.yml",
+        "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\nOutputs:\n  Topic:\n    Value: !Ref Topic\n",
+    );
+    let parent = unique_name("iamnested");
+    for _ in 0..2 {
+        ActionRun::new(&ws)
+            .input("name", &parent)
+            .input("template", "parent.yml")
+            .input("s3-bucket", &bucket)
+            .run_against(&emulator)
+            .assert_code(0);
+    }
     let with_bucket = used_actions(&emulator);
     for action in ["s3:ListBucket", "s3:GetObject", "s3:PutObject"] {
         assert!(
