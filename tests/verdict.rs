@@ -219,3 +219,51 @@ fn a_doomed_stack_update_is_cancelled_and_rolled_back() {
     assert!(errors.contains("CannotPullContainerError"), "{errors}");
     assert_eq!(count(&emulator, "CancelUpdateStack"), 1);
 }
+
+/// On the stack path the rule learns which containers are essential from
+/// the task definition: a non-essential sidecar that exited first is not
+/// the cause; the essential container's exit is.
+#[test]
+fn a_doomed_stack_names_the_essential_container_not_a_sidecar() {
+    let emulator = Emulator::private();
+    let name = unique_name("sidecar");
+    let repository = push_image_on(&emulator, &name, &["good"]);
+    let ws = Workspace::new();
+    let good = template_without_circuit_breaker();
+    let crashing = good.replace(
+        "        - Name: app\n          Image: !Ref ImageUri\n          Essential: true\n",
+        "        - Name: sidecar\n          Image: !Ref ImageUri\n          Essential: false\n          DockerLabels:\n            emulator.exit-code: \"2\"\n            emulator.exit-after-seconds: \"0.01\"\n        - Name: app\n          Image: !Ref ImageUri\n          Essential: true\n          DockerLabels:\n            emulator.exit-code: \"1\"\n            emulator.exit-after-seconds: \"0.2\"\n",
+    );
+    assert_ne!(good, crashing, "the template changed");
+    let deploy = |template: &str| {
+        ws.write("ecs.yml", template);
+        ActionRun::new(&ws)
+            .input("name", &name)
+            .input("template", "ecs.yml")
+            .input(
+                "parameter-overrides",
+                &format!("ImageUri={repository}:good"),
+            )
+            .input("on-rollout-failure", "stop")
+            .run_against(&emulator)
+    };
+    deploy(&good).assert_code(0);
+    let run = deploy(&crashing);
+    run.assert_code(1);
+    let errors = errors(&run);
+    assert!(
+        errors.contains("same reason: container app exited with code 1"),
+        "{errors}\n{}",
+        run.stdout
+    );
+    assert!(!errors.contains("same reason: container sidecar"), "{errors}");
+    assert!(
+        errors.contains("Z)") && errors.contains("T"),
+        "the evidence says when: {errors}"
+    );
+    assert_eq!(
+        count(&emulator, "DescribeTaskDefinition"),
+        1,
+        "once per revision"
+    );
+}

@@ -641,6 +641,7 @@ mod tests {
             stop_code: Some("EssentialContainerExited".into()),
             stopped_reason: Some("Essential container in task exited".into()),
             containers,
+            stopping_at_ms: None,
         };
         let essential = vec!["app".to_string()];
         let exit = task_exit(

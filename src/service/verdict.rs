@@ -152,18 +152,36 @@ pub struct Doomed {
     pub reason: String,
     /// The tasks that stopped for it, oldest first.
     pub task_ids: Vec<String>,
+    /// When ECS stopped the first and the last of them (milliseconds since
+    /// the Unix epoch), when it said.
+    pub between: Option<(i64, i64)>,
 }
 
 impl Doomed {
-    /// One sentence with the evidence.
+    /// One sentence with the evidence: how many tasks, the reason, which
+    /// tasks, and when.
     pub fn describe(&self, task_definition: &str) -> String {
+        let when = match self.between {
+            Some((first, last)) if last - first < 1000 => {
+                format!(", at {}", utc_time(first))
+            }
+            Some((first, last)) => format!(", {} to {}", utc_time(first), utc_time(last)),
+            None => String::new(),
+        };
         format!(
-            "{} tasks of {task_definition} stopped for the same reason: {} (tasks {})",
+            "{} tasks of {task_definition} stopped for the same reason: {} (tasks {}{when})",
             self.task_ids.len(),
             self.reason,
             self.task_ids.join(", ")
         )
     }
+}
+
+/// `2026-12-02T06:12:03Z`.
+fn utc_time(millis: i64) -> String {
+    let at = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(millis).unwrap_or_default());
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// Judges the stopped tasks of one deployment: doomed once `threshold` of
@@ -173,15 +191,18 @@ pub fn judge_evidence(
     threshold: usize,
     essential: &dyn Fn(&str) -> bool,
 ) -> Option<Doomed> {
-    let mut by_reason: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_reason: BTreeMap<String, Vec<&StoppedTask>> = BTreeMap::new();
     for task in stopped {
         if let StopClass::Persistent(reason) = classify(task, essential) {
             let tasks = by_reason.entry(reason.clone()).or_default();
-            tasks.push(task.task_id.clone());
+            tasks.push(task);
             if tasks.len() >= threshold.max(1) {
+                let times = tasks.iter().filter_map(|t| t.stopping_at_ms);
+                let between = times.clone().min().zip(times.max());
                 return Some(Doomed {
                     reason,
-                    task_ids: tasks.clone(),
+                    task_ids: tasks.iter().map(|t| t.task_id.clone()).collect(),
+                    between,
                 });
             }
         }
@@ -206,6 +227,7 @@ mod tests {
                 exit_code: exit,
                 reason: None,
             }],
+            stopping_at_ms: None,
         }
     }
 
@@ -280,7 +302,11 @@ mod tests {
             "Capacity is unavailable at this time.",
             None,
         );
-        let (a, b, c) = (crash("a"), crash("b"), crash("c"));
+        let (mut a, mut b, mut c) = (crash("a"), crash("b"), crash("c"));
+        // 2026-12-02T06:12:03Z, then 4 s and 9 s later.
+        for (task, at) in [(&mut a, 0), (&mut b, 4_000), (&mut c, 9_000)] {
+            task.stopping_at_ms = Some(1_796_191_923_000 + at);
+        }
         assert_eq!(
             judge_evidence(&[&a, &other, &b, &transient], 3, &all_essential),
             None
@@ -291,7 +317,12 @@ mod tests {
             Some(Doomed {
                 reason: "container app exited with code 1".into(),
                 task_ids: vec!["a".into(), "b".into(), "c".into()],
+                between: Some((1_796_191_923_000, 1_796_191_932_000)),
             })
+        );
+        assert_eq!(
+            doomed.map(|d| d.describe("web:8")).unwrap_or_default(),
+            "3 tasks of web:8 stopped for the same reason: container app exited with code 1 (tasks a, b, c, 2026-12-02T06:12:03Z to 2026-12-02T06:12:12Z)"
         );
         // Transient failures never doom a rollout, however many.
         let many: Vec<StoppedTask> = (0..10)

@@ -102,6 +102,9 @@ pub struct StoppedTask {
     pub stop_code: Option<String>,
     pub stopped_reason: Option<String>,
     pub containers: Vec<StoppedContainer>,
+    /// When ECS decided to stop it (`stoppingAt`, else `stoppedAt`), in
+    /// milliseconds since the Unix epoch.
+    pub stopping_at_ms: Option<i64>,
 }
 
 /// A container of a stopped task.
@@ -131,6 +134,10 @@ impl StoppedTask {
                     reason: c.reason().map(str::to_string),
                 })
                 .collect(),
+            stopping_at_ms: task
+                .stopping_at()
+                .or(task.stopped_at())
+                .and_then(|t| t.to_millis().ok()),
         }
     }
 
@@ -230,6 +237,9 @@ pub struct ServiceWatch {
     /// rolls out, which nothing else follows.
     pub follow_service_deployments: bool,
     last_service_deployment: String,
+    /// Essential containers by task definition ARN, for the rule on the
+    /// stack path (a direct rollout knows them from its plan).
+    essential: HashMap<String, Vec<String>>,
 }
 
 impl ServiceWatch {
@@ -250,7 +260,52 @@ impl ServiceWatch {
             follow_service_deployments: false,
             last_service_deployment: String::new(),
             unhealthy: Vec::new(),
+            essential: HashMap::new(),
         }
+    }
+
+    /// Reads which containers are essential in the task definitions of the
+    /// stopped tasks seen (DescribeTaskDefinition, once per revision).
+    async fn learn_essential(&mut self, clients: &EcsClients) -> anyhow::Result<()> {
+        let unknown: Vec<String> = self
+            .stopped
+            .iter()
+            .map(|t| t.task_definition.clone())
+            .filter(|arn| !arn.is_empty() && !self.essential.contains_key(arn))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for arn in unknown {
+            let described = clients
+                .ecs
+                .describe_task_definition()
+                .task_definition(&arn)
+                .send()
+                .await
+                .map_err(aws_error)
+                .with_context(|| format!("reading task definition {arn}"))?;
+            let names = described
+                .task_definition()
+                .map(|td| {
+                    td.container_definitions()
+                        .iter()
+                        // ECS: a container is essential unless it says not.
+                        .filter(|c| c.essential() != Some(false))
+                        .filter_map(|c| c.name().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.essential.insert(arn, names);
+        }
+        Ok(())
+    }
+
+    /// Whether `container` of task definition `arn` is essential; all are,
+    /// as far as this watch knows, until the task definition was read.
+    fn is_essential(&self, arn: &str, container: &str) -> bool {
+        self.essential
+            .get(arn)
+            .is_none_or(|names| names.iter().any(|n| n == container))
     }
 
     fn is_recent(&self, at: Option<&aws_smithy_types::DateTime>) -> bool {
@@ -584,6 +639,11 @@ impl StackServiceWatch {
             if let Err(error) = watch.observe(&self.clients, console).await {
                 console.explain_failed("DescribeServices", &error);
             }
+            if self.fail_fast_threshold.is_some()
+                && let Err(error) = watch.learn_essential(&self.clients).await
+            {
+                console.explain_failed("DescribeTaskDefinition", &error);
+            }
         }
     }
 
@@ -596,8 +656,16 @@ impl StackServiceWatch {
                 return None;
             }
             let deployment = watch.primary_deployment.as_deref()?;
+            let task_definition = watch
+                .stopped
+                .iter()
+                .find(|t| t.started_by.as_deref() == Some(deployment))
+                .map(|t| t.task_definition.clone())
+                .unwrap_or_default();
             watch
-                .evidence(deployment, threshold, &|_| true)
+                .evidence(deployment, threshold, &|container| {
+                    watch.is_essential(&task_definition, container)
+                })
                 .map(|doomed| (watch.service.clone(), doomed))
         })
     }
@@ -735,6 +803,7 @@ mod tests {
                 exit_code: exit,
                 reason: container_reason.map(str::to_string),
             }],
+            stopping_at_ms: None,
         }
     }
 
