@@ -221,6 +221,50 @@ fn cancelled_with_cancel_on_abort_the_service_deployment_is_stopped() {
     );
 }
 
+/// A Lambda hook that fails rolls the deployment back; the failure names
+/// the hook and its function, not only ECS's status reason.
+#[test]
+fn a_failed_hook_is_named_in_the_failure() {
+    use aws_sdk_ecs::types::{
+        DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
+        DeploymentLifecycleHookTargetType, DeploymentStrategy,
+    };
+    let s = strategy_service("BLUE_GREEN", 0, 0.3);
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:smoke-test-fail";
+    let ecs = aws_sdk_ecs::Client::new(&config_for(&s.emulator));
+    block_on(async {
+        ecs.update_service()
+            .cluster(&s.cluster)
+            .service(&s.service)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .strategy(DeploymentStrategy::BlueGreen)
+                    .bake_time_in_minutes(0)
+                    .lifecycle_hooks(
+                        DeploymentLifecycleHook::builder()
+                            .target_type(DeploymentLifecycleHookTargetType::AwsLambda)
+                            .hook_target_arn(function)
+                            .role_arn("arn:aws:iam::123456789012:role/ecs-hooks")
+                            .lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("add a failing hook");
+    });
+    let run = roll_out(&s, "v2").run_against(&s.emulator);
+    run.assert_code(1);
+    let errors = errors(&run);
+    assert!(
+        errors.contains(&format!("({function}) FAILED")),
+        "{errors}\n{}",
+        run.stdout
+    );
+    assert_eq!(run.output("rollout-state"), "ROLLED_BACK", "{}", run.stdout);
+}
+
 /// A PAUSE hook: one step rolls out and stops there (`wait-until: paused`),
 /// a later step answers it (`continue-deployment`); answering a service
 /// with nothing paused is refused before anything changes.

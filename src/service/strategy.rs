@@ -226,6 +226,10 @@ pub struct DeploymentLook {
     /// Hooks waiting for an action: their ids.
     pub awaiting_hooks: Vec<String>,
     pub rollback_reason: Option<String>,
+    /// What made the deployment fail, as ECS records it: hooks that failed
+    /// or timed out (with their target), alarms that fired, the circuit
+    /// breaker's count.
+    pub triggers: Vec<String>,
 }
 
 impl DeploymentLook {
@@ -252,6 +256,7 @@ impl DeploymentLook {
                 .rollback()
                 .and_then(|r| r.reason())
                 .map(str::to_string),
+            triggers: triggers(deployment),
         }
     }
 
@@ -281,6 +286,48 @@ impl DeploymentLook {
     }
 }
 
+/// The hooks, alarms and circuit breaker that turned a deployment back.
+fn triggers(deployment: &ServiceDeployment) -> Vec<String> {
+    let mut found: Vec<String> = deployment
+        .lifecycle_hook_details()
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.status(),
+                Some(
+                    DeploymentLifecycleHookStatus::Failed | DeploymentLifecycleHookStatus::TimedOut
+                )
+            )
+        })
+        .map(|h| {
+            format!(
+                "hook {} ({}) {}",
+                h.hook_id().unwrap_or("?"),
+                h.target_arn().unwrap_or("no target"),
+                h.status().map_or("FAILED", |s| s.as_str())
+            )
+        })
+        .collect();
+    if let Some(alarms) = deployment.alarms()
+        && !alarms.triggered_alarm_names().is_empty()
+    {
+        found.push(format!(
+            "alarm(s) {} in ALARM",
+            alarms.triggered_alarm_names().join(", ")
+        ));
+    }
+    if let Some(breaker) = deployment.deployment_circuit_breaker()
+        && breaker.status().map(|s| s.as_str()) == Some("TRIGGERED")
+    {
+        found.push(format!(
+            "circuit breaker triggered: {} failed task(s), threshold {}",
+            breaker.failure_count(),
+            breaker.threshold()
+        ));
+    }
+    found
+}
+
 /// How a service deployment ended, for what the step waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeploymentVerdict {
@@ -298,10 +345,16 @@ pub fn judge_deployment(
     wait_until: &ServiceWaitUntil,
 ) -> Option<DeploymentVerdict> {
     let reason = || {
-        look.status_reason
+        let stated = look
+            .status_reason
             .clone()
             .or_else(|| look.rollback_reason.clone())
-            .unwrap_or_else(|| "no reason given".to_string())
+            .unwrap_or_else(|| "no reason given".to_string());
+        if look.triggers.is_empty() {
+            stated
+        } else {
+            format!("{stated} ({})", look.triggers.join("; "))
+        }
     };
     match look.status.as_str() {
         "SUCCESSFUL" => return Some(DeploymentVerdict::Done { state: "COMPLETED" }),
@@ -594,6 +647,55 @@ mod tests {
             production_weight: production,
             ..DeploymentLook::default()
         }
+    }
+
+    #[test]
+    fn a_rolled_back_deployment_names_its_failed_hook_alarms_and_breaker() {
+        use aws_sdk_ecs::types::{
+            DeploymentLifecycleHookDetail, ServiceDeploymentAlarms,
+            ServiceDeploymentCircuitBreaker, ServiceDeploymentRollbackMonitorsStatus,
+            ServiceDeploymentStatus,
+        };
+        let deployment = ServiceDeployment::builder()
+            .status(ServiceDeploymentStatus::RollbackSuccessful)
+            .status_reason("Service deployment rolled back because of a failed lifecycle hook.")
+            .lifecycle_hook_details(
+                DeploymentLifecycleHookDetail::builder()
+                    .hook_id("smoke")
+                    .target_arn("arn:aws:lambda:us-east-1:1:function:smoke-test")
+                    .status(DeploymentLifecycleHookStatus::Failed)
+                    .build(),
+            )
+            .lifecycle_hook_details(
+                DeploymentLifecycleHookDetail::builder()
+                    .hook_id("warm")
+                    .status(DeploymentLifecycleHookStatus::Succeeded)
+                    .build(),
+            )
+            .alarms(
+                ServiceDeploymentAlarms::builder()
+                    .status(ServiceDeploymentRollbackMonitorsStatus::Triggered)
+                    .alarm_names("web-5xx")
+                    .alarm_names("web-latency")
+                    .triggered_alarm_names("web-5xx")
+                    .build(),
+            )
+            .deployment_circuit_breaker(
+                ServiceDeploymentCircuitBreaker::builder()
+                    .status(ServiceDeploymentRollbackMonitorsStatus::Monitoring)
+                    .failure_count(1)
+                    .threshold(3)
+                    .build(),
+            )
+            .build();
+        let look = DeploymentLook::from_sdk(&deployment);
+        assert_eq!(
+            judge_deployment(&look, &ServiceWaitUntil::Stable),
+            Some(DeploymentVerdict::Failed {
+                state: "ROLLED_BACK",
+                reason: "Service deployment rolled back because of a failed lifecycle hook. (hook smoke (arn:aws:lambda:us-east-1:1:function:smoke-test) FAILED; alarm(s) web-5xx in ALARM)".into(),
+            })
+        );
     }
 
     #[test]
