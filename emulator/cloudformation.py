@@ -17,6 +17,12 @@ the stack lifecycle with a small engine that:
   re-evaluated when its parent changes; IncludeNestedStacks makes nested change sets),
 * runs stack operations in a background thread, stepping every resource through the
   same event sequence AWS emits, and rolls back on failure,
+* replaces resources as CloudFormation does (moto's models mostly mutate the old object):
+  an update that requires replacement creates the new physical resource through moto's
+  create path, so Ref/GetAtt, outputs and the service see it; cleanup deletes the old one
+  (UpdateReplacePolicy Retain keeps it), a rollback restores it and deletes the new one; a
+  ``Conditional`` replacement is settled when the resource's turn comes; a custom name the
+  replacement would keep fails the resource (``CUSTOM_NAME_REPLACEMENT``),
 * still creates the *real* moto resources (ECS clusters, services, ...) through moto's
   own ResourceMap machinery, so other services see what the stack created; resource
   types in ``TYPE_HANDLERS`` are run by their handler instead: nested.py runs each
@@ -54,8 +60,10 @@ from moto.cloudformation.models import Stack, cloudformation_backends
 from moto.cloudformation.parsing import (
     OutputMap,
     ResourceMap,
+    parse_and_create_resource,
     parse_and_update_resource,
     resource_class_from_type,
+    resource_name_property_from_type,
 )
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import generate_changeset_id, generate_stack_id
@@ -661,7 +669,11 @@ def _change_sets(backend: Any) -> dict[str, ChangeSet]:
 # --------------------------------------------------------------------------- events
 
 
-def _event(stack: Stack, logical_id: str, physical: str, rtype: str, status: str, reason: str | None) -> None:
+def _event(stack: Stack, logical_id: str, physical: str, rtype: str, status: str, reason: str | None,
+           track: bool = True) -> None:
+    """Record a stack event. ``track``: the event is about the stack's current resource of that
+    logical id (ListStackResources follows it); False for a replaced resource's other physical
+    resource (the old one deleted in cleanup, the new one deleted in a rollback's cleanup)."""
     ex = _extra(stack)
     ts = _now()
     ev = {
@@ -677,7 +689,7 @@ def _event(stack: Stack, logical_id: str, physical: str, rtype: str, status: str
     if reason is not None:
         ev["ResourceStatusReason"] = reason
     ex.events.append(ev)
-    if rtype != "AWS::CloudFormation::Stack" or logical_id != stack.name:
+    if track and (rtype != "AWS::CloudFormation::Stack" or logical_id != stack.name):
         ex.resources[logical_id] = {"status": status, "physical": physical or "", "type": rtype, "reason": reason, "ts": ts}
 
 
@@ -702,7 +714,11 @@ STABILIZE_POLL_SECONDS = 0.05
 class _Op:
     """One resource operation. ``action(op)`` does the work and returns the physical id; it
     may set ``op.poll`` (the resource stays *_IN_PROGRESS until it answers, as for
-    STABILIZERS) and ``op.cancel`` (called when CloudFormation cancels the running operation)."""
+    STABILIZERS) and ``op.cancel`` (called when CloudFormation cancels the running operation).
+    ``replacement``: an update that creates a new physical resource; ``decide`` (a change set's
+    ``Replacement: Conditional``) settles it when the operation starts, once what it references
+    is done. ``track``: False for the delete of a replaced resource's other physical resource
+    (its events do not change the stack's resource row)."""
 
     def __init__(self, lid: str, rtype: str, verb: str, action: Callable[[_Op], str | None], physical: str = "",
                  hold: float = 0.0, fail: str | None = None, deps: set[str] | None = None,
@@ -711,6 +727,8 @@ class _Op:
         self.physical, self.hold, self.fail = physical, hold, fail
         self.deps = deps or set()
         self.replacement = replacement
+        self.decide: Callable[[], bool] | None = None
+        self.track = True
         self.poll: Callable[[], str | None] | None = None
         self.cancel: Callable[[], None] | None = None
 
@@ -726,12 +744,17 @@ TYPE_HANDLERS: dict[str, Any] = {}
 def _start(stack: Stack, op: _Op) -> str | None:
     """Emit the IN_PROGRESS events and do the moto call. Returns an error text."""
     status = f"{op.verb}_IN_PROGRESS"
+    if op.decide is not None:
+        try:
+            op.replacement = op.decide()
+        except Exception:  # noqa: BLE001 - undecidable: updated in place
+            op.replacement = False
     if op.verb == "UPDATE" and op.replacement:
         _event(stack, op.lid, op.physical, op.rtype, status,
                "Requested update requires the creation of a new physical resource; hence creating one.")
     else:
         _event(stack, op.lid, op.physical if op.verb != "CREATE" else "", op.rtype, status,
-               "" if op.verb != "DELETE" else None)
+               "" if op.verb != "DELETE" else None, track=op.track)
     if op.fail:
         if op.verb == "CREATE":
             _event(stack, op.lid, "", op.rtype, status, "Resource creation Initiated")
@@ -766,7 +789,8 @@ def _cancel_running(stack: Stack, running: dict[str, tuple[float, _Op, str | Non
         if oop.cancel is not None:
             oop.cancel()
         noun = "creation" if oop.verb == "CREATE" else "update"
-        _event(stack, oop.lid, oop.physical, oop.rtype, f"{oop.verb}_FAILED", f"Resource {noun} cancelled")
+        _event(stack, oop.lid, oop.physical, oop.rtype, f"{oop.verb}_FAILED", f"Resource {noun} cancelled",
+               track=oop.track)
         into.append(other)
 
 
@@ -826,13 +850,13 @@ def _run_ops(stack: Stack, ops: list[_Op], stop_on_failure: bool = True) -> tupl
                     continue
                 reason = outcome or None
             if reason:
-                _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_FAILED", reason)
+                _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_FAILED", reason, track=op.track)
                 failed.append(lid)
                 if stop_on_failure:
                     _cancel_running(stack, running, cancelled)
                     pending.clear()
             else:
-                _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_COMPLETE", None)
+                _event(stack, op.lid, op.physical, op.rtype, f"{op.verb}_COMPLETE", None, track=op.track)
                 done.append(lid)
     return done, failed, cancelled, started
 
@@ -873,12 +897,126 @@ def _create_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any
     return act
 
 
-def _update_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any]) -> Callable[[_Op], str]:
+# What CloudFormation answers when a replacement would create a resource under the custom name
+# the old one still holds (the old one is deleted only in cleanup): the resource fails to update.
+CUSTOM_NAME_REPLACEMENT = ("CloudFormation cannot update a stack when a custom-named resource requires replacing. "
+                           "Rename {name} and update the stack again.")
+
+# Name properties moto's models do not declare (``resource_name_property_from_type`` answers ""),
+# and types whose "name" is no custom name (a TaskDefinition's Family: a replacement is a new
+# revision of the same family).
+CUSTOM_NAME_PROPERTIES: dict[str, str | None] = {
+    "AWS::ECS::TaskDefinition": None,
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+    "AWS::CodeDeploy::Application": "ApplicationName",
+    "AWS::CodeDeploy::DeploymentGroup": "DeploymentGroupName",
+    "AWS::CodeDeploy::DeploymentConfig": "DeploymentConfigName",
+}
+
+_UNKNOWN = object()  # a property value that could not be evaluated
+
+
+def _name_property(rtype: str) -> str | None:
+    if rtype in CUSTOM_NAME_PROPERTIES:
+        return CUSTOM_NAME_PROPERTIES[rtype]
+    try:
+        return resource_name_property_from_type(rtype) or None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _static_value(value: Any, rm: ResourceMap) -> tuple[bool, Any]:
+    """(True, value) of a template value evaluated against the ResourceMap as it is, when all it
+    references is there (never creating a resource as a side effect); (False, None) otherwise."""
+    if not _refs(value) <= set(rm._parsed_resources):
+        return False, None
+    try:
+        return True, _clean_json(copy.deepcopy(value), rm)
+    except Exception:  # noqa: BLE001
+        return False, None
+
+
+def _watched_properties(rtype: str, props: dict[str, Any]) -> set[str]:
+    """The properties whose values a replacement decision needs: those that require
+    replacement, and the custom name."""
+    repl = REPLACEMENT_PROPERTIES.get(rtype, set())
+    keys = set(props) if repl == "*" else set(repl) & set(props)
+    name = _name_property(rtype)
+    if name and name in props:
+        keys.add(name)
+    return keys
+
+
+def _values_before(rm: ResourceMap, template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per resource of the running template, the evaluated values of its watched properties
+    (``_UNKNOWN`` where they cannot be evaluated). Taken before an update re-points the map."""
+    out: dict[str, dict[str, Any]] = {}
+    for lid, rj in (template.get("Resources") or {}).items():
+        if not isinstance(rj, dict) or lid not in rm._parsed_resources or rj.get("Type") in TYPE_HANDLERS:
+            continue
+        props = rj.get("Properties") or {}
+        values = {}
+        for prop in _watched_properties(rj.get("Type", ""), props):
+            ok, value = _static_value(props[prop], rm)
+            values[prop] = value if ok else _UNKNOWN
+        out[lid] = values
+    return out
+
+
+def _decide_replacement(rm: ResourceMap, rjson: dict[str, Any], before: dict[str, Any]) -> Callable[[], bool]:
+    """A change set's ``Replacement: Conditional`` (a property that requires replacement Refs or
+    GetAtts a resource being replaced) settled as CloudFormation settles it when the resource's
+    turn comes: replaced if such a property's value has actually changed."""
+    def decide() -> bool:
+        rtype = rjson["Type"]
+        props = rjson.get("Properties") or {}
+        repl = REPLACEMENT_PROPERTIES.get(rtype, set())
+        keys = (set(props) | set(before)) if repl == "*" else set(repl) & (set(props) | set(before))
+        for prop in sorted(keys):
+            if (prop in before) != (prop in props):
+                return True  # set or left out
+            if before[prop] is _UNKNOWN:
+                continue
+            ok, value = _static_value(props[prop], rm)
+            if ok and value != before[prop]:
+                return True
+        return False
+
+    return decide
+
+
+def _replace(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any], before: dict[str, Any]) -> str:
+    """An update that requires replacement: the new physical resource is created through moto's
+    create path (the old one stays until cleanup deletes it)."""
+    rtype = rjson["Type"]
+    props = rjson.get("Properties") or {}
+    name_prop = _name_property(rtype)
+    if name_prop and name_prop in props and before.get(name_prop, _UNKNOWN) is not _UNKNOWN:
+        ok, new_name = _static_value(props[name_prop], rm)
+        if ok and new_name == before[name_prop]:
+            raise ResourceFailed(CUSTOM_NAME_REPLACEMENT.format(name=new_name))
+    obj: Any = None
+    if not _is_placeholder_type(rtype):
+        obj = parse_and_create_resource(lid, copy.deepcopy(rjson), rm, account_id=stack.account_id,
+                                        region_name=stack.region_name)
+    if obj is None:
+        obj = _Placeholder(stack.name, lid, rtype)  # a fresh made-up id: dependents see the change
+    rm._parsed_resources[lid] = obj
+    return _physical(obj)
+
+
+def _update_action(stack: Stack, rm: ResourceMap, lid: str, rjson: dict[str, Any],
+                   before: dict[str, Any] | None = None) -> Callable[[_Op], str]:
+    """Update a resource to ``rjson``; when the operation turns out to be a replacement,
+    ``before`` (the watched values of the running template) guards custom names."""
     handler = TYPE_HANDLERS.get(rjson["Type"])
     if handler is not None:
         return lambda op: handler.update(stack, rm, lid, rjson, op)
 
     def act(op: _Op) -> str:
+        if op.replacement:
+            return _replace(stack, rm, lid, rjson, before or {})
         current = rm._parsed_resources.get(lid)
         if isinstance(current, _Placeholder) or _is_placeholder_type(rjson["Type"]):
             return _physical(current)
@@ -943,7 +1081,6 @@ def _delete_ops(stack: Stack, rm: ResourceMap, items: dict[str, tuple[Any, dict[
 
 
 def _compute_outputs(stack: Stack, rm: ResourceMap, template: dict[str, Any]) -> list[dict[str, Any]]:
-    backend = cloudformation_backends[stack.account_id][stack.region_name]
     outputs: list[dict[str, Any]] = []
     try:
         om = OutputMap(rm, copy.deepcopy(template), stack.stack_id)
@@ -967,13 +1104,18 @@ def _compute_outputs(stack: Stack, rm: ResourceMap, template: dict[str, Any]) ->
             except Exception:  # noqa: BLE001
                 pass
         outputs.append(item)
-    # Keep moto's export registry (ListExports / Fn::ImportValue) in step.
+    _sync_exports(stack, outputs)
+    return outputs
+
+
+def _sync_exports(stack: Stack, outputs: list[dict[str, Any]]) -> None:
+    """Keep moto's export registry (ListExports / Fn::ImportValue) in step with the stack's outputs."""
+    backend = cloudformation_backends[stack.account_id][stack.region_name]
     for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
         del backend.exports[name]
     for item in outputs:
         if "ExportName" in item:
             backend.exports[item["ExportName"]] = cfn_models.Export(stack.stack_id, item["ExportName"], item["OutputValue"])
-    return outputs
 
 
 def _new_resource_map(stack: Stack, template: dict[str, Any], params: dict[str, str]) -> ResourceMap:
@@ -1235,6 +1377,23 @@ def settle_children(stack: Stack, commit: bool, wait: bool) -> None:
         time.sleep(STABILIZE_POLL_SECONDS)
 
 
+def _replaced(ops: list[_Op], gone: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """Logical id -> the physical resource (of ``gone``) that a replacing update made redundant:
+    after the update the old one (``kept`` = the new resources), after a rollback the new one
+    (``kept`` = the old resources). Type handlers' resources (nested stacks) are never replaced."""
+    out = {}
+    for op in ops:
+        if op.verb != "UPDATE" or not op.replacement or op.rtype in TYPE_HANDLERS:
+            continue
+        obj, other = gone.get(op.lid), kept.get(op.lid)
+        if obj is None or obj is other or isinstance(obj, str):
+            continue
+        if other is not None and _physical(obj) == _physical(other):
+            continue  # the same physical resource (never created anew)
+        out[op.lid] = obj
+    return out
+
+
 def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[str, str],
                 disable_rollback: bool, on_done: Callable[[bool], None] | None = None,
                 gate: Gate | None = None) -> None:
@@ -1254,6 +1413,7 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
         }
         old_t = old["template_dict"]
         physical = {lid: r["physical"] for lid, r in ex.resources.items()}
+        before = _values_before(rm, old_t)  # custom names and replacement decisions
         old_rm_for_conditions = copy.copy(rm)
         ex.last_updated = _now()
         # A cancellation that came too late for an earlier operation must not stop this one.
@@ -1285,9 +1445,11 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
             if ch["Action"] == "Add":
                 ops.append(_Op(lid, rj["Type"], "CREATE", _create_action(stack, rm, lid, rj), **common))
             else:
-                ops.append(_Op(lid, rj["Type"], "UPDATE", _update_action(stack, rm, lid, rj),
-                               physical=physical.get(lid, ""), replacement=ch.get("Replacement") == "True",
-                               **common))
+                op = _Op(lid, rj["Type"], "UPDATE", _update_action(stack, rm, lid, rj, before.get(lid)),
+                         physical=physical.get(lid, ""), replacement=ch.get("Replacement") == "True", **common)
+                if ch.get("Replacement") == "Conditional" and rj["Type"] not in TYPE_HANDLERS:
+                    op.decide = _decide_replacement(rm, rj, before.get(lid) or {})
+                ops.append(op)
         stack.template = body
         stack.template_dict = copy.deepcopy(template)
         stack.parameters = dict(params)
@@ -1315,11 +1477,19 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
                      for lid, kind in kinds.items() if kind == "Remove"}
             for lid in items:
                 rm._parsed_resources.pop(lid, None)
-            cleanup = _delete_ops(stack, rm, items)
-            # Replaced resources: the old physical resource is deleted during cleanup.
-            for op in ops:
-                if op.verb == "UPDATE" and op.replacement and physical.get(op.lid) and physical[op.lid] != op.physical:
-                    cleanup.append(_Op(op.lid, op.rtype, "DELETE", lambda _op: "", physical=physical[op.lid]))
+            # Replaced resources: the old physical resource is deleted during cleanup (with the
+            # removed ones, dependents first), unless the template's UpdateReplacePolicy retains it.
+            olds = _replaced(ops, old["rm_parsed"], rm._parsed_resources)
+            for lid in list(olds):
+                if template["Resources"][lid].get("UpdateReplacePolicy") == "Retain":
+                    _event(stack, lid, physical.get(lid) or _physical(olds[lid]), template["Resources"][lid]["Type"],
+                           "DELETE_SKIPPED", None, track=False)
+                    del olds[lid]
+            cleanup = _delete_ops(stack, rm, {**items, **{lid: (obj, old_t["Resources"][lid])
+                                                          for lid, obj in olds.items()}})
+            for op in cleanup:
+                if op.lid in olds:
+                    op.physical, op.track = physical.get(op.lid) or _physical(olds[op.lid]), False
         _run_ops(stack, cleanup, stop_on_failure=False)
         with LOCK:
             _stack_status(stack, "UPDATE_COMPLETE")
@@ -1355,9 +1525,10 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
             previous = old["rm_parsed"].get(lid)
             if lid in replaced and previous is not None:
                 # A replaced resource rolls back to its previous physical resource (AWS keeps it until
-                # cleanup), not to a third one made from the old template.
+                # cleanup), not to a third one made from the old template; the new one is deleted in
+                # the rollback's cleanup.
                 back_ops.append(_Op(lid, orj["Type"], "UPDATE", _restore_action(rm, lid, previous),
-                                    physical=_physical(new_parsed.get(lid)) or physical.get(lid, "")))
+                                    physical=physical.get(lid) or _physical(previous)))
                 continue
             if lid in new_parsed:
                 rm._parsed_resources[lid] = new_parsed[lid]
@@ -1367,7 +1538,13 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
     with LOCK:
         _stack_status(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
         items = {lid: (new_parsed.get(lid), template["Resources"][lid]) for lid in started if kinds.get(lid) == "Add"}
+        # The new physical resources of replaced ones go too: the stack has the old ones again.
+        news = _replaced([op for op in ops if op.lid in started], new_parsed, old["rm_parsed"])
+        items.update({lid: (obj, template["Resources"][lid]) for lid, obj in news.items()})
         cleanup = _delete_ops(stack, rm, items)
+        for op in cleanup:
+            if op.lid in news:
+                op.physical, op.track = _physical(news[op.lid]), False
     _run_ops(stack, cleanup, stop_on_failure=False)
     with LOCK:
         stack.template = old["template"]
@@ -1377,6 +1554,7 @@ def _run_update(stack: Stack, template: dict[str, Any], body: str, params: dict[
         ex.template_dict = old["template_dict"]
         ex.given_params = old["params"]
         ex.outputs = old["outputs"]
+        _sync_exports(stack, ex.outputs)  # a nested stack rolled back with its parent had new ones
         _stack_status(stack, "UPDATE_ROLLBACK_COMPLETE")
         if on_done:
             on_done(False)

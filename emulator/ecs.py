@@ -1618,10 +1618,28 @@ def td_cfn_create(cls: Any, resource_name: str, cloudformation_json: Any, accoun
 
 def td_cfn_update(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
                   account_id: str, region_name: str) -> Any:
-    """Every TaskDefinition change is a replacement: a new revision. moto registered the
-    ContainerDefinitions with CloudFormation's PascalCase keys (so ECS saw no image) and
-    deregistered the old revision at once; real CloudFormation deregisters it in cleanup."""
+    """Every TaskDefinition change is a replacement: the engine registers the new revision through
+    td_cfn_create and deregisters the old one in cleanup (_td_delete), as CloudFormation does; this
+    runs only where a Metadata ``Replacement: "False"`` override keeps the update in place. moto
+    registered the ContainerDefinitions with CloudFormation's PascalCase keys (so ECS saw no
+    image) and deregistered the old revision at once."""
     return _register_from_cfn(cloudformation_json, account_id, region_name)
+
+
+def _td_delete(self: Any, account_id: str, region_name: str) -> None:
+    """CloudFormation deleting an AWS::ECS::TaskDefinition (stack deletion, the old revision in a
+    replacement's cleanup, the new one in a rollback's) deregisters the revision: INACTIVE, still
+    describable, its running tasks unaffected (moto's handler did nothing)."""
+    if self.status == "ACTIVE":
+        ecs_backends[account_id][region_name].deregister_task_definition(self.arn)
+
+
+def _cluster_delete(self: Any, account_id: str, region_name: str) -> None:
+    """CloudFormation deleting an AWS::ECS::Cluster (stack deletion, a renamed cluster's old one in
+    cleanup) deletes it: INACTIVE, as DeleteCluster leaves it (moto's handler did nothing; its
+    update deleted a renamed cluster at once)."""
+    if self.status == "ACTIVE":
+        ecs_backends[account_id][region_name].delete_cluster(self.arn)
 
 
 def _validate_network(self: Service, nc: dict[str, Any]) -> dict[str, Any]:
@@ -1655,7 +1673,9 @@ def _cfn_stabilizer(stack: Any, op: Any) -> Any:
         return None  # nothing ECS could deploy: keep moto's immediate completion
     from emulator import ecs_deployments
 
-    sd = getattr(svc, "emu_cfn_sd", None) if op.verb == "UPDATE" else ecs_deployments.current(svc)
+    # A replacing update created the service: its first deployment, as for a create.
+    updated = op.verb == "UPDATE" and not op.replacement
+    sd = getattr(svc, "emu_cfn_sd", None) if updated else ecs_deployments.current(svc)
     svc.emu_cfn_sd = None
     if sd is not None and ecs_deployments.strategy_of(svc.deployment_configuration) in ecs_deployments.TRAFFIC_STRATEGIES:
         return _cfn_service_deployment_stabilizer(svc, sd)
@@ -1767,6 +1787,8 @@ def install() -> None:
     EC2ContainerServiceResponse.run_task = run_task_response
     ecs_models.TaskDefinition.create_from_cloudformation_json = classmethod(td_cfn_create)
     ecs_models.TaskDefinition.update_from_cloudformation_json = classmethod(td_cfn_update)
+    ecs_models.TaskDefinition.delete = _td_delete
+    ecs_models.Cluster.delete = _cluster_delete
     Service.create_from_cloudformation_json = classmethod(cfn_create)
     Service.update_from_cloudformation_json = classmethod(cfn_update)
     Service.delete = _service_delete

@@ -139,6 +139,26 @@ fn nested_stacks_from_local_files_deploy_and_redeploy_as_a_no_op() {
     );
     assert!(!second.stdout.contains("uploaded"), "{}", second.stdout);
     assert_eq!(list_keys(emulator, &bucket).len(), 2);
+
+    // A change two levels down changes only what depends on it.
+    ws.write(
+        "infra/nested/queues/queue.yml",
+        &QUEUE.replace("-orders", "-invoices"),
+    );
+    let third = run();
+    third.assert_code(0);
+    assert_eq!(third.output("has-changes"), "true", "{}", third.stdout);
+    assert_eq!(
+        third.output("QueueName"),
+        format!("{env}-invoices"),
+        "{}",
+        third.stdout
+    );
+    assert_eq!(
+        list_keys(emulator, &bucket).len(),
+        4,
+        "a new grandchild and child"
+    );
 }
 
 /// A Lambda function's code directory is zipped deterministically and an

@@ -256,7 +256,10 @@ fn a_doomed_stack_names_the_essential_container_not_a_sidecar() {
         "{errors}\n{}",
         run.stdout
     );
-    assert!(!errors.contains("same reason: container sidecar"), "{errors}");
+    assert!(
+        !errors.contains("same reason: container sidecar"),
+        "{errors}"
+    );
     assert!(
         errors.contains("Z)") && errors.contains("T"),
         "the evidence says when: {errors}"
