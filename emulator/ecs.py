@@ -18,7 +18,9 @@ small ECS service scheduler driven by a background thread (``ecs-engine``):
 * images that are ECR references are checked against moto's ECR (PutImage);
   missing ones fail with CannotPullContainerError. Other registries always pull.
 * container ``dockerLabels`` drive failures (see README): ``emulator.exit-code``,
-  ``emulator.exit-after-seconds``, ``emulator.unhealthy``, ``emulator.start-seconds``.
+  ``emulator.exit-after-seconds``, ``emulator.unhealthy``, ``emulator.start-seconds``, and
+  transient (infrastructure) failures of a deployment's first launches: ``emulator.transient-failures``,
+  ``emulator.transient-reason`` (capacity | eni | spot | maintenance), ``emulator.transient-after-seconds``.
 * the deployment circuit breaker fails (and optionally rolls back) deployments;
   without it ECS retries forever.
 * running tasks are registered in ELBv2 target groups (ip targets) of the service.
@@ -49,6 +51,7 @@ import json
 import math
 import os
 import re
+import sys
 import threading
 import time
 import uuid
@@ -103,6 +106,14 @@ MAX_EVENTS = 100
 MAX_STOPPED_TASKS = 50
 
 CB_REASON = "ECS deployment circuit breaker: tasks failed to start."
+# Transient (infrastructure) failures, as ECS reports them. Capacity is a placement failure (no task,
+# a service event); the ENI timeout stops the task in PROVISIONING; Spot interruption and Fargate task
+# retirement stop a RUNNING task.
+TRANSIENT_KINDS = ("capacity", "eni", "spot", "maintenance")
+MSG_CAPACITY = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+MSG_ENI_TIMEOUT = "Timeout waiting for network interface provisioning to complete."
+MSG_SPOT = "Your Spot Task was interrupted."
+MSG_MAINTENANCE = "ECS is performing maintenance on the underlying infrastructure hosting the task"
 _ECR_IMAGE = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
     r"(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-fA-F]+))?$"
@@ -155,6 +166,9 @@ class Deployment:
         self.emu_load_balancers: list[dict[str, Any]] | None = None
         self.emu_revision: Any = None
         self.emu_rollback_dep: Any = None
+        # Transient failures: launches of this deployment picked so far; no placement before this time.
+        self.emu_transient_used = 0
+        self.emu_place_retry_at = 0.0
 
 
 class Container:
@@ -331,6 +345,14 @@ class Task:
         self.exit_plan: list[tuple[float, int, Container]] = []
         self.running_due = 0.0
         self.unhealthy = any(_truthy(c.labels.get("emulator.unhealthy")) for c in self.containers)
+        # Transient failure this launch was picked for (eni, spot, maintenance; set by _launch), when it
+        # strikes after RUNNING, whether it has; a retiring task waits for its replacement (maintenance).
+        self.transient: str | None = None
+        self.transient_after = max([_label_float(c, "emulator.transient-after-seconds", -1.0)
+                                    for c in self.containers] or [-1.0])
+        self.interrupted = False
+        self.retiring = False
+        self.never_executed = False
 
     @property
     def task_arn(self) -> str:
@@ -351,6 +373,13 @@ class Task:
         for att in self._volumes:
             att["status"] = "ATTACHED"
             att["details"].append({"name": "volumeId", "value": f"vol-{mock_random.get_random_hex(17)}"})
+
+    def eni_timed_out(self) -> None:
+        """The ENI was created but never finished provisioning: its details show, it is never ATTACHED."""
+        if self._eni is not None and self._eni["status"] == "PRECREATED":
+            self._eni["details"] = self._eni["details"] + self._eni_details
+            for c in self.containers:
+                c.network_interfaces = [{"attachmentId": self._eni["id"], "privateIpv4Address": self.ip}]
 
     def detach(self, status: str) -> None:
         for att in self.attachments:
@@ -535,7 +564,15 @@ def _advance(svc: Service | None, t: Task, now: float) -> None:
     while t.next and now >= t.due:
         action, t.next = t.next, None
         t.version += 1
-        if action == "pending":
+        if action == "pending" and t.transient == "eni":
+            # ENI provisioning timed out: the task stops from PROVISIONING, nothing ever ran.
+            t.eni_timed_out()
+            t.never_executed = True
+            for c in t.containers:
+                c.last_status = "STOPPED"
+            _fail_task(svc, t)
+            _stop(t, "TaskFailedToStart", MSG_ENI_TIMEOUT)
+        elif action == "pending":
             t.last_status = "PENDING"
             t.pull_started_at = _now()
             t.connectivity, t.connectivity_at = "CONNECTED", _now()
@@ -583,6 +620,13 @@ def _advance(svc: Service | None, t: Task, now: float) -> None:
                 _stop(t, "EssentialContainerExited", "Essential container in task exited")
             else:
                 _schedule_after_exits(svc, t)
+        elif action == "interrupt":
+            t.interrupted = True
+            if t.transient == "spot":
+                _stop(t, "SpotInterruption", MSG_SPOT)
+            else:  # maintenance: the scheduler starts a replacement, then stops it (_retire)
+                t.retiring = True
+                _schedule_after_exits(svc, t)
         elif action == "unhealthy":
             assert svc is not None
             tg_arn = next((tg.arn for tg, _, _ in t.targets), None)
@@ -605,7 +649,8 @@ def _advance(svc: Service | None, t: Task, now: float) -> None:
         elif action == "deprovisioning":
             _deregister_targets(t)
             t.last_status = "DEPROVISIONING"
-            t.execution_stopped_at = t.execution_stopped_at or _now()
+            if not t.never_executed:
+                t.execution_stopped_at = t.execution_stopped_at or _now()
             for c in t.containers:
                 c.last_status = "STOPPED"
             t.detach("DETACHED")
@@ -621,13 +666,47 @@ def _advance(svc: Service | None, t: Task, now: float) -> None:
 
 def _schedule_after_exits(svc: Service | None, t: Task) -> None:
     """Next event of a RUNNING task: its next container exit, else (services only) the
-    health-check failure of an `emulator.unhealthy` task. A standalone task that fails its
+    health-check failure of an `emulator.unhealthy` task; whichever comes first of that and a
+    Spot interruption / task retirement it was picked for. A standalone task that fails its
     container health checks keeps running, as on AWS (only services replace unhealthy tasks)."""
+    options: list[tuple[float, int, str]] = []
     if t.exit_plan:
-        t.next, t.due = "exit", t.exit_plan[0][0]
+        options.append((t.exit_plan[0][0], 0, "exit"))
     elif svc is not None and t.unhealthy:
         after = max([_label_float(c, "emulator.exit-after-seconds", SETTINGS.step) for c in t.containers])
-        t.next, t.due = "unhealthy", max(t.due, t.running_due + after)
+        options.append((max(t.due, t.running_due + after), 1, "unhealthy"))
+    if svc is not None and t.transient in ("spot", "maintenance") and not t.interrupted:
+        after = t.transient_after if t.transient_after >= 0 else SETTINGS.step
+        options.append((max(t.due, t.running_due + after), 2, "interrupt"))
+    if options:
+        t.due, _, t.next = min(options)
+
+
+_WARNED_TRANSIENT: set[str] = set()
+
+
+def _transient_plan(td: Any) -> tuple[int, str] | None:
+    """(n, kind) from the task definition's `emulator.transient-failures` / `emulator.transient-reason`
+    labels: the first n launches of each deployment fail that way (kind capacity when not given)."""
+    n, kind = 0, None
+    for cdef in td.container_definitions:
+        labels = cdef.get("dockerLabels") or {}
+        try:
+            n = max(n, int(str(labels.get("emulator.transient-failures", "0")).strip() or "0"))
+        except ValueError:
+            pass
+        if kind is None and labels.get("emulator.transient-reason") is not None:
+            kind = str(labels["emulator.transient-reason"]).strip().lower()
+    if n <= 0:
+        return None
+    kind = kind or "capacity"
+    if kind not in TRANSIENT_KINDS:
+        if td.arn not in _WARNED_TRANSIENT:
+            _WARNED_TRANSIENT.add(td.arn)
+            print(f"emulator: {td.arn}: unknown emulator.transient-reason {kind!r} (one of "
+                  f"{', '.join(TRANSIENT_KINDS)}); no transient failures", file=sys.stderr)
+        return None
+    return n, kind
 
 
 def _launch(svc: Service, dep: Any, count: int) -> None:
@@ -635,10 +714,14 @@ def _launch(svc: Service, dep: Any, count: int) -> None:
     network configuration, platform version and target group)."""
     backend = _backend(svc)
     task_set = isinstance(dep, TaskSet)
+    if time.monotonic() < dep.emu_place_retry_at:
+        return  # a placement just failed: the scheduler tries again a step later
     try:
         td = backend.describe_task_definition(dep.task_definition)
     except Exception:  # noqa: BLE001 - deregistered/unknown task definition: nothing to start
         return
+    plan = _transient_plan(td)
+    failed_placements = 0
     started = []
     # Tags as the service propagates them to tasks launched from now on.
     tags = _propagated_tags(getattr(svc, "propagate_tags", None), td, service_tags=svc.tags)
@@ -646,12 +729,20 @@ def _launch(svc: Service, dep: Any, count: int) -> None:
         tags += [{"key": "aws:ecs:clusterName", "value": svc.cluster_name},
                  {"key": "aws:ecs:serviceName", "value": svc.name}]
     for _ in range(count):
+        kind = None
+        if plan is not None and dep.emu_transient_used < plan[0]:
+            dep.emu_transient_used += 1
+            kind = plan[1]
+        if kind == "capacity":
+            failed_placements += 1  # Fargate had no capacity: no task at all
+            continue
         t = Task(backend, td, cluster_name=svc.cluster_name, cluster_arn=svc.cluster_arn,
                  launch_type=dep.launch_type if task_set else svc.launch_type,
                  network_configuration=dep.network_configuration if task_set else svc.network_configuration,
                  group=f"service:{svc.name}", started_by=dep.id, service=svc, deployment_id=dep.id,
                  tags=tags, platform_version=dep.platform_version if task_set else svc.platform_version,
                  volume_configurations=dep.volume_configurations)
+        t.transient = kind
         if task_set:
             t.load_balancers = dep.load_balancers
         elif getattr(dep, "emu_load_balancers", None) is not None:
@@ -663,6 +754,17 @@ def _launch(svc: Service, dep: Any, count: int) -> None:
         ids = " ".join(f"(task {t.id})" for t in started)
         who = f"(service {svc.name}, taskSet {dep.id})" if task_set else f"(service {svc.name})"
         _event(svc, f"{who} has started {len(started)} tasks: {ids}.")
+    if failed_placements:
+        # A launch the scheduler could not place counts as a failed task of the deployment (and for
+        # the circuit breaker). ECS does not repeat an event identical to the newest one.
+        if not task_set:
+            dep.failed_tasks += failed_placements
+            dep.updated_at = _now()
+        msg = (f"(service {svc.name}) was unable to place a task. Reason: {MSG_CAPACITY}. "
+               "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.")
+        if not svc.events or svc.events[0].get("message") != msg:
+            _event(svc, msg)
+        dep.emu_place_retry_at = time.monotonic() + SETTINGS.step
 
 
 def _prune(svc: Service) -> None:
@@ -699,12 +801,14 @@ def _tick_service(svc: Service, now: float) -> None:
     desired = primary.desired_count
 
     def live(d: Deployment) -> list[Task]:
-        return [t for t in st.tasks if t.deployment_id == d.id and t.desired_status == "RUNNING"]
+        # A task being retired (maintenance) no longer counts: the scheduler replaces it first.
+        return [t for t in st.tasks if t.deployment_id == d.id and t.desired_status == "RUNNING" and not t.retiring]
 
     # Launch (a FAILED deployment stops launching tasks, as the circuit breaker does).
     mine = live(primary)
-    if (primary.rollout_state != "FAILED" and primary.task_definition and len(mine) < desired
-            and not sdm.launch_hold(primary)):
+    can_launch = (primary.rollout_state != "FAILED" and bool(primary.task_definition)
+                  and not sdm.launch_hold(primary))
+    if can_launch and len(mine) < desired:
         if primary.emu_managed:
             n = desired - len(mine)  # blue/green: green scales up to 100% next to blue
         else:
@@ -721,10 +825,17 @@ def _tick_service(svc: Service, now: float) -> None:
             _stop(t, "ServiceSchedulerInitiated", f"Scaling activity initiated by (deployment {primary.id})")
         _stopped_event(svc, mine[: len(mine) - desired])
 
+    min_healthy = math.ceil(desired * cfg["minimumHealthyPercent"] / 100)
+    # Fargate task retirement: the replacement is started first, the retired task stops once
+    # minimumHealthyPercent allows it, or at once when no replacement can be started.
+    total = sum(1 for t in st.tasks if t.desired_status == "RUNNING")
+    cap = max(desired, math.floor(desired * cfg["maximumPercent"] / 100))
+    blocked = len(live(primary)) < desired and (not can_launch or (not primary.emu_managed and total >= cap))
+    _retire(svc, st.tasks, min_healthy, blocked)
+
     # Drain older deployments while keeping minimumHealthyPercent of desired running
     # and healthy (a task failing its health checks does not count, as in real ECS).
     running_total = sum(1 for t in st.tasks if _healthy(t))
-    min_healthy = math.ceil(desired * cfg["minimumHealthyPercent"] / 100)
     # A blue/green-family deployment keeps blue until its CLEAN_UP stage stops it.
     for old in ([] if sdm.drain_hold(svc) else svc.deployments[1:]):
         stopped = []
@@ -747,7 +858,16 @@ def _tick_service(svc: Service, now: float) -> None:
 
 
 def _healthy(t: Task) -> bool:
-    return t.desired_status == "RUNNING" and t.last_status == "RUNNING" and not t.unhealthy
+    return t.desired_status == "RUNNING" and t.last_status == "RUNNING" and not t.unhealthy and not t.retiring
+
+
+def _retire(svc: Service, tasks: list[Task], min_healthy: int, blocked: bool) -> None:
+    """Stop the tasks being retired for Fargate maintenance once the healthy tasks left keep
+    minimumHealthyPercent (their replacements run), or when no replacement can be started."""
+    retiring = [t for t in tasks if t.retiring and t.desired_status == "RUNNING"]
+    if retiring and (blocked or sum(1 for t in tasks if _healthy(t)) >= min_healthy):
+        for t in retiring:
+            _stop(t, "ServiceSchedulerInitiated", f"Service {svc.name}: {MSG_MAINTENANCE}")
 
 
 def _stopped_event(svc: Service, tasks: list[Task]) -> None:
@@ -867,6 +987,8 @@ class TaskSet:
         self.tags: list[dict[str, str]] = []
         # engine bookkeeping (what _launch reads from a deployment)
         self.volume_configurations: list[dict[str, Any]] | None = None
+        self.emu_transient_used = 0
+        self.emu_place_retry_at = 0.0
         self.stable_since: float | None = None
 
 
@@ -991,7 +1113,8 @@ def _tick_task_sets(svc: Service, now: float) -> None:
             svc.desired_count * float(ts.scale.get("value") or 0) / 100 - 1e-9)
         if desired != ts.computed_desired_count:
             ts.computed_desired_count, ts.updated_at = desired, _now()
-        live = [t for t in st.tasks if t.deployment_id == ts.id and t.desired_status == "RUNNING"]
+        live = [t for t in st.tasks if t.deployment_id == ts.id and t.desired_status == "RUNNING"
+                and not t.retiring]
         if len(live) < desired and ts.task_definition:
             _launch(svc, ts, desired - len(live))
         elif len(live) > desired:
@@ -1003,6 +1126,9 @@ def _tick_task_sets(svc: Service, now: float) -> None:
             if running:
                 ids = " ".join(f"(task {t.id})" for t in running)
                 _event(svc, f"(service {svc.name}, taskSet {ts.id}) has stopped {len(running)} running tasks: {ids}.")
+        cfg = svc.deployment_configuration or _default_config(None)
+        _retire(svc, task_set_tasks(svc, ts), math.ceil(desired * cfg["minimumHealthyPercent"] / 100),
+                blocked=not ts.task_definition)
         # A drained task set leaves the service once its tasks have stopped.
         if ts.status == "DRAINING" and all(t.last_status == "STOPPED" for t in task_set_tasks(svc, ts)):
             svc.task_sets.remove(ts)

@@ -260,6 +260,130 @@ def test_load_balancer_targets_and_unhealthy_tasks(endpoint, ecs, cluster):
     assert s["runningCount"] >= 1 and s["deployments"][-1]["runningCount"] == 1
 
 
+# ------------------------------------------------------------------ transient (infrastructure) failures
+
+CAPACITY_EVENT = ("(service svc) was unable to place a task. Reason: Capacity is unavailable at this time. Please try "
+                  "again later or in a different availability zone. For more information, see the Troubleshooting "
+                  "section of the Amazon ECS Developer Guide.")
+ENI_REASON = "Timeout waiting for network interface provisioning to complete."
+SPOT_REASON = "Your Spot Task was interrupted."
+MAINTENANCE_REASON = "Service svc: ECS is performing maintenance on the underlying infrastructure hosting the task"
+
+
+def transient_td(ecs, n, kind, **labels):
+    return task_def(ecs, "nginx:1", {"emulator.transient-failures": str(n), "emulator.transient-reason": kind,
+                                     **labels})
+
+
+def stopped_of(ecs, cluster, dep_id):
+    return [t for t in tasks(ecs, cluster, "STOPPED") if t["startedBy"] == dep_id]
+
+
+def test_transient_capacity_is_a_placement_failure_counted_in_failed_tasks(ecs, cluster):
+    td = transient_td(ecs, 3, "capacity")
+    dep = create_service(ecs, cluster, td)["deployments"][0]["id"]
+    s = wait_for(lambda: settled(ecs, cluster, td), what="deployment after 3 capacity failures")
+    d = s["deployments"][0]
+    assert (d["id"], d["failedTasks"], d["runningCount"]) == (dep, 3, 1)
+    msgs = messages(s)
+    # no task was ever created for the failed placements: the service event is the evidence, once
+    # (ECS does not repeat an identical event), before the task that finally started
+    assert msgs.count(CAPACITY_EVENT) == 1
+    started = [m for m in msgs if m.startswith("(service svc) has started")]
+    assert started == [started[0]] and msgs.index(CAPACITY_EVENT) < msgs.index(started[0])
+    assert stopped_of(ecs, cluster, dep) == []
+    assert [t["startedBy"] for t in tasks(ecs, cluster)] == [dep]
+
+
+def test_transient_capacity_failures_count_toward_the_circuit_breaker(ecs, cluster):
+    # desiredCount 1: threshold 3. Two placement failures stay under it, three trip it (AWS: a task the
+    # scheduler can't launch counts as failed).
+    td = transient_td(ecs, 2, "capacity")
+    create_service(ecs, cluster, td, breaker="no-rollback")
+    assert wait_for(lambda: settled(ecs, cluster, td))["deployments"][0]["failedTasks"] == 2
+    bad = transient_td(ecs, 3, "capacity")
+    dep = ecs.update_service(cluster=cluster, service="svc", taskDefinition=bad)["service"]["deployments"][0]["id"]
+    s = wait_for(lambda: (lambda s: s if s["deployments"][0]["rolloutState"] == "FAILED" else None)(describe(ecs, cluster)),
+                 what="circuit breaker")
+    d = s["deployments"][0]
+    assert (d["id"], d["failedTasks"], d["rolloutStateReason"]) == (dep, 3, CB_REASON)
+    assert f"(service svc) deployment {dep} deployment failed: tasks failed to start." in messages(s)
+    assert ecs.list_tasks(cluster=cluster, startedBy=dep, desiredStatus="RUNNING")["taskArns"] == []
+    assert stopped_of(ecs, cluster, dep) == []
+    assert s["runningCount"] == 1  # the old deployment keeps serving
+
+
+def test_transient_eni_timeout_stops_tasks_in_provisioning_then_completes(ecs, cluster):
+    td = transient_td(ecs, 2, "eni")
+    dep = create_service(ecs, cluster, td)["deployments"][0]["id"]
+    s = wait_for(lambda: settled(ecs, cluster, td), what="deployment after 2 ENI timeouts")
+    assert s["deployments"][0]["failedTasks"] == 2  # never RUNNING: failed tasks, as AWS counts them
+    failed = wait_for(lambda: (lambda ts: ts if len(ts) == 2 and all(t["lastStatus"] == "STOPPED" for t in ts) else None)(
+        stopped_of(ecs, cluster, dep)), what="stopped ENI tasks")
+    for t in failed:
+        assert (t["stopCode"], t["stoppedReason"], t["desiredStatus"]) == ("TaskFailedToStart", ENI_REASON, "STOPPED")
+        assert not {"pullStartedAt", "startedAt", "executionStoppedAt"} & set(t), t  # nothing ever ran
+        assert {"stoppingAt", "stoppedAt"} <= set(t)
+        c = t["containers"][0]
+        assert c["lastStatus"] == "STOPPED" and "exitCode" not in c and "reason" not in c
+        eni = t["attachments"][0]
+        assert eni["status"] == "DELETED"
+        assert {x["name"] for x in eni["details"]} >= {"networkInterfaceId", "privateIPv4Address"}
+    running = tasks(ecs, cluster)
+    assert [t["startedBy"] for t in running] == [dep] and running[0]["lastStatus"] == "RUNNING"
+
+
+def test_transient_spot_interruptions_are_replaced_and_not_counted(ecs, cluster):
+    # Three interruptions with the breaker on (threshold 3): they are not failed tasks, so it completes.
+    td = transient_td(ecs, 3, "spot")
+    dep = create_service(ecs, cluster, td, breaker="rollback")["deployments"][0]["id"]
+    s = wait_for(lambda: settled(ecs, cluster, td), what="deployment after 3 spot interruptions")
+    assert s["deployments"][0]["failedTasks"] == 0
+    interrupted = wait_for(lambda: (lambda ts: ts if len(ts) == 3 and all(t["lastStatus"] == "STOPPED" for t in ts)
+                                    else None)(stopped_of(ecs, cluster, dep)), what="interrupted tasks")
+    for t in interrupted:
+        assert (t["stopCode"], t["stoppedReason"]) == ("SpotInterruption", SPOT_REASON)
+        assert "startedAt" in t and t["stoppingAt"] > t["startedAt"]  # it was RUNNING when interrupted
+        assert "exitCode" not in t["containers"][0]
+    assert [t["startedBy"] for t in tasks(ecs, cluster)] == [dep]
+    assert not any("unable to place" in m or "deployment failed" in m for m in messages(s))
+
+
+def test_transient_maintenance_starts_the_replacement_before_retiring_the_task(ecs, cluster):
+    td = transient_td(ecs, 1, "maintenance")
+    dep = create_service(ecs, cluster, td, breaker="rollback")["deployments"][0]["id"]
+    s = wait_for(lambda: settled(ecs, cluster, td), what="deployment after a task retirement")
+    assert s["deployments"][0]["failedTasks"] == 0
+    retired = wait_for(lambda: [t for t in stopped_of(ecs, cluster, dep) if t["lastStatus"] == "STOPPED"])
+    assert len(retired) == 1
+    t = retired[0]
+    assert (t["stopCode"], t["stoppedReason"]) == ("ServiceSchedulerInitiated", MAINTENANCE_REASON)
+    replacement = tasks(ecs, cluster)
+    assert [r["startedBy"] for r in replacement] == [dep]
+    # minimumHealthyPercent 100: the replacement was RUNNING before the retired task was stopped
+    assert t["startedAt"] < replacement[0]["startedAt"] <= t["stoppingAt"]
+
+
+def test_transient_maintenance_after_completion_keeps_the_deployment_completed(ecs, cluster):
+    td = transient_td(ecs, 1, "maintenance", **{"emulator.transient-after-seconds": "1.0",
+                                                "emulator.start-seconds": "0.5"})  # a replacement stays pending longer
+    dep = create_service(ecs, cluster, td)["deployments"][0]["id"]
+    first = wait_for(lambda: settled(ecs, cluster, td))
+    original = tasks(ecs, cluster)[0]["taskArn"]
+    assert "has reached a steady state." in messages(first)[-1]
+    # retired about a second after RUNNING: the replacement starts next to it while it keeps running
+    s = wait_for(lambda: (lambda s: s if s["pendingCount"] == 1 else None)(describe(ecs, cluster)),
+                 what="replacement starting next to it")
+    assert s["runningCount"] == 1 and original in ecs.list_tasks(cluster=cluster, serviceName="svc")["taskArns"]
+    t = wait_for(lambda: [t for t in stopped_of(ecs, cluster, dep) if t["lastStatus"] == "STOPPED"])[0]
+    assert (t["taskArn"], t["stopCode"], t["stoppedReason"]) == (original, "ServiceSchedulerInitiated", MAINTENANCE_REASON)
+    assert tasks(ecs, cluster)[0]["startedAt"] <= t["stoppingAt"]
+    s = wait_for(lambda: (lambda s: s if s["runningCount"] == 1 and s["pendingCount"] == 0 else None)(describe(ecs, cluster)))
+    d = s["deployments"]
+    assert [(x["id"], x["rolloutState"], x["failedTasks"]) for x in d] == [(dep, "COMPLETED", 0)]
+    assert [x["startedBy"] for x in tasks(ecs, cluster)] == [dep]
+
+
 # ------------------------------------------------------------------ CloudFormation
 
 

@@ -105,6 +105,52 @@ fn a_crash_loop_is_judged_on_its_evidence_and_the_previous_revision_put_back() {
     );
 }
 
+/// Transient stops are ECS's weather, not the revision's fault: tasks of
+/// our deployment that fail to get a network interface (more than the
+/// threshold) or are interrupted as Spot tasks never doom the rollout, which
+/// completes once ECS's retries start.
+#[test]
+fn transient_stops_never_doom_a_rollout() {
+    for (kind, reason) in [
+        (
+            "eni",
+            "Timeout waiting for network interface provisioning to complete.",
+        ),
+        ("spot", "Your Spot Task was interrupted."),
+    ] {
+        let emulator = Emulator::private();
+        let s = setup_on(
+            &emulator,
+            serde_json::json!({
+                "emulator.transient-failures": "4",
+                "emulator.transient-reason": kind,
+            }),
+        );
+        without_circuit_breaker(&emulator, &s);
+        let run = roll_out(&s, "abc1234")
+            .input("failure-threshold", "2")
+            .run_against(&emulator);
+        run.assert_code(0);
+        assert_eq!(
+            run.output("rollout-state"),
+            "COMPLETED",
+            "{kind}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains(reason),
+            "{kind}: the transient stops are shown:\n{}",
+            run.stdout
+        );
+        assert!(
+            !run.stdout.contains("same reason"),
+            "{kind}: {}",
+            run.stdout
+        );
+        assert_eq!(count(&emulator, "UpdateService"), 2, "{kind}: no rollback");
+    }
+}
+
 #[test]
 fn stop_fails_at_once_and_leaves_the_deployment_to_ecs() {
     let emulator = Emulator::private();
