@@ -169,6 +169,46 @@ fn strategy_inputs_switch_a_service_to_linear_steps() {
     );
 }
 
+/// CANARY: the canary share first, its bake, then all production traffic;
+/// each shift is a line of the log and a step in ECS's own history.
+#[test]
+fn a_canary_rollout_shifts_the_canary_share_first() {
+    let s = strategy_service("BLUE_GREEN", 0, 0.3);
+    let run = roll_out(&s, "v2")
+        .input("deployment-strategy", "CANARY")
+        .input("canary-percent", "10")
+        .input("canary-bake-minutes", "1")
+        .input("bake-time-minutes", "0")
+        .run_against(&s.emulator);
+    run.assert_code(0);
+    assert_eq!(run.output("rollout-state"), "COMPLETED", "{}", run.stdout);
+    let canary = run.stdout.find("10% of production traffic");
+    let all = run.stdout.find("100% of production traffic");
+    assert!(
+        canary.is_some() && all.is_some() && canary < all,
+        "10% before 100%:\n{}",
+        run.stdout
+    );
+    let (code, body) = s.emulator.control("GET", "/_emulator/ecs-deployments", "");
+    assert_eq!(code, 200, "{body}");
+    let history: Vec<serde_json::Value> = serde_json::from_str(&body).expect("JSON");
+    let ours = history
+        .iter()
+        .find(|d| d["strategy"] == "CANARY")
+        .expect("a CANARY service deployment");
+    let weights: Vec<f64> = ours["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["productionTrafficWeight"].as_f64())
+        .collect();
+    assert!(
+        weights.contains(&10.0) && weights.last() == Some(&100.0),
+        "{weights:?}"
+    );
+    assert_eq!(deployment_statuses(&s)[0], "SUCCESSFUL");
+}
+
 #[test]
 fn a_doomed_blue_green_revision_is_stopped_with_rollback() {
     let s = strategy_service("BLUE_GREEN", 0, 0.3);
