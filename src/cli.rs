@@ -47,28 +47,36 @@ fn is_boolean(default: Option<&str>) -> bool {
     matches!(default, Some("true" | "false"))
 }
 
+/// A subcommand taking every deploy input as a flag.
+fn with_deploy_flags(command: Command) -> Command {
+    DEPLOY_INPUTS.iter().fold(command, |command, spec| {
+        let mut arg = Arg::new(spec.name).long(spec.name).action(ArgAction::Set);
+        if is_boolean(spec.default) {
+            arg = arg
+                .num_args(0..=1)
+                .default_missing_value("true")
+                .value_name("BOOL");
+        }
+        if let Some(default) = spec.default {
+            arg = arg.help(format!("default: {default}"));
+        }
+        command.arg(arg)
+    })
+}
+
 fn command() -> Command {
-    let deploy = DEPLOY_INPUTS.iter().fold(
+    let deploy = with_deploy_flags(
         Command::new("deploy")
             .about("Create or update a CloudFormation stack through a change set"),
-        |command, spec| {
-            let mut arg = Arg::new(spec.name).long(spec.name).action(ArgAction::Set);
-            if is_boolean(spec.default) {
-                arg = arg
-                    .num_args(0..=1)
-                    .default_missing_value("true")
-                    .value_name("BOOL");
-            }
-            if let Some(default) = spec.default {
-                arg = arg.help(format!("default: {default}"));
-            }
-            command.arg(arg)
-        },
     );
+    let verify = with_deploy_flags(Command::new("verify").about(
+        "Plan a deploy and run every check before deploying (verify-only): nothing is changed",
+    ));
     Command::new("ecs-stack-deploy")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Deploy CloudFormation stacks through change sets. Without a subcommand, runs as a GitHub Action reading INPUT_* variables.")
         .subcommand(deploy)
+        .subcommand(verify)
         .subcommand(
             CONTINUE_FLAGS.iter().fold(
                 Command::new("continue")
@@ -125,6 +133,11 @@ where
     let matches = command().try_get_matches_from(args)?;
     Ok(match matches.subcommand() {
         Some(("deploy", deploy)) => Invocation::Deploy(raw_from_matches(deploy)),
+        Some(("verify", verify)) => {
+            let mut raw = raw_from_matches(verify);
+            raw.set("verify-only", "true");
+            Invocation::Deploy(raw)
+        }
         Some(("continue", paused)) => {
             let mut raw = RawInputs::default();
             for name in CONTINUE_FLAGS {

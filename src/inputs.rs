@@ -131,6 +131,7 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("linear-step-percent", None),
     input("linear-step-bake-minutes", None),
     input("verify", Some("true")),
+    input("verify-only", Some("false")),
     input("continue-deployment", None),
     input("parameters-from-stacks", None),
     input("on-upstream-failure", Some("fail")),
@@ -697,6 +698,8 @@ pub struct DeployInputs {
     pub continue_deployment: Option<ContinueOptions>,
     /// `verify`: check the revision and its service before deploying.
     pub verify: bool,
+    /// `verify-only`: plan and verify, then stop before any change.
+    pub verify_only: bool,
     pub image: ImageInputs,
     pub service: Option<ServiceInputs>,
     pub region: Option<String>,
@@ -761,6 +764,15 @@ impl DeployInputs {
         let cancel_on_abort = found.take(boolean(raw, "cancel-on-abort"));
         let fail_fast = found.take(fail_fast(raw));
         let verify = found.take(boolean(raw, "verify"));
+        let verify_only = found.take(boolean(raw, "verify-only"));
+        if verify_only && !verify {
+            found.errors.push(InputError::new(
+                "verify-only",
+                "true",
+                "contradicts `verify: false`",
+                "keep verify (the default) with verify-only, or remove verify-only",
+            ));
+        }
         let lint_workflows = found.take(boolean(raw, "lint-workflows"));
         let github = found.take(github_inputs(raw));
         if found.errors.is_empty() {
@@ -769,6 +781,7 @@ impl DeployInputs {
                 execute,
                 continue_deployment,
                 verify,
+                verify_only,
                 image,
                 service,
                 region,

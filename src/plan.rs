@@ -25,14 +25,18 @@ use crate::service::plan::{
     decide_service, read_service,
 };
 use crate::service::strategy::{ContinuePlan, plan_continue};
-use crate::service::verify::{Verdict, load_balancer_checks, shape_checks, tree};
+use crate::service::verify::{Check, Verdict, load_balancer_checks, shape_checks, tree};
 use crate::service::watch::EcsClients;
 use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{
     DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
 };
 use crate::stack::execute::{ExecutePlan, decide_execute, read_change_set};
+use crate::stack::images::template_images;
+use crate::stack::parameters::OverrideValue;
+use crate::stack::plan::DEFAULT_IMAGE_PARAMETER;
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
+use crate::stack::task_definitions::template_task_definitions;
 use crate::stack::upload::{
     PackagePlan, UploadPlan, bucket_region, is_uploaded, plan_package, plan_upload,
     template_bucket_client,
@@ -519,6 +523,13 @@ pub async fn build_plan(
     let mut packaged_template = None;
     let stack = match (stack_inputs, files) {
         (Some(inputs), Some(files)) => {
+            let image_parameter = image.as_ref().map(|value| ImageParameter {
+                name: prepared.inputs.image.image_parameter.clone(),
+                value: value.deployed.clone(),
+            });
+            if prepared.inputs.verify {
+                verify_stack(files, image_parameter.as_ref(), console)?;
+            }
             let mut files = files.clone();
             let wants_upload = matches!(&files.template, TemplateSource::Body(body)
                 if inputs.template_upload.as_ref().is_some_and(|o| is_uploaded(o, body.len())));
@@ -564,10 +575,7 @@ pub async fn build_plan(
                 }
                 drop(section);
             }
-            files.image = image.as_ref().map(|value| ImageParameter {
-                name: prepared.inputs.image.image_parameter.clone(),
-                value: value.deployed.clone(),
-            });
+            files.image = image_parameter;
             let client = aws_sdk_cloudformation::Client::new(&clients.config);
             let planned = plan_stack(&client, inputs, &files, settings, console)
                 .await
@@ -636,7 +644,13 @@ async fn verify_rollout(
     if let Some(service) = &rollout.service {
         checks.extend(load_balancer_checks(clients, service, &rollout.targets, document).await);
     }
-    for line in tree(&checks) {
+    report_checks(&checks, Setting::TaskDefinition, console)
+}
+
+/// Prints the checks as a tree; every NG is a bad input of `setting` (a
+/// service's, of `service`).
+fn report_checks(checks: &[Check], setting: Setting, console: &Console) -> Result<(), JobError> {
+    for line in tree(checks) {
         console.plain(&line);
     }
     let refused: Vec<InputError> = checks
@@ -646,7 +660,7 @@ async fn verify_rollout(
                 if check.subject.starts_with("service") {
                     Setting::Service
                 } else {
-                    Setting::TaskDefinition
+                    setting
                 },
                 &check.subject,
                 format!("fails the check `{}`: {problem}", check.name),
@@ -660,6 +674,44 @@ async fn verify_rollout(
     } else {
         Err(JobError::BadInput(InputErrors(refused)))
     }
+}
+
+/// Verifies the task definitions the template declares itself, with the
+/// parameter values known before the deploy (defaults, overrides, the
+/// image): what CloudFormation decides at deploy time is a SKIP.
+fn verify_stack(
+    files: &LoadedStackFiles,
+    image: Option<&ImageParameter>,
+    console: &Console,
+) -> Result<(), JobError> {
+    let TemplateSource::Body(body) = &files.template else {
+        return Ok(());
+    };
+    let (_, mut known) = template_images(body);
+    for entry in &files.overrides {
+        if let OverrideValue::Value(value) = &entry.value {
+            known.insert(entry.key.clone(), value.clone());
+        }
+    }
+    if let Some(image) = image {
+        known.insert(
+            image
+                .name
+                .clone()
+                .unwrap_or_else(|| DEFAULT_IMAGE_PARAMETER.to_string()),
+            image.value.clone(),
+        );
+    }
+    let found = template_task_definitions(body, &known);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let _section = console.phase("Verify the template's task definitions");
+    let checks: Vec<Check> = found
+        .iter()
+        .flat_map(|(_, document)| shape_checks(document, None))
+        .collect();
+    report_checks(&checks, Setting::Template, console)
 }
 
 /// What the stack step may create before the rollout: only a stack that is

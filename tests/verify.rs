@@ -3,8 +3,8 @@
 //! NG / SKIP; an NG is a bad input (exit 2) with no call that changes
 //! anything, and `verify: false` turns the checks off.
 
-use crate::rollout::{roll_out, setup_on};
-use crate::util::{Emulator, RunResult};
+use crate::rollout::{push_image_on, roll_out, setup_on};
+use crate::util::{ActionRun, Emulator, RunResult, Workspace, unique_name};
 
 fn changing_calls(emulator: &Emulator, from: usize) -> Vec<String> {
     emulator
@@ -89,4 +89,141 @@ fn a_port_the_load_balancer_needs_but_the_revision_drops_is_refused() {
     assert!(errors.contains("maps no containerPort 80"), "{errors}");
     assert!(run.stdout.contains("takes the tasks"), "{}", run.stdout);
     assert!(changing_calls(&s.emulator, set_up).is_empty());
+}
+
+/// The stack path: the template's own task definition is verified with the
+/// parameter values known before the deploy; an invalid Fargate size is
+/// refused before any change set, a size CloudFormation decides is a SKIP.
+#[test]
+fn the_templates_task_definition_is_verified_before_the_change_set() {
+    let emulator = Emulator::private();
+    let name = unique_name("tplverify");
+    let repository = push_image_on(&emulator, &name, &["good"]);
+    let ws = Workspace::new();
+    let template = crate::rollout::SERVICE_TEMPLATE
+        .replace("      Memory: \"512\"\n", "      Memory: !Ref Memory\n");
+    let template = template.replace(
+        "Parameters:\n  ImageUri:\n    Type: String\n",
+        "Parameters:\n  ImageUri:\n    Type: String\n  Memory:\n    Type: String\n    Default: \"4096\"\n",
+    );
+    assert!(template.contains("Memory: !Ref Memory"), "{template}");
+    ws.write("ecs.yml", &template);
+    let deploy = |extra: &[(&str, &str)]| {
+        let mut run = ActionRun::new(&ws)
+            .input("name", &name)
+            .input("template", "ecs.yml")
+            .input("image-repository", &repository)
+            .input("image-tag", "good");
+        for (input, value) in extra {
+            run = run.input(input, value);
+        }
+        run.run_against(&emulator)
+    };
+    let before = emulator.requests().len();
+    let refused = deploy(&[]);
+    refused.assert_code(2);
+    assert!(
+        refused
+            .stdout
+            .contains("NG   Fargate task size (cpu, memory): cpu 256 with memory 4096 MiB"),
+        "the default 4096 is known: {}",
+        refused.stdout
+    );
+    assert!(
+        errors(&refused).contains("input `template`"),
+        "{}",
+        errors(&refused)
+    );
+    let changing: Vec<String> = emulator
+        .requests()
+        .split_off(before)
+        .into_iter()
+        .map(|(_, action)| action)
+        .filter(|a| {
+            !["Describe", "List", "Get", "Head", "BatchGet"]
+                .iter()
+                .any(|p| a.starts_with(p))
+        })
+        .collect();
+    assert!(changing.is_empty(), "{changing:?}");
+
+    // verify-only: the same plan with a valid size passes and stops.
+    let verified = deploy(&[
+        ("parameter-overrides", "Memory=512"),
+        ("verify-only", "true"),
+    ]);
+    verified.assert_code(0);
+    assert!(
+        verified.stdout.contains("OK   Fargate task size"),
+        "{}",
+        verified.stdout
+    );
+    assert!(
+        verified.stdout.contains("stopping before any change"),
+        "{}",
+        verified.stdout
+    );
+    assert!(
+        !emulator
+            .requests()
+            .iter()
+            .any(|(_, a)| a == "CreateChangeSet"),
+        "verify-only changed nothing"
+    );
+
+    // A size given by another resource is CloudFormation's: SKIP, and the
+    // deploy goes on.
+    ws.write(
+        "ecs.yml",
+        &template.replace("      Memory: !Ref Memory\n", "      Memory: !GetAtt Sizes.Value\n").replace(
+            "Resources:\n",
+            "Resources:\n  Sizes:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: !Sub \"/${AWS::StackName}/memory\"\n      Type: String\n      Value: \"512\"\n",
+        ),
+    );
+    let skipped = deploy(&[("verify-only", "true")]);
+    skipped.assert_code(0);
+    assert!(
+        skipped.stdout.contains(
+            "SKIP Fargate task size (cpu, memory) (CloudFormation sets it at deploy time)"
+        ),
+        "{}",
+        skipped.stdout
+    );
+}
+
+/// `ecs-stack-deploy verify` is the deploy's plan with verify-only.
+#[test]
+fn the_verify_command_plans_checks_and_changes_nothing() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    let before = emulator.requests().len();
+    let run = ActionRun::new(&s.ws)
+        .args(&[
+            "verify",
+            "--task-definition",
+            "ecs/task-definition.json",
+            "--container-name",
+            "app",
+            "--image-repository",
+            &s.repository,
+            "--image-tag",
+            "abc1234",
+            "--service",
+            &s.service,
+            "--cluster",
+            &s.cluster,
+        ])
+        .run_against(&emulator);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("OK   an essential container"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("stopping before any change"),
+        "{}",
+        run.stdout
+    );
+    assert!(changing_calls(&emulator, before).is_empty());
 }

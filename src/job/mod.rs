@@ -191,6 +191,10 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -
     }
     report.image = plan.image.as_ref().map(|image| image.deployed.clone());
     report.image_digest = plan.image.as_ref().and_then(|image| image.digest.clone());
+    if prepared.inputs.verify_only {
+        console.line("verify-only: the plan and its checks passed; stopping before any change");
+        return report_outcome(&console, &prepared, &run, None, &mut report, Ok(())).await;
+    }
 
     // GitHub deployment, then apply
     let api_url = env

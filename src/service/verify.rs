@@ -119,6 +119,15 @@ fn runs_on_fargate(task_definition: &Value, launch_type: Option<&str>) -> bool {
             .is_some_and(|c| c.iter().any(|v| v.as_str() == Some("FARGATE")))
 }
 
+/// Why a value of a template's task definition is not judged.
+const AT_DEPLOY_TIME: &str = "CloudFormation sets it at deploy time";
+
+/// A value a template leaves to CloudFormation (a `Fn::GetAtt`, a
+/// parameter nobody gave): an object where ECS takes a string or number.
+fn set_at_deploy_time(value: &Value) -> bool {
+    value.get("setAtDeployTime").is_some()
+}
+
 /// The checks that need nothing but the task definition and how the
 /// service runs it (pure).
 pub fn shape_checks(task_definition: &Value, launch_type: Option<&str>) -> Vec<Check> {
@@ -156,7 +165,12 @@ pub fn shape_checks(task_definition: &Value, launch_type: Option<&str>) -> Vec<C
         checks.push(Check::new(
             &subject,
             "awsvpc network mode for Fargate",
-            if mode == Some("awsvpc") {
+            if task_definition
+                .get("networkMode")
+                .is_some_and(set_at_deploy_time)
+            {
+                Verdict::Skip(AT_DEPLOY_TIME.into())
+            } else if mode == Some("awsvpc") {
                 Verdict::Ok
             } else {
                 Verdict::Ng {
@@ -175,6 +189,12 @@ pub fn shape_checks(task_definition: &Value, launch_type: Option<&str>) -> Vec<C
             &subject,
             name,
             match (cpu, memory) {
+                _ if ["cpu", "memory"]
+                    .iter()
+                    .any(|k| task_definition.get(*k).is_some_and(set_at_deploy_time)) =>
+                {
+                    Verdict::Skip(AT_DEPLOY_TIME.into())
+                }
                 (Some(cpu), Some(memory)) => match fargate_memory(cpu) {
                     Some(sizes) if sizes.contains(&memory) => Verdict::Ok,
                     Some(sizes) => Verdict::Ng {

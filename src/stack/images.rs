@@ -80,7 +80,7 @@ pub fn template_images(body: &str) -> (Vec<TemplateImage>, BTreeMap<String, Stri
 }
 
 /// A string, `!Ref`/`{Ref}` or `!Sub`/`{Fn::Sub}` (the string form).
-fn expression(value: &Value) -> Option<ImageExpression> {
+pub(super) fn expression(value: &Value) -> Option<ImageExpression> {
     match value {
         Value::String(text) => Some(ImageExpression::Text(text.clone())),
         Value::Tagged(tagged) => match (tagged.tag.to_string().as_str(), &tagged.value) {

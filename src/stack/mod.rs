@@ -12,6 +12,7 @@ pub mod package;
 pub mod parameters;
 pub mod plan;
 pub mod status;
+pub mod task_definitions;
 pub mod template;
 pub mod upload;
 pub mod wait;
