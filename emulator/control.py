@@ -18,6 +18,10 @@ Endpoints (all under ``/_emulator/``, never forwarded to moto):
 * ``GET|POST /_emulator/ecs-hooks`` -> ECS lifecycle hook invocations, and the answer of a
   ``-manual`` Lambda hook; ``GET /_emulator/ecs-deployments`` -> ECS service deployments with
   their stage/traffic history (registered by ecs_deployments.py)
+* ``GET|POST /_emulator/deny`` -> API actions answered with AWS's access denial (access.py)
+
+``REQUEST_HOOKS`` see every AWS request after it is logged and may answer it instead of moto
+(access.py refuses denied actions there).
 
 The middleware also serialises every AWS request behind ``state.LOCK``: moto's
 backends are plain dicts without locking, and the CloudFormation worker threads
@@ -31,6 +35,7 @@ import json
 import re
 import threading
 import time
+from http import HTTPStatus
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
@@ -41,6 +46,11 @@ _CRED_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 # Extension point: other modules (ecs.py) register extra control
 # routes: path -> handler(environ, body_bytes) -> (status_code, content_type, body)
 EXTRA_ROUTES: dict[tuple[str, str], Callable[[dict[str, Any], bytes], tuple[int, str, bytes]]] = {}
+
+# Extension point: hook(environ, body, service, action) -> (status, headers, body) to answer
+# the request instead of moto, or None to pass it on.
+RequestHook = Callable[[dict[str, Any], bytes, str, str], "tuple[int, list[tuple[str, str]], bytes] | None"]
+REQUEST_HOOKS: list[RequestHook] = []
 
 
 class RequestLog:
@@ -188,7 +198,14 @@ class ControlMiddleware:
         if path.startswith("/_emulator/"):
             return self._control(environ, body, start_response)
         if not path.startswith("/moto-api"):
-            self.log.add(*_service_and_action(environ, body))
+            service, action = _service_and_action(environ, body)
+            self.log.add(service, action)
+            for hook in REQUEST_HOOKS:
+                answer = hook(environ, body, service, action)
+                if answer is not None:
+                    code, headers, out = answer
+                    start_response(f"{code} {HTTPStatus(code).phrase}", [*headers, ("Content-Length", str(len(out)))])
+                    return [out]
         with state.LOCK:
             result = self.app(environ, start_response)
             try:

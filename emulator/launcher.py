@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from werkzeug.serving import make_server  # noqa: E402
 
-from emulator import awslambda, cloudformation, codedeploy, ecs, ecs_deployments  # noqa: E402
+from emulator import access, awslambda, cloudformation, codedeploy, ecs, ecs_deployments, iam, secretsmanager  # noqa: E402
 from emulator.control import ControlMiddleware  # noqa: E402
 
 
@@ -37,6 +37,9 @@ def install_patches() -> None:
     codedeploy.install()
     ecs_deployments.install()
     awslambda.install()
+    iam.install()
+    secretsmanager.install()
+    access.install()
 
 
 def build_app(verbose: bool = False) -> ControlMiddleware:

@@ -24,9 +24,11 @@ use crate::service::plan::{
     CreatedEarlier, ReadyRollout, Registration, RolloutOptions, ServicePlan, TaskDefinitionOrigin,
     decide_service, read_service,
 };
+use crate::service::preflight::{
+    PreflightClients, PreflightScope, is_denied_to_caller, reference_checks,
+};
 use crate::service::strategy::{ContinuePlan, plan_continue};
 use crate::service::verify::{Check, Verdict, load_balancer_checks, shape_checks, tree};
-use crate::service::watch::EcsClients;
 use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{
     DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
@@ -508,7 +510,7 @@ pub async fn build_plan(
             let decided = decide_service(&options, &view, created_earlier);
             drop(section);
             if let (Ok(ServicePlan::Ready(rollout)), true) = (&decided, prepared.inputs.verify) {
-                verify_rollout(rollout, &clients.ecs, console).await?;
+                verify_rollout(rollout, clients, &prepared.region, console).await?;
             }
             (
                 Some(options),
@@ -528,7 +530,14 @@ pub async fn build_plan(
                 value: value.deployed.clone(),
             });
             if prepared.inputs.verify {
-                verify_stack(files, image_parameter.as_ref(), console)?;
+                verify_stack(
+                    files,
+                    image_parameter.as_ref(),
+                    clients,
+                    &prepared.region,
+                    console,
+                )
+                .await?;
             }
             let mut files = files.clone();
             let wants_upload = matches!(&files.template, TemplateSource::Body(body)
@@ -632,7 +641,8 @@ pub async fn build_plan(
 /// input, before anything changes.
 async fn verify_rollout(
     rollout: &ReadyRollout,
-    clients: &EcsClients,
+    clients: &Clients,
+    region: &str,
     console: &Console,
 ) -> Result<(), JobError> {
     if rollout.registration != Registration::New && !rollout.updates_service {
@@ -641,8 +651,19 @@ async fn verify_rollout(
     let _section = console.phase("Verify");
     let document = &rollout.rendered.task_definition;
     let mut checks = shape_checks(document, rollout.launch_type.as_deref());
+    checks.extend(
+        reference_checks(
+            &PreflightClients::new(&clients.config),
+            document,
+            &PreflightScope {
+                region: region.to_string(),
+            },
+        )
+        .await,
+    );
     if let Some(service) = &rollout.service {
-        checks.extend(load_balancer_checks(clients, service, &rollout.targets, document).await);
+        checks
+            .extend(load_balancer_checks(&clients.ecs, service, &rollout.targets, document).await);
     }
     report_checks(&checks, Setting::TaskDefinition, console)
 }
@@ -652,6 +673,11 @@ async fn verify_rollout(
 fn report_checks(checks: &[Check], setting: Setting, console: &Console) -> Result<(), JobError> {
     for line in tree(checks) {
         console.plain(&line);
+    }
+    for check in checks.iter().filter(|c| is_denied_to_caller(&c.verdict)) {
+        if let Verdict::Skip(reason) = &check.verdict {
+            console.warning(&format!("verify: {} not checked: {reason}", check.name));
+        }
     }
     let refused: Vec<InputError> = checks
         .iter()
@@ -679,9 +705,11 @@ fn report_checks(checks: &[Check], setting: Setting, console: &Console) -> Resul
 /// Verifies the task definitions the template declares itself, with the
 /// parameter values known before the deploy (defaults, overrides, the
 /// image): what CloudFormation decides at deploy time is a SKIP.
-fn verify_stack(
+async fn verify_stack(
     files: &LoadedStackFiles,
     image: Option<&ImageParameter>,
+    clients: &Clients,
+    region: &str,
     console: &Console,
 ) -> Result<(), JobError> {
     let TemplateSource::Body(body) = &files.template else {
@@ -707,10 +735,15 @@ fn verify_stack(
         return Ok(());
     }
     let _section = console.phase("Verify the template's task definitions");
-    let checks: Vec<Check> = found
-        .iter()
-        .flat_map(|(_, document)| shape_checks(document, None))
-        .collect();
+    let preflight = PreflightClients::new(&clients.config);
+    let scope = PreflightScope {
+        region: region.to_string(),
+    };
+    let mut checks: Vec<Check> = Vec::new();
+    for (_, document) in &found {
+        checks.extend(shape_checks(document, None));
+        checks.extend(reference_checks(&preflight, document, &scope).await);
+    }
     report_checks(&checks, Setting::Template, console)
 }
 

@@ -7,9 +7,11 @@ use crate::util::{ActionRun, Emulator, Workspace};
 
 /// Whether an AWS action only reads.
 fn is_read_only(action: &str) -> bool {
-    ["Describe", "List", "Get", "BatchGet", "Validate", "Head"]
-        .iter()
-        .any(|prefix| action.starts_with(prefix))
+    [
+        "Describe", "List", "Get", "BatchGet", "Validate", "Head", "Simulate",
+    ]
+    .iter()
+    .any(|prefix| action.starts_with(prefix))
 }
 
 /// A workspace holding every file the cases refer to.

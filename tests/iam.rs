@@ -186,6 +186,7 @@ fn each_mode_stays_inside_its_documented_policy() {
             "requiresCompatibilities": ["FARGATE"],
             "cpu": "256",
             "memory": "512",
+            "executionRoleArn": crate::rollout::EXECUTION_ROLE_ARN,
             "containerDefinitions": [{"name": "app", "image": "placeholder", "essential": true}]
         })
         .to_string(),

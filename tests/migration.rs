@@ -224,12 +224,65 @@ fn aws_cloudformation_github_deploy_steps_do_what_that_action_documents() {
     );
 }
 
+/// What the workflow as the anchors document it refers to, created as the
+/// user's account has it: the roles (trusted by ECS tasks, the execution
+/// role allowed to pull, log and read the secret), the SSM parameter, the
+/// log group. Verify before deploy checks each of them.
+fn account_the_fixture_names(emulator: &Emulator) {
+    let config = config_for(emulator);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    let read_db = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": "arn:aws:ssm:us-east-1:123456789012:parameter/db"}]}"#;
+    block_on(async {
+        for role in ["web-exec", "web-task"] {
+            let created = iam
+                .create_role()
+                .role_name(role)
+                .assume_role_policy_document(trust)
+                .send()
+                .await;
+            if created.is_err() {
+                // Created by an earlier test on the shared emulator.
+                return;
+            }
+        }
+        iam.attach_role_policy()
+            .role_name("web-exec")
+            .policy_arn("arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
+            .send()
+            .await
+            .expect("attach the execution policy");
+        iam.put_role_policy()
+            .role_name("web-exec")
+            .policy_name("read-db")
+            .policy_document(read_db)
+            .send()
+            .await
+            .expect("allow reading the parameter");
+        aws_sdk_ssm::Client::new(&config)
+            .put_parameter()
+            .name("db")
+            .value("s3cret")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("put the parameter");
+        aws_sdk_cloudwatchlogs::Client::new(&config)
+            .create_log_group()
+            .log_group_name("/ecs/web")
+            .send()
+            .await
+            .expect("create the log group");
+    });
+}
+
 #[test]
 fn render_and_deploy_task_definition_steps_do_what_those_actions_document() {
     let s = setup(serde_json::json!({}));
     let document = std::fs::read_to_string(s.ws.root().join("ecs/task-definition.json"))
         .expect("task definition");
     s.ws.write("task-definition.json", &document);
+    account_the_fixture_names(Emulator::shared());
     let env = BTreeMap::from([
         ("IMAGE", format!("{}:abc1234", s.repository)),
         ("SERVICE", s.service.clone()),

@@ -56,8 +56,49 @@ pub fn create_bucket_on(emulator: &Emulator, prefix: &str) -> String {
     bucket
 }
 
-/// [`push_image`] on a given emulator.
+/// The execution role the test task definitions name: trusted by ECS
+/// tasks, with AWS's managed execution policy (pull from ECR, write logs),
+/// as an account that runs Fargate tasks from a private ECR has.
+pub const EXECUTION_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole";
+
+/// Creates [`EXECUTION_ROLE_ARN`] on `emulator` unless it is there.
+pub fn ensure_execution_role(emulator: &Emulator) {
+    let iam = aws_sdk_iam::Client::new(&config_for(emulator));
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    });
+    block_on(async {
+        let created = iam
+            .create_role()
+            .role_name("ecsTaskExecutionRole")
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_entity_already_exists_exception()) =>
+            {
+                return;
+            }
+            Err(error) => panic!("create the execution role: {error:?}"),
+        }
+        iam.attach_role_policy()
+            .role_name("ecsTaskExecutionRole")
+            .policy_arn("arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
+            .send()
+            .await
+            .expect("attach the execution policy");
+    });
+}
+
+/// [`push_image`] on a given emulator, with the execution role that pulls
+/// it ([`ensure_execution_role`]).
 pub fn push_image_on(emulator: &Emulator, repository: &str, tags: &[&str]) -> String {
+    ensure_execution_role(emulator);
     let ecr = aws_sdk_ecr::Client::new(&config_for(emulator));
     block_on(async {
         ecr.create_repository()
@@ -92,6 +133,7 @@ fn task_definition(family: &str, image: &str, labels: serde_json::Value) -> Stri
         "requiresCompatibilities": ["FARGATE"],
         "cpu": "256",
         "memory": "512",
+        "executionRoleArn": EXECUTION_ROLE_ARN,
         "containerDefinitions": [{
             "name": "app",
             "image": image,
@@ -129,6 +171,7 @@ fn service_running(emulator: &Emulator, cluster: &str, service: &str, family: &s
             .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
             .cpu("256")
             .memory("512")
+            .execution_role_arn(EXECUTION_ROLE_ARN)
             .container_definitions(
                 aws_sdk_ecs::types::ContainerDefinition::builder()
                     .name("app")
@@ -546,6 +589,7 @@ Resources:
       RequiresCompatibilities: [FARGATE]
       Cpu: "256"
       Memory: "512"
+      ExecutionRoleArn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole
       ContainerDefinitions:
         - Name: app
           Image: !Ref ImageUri

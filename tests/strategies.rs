@@ -27,6 +27,8 @@ pub fn strategy_service(strategy: &str, bake: u32, minute_seconds: f64) -> Strat
         &format!(r#"{{"minuteSeconds": {minute_seconds}}}"#),
     );
     assert_eq!(code, 200, "{body}");
+    // The template's task definition names it (verify checks it exists).
+    crate::rollout::ensure_execution_role(&emulator);
     let (vpc, subnet, _) = emulator.default_vpc();
     let ws = Workspace::new();
     ws.write(

@@ -140,7 +140,7 @@ fn the_templates_task_definition_is_verified_before_the_change_set() {
         .into_iter()
         .map(|(_, action)| action)
         .filter(|a| {
-            !["Describe", "List", "Get", "Head", "BatchGet"]
+            !["Describe", "List", "Get", "Head", "BatchGet", "Simulate"]
                 .iter()
                 .any(|p| a.starts_with(p))
         })
@@ -226,4 +226,148 @@ fn the_verify_command_plans_checks_and_changes_nothing() {
         run.stdout
     );
     assert!(changing_calls(&emulator, before).is_empty());
+}
+
+/// Creates a role trusted by `service` with `policy` inline (if any).
+fn role(
+    emulator: &Emulator,
+    name: &str,
+    service: &str,
+    policy: Option<serde_json::Value>,
+) -> String {
+    let iam = aws_sdk_iam::Client::new(&crate::rollout::config_for(emulator));
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+    });
+    crate::util::block_on(async {
+        iam.create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("create role");
+        if let Some(policy) = policy {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name("inline")
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .expect("put role policy");
+        }
+    });
+    format!("arn:aws:iam::123456789012:role/{name}")
+}
+
+/// Each reference check's NG: the roles (missing, not trusted by ECS
+/// tasks, not allowed to pull), a secret that does not exist (SSM and
+/// Secrets Manager), a missing log group — each refused with exit 2 before
+/// anything is registered, naming the check and the fix.
+#[test]
+fn references_that_cannot_work_are_refused_before_anything_is_registered() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    let original: serde_json::Value =
+        serde_json::from_str(&s.ws.read("ecs/task-definition.json")).expect("JSON");
+    let untrusted = role(&emulator, "untrusted-exec", "lambda.amazonaws.com", None);
+    let bare = role(&emulator, "bare-exec", "ecs-tasks.amazonaws.com", None);
+    let secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf";
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "a role that does not exist",
+            serde_json::json!({"executionRoleArn": "arn:aws:iam::123456789012:role/nope"}),
+            "NG   execution role nope exists and trusts ecs-tasks.amazonaws.com: role arn:aws:iam::123456789012:role/nope does not exist",
+        ),
+        (
+            "a role ECS tasks cannot assume",
+            serde_json::json!({"executionRoleArn": untrusted}),
+            "NG   execution role untrusted-exec exists and trusts ecs-tasks.amazonaws.com: role untrusted-exec does not trust ecs-tasks.amazonaws.com",
+        ),
+        (
+            "a role without ECR pull",
+            serde_json::json!({"executionRoleArn": bare}),
+            "NG   execution role may pull from",
+        ),
+        (
+            "a missing SSM parameter",
+            serde_json::json!({"secrets": [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/missing"}]}),
+            "NG   SSM parameter /prod/missing exists",
+        ),
+        (
+            "a missing secret",
+            serde_json::json!({"secrets": [{"name": "DB", "valueFrom": format!("{secret_arn}:password::")}]}),
+            "NG   secret gone-AbCdEf exists",
+        ),
+        (
+            "a missing log group",
+            serde_json::json!({"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/missing", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "web"}}}),
+            "NG   log group /ecs/missing exists: log group /ecs/missing does not exist in us-east-1",
+        ),
+    ];
+    for (label, change, expected) in cases {
+        let mut document = original.clone();
+        for (key, value) in change.as_object().expect("object") {
+            if key == "executionRoleArn" {
+                document[key] = value.clone();
+            } else {
+                document["containerDefinitions"][0][key] = value.clone();
+            }
+        }
+        s.ws.write("ecs/task-definition.json", &document.to_string());
+        let before = emulator.requests().len();
+        let run = roll_out(&s, "abc1234").run_against(&emulator);
+        assert_eq!(run.code, 2, "{label}: {}", run.stdout);
+        assert!(run.stdout.contains(expected), "{label}: {}", run.stdout);
+        assert!(
+            errors(&run).contains("input `task-definition`"),
+            "{label}: {}",
+            errors(&run)
+        );
+        assert!(changing_calls(&emulator, before).is_empty(), "{label}");
+    }
+}
+
+/// A check the job may not make (no iam:SimulatePrincipalPolicy, no
+/// logs:DescribeLogGroups) is a SKIP with a warning, and the deploy goes on.
+#[test]
+fn checks_the_job_may_not_make_are_skipped_with_a_warning() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    let (code, body) = emulator.control(
+        "POST",
+        "/_emulator/deny",
+        r#"{"actions": ["iam:SimulatePrincipalPolicy", "logs:DescribeLogGroups"]}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let mut document: serde_json::Value =
+        serde_json::from_str(&s.ws.read("ecs/task-definition.json")).expect("JSON");
+    document["containerDefinitions"][0]["logConfiguration"] = serde_json::json!({
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/ecs/web", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "web"}
+    });
+    s.ws.write("ecs/task-definition.json", &document.to_string());
+    let run = roll_out(&s, "abc1234").run_against(&emulator);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("SKIP execution role may pull from")
+            && run
+                .stdout
+                .contains("this job may not call iam:SimulatePrincipalPolicy"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("::warning::verify: log group /ecs/web exists not checked"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("OK   execution role ecsTaskExecutionRole exists"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.output("rollout-state"), "COMPLETED");
 }

@@ -6,6 +6,7 @@ pub mod codedeploy;
 pub mod ecr;
 pub mod ecs_json;
 pub mod plan;
+pub mod preflight;
 pub mod register;
 pub mod rollout;
 pub mod strategy;

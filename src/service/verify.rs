@@ -36,7 +36,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(subject: &str, name: impl Into<String>, verdict: Verdict) -> Self {
+    pub fn new(subject: &str, name: impl Into<String>, verdict: Verdict) -> Self {
         Self {
             subject: subject.to_string(),
             name: name.into(),
