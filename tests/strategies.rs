@@ -96,6 +96,36 @@ fn errors(run: &RunResult) -> String {
     run.error_annotations().join("\n")
 }
 
+/// Makes the service BLUE_GREEN without bake time, with `hook` run after
+/// test traffic moves (POST_TEST_TRAFFIC_SHIFT).
+fn with_hook_after_test_traffic(
+    s: &StrategyService,
+    hook: aws_sdk_ecs::types::builders::DeploymentLifecycleHookBuilder,
+) {
+    use aws_sdk_ecs::types::{
+        DeploymentConfiguration, DeploymentLifecycleHookStage, DeploymentStrategy,
+    };
+    let ecs = aws_sdk_ecs::Client::new(&config_for(&s.emulator));
+    block_on(async {
+        ecs.update_service()
+            .cluster(&s.cluster)
+            .service(&s.service)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .strategy(DeploymentStrategy::BlueGreen)
+                    .bake_time_in_minutes(0)
+                    .lifecycle_hooks(
+                        hook.lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("add the lifecycle hook");
+    });
+}
+
 #[test]
 fn a_blue_green_rollout_is_followed_stage_by_stage_to_success() {
     let s = strategy_service("BLUE_GREEN", 0, 0.3);
@@ -267,35 +297,16 @@ fn cancelled_with_cancel_on_abort_the_service_deployment_is_stopped() {
 /// the hook and its function, not only ECS's status reason.
 #[test]
 fn a_failed_hook_is_named_in_the_failure() {
-    use aws_sdk_ecs::types::{
-        DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
-        DeploymentLifecycleHookTargetType, DeploymentStrategy,
-    };
+    use aws_sdk_ecs::types::{DeploymentLifecycleHook, DeploymentLifecycleHookTargetType};
     let s = strategy_service("BLUE_GREEN", 0, 0.3);
     let function = "arn:aws:lambda:us-east-1:123456789012:function:smoke-test-fail";
-    let ecs = aws_sdk_ecs::Client::new(&config_for(&s.emulator));
-    block_on(async {
-        ecs.update_service()
-            .cluster(&s.cluster)
-            .service(&s.service)
-            .deployment_configuration(
-                DeploymentConfiguration::builder()
-                    .strategy(DeploymentStrategy::BlueGreen)
-                    .bake_time_in_minutes(0)
-                    .lifecycle_hooks(
-                        DeploymentLifecycleHook::builder()
-                            .target_type(DeploymentLifecycleHookTargetType::AwsLambda)
-                            .hook_target_arn(function)
-                            .role_arn("arn:aws:iam::123456789012:role/ecs-hooks")
-                            .lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("add a failing hook");
-    });
+    with_hook_after_test_traffic(
+        &s,
+        DeploymentLifecycleHook::builder()
+            .target_type(DeploymentLifecycleHookTargetType::AwsLambda)
+            .hook_target_arn(function)
+            .role_arn("arn:aws:iam::123456789012:role/ecs-hooks"),
+    );
     let run = roll_out(&s, "v2").run_against(&s.emulator);
     run.assert_code(1);
     let errors = errors(&run);
@@ -312,10 +323,7 @@ fn a_failed_hook_is_named_in_the_failure() {
 /// with nothing paused is refused before anything changes.
 #[test]
 fn a_paused_deployment_is_continued_by_a_later_step() {
-    use aws_sdk_ecs::types::{
-        DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookStage,
-        DeploymentLifecycleHookTargetType, DeploymentStrategy,
-    };
+    use aws_sdk_ecs::types::{DeploymentLifecycleHook, DeploymentLifecycleHookTargetType};
     let s = strategy_service("BLUE_GREEN", 0, 0.3);
     let nothing_paused = ActionRun::new(&s.ws)
         .input("service", &s.service)
@@ -328,27 +336,10 @@ fn a_paused_deployment_is_continued_by_a_later_step() {
         "{}",
         errors(&nothing_paused)
     );
-    let ecs = aws_sdk_ecs::Client::new(&config_for(&s.emulator));
-    block_on(async {
-        ecs.update_service()
-            .cluster(&s.cluster)
-            .service(&s.service)
-            .deployment_configuration(
-                DeploymentConfiguration::builder()
-                    .strategy(DeploymentStrategy::BlueGreen)
-                    .bake_time_in_minutes(0)
-                    .lifecycle_hooks(
-                        DeploymentLifecycleHook::builder()
-                            .target_type(DeploymentLifecycleHookTargetType::Pause)
-                            .lifecycle_stages(DeploymentLifecycleHookStage::PostTestTrafficShift)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("add a pause hook");
-    });
+    with_hook_after_test_traffic(
+        &s,
+        DeploymentLifecycleHook::builder().target_type(DeploymentLifecycleHookTargetType::Pause),
+    );
     let paused = roll_out(&s, "v2")
         .input("wait-until", "paused")
         .run_against(&s.emulator);
