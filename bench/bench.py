@@ -256,7 +256,17 @@ class Emulator:
     def push_image(self, commits: tuple[str, ...] = (COMMIT,)) -> None:
         """What the build job does before the deploy: the commit's image in
         ECR, in a repository whose tags cannot be overwritten. The emulator
-        needs only the manifest."""
+        needs only the manifest. Also the execution role Fargate pulls it
+        with (trusted by ECS tasks, AWS's managed execution policy), as the
+        account has it."""
+        iam = self.client("iam")
+        iam.create_role(RoleName=EXECUTION_ROLE_NAME, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}]}))
+        iam.attach_role_policy(
+            RoleName=EXECUTION_ROLE_NAME,
+            PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
         ecr = self.client("ecr")
         ecr.create_repository(repositoryName=IMAGE_REPOSITORY_NAME, imageTagMutability="IMMUTABLE")
 
@@ -796,6 +806,8 @@ VERDICT_CFN_TIMEOUT_SECONDS = 120.0
 # that stops for the same reason; the rows count from that task.
 VERDICT_NTH_FAILURE = 3
 VERDICT_CLUSTER = "bench-verdict"
+EXECUTION_ROLE_NAME = "ecsTaskExecutionRole"
+EXECUTION_ROLE_ARN = f"arn:aws:iam::123456789012:role/{EXECUTION_ROLE_NAME}"
 VERDICT_SERVICE = "bench-web"
 VERDICT_FAMILY = "bench-web"
 VERDICT_DESIRED = 2
@@ -970,6 +982,7 @@ def task_definition_document(image: str, labels: dict[str, str]) -> dict[str, An
         "requiresCompatibilities": ["FARGATE"],
         "cpu": "256",
         "memory": "512",
+        "executionRoleArn": EXECUTION_ROLE_ARN,
         "containerDefinitions": [{
             "name": "app", "image": image, "essential": True,
             "portMappings": [{"containerPort": 8080}],
@@ -1104,7 +1117,7 @@ def verdict_stack_template(ws: Workspace) -> str:
             "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": VERDICT_CLUSTER}},
             "TaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
                 "Family": VERDICT_FAMILY, "NetworkMode": "awsvpc", "RequiresCompatibilities": ["FARGATE"],
-                "Cpu": "256", "Memory": "512",
+                "Cpu": "256", "Memory": "512", "ExecutionRoleArn": EXECUTION_ROLE_ARN,
                 "ContainerDefinitions": [{"Name": "app", "Image": {"Ref": "ImageUri"}, "Essential": True,
                                           "PortMappings": [{"ContainerPort": 8080}]}],
             }},

@@ -17,6 +17,9 @@ small ECS service scheduler driven by a background thread (``ecs-engine``):
   DEPROVISIONING -> STOPPED, one "step" per transition.
 * images that are ECR references are checked against moto's ECR (PutImage);
   missing ones fail with CannotPullContainerError. Other registries always pull.
+  What a task definition refers to is checked as ECS does (ecs_references.py): registration
+  without a needed execution role, roles ECS cannot assume at launch, and on Fargate the
+  execution role's permissions, secrets and log groups at PENDING.
 * container ``dockerLabels`` drive failures (see README): ``emulator.exit-code``,
   ``emulator.exit-after-seconds``, ``emulator.unhealthy``, ``emulator.start-seconds``, and
   transient (infrastructure) failures of a deployment's first launches: ``emulator.transient-failures``,
@@ -50,7 +53,6 @@ import ipaddress
 import json
 import math
 import os
-import re
 import sys
 import threading
 import time
@@ -67,7 +69,7 @@ from moto.ecs.models import EC2ContainerServiceBackend, Service, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import mock_random
 
-from emulator import control
+from emulator import control, ecs_references
 from emulator.state import LOCK
 
 # --------------------------------------------------------------------------- settings
@@ -88,10 +90,13 @@ class Settings:
         threshold = os.environ.get("EMULATOR_ECS_FAILURE_THRESHOLD", "")
         self.failure_threshold: int | None = int(threshold) if threshold.strip().isdigit() else None
         self.cfn_timeout = _env_float("EMULATOR_ECS_CFN_TIMEOUT_SECONDS", 120.0)
+        # What task definitions refer to (roles, permissions, secrets, log groups) is checked as
+        # ECS does (ecs_references.py); off only for tests that deliberately do not care.
+        self.check_references = os.environ.get("EMULATOR_ECS_CHECK_REFERENCES", "").strip().lower() != "false"
 
     def as_dict(self) -> dict[str, Any]:
         return {"stepSeconds": self.step, "failureThreshold": self.failure_threshold,
-                "cfnTimeoutSeconds": self.cfn_timeout}
+                "cfnTimeoutSeconds": self.cfn_timeout, "checkReferences": self.check_references}
 
 
 SETTINGS = Settings()
@@ -114,10 +119,6 @@ MSG_CAPACITY = "Capacity is unavailable at this time. Please try again later or 
 MSG_ENI_TIMEOUT = "Timeout waiting for network interface provisioning to complete."
 MSG_SPOT = "Your Spot Task was interrupted."
 MSG_MAINTENANCE = "ECS is performing maintenance on the underlying infrastructure hosting the task"
-_ECR_IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
-    r"(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-fA-F]+))?$"
-)
 
 
 def _now() -> datetime:
@@ -339,8 +340,10 @@ class Task:
         self.next: str | None = "pending"
         self.due = time.monotonic() + SETTINGS.step
         self.targets: list[tuple[Any, str, int]] = []  # (target group, id, port)
-        self.pull_error = next((msg for msg in (_pull_error(c.image or "") for c in self.containers) if msg), None)
-        self.pull_failing = [c for c in self.containers if _pull_error(c.image or "")]
+        # Fargate tasks have what their task definition refers to checked at PENDING (ecs_references);
+        # why the task stops before running, once that is known.
+        self.emu_fargate = fargate
+        self.start_failure: ecs_references.StartFailure | None = None
         self.start_extra = max([_label_float(c, "emulator.start-seconds", 0.0) for c in self.containers] or [0.0])
         self.exit_plan: list[tuple[float, int, Container]] = []
         self.running_due = 0.0
@@ -397,33 +400,6 @@ def _label_float(c: Container, key: str, default: float) -> float:
         return float(c.labels.get(key, default))
     except ValueError:
         return default
-
-
-def _pull_error(image: str) -> str | None:
-    """CannotPullContainerError text if image is an ECR reference missing from moto's ECR."""
-    m = _ECR_IMAGE.match(image)
-    if not m:
-        return None  # Docker Hub, public.ecr.aws, ...: the emulator cannot know; assume pullable
-    from moto.ecr.models import ecr_backends
-
-    found = False
-    try:
-        repo = ecr_backends[m["account"]][m["region"]].repositories.get(m["repo"])
-    except Exception:  # noqa: BLE001 - unknown region: nothing to pull from
-        repo = None
-    if repo is not None:
-        tag = m["tag"] or "latest"
-        for img in repo.images:
-            if m["digest"]:
-                found = img.get_image_digest() == m["digest"]
-            else:
-                found = tag in (img.image_tags or [])
-            if found:
-                break
-    if found:
-        return None
-    return (f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
-            f"failed to resolve ref {image}: not found")
 
 
 class ServiceState:
@@ -577,15 +553,19 @@ def _advance(svc: Service | None, t: Task, now: float) -> None:
             t.pull_started_at = _now()
             t.connectivity, t.connectivity_at = "CONNECTED", _now()
             t.attach()
-            t.next, t.due = ("pull_fail", t.due + step) if t.pull_error else ("running", t.due + step + t.start_extra)
-        elif action == "pull_fail":
+            # The agent retrieves registry auth and secrets, pulls the images, starts the log driver.
+            t.start_failure = _start_failure(t)
+            t.next, t.due = ("start_fail", t.due + step) if t.start_failure else ("running", t.due + step + t.start_extra)
+        elif action == "start_fail":
+            failure = t.start_failure or ecs_references.StartFailure("CannotPullContainerError")
             t.pull_stopped_at = t.execution_stopped_at = _now()
-            for c in t.pull_failing:
-                c.reason = _pull_error(c.image or "")
             for c in t.containers:
+                c.reason = failure.containers.get(c.name, c.reason)
                 c.last_status = "STOPPED"
             _fail_task(svc, t)
-            _stop(t, "TaskFailedToStart", t.pull_error or "CannotPullContainerError")
+            if svc is not None and failure.resource_initialization:
+                _event(svc, f"(service {svc.name}) was unable to place a task. Reason: {failure.reason}.")
+            _stop(t, "TaskFailedToStart", failure.reason)
         elif action == "running":
             t.pull_stopped_at = t.pull_stopped_at or _now()
             t.last_status = "RUNNING"
@@ -664,6 +644,20 @@ def _advance(svc: Service | None, t: Task, now: float) -> None:
                 c.last_status = "STOPPED"
 
 
+def _start_failure(t: Task) -> ecs_references.StartFailure | None:
+    try:
+        td = ecs_backends[t.account_id][t.region].describe_task_definition(t.task_definition_arn)
+    except Exception:  # noqa: BLE001 - the revision is gone: only the images are known
+        td = None
+    if td is None:
+        return ecs_references.start_failure(t, None, False)
+    return ecs_references.start_failure(t, td, SETTINGS.check_references)
+
+
+def _fargate_strategy(strategy: list[dict[str, Any]] | None) -> bool:
+    return any((c.get("capacityProvider") or "") in FARGATE_PROVIDERS for c in strategy or [])
+
+
 def _schedule_after_exits(svc: Service | None, t: Task) -> None:
     """Next event of a RUNNING task: its next container exit, else (services only) the
     health-check failure of an `emulator.unhealthy` task; whichever comes first of that and a
@@ -723,6 +717,17 @@ def _launch(svc: Service, dep: Any, count: int) -> None:
     plan = _transient_plan(td)
     failed_placements = 0
     started = []
+    # ECS assumes the task's roles to launch it; one it cannot assume fails every launch.
+    role_error = ecs_references.launch_error(td, svc._account_id) if SETTINGS.check_references else None
+    launch_type = dep.launch_type if task_set else svc.launch_type
+    if launch_type:
+        fargate = launch_type == "FARGATE"
+    else:  # a capacity provider strategy (the task set's, else the cluster's default one)
+        strategy = dep.capacity_provider_strategy if task_set else None
+        if not strategy:
+            cluster = backend.clusters.get(svc.cluster_name)
+            strategy = getattr(cluster, "default_capacity_provider_strategy", None)
+        fargate = _fargate_strategy(strategy)
     # Tags as the service propagates them to tasks launched from now on.
     tags = _propagated_tags(getattr(svc, "propagate_tags", None), td, service_tags=svc.tags)
     if _truthy(getattr(svc, "enable_ecs_managed_tags", False)):
@@ -733,16 +738,17 @@ def _launch(svc: Service, dep: Any, count: int) -> None:
         if plan is not None and dep.emu_transient_used < plan[0]:
             dep.emu_transient_used += 1
             kind = plan[1]
-        if kind == "capacity":
-            failed_placements += 1  # Fargate had no capacity: no task at all
+        if kind == "capacity" or role_error:
+            failed_placements += 1  # Fargate had no capacity, or the role: no task at all
             continue
         t = Task(backend, td, cluster_name=svc.cluster_name, cluster_arn=svc.cluster_arn,
-                 launch_type=dep.launch_type if task_set else svc.launch_type,
+                 launch_type=launch_type,
                  network_configuration=dep.network_configuration if task_set else svc.network_configuration,
                  group=f"service:{svc.name}", started_by=dep.id, service=svc, deployment_id=dep.id,
                  tags=tags, platform_version=dep.platform_version if task_set else svc.platform_version,
                  volume_configurations=dep.volume_configurations)
         t.transient = kind
+        t.emu_fargate = fargate
         if task_set:
             t.load_balancers = dep.load_balancers
         elif getattr(dep, "emu_load_balancers", None) is not None:
@@ -760,8 +766,11 @@ def _launch(svc: Service, dep: Any, count: int) -> None:
         if not task_set:
             dep.failed_tasks += failed_placements
             dep.updated_at = _now()
-        msg = (f"(service {svc.name}) was unable to place a task. Reason: {MSG_CAPACITY}. "
-               "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.")
+        if role_error:
+            msg = f"(service {svc.name}) failed to launch a task with (error {role_error})."
+        else:
+            msg = (f"(service {svc.name}) was unable to place a task. Reason: {MSG_CAPACITY}. "
+                   "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.")
         if not svc.events or svc.events[0].get("message") != msg:
             _event(svc, msg)
         dep.emu_place_retry_at = time.monotonic() + SETTINGS.step
@@ -1509,6 +1518,10 @@ def run_task(self: EC2ContainerServiceBackend, cluster_str: str | None, task_def
         if not instances:
             raise InvalidParameterException(MSG_NO_INSTANCES)
 
+    if SETTINGS.check_references:
+        role_error = ecs_references.launch_error(td, self.account_id)
+        if role_error:
+            raise EcsClientException(role_error)
     task_tags = _propagated_tags(propagate_tags, td, given=tags)
     if enable_ecs_managed_tags:
         task_tags.append({"key": "aws:ecs:clusterName", "value": cluster.name})
@@ -1528,6 +1541,18 @@ def run_task(self: EC2ContainerServiceBackend, cluster_str: str | None, task_def
     _cluster_counts(self, cluster.name)
     _start_engine()
     return started
+
+
+def register_task_definition(self: EC2ContainerServiceBackend, family: str,
+                             container_definitions: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+    """RegisterTaskDefinition (the API and AWS::ECS::TaskDefinition) refuses, as ECS does, a task
+    definition that needs an execution role and names none."""
+    if SETTINGS.check_references:
+        message = ecs_references.registration_error(container_definitions, kwargs.get("requires_compatibilities"),
+                                                    kwargs.get("execution_role_arn"))
+        if message:
+            raise EcsClientException(message)
+    return _orig["register_task_definition"](self, family, container_definitions, *args, **kwargs)
 
 
 def run_task_response(self: EC2ContainerServiceResponse) -> Any:
@@ -1885,6 +1910,10 @@ def _speed_route(environ: dict[str, Any], body: bytes) -> tuple[int, str, bytes]
                     SETTINGS.failure_threshold = int(ft) if ft else None
                 if "cfnTimeoutSeconds" in payload:
                     SETTINGS.cfn_timeout = float(payload["cfnTimeoutSeconds"])
+                if "checkReferences" in payload:
+                    if not isinstance(payload["checkReferences"], bool):
+                        raise ValueError("checkReferences must be true or false")
+                    SETTINGS.check_references = payload["checkReferences"]
         except (ValueError, TypeError, AttributeError) as exc:
             return 400, "application/json", json.dumps({"error": str(exc)}).encode()
     return 200, "application/json", json.dumps(SETTINGS.as_dict()).encode()
@@ -1904,7 +1933,7 @@ def install() -> None:
     B = EC2ContainerServiceBackend
     for name, fn in (("create_service", create_service), ("update_service", update_service),
                      ("delete_service", delete_service), ("list_tasks", list_tasks), ("stop_task", stop_task),
-                     ("run_task", run_task)):
+                     ("run_task", run_task), ("register_task_definition", register_task_definition)):
         _orig[name] = getattr(B, name)
         setattr(B, name, fn)
     _orig["create_service_response"] = EC2ContainerServiceResponse.create_service

@@ -383,6 +383,37 @@ def evaluate(policies: list[tuple[str, dict[str, Any]]], action: str, resource: 
     return "implicitDeny", [], sorted(missing)
 
 
+def trusts_service(trust_policy: Any, service: str) -> bool:
+    """Whether a role's trust policy (AssumeRolePolicyDocument, as moto keeps it) lets the AWS
+    service principal `service` (e.g. ecs-tasks.amazonaws.com) call sts:AssumeRole: an Allow
+    statement for the action whose Principal names the service (or `*`) and no Deny that does.
+    Conditions (aws:SourceAccount, aws:SourceArn) are taken as met: the service supplies them."""
+    doc = _document(trust_policy)
+    if doc is None:
+        return False
+
+    def names_service(stmt: dict[str, Any]) -> bool:
+        principal = stmt.get("Principal")
+        if principal == "*":
+            return True
+        if not isinstance(principal, dict):
+            return False
+        return (service in [str(s) for s in _as_list(principal.get("Service"))]
+                or "*" in [str(a) for a in _as_list(principal.get("AWS"))])
+
+    def assumes(stmt: dict[str, Any]) -> bool:
+        if "Action" in stmt:
+            return any(_like(str(p), "sts:AssumeRole", ignore_case=True) for p in _as_list(stmt["Action"]))
+        if "NotAction" in stmt:
+            return not any(_like(str(p), "sts:AssumeRole", ignore_case=True) for p in _as_list(stmt["NotAction"]))
+        return False
+
+    applying = [s for s in _statements(doc) if names_service(s) and assumes(s)]
+    if any(str(s.get("Effect", "")).lower() == "deny" for s in applying):
+        return False
+    return any(str(s.get("Effect", "")).lower() == "allow" for s in applying)
+
+
 _SEVERITY = {"allowed": 0, "implicitDeny": 1, "explicitDeny": 2}
 
 

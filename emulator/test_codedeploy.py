@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator.test_ecs import EXEC_ROLE, create_execution_role
 from emulator.test_emulator import start_emulator
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -35,6 +36,7 @@ def endpoint():
     assert _post(url, "/_emulator/ecs-speed", {"stepSeconds": STEP})["stepSeconds"] == STEP
     assert _post(url, "/_emulator/codedeploy-speed", {"minuteSeconds": MINUTE}) == {
         "minuteSeconds": MINUTE, "stepSeconds": STEP}
+    create_execution_role(url)  # the task definitions name it (private ECR images need one)
     yield url
     proc.stdin.close()
     proc.wait(10)
@@ -126,7 +128,8 @@ class Setup:
             cdef["dockerLabels"] = labels
         return self.ecs.register_task_definition(
             family="app-" + self.cluster, containerDefinitions=[cdef], requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc", cpu="256", memory="512")["taskDefinition"]["taskDefinitionArn"]
+            networkMode="awsvpc", cpu="256", memory="512",
+            executionRoleArn=EXEC_ROLE)["taskDefinition"]["taskDefinitionArn"]
 
     def describe(self):
         return self.ecs.describe_services(cluster=self.cluster, services=["svc"])["services"][0]

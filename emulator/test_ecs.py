@@ -17,6 +17,20 @@ from emulator.test_emulator import start_emulator
 ACCOUNT, REGION = "123456789012", "us-east-1"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 CB_REASON = "ECS deployment circuit breaker: tasks failed to start."
+# The execution role the task definitions here name (a Fargate task pulling from a private ECR needs one):
+# trusted by ECS tasks, with AWS's managed execution policy, as an account running Fargate tasks has it.
+EXEC_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"
+EXEC_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+ECS_TASKS_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def create_execution_role(url, name="ecsTaskExecutionRole", trust=ECS_TASKS_TRUST, managed=(EXEC_POLICY,)):
+    iam = client(url, "iam")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+    for arn in managed:
+        iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +40,7 @@ def endpoint():
     req = urllib.request.Request(url + "/_emulator/ecs-speed", data=json.dumps({"stepSeconds": 0.1}).encode(),
                                  method="POST")
     assert json.loads(urllib.request.urlopen(req).read())["stepSeconds"] == 0.1
+    create_execution_role(url)
     yield url
     proc.stdin.close()
     proc.wait(10)
@@ -70,7 +85,7 @@ def task_def(ecs, image, labels=None, family=None):
         cdef["dockerLabels"] = labels
     return ecs.register_task_definition(
         family=family or "f-" + uuid.uuid4().hex[:6], containerDefinitions=[cdef], requiresCompatibilities=["FARGATE"],
-        networkMode="awsvpc", cpu="256", memory="512")["taskDefinition"]["taskDefinitionArn"]
+        networkMode="awsvpc", cpu="256", memory="512", executionRoleArn=EXEC_ROLE)["taskDefinition"]["taskDefinitionArn"]
 
 
 def create_service(ecs, cluster, td, desired=1, breaker=None, **kw):
@@ -394,6 +409,7 @@ def stack_template(image, breaker=True):
             "TaskDef": {"Type": "AWS::ECS::TaskDefinition",
                         "Properties": {"Family": {"Fn::Sub": "${AWS::StackName}-app"}, "Memory": "512", "Cpu": "256",
                                        "RequiresCompatibilities": ["FARGATE"], "NetworkMode": "awsvpc",
+                                       "ExecutionRoleArn": EXEC_ROLE,
                                        "ContainerDefinitions": [{"Name": "app", "Image": image}]}},
             "Service": {"Type": "AWS::ECS::Service",
                         "Properties": {"Cluster": {"Ref": "Cluster"}, "TaskDefinition": {"Ref": "TaskDef"},
@@ -483,7 +499,8 @@ def one_off_td(ecs, containers=None, volumes=None, family=None, tags=None, farga
     """A task definition for one-off tasks: by default `app` (essential) and `log-router` (not)."""
     containers = containers or [{"name": "app", "image": "nginx:1", "memory": 128},
                                 {"name": "log-router", "image": "fluent/fluent-bit:3", "essential": False}]
-    kw = {"requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512"} if fargate else {}
+    kw = ({"requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "512",
+           "executionRoleArn": EXEC_ROLE} if fargate else {})
     if volumes:
         kw["volumes"] = volumes
     if tags:

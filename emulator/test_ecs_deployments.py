@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator.test_ecs import EXEC_ROLE, create_execution_role
 from emulator.test_emulator import start_emulator
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -40,6 +41,7 @@ def endpoint():
     proc, url = start_emulator()
     assert _post(url, "/_emulator/ecs-speed", {"stepSeconds": STEP})["stepSeconds"] == STEP
     assert _post(url, "/_emulator/codedeploy-speed", {"minuteSeconds": MINUTE})["minuteSeconds"] == MINUTE
+    create_execution_role(url)  # the task definitions name it (private ECR images need one)
     yield url
     proc.stdin.close()
     proc.wait(10)
@@ -129,7 +131,8 @@ class Env:
             cdef["dockerLabels"] = labels
         return self.ecs.register_task_definition(
             family="app-" + self.cluster, containerDefinitions=[cdef], requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc", cpu="256", memory="512")["taskDefinition"]["taskDefinitionArn"]
+            networkMode="awsvpc", cpu="256", memory="512",
+            executionRoleArn=EXEC_ROLE)["taskDefinition"]["taskDefinitionArn"]
 
     def advanced(self, test=True):
         adv = {"alternateTargetGroupArn": self.green_tg, "productionListenerRule": self.prod, "roleArn": ROLE}

@@ -326,6 +326,25 @@ fn references_that_cannot_work_are_refused_before_anything_is_registered() {
         );
         assert!(changing_calls(&emulator, before).is_empty(), "{label}");
     }
+
+    // Without verify the same parameter is learned from the rollout: the
+    // revision is registered, its tasks fail to start (the execution role
+    // may not read it), and the previous revision is put back.
+    let mut document = original.clone();
+    document["containerDefinitions"][0]["secrets"] = serde_json::json!([
+        {"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/missing"}
+    ]);
+    s.ws.write("ecs/task-definition.json", &document.to_string());
+    let unverified = roll_out(&s, "abc1234")
+        .input("verify", "false")
+        .run_against(&emulator);
+    unverified.assert_code(1);
+    let learned = errors(&unverified);
+    assert!(
+        learned.contains("ResourceInitializationError")
+            && learned.contains("parameter/prod/missing"),
+        "{learned}"
+    );
 }
 
 /// A check the job may not make (no iam:SimulatePrincipalPolicy, no
@@ -340,6 +359,14 @@ fn checks_the_job_may_not_make_are_skipped_with_a_warning() {
         r#"{"actions": ["iam:SimulatePrincipalPolicy", "logs:DescribeLogGroups"]}"#,
     );
     assert_eq!(code, 200, "{body}");
+    // The group exists: only the job may not look at it.
+    crate::util::block_on(
+        aws_sdk_cloudwatchlogs::Client::new(&crate::rollout::config_for(&emulator))
+            .create_log_group()
+            .log_group_name("/ecs/web")
+            .send(),
+    )
+    .expect("create the log group");
     let mut document: serde_json::Value =
         serde_json::from_str(&s.ws.read("ecs/task-definition.json")).expect("JSON");
     document["containerDefinitions"][0]["logConfiguration"] = serde_json::json!({

@@ -99,7 +99,7 @@ pub fn classify(task: &StoppedTask, essential: &dyn Fn(&str) -> bool) -> StopCla
         "CannotInspectContainerError",
     ] {
         if reason.contains(marker) {
-            return StopClass::Persistent(first_clause(reason).to_string());
+            return StopClass::Persistent(first_clause(reason));
         }
     }
     if let Some(container) = task
@@ -120,7 +120,7 @@ pub fn classify(task: &StoppedTask, essential: &dyn Fn(&str) -> bool) -> StopCla
         ));
     }
     if lower.contains("health check") || lower.contains("health checks") {
-        return StopClass::Persistent(first_clause(reason).to_string());
+        return StopClass::Persistent(first_clause(reason));
     }
     if let Some(container) = task
         .containers
@@ -134,16 +134,45 @@ pub fn classify(task: &StoppedTask, essential: &dyn Fn(&str) -> bool) -> StopCla
         ));
     }
     if code == "TaskFailedToStart" {
-        return StopClass::Persistent(first_clause(reason).to_string());
+        return StopClass::Persistent(first_clause(reason));
     }
     StopClass::Normal
 }
 
-/// The reason's first line: the same for every task of a revision that
-/// fails the same way (ECS's texts name the image, the secret or the target
-/// group, not the task).
-fn first_clause(reason: &str) -> &str {
-    reason.lines().next().unwrap_or_default().trim()
+/// The reason's first line, with what differs from task to task taken
+/// out: the same for every task of a revision that fails the same way.
+/// Fargate's texts carry a request id and the task's id (as the assumed
+/// role's session name) besides the image, secret or target group.
+fn first_clause(reason: &str) -> String {
+    without_ids(reason.lines().next().unwrap_or_default().trim())
+}
+
+/// Replaces UUIDs (request ids) and 32-hex-digit ids (task ids) by `…`.
+pub fn without_ids(text: &str) -> String {
+    let is_id = |run: &str| {
+        let hex = |part: &str| part.chars().all(|c| c.is_ascii_hexdigit());
+        let uuid = run.len() == 36
+            && run.split('-').map(str::len).eq([8usize, 4, 4, 4, 12])
+            && run.split('-').all(hex);
+        uuid || (run.len() == 32 && hex(run))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() || c == '-' {
+            run.push(c);
+            continue;
+        }
+        if is_id(&run) {
+            out.push('…');
+        } else {
+            out.push_str(&run);
+        }
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
 }
 
 /// The evidence that dooms a rollout.
@@ -233,6 +262,45 @@ mod tests {
 
     fn all_essential(_: &str) -> bool {
         true
+    }
+
+    #[test]
+    fn request_and_task_ids_do_not_make_reasons_differ() {
+        let reason = |request: &str, task: &str| {
+            format!(
+                "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secrets from ssm: service call has been retried 1 time(s): operation error SSM: GetParameters, https response error StatusCode: 400, RequestID: {request}, api error AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/exec/{task} is not authorized to perform: ssm:GetParameters on resource: arn:aws:ssm:us-east-1:123456789012:parameter/db"
+            )
+        };
+        let a = task(
+            "a",
+            "TaskFailedToStart",
+            &reason(
+                "d4072815-3cdd-4237-be11-2a5039551000",
+                "02681675a793415bb441b75c402b1400",
+            ),
+            None,
+        );
+        let b = task(
+            "b",
+            "TaskFailedToStart",
+            &reason(
+                "967f60d4-3957-4d13-a261-c8e0662e08ce",
+                "19728cf4c9b24b708ed13a53a79326b2",
+            ),
+            None,
+        );
+        let doomed = judge_evidence(&[&a, &b], 2, &all_essential).expect("doomed");
+        assert!(
+            doomed.reason.contains("RequestID: …, ")
+                && doomed.reason.contains("assumed-role/exec/… is"),
+            "{}",
+            doomed.reason
+        );
+        assert!(
+            doomed.reason.contains("parameter/db"),
+            "the secret stays named"
+        );
+        assert_eq!(without_ids("web:12 deadbeef"), "web:12 deadbeef");
     }
 
     #[test]

@@ -714,8 +714,10 @@ fn diagnosis_of_task(task: &StoppedTask) -> String {
         "tasks of {} stopped",
         short_task_definition(&task.task_definition)
     );
+    // Without the request and task ids Fargate's texts carry, so the same
+    // failure is one line however many tasks had it.
     if let Some(reason) = &task.stopped_reason {
-        line.push_str(&format!(": {reason}"));
+        line.push_str(&format!(": {}", super::verdict::without_ids(reason)));
     }
     for container in &task.containers {
         if let Some(code) = container.exit_code {
