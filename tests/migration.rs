@@ -228,8 +228,14 @@ fn aws_cloudformation_github_deploy_steps_do_what_that_action_documents() {
 /// user's account has it: the roles (trusted by ECS tasks, the execution
 /// role allowed to pull, log and read the secret), the SSM parameter, the
 /// log group. Verify before deploy checks each of them.
-fn account_the_fixture_names(emulator: &Emulator) {
-    let config = config_for(emulator);
+pub fn account_the_fixture_names() {
+    // Once per test process: two tests use them on the shared emulator.
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(create_what_the_fixture_names);
+}
+
+fn create_what_the_fixture_names() {
+    let config = config_for(Emulator::shared());
     let iam = aws_sdk_iam::Client::new(&config);
     let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
     let read_db = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": "arn:aws:ssm:us-east-1:123456789012:parameter/db"}]}"#;
@@ -241,10 +247,7 @@ fn account_the_fixture_names(emulator: &Emulator) {
                 .assume_role_policy_document(trust)
                 .send()
                 .await;
-            if created.is_err() {
-                // Created by an earlier test on the shared emulator.
-                return;
-            }
+            created.expect("create the role");
         }
         iam.attach_role_policy()
             .role_name("web-exec")
@@ -282,7 +285,7 @@ fn render_and_deploy_task_definition_steps_do_what_those_actions_document() {
     let document = std::fs::read_to_string(s.ws.root().join("ecs/task-definition.json"))
         .expect("task definition");
     s.ws.write("task-definition.json", &document);
-    account_the_fixture_names(Emulator::shared());
+    account_the_fixture_names();
     let env = BTreeMap::from([
         ("IMAGE", format!("{}:abc1234", s.repository)),
         ("SERVICE", s.service.clone()),

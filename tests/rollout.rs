@@ -386,6 +386,8 @@ fn rollout_of_an_immutable_image_completes_and_reports_everything() {
 #[test]
 fn the_render_actions_inputs_reach_the_registered_task_definition() {
     let s = setup(serde_json::json!({"team": "web"}));
+    // The roles, parameter and log group it names, as the account has them.
+    crate::migration::account_the_fixture_names();
     let run = roll_out(&s, "abc1234")
         .input(
             "secrets",

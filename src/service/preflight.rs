@@ -128,6 +128,22 @@ pub async fn reference_checks(
         }
     }
     let needs = execution_role_needs(task_definition, scope, execution_role);
+    // Without an execution role, EC2 instances pull and log with their
+    // own role; secrets need one on any launch type (ECS refuses them at
+    // registration otherwise), everything on Fargate.
+    let on_fargate = task_definition
+        .get("requiresCompatibilities")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|v| v.as_str() == Some("FARGATE")));
+    let role_required: Vec<&RoleNeed> = needs
+        .iter()
+        .filter(|n| {
+            on_fargate
+                || n.actions
+                    .iter()
+                    .any(|a| a.starts_with("ssm:") || a.starts_with("secretsmanager:"))
+        })
+        .collect();
     match execution_role {
         Some(role) => {
             for need in &needs {
@@ -138,21 +154,18 @@ pub async fn reference_checks(
                 ));
             }
         }
-        None if !needs.is_empty() => {
-            let purposes: Vec<&str> = needs.iter().map(|n| n.purpose.as_str()).collect();
+        // One CloudFormation sets at deploy time was skipped above.
+        None if !role_required.is_empty() && task_definition.get("executionRoleArn").is_none() => {
+            let purposes: Vec<&str> = role_required.iter().map(|n| n.purpose.as_str()).collect();
             checks.push(Check::new(
                 &subject,
                 "an execution role",
-                if task_definition.get("executionRoleArn").is_some() {
-                    Verdict::Skip("CloudFormation sets it at deploy time".into())
-                } else {
-                    Verdict::Ng {
-                        problem: format!(
-                            "there is none, and the task needs one to {}",
-                            purposes.join(", ")
-                        ),
-                        fix: "set `executionRoleArn` to a role trusted by ecs-tasks.amazonaws.com with the AmazonECSTaskExecutionRolePolicy (and access to the secrets)".into(),
-                    }
+                Verdict::Ng {
+                    problem: format!(
+                        "there is none, and the task needs one to {}",
+                        purposes.join(", ")
+                    ),
+                    fix: "set `executionRoleArn` to a role trusted by ecs-tasks.amazonaws.com with the AmazonECSTaskExecutionRolePolicy (and access to the secrets)".into(),
                 },
             ));
         }
@@ -676,6 +689,35 @@ async fn log_group_exists(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Clients that are never called: the cases below need no AWS answer.
+    fn idle_clients() -> PreflightClients {
+        PreflightClients::new(
+            &aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_execution_role_is_required_on_fargate_not_on_ec2() {
+        let scope = PreflightScope {
+            region: "us-east-1".into(),
+        };
+        let task = |compatibility: &str| {
+            json!({
+                "family": "web",
+                "requiresCompatibilities": [compatibility],
+                "containerDefinitions": [{"name": "app", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1"}]
+            })
+        };
+        let fargate = reference_checks(&idle_clients(), &task("FARGATE"), &scope).await;
+        assert_eq!(fargate.len(), 1, "{fargate:?}");
+        assert_eq!(fargate[0].name, "an execution role");
+        assert!(matches!(fargate[0].verdict, Verdict::Ng { .. }));
+        let ec2 = reference_checks(&idle_clients(), &task("EC2"), &scope).await;
+        assert!(ec2.is_empty(), "the instance role pulls: {ec2:?}");
+    }
 
     #[test]
     fn trust_policies_are_read_encoded_or_plain() {
