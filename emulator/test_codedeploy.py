@@ -9,12 +9,11 @@ import time
 import urllib.request
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator.testing import client, running_emulator
 from emulator.test_ecs import EXEC_ROLE, create_execution_role
-from emulator.test_emulator import start_emulator
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
@@ -32,19 +31,13 @@ def _post(url, path, body):
 
 @pytest.fixture(scope="module")
 def endpoint():
-    proc, url = start_emulator()
-    assert _post(url, "/_emulator/ecs-speed", {"stepSeconds": STEP})["stepSeconds"] == STEP
-    assert _post(url, "/_emulator/codedeploy-speed", {"minuteSeconds": MINUTE}) == {
-        "minuteSeconds": MINUTE, "stepSeconds": STEP}
-    create_execution_role(url)  # the task definitions name it (private ECR images need one)
-    yield url
-    proc.stdin.close()
-    proc.wait(10)
+    with running_emulator() as url:
+        assert _post(url, "/_emulator/ecs-speed", {"stepSeconds": STEP})["stepSeconds"] == STEP
+        assert _post(url, "/_emulator/codedeploy-speed", {"minuteSeconds": MINUTE}) == {
+            "minuteSeconds": MINUTE, "stepSeconds": STEP}
+        create_execution_role(url)  # the task definitions name it (private ECR images need one)
+        yield url
 
-
-def client(endpoint, service):
-    return boto3.client(service, region_name=REGION, endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")

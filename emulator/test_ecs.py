@@ -12,7 +12,8 @@ import boto3
 import pytest
 from botocore.exceptions import WaiterError
 
-from emulator.test_emulator import start_emulator
+from emulator.testing import client, running_emulator
+
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
@@ -35,20 +36,14 @@ def create_execution_role(url, name="ecsTaskExecutionRole", trust=ECS_TASKS_TRUS
 
 @pytest.fixture(scope="module")
 def endpoint():
-    proc, url = start_emulator()
-    # Faster steps keep the module quick; also proves the control endpoint.
-    req = urllib.request.Request(url + "/_emulator/ecs-speed", data=json.dumps({"stepSeconds": 0.1}).encode(),
-                                 method="POST")
-    assert json.loads(urllib.request.urlopen(req).read())["stepSeconds"] == 0.1
-    create_execution_role(url)
-    yield url
-    proc.stdin.close()
-    proc.wait(10)
+    with running_emulator() as url:
+        # Faster steps keep the module quick; also proves the control endpoint.
+        req = urllib.request.Request(url + "/_emulator/ecs-speed", data=json.dumps({"stepSeconds": 0.1}).encode(),
+                                     method="POST")
+        assert json.loads(urllib.request.urlopen(req).read())["stepSeconds"] == 0.1
+        create_execution_role(url)
+        yield url
 
-
-def client(endpoint, service):
-    return boto3.client(service, region_name=REGION, endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
+from emulator.testing import running_emulator
 from emulator.test_ecs import ACCOUNT, ECS_TASKS_TRUST, EXEC_POLICY, REGISTRY, client, wait_for
-from emulator.test_emulator import start_emulator
 
 NET = {"awsvpcConfiguration": {"subnets": ["subnet-12345678"], "securityGroups": ["sg-12345678"]}}
 RID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -32,11 +32,9 @@ def _speed(url, body=None):
 
 @pytest.fixture(scope="module")
 def endpoint():
-    proc, url = start_emulator()
-    assert _speed(url, {"stepSeconds": 0.1})["checkReferences"] is True  # on by default
-    yield url
-    proc.stdin.close()
-    proc.wait(10)
+    with running_emulator() as url:
+        assert _speed(url, {"stepSeconds": 0.1})["checkReferences"] is True  # on by default
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,43 +6,26 @@ from __future__ import annotations
 import ast
 import json
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
+from emulator.testing import ready, running_emulator, spawn
+
 NO_CHANGES = ("The submitted information didn't contain changes. "
               "Submit different information to create a change set.")
 
 
-def _spawn(*extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(LAUNCHER), "--port", "0", *extra], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-
-def _ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
-    line = proc.stdout.readline().strip()
-    assert line.startswith("EMULATOR_READY http://127.0.0.1:"), line
-    return proc, line.split(" ", 1)[1]
-
-
-def start_emulator(*extra: str) -> tuple[subprocess.Popen, str]:
-    return _ready(_spawn(*extra))
 
 
 @pytest.fixture(scope="module")
 def endpoint():
-    proc, url = start_emulator()
-    yield url
-    proc.stdin.close()
-    proc.wait(10)
+    with running_emulator() as url:
+        yield url
 
 
 @pytest.fixture()
@@ -129,8 +112,8 @@ def err(excinfo):
 
 def test_process_contract_stdin_eof_and_signals():
     # started together: each launch spends most of its time importing moto
-    starts = [_spawn(), _spawn("--no-stdin-watch"), _spawn()]
-    (p1, url1), (p2, _), (p3, _) = [_ready(p) for p in starts]
+    starts = [spawn(), spawn("--no-stdin-watch"), spawn()]
+    (p1, url1), (p2, _), (p3, _) = [ready(p) for p in starts]
     assert urllib.request.urlopen(url1 + "/_emulator/health").read() == b"ok"
     p1.stdin.close()  # parent "dies"
     assert p1.wait(5) == 0

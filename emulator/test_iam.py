@@ -11,11 +11,11 @@ import urllib.parse
 import urllib.request
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator.test_emulator import change_set, err, start_emulator, wait_status
+from emulator.testing import client, running_emulator
+from emulator.test_emulator import change_set, err, wait_status
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 EXEC_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
@@ -28,15 +28,9 @@ STREAMS = f"{GROUP}:log-stream:*"
 
 @pytest.fixture(scope="module")
 def endpoint():
-    proc, url = start_emulator()
-    yield url
-    proc.stdin.close()
-    proc.wait(10)
+    with running_emulator() as url:
+        yield url
 
-
-def client(endpoint, service):
-    return boto3.client(service, region_name=REGION, endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")

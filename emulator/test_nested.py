@@ -12,26 +12,20 @@ import time
 import uuid
 import zipfile
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator.test_emulator import NO_CHANGES, err, events, resource_events, start_emulator, wait_status
+from emulator.testing import client, running_emulator
+from emulator.test_emulator import NO_CHANGES, err, events, resource_events, wait_status
 
 NESTED = "AWS::CloudFormation::Stack"
 
 
 @pytest.fixture(scope="module")
 def endpoint():
-    proc, url = start_emulator()
-    yield url
-    proc.stdin.close()
-    proc.wait(10)
+    with running_emulator() as url:
+        yield url
 
-
-def client(endpoint, service):
-    return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")

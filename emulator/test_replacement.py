@@ -10,10 +10,10 @@ import json
 import urllib.request
 import uuid
 
-import boto3
 import pytest
 
-from emulator.test_emulator import start_emulator, wait_status
+from emulator.testing import client, running_emulator
+from emulator.test_emulator import wait_status
 
 NESTED = "AWS::CloudFormation::Stack"
 REQUESTED = "Requested update requires the creation of a new physical resource; hence creating one."
@@ -22,19 +22,13 @@ INITIATED = "Resource creation Initiated"
 
 @pytest.fixture(scope="module")
 def endpoint():
-    proc, url = start_emulator()
-    # ECS services stabilise within a few steps: fast steps keep the ECS test short.
-    req = urllib.request.Request(url + "/_emulator/ecs-speed", data=json.dumps({"stepSeconds": 0.05}).encode(),
-                                 method="POST")
-    urllib.request.urlopen(req).read()
-    yield url
-    proc.stdin.close()
-    proc.wait(10)
+    with running_emulator() as url:
+        # ECS services stabilise within a few steps: fast steps keep the ECS test short.
+        req = urllib.request.Request(url + "/_emulator/ecs-speed", data=json.dumps({"stepSeconds": 0.05}).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req).read()
+        yield url
 
-
-def client(endpoint, service):
-    return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")
