@@ -6,7 +6,7 @@ Run it through bench/run, which prepares the emulator's venv, the AWS CLI
 
     bench/run                    BENCH_RUNS=5 bench/run    ESD_BIN=path bench/run
     bench/run --only verdict     only some measurements (single, chain,
-                                 cadence, cancel, footprint, verdict)
+                                 cadence, cancel, footprint, verdict, verify)
 
 Both tools deploy the same templates with the same parameters to the
 project's AWS emulator (emulator/, moto with the project's patches), never
@@ -79,6 +79,18 @@ time from spawn to exit, and the verdict's delay after the stoppedAt of the
 seconds and emulator steps. Ours' runs go one at a time; the CLI's, which
 sleep for minutes, at once, its direct rollouts once each by default
 (--verdict-cli-runs).
+
+Verify before deploy: the same direct rollout, to the same service, of a
+revision Fargate cannot start a task of (a secret from an SSM parameter
+that does not exist; an execution role trusted by lambda, not ecs-tasks;
+one without ECR pull; an awslogs log group that does not exist). Spawn to
+exit: ours with verify on (the default; it must exit 2 having registered
+and updated nothing) and with verify: false (it must exit 1: the rollout
+judged doomed, or the registration refused; a run still waiting after
+60 s is stopped and reported as no verdict), both with on-rollout-failure
+stop, BENCH_RUNS each, one at a time; the CLI's register-task-definition +
+update-service + wait services-stable once per case by default
+(--verify-cli-runs), at once, each on its own emulator.
 
 Each run of each tool gets a fresh emulator, so every run starts from the
 same empty account and the two tools never share a request log or a
@@ -158,7 +170,8 @@ class BenchError(Exception):
 
 
 def say(message: str) -> None:
-    print(f"bench: {message}", flush=True)
+    # One write per line: threads of the cadence and verdict runs say things at once.
+    print(f"bench: {message}\n", end="", flush=True)
 
 
 # --------------------------------------------------------------- emulator ---
@@ -312,6 +325,7 @@ class ProcessRun:
     max_rss_kib: int
     log_path: Path
     stdout_path: Path | None = None
+    stopped_by_bench: bool = False  # SIGTERMed at run_process's stop_after
 
     @property
     def wall(self) -> float:
@@ -322,10 +336,12 @@ class ProcessRun:
 
 
 def run_process(label: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path,
-                gnu_time: str, stdout_path: Path | None = None) -> ProcessRun:
+                gnu_time: str, stdout_path: Path | None = None, stop_after: float | None = None) -> ProcessRun:
     """Runs argv to completion under GNU time, which reports its peak RSS.
     stdout goes to stdout_path when given (for output another step parses),
-    else with stderr to log_path.
+    else with stderr to log_path. With stop_after, a process still running
+    that many seconds after its spawn gets SIGTERM (as the runner cancels a
+    step), and its run says so.
 
     Why not wait4's rusage of our own child: Linux carries the parent's
     high-water mark over to a forked child through exec, so every child of
@@ -339,11 +355,29 @@ def run_process(label: str, argv: list[str], env: dict[str, str], cwd: Path, log
         out = files.enter_context(open(stdout_path, "wb")) if stdout_path else log
         spawned_at = time.time()
         process = subprocess.Popen(timed, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=log)
+        stopped = threading.Event()
+
+        def stop() -> None:
+            # The measured process is GNU time's child: signal it, not time.
+            with contextlib.suppress(OSError, ValueError):
+                children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+                for child in children:
+                    os.kill(int(child), signal.SIGTERM)
+                    stopped.set()
+
+        # A blocking wait, not Popen.wait(timeout=...): that polls with
+        # sleeps growing to 50 ms, which would round every exit up to them.
+        watchdog = threading.Timer(stop_after, stop) if stop_after is not None else None
+        if watchdog:
+            watchdog.start()
         exit_code = process.wait()
         exited_at = time.time()
+        if watchdog:
+            watchdog.cancel()
     # KiB on the last line; a line before it tells a non-zero exit or a signal.
     max_rss_kib = int(rss_path.read_text().split()[-1])
-    return ProcessRun(label, spawned_at, exited_at, exit_code, max_rss_kib, log_path, stdout_path)
+    return ProcessRun(label, spawned_at, exited_at, exit_code, max_rss_kib, log_path, stdout_path,
+                      stopped.is_set())
 
 
 def require_success(run: ProcessRun) -> ProcessRun:
@@ -486,13 +520,14 @@ class Workspace:
         run, outputs = self.run_action_any(label, endpoint, job, given)
         return require_success(run), outputs
 
-    def run_action_any(self, label: str, endpoint: str, job: str,
-                       given: dict[str, str]) -> tuple[ProcessRun, dict[str, str]]:
-        """run_action, whatever the exit code (a step meant to fail)."""
+    def run_action_any(self, label: str, endpoint: str, job: str, given: dict[str, str],
+                       stop_after: float | None = None) -> tuple[ProcessRun, dict[str, str]]:
+        """run_action, whatever the exit code (a step meant to fail);
+        stop_after: see run_process."""
         run_dir = self.run_dir(label)
         env, output_path = self.action_env(run_dir, endpoint, job, given)
         run = run_process(f"{OURS} ({label})", [str(self.binary)], env,
-                          self.root, run_dir / "log", self.gnu_time)
+                          self.root, run_dir / "log", self.gnu_time, stop_after=stop_after)
         return run, read_step_outputs(output_path)
 
     def run_cli(self, label: str, endpoint: str, args: list[str], capture: bool = False) -> ProcessRun:
@@ -1231,6 +1266,255 @@ def ordinal(n: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
+# ------------------------------------------------- verify before deploy ---
+
+# Revisions a deploy cannot survive, though the image is fine and nothing
+# about them is malformed: what the task refers to does not work, so Fargate
+# never starts a task of them. Each is the verdict rows' revision (no
+# emulator labels) with one change, rolled out to the verdict rows' service
+# (service_running; its account has ecsTaskExecutionRole with AWS's managed
+# execution policy, from Emulator.push_image).
+VERIFY_PARAMETER_ARN = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/bench/missing"
+VERIFY_LOG_GROUP = "/ecs/bench-missing"
+LAMBDA_TRUSTED_ROLE = "benchLambdaTrustedRole"
+NO_PULL_ROLE = "benchNoPullRole"
+MANAGED_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+
+
+def role_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+def create_role(emulator: Emulator, name: str, trusted_service: str, *managed: str) -> None:
+    iam = emulator.client("iam")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": trusted_service}, "Action": "sts:AssumeRole"}]}))
+    for policy in managed:
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+
+
+def allow_missing_parameter(emulator: Emulator) -> None:
+    """The execution role may read the parameter: only its absence is wrong."""
+    emulator.client("iam").put_role_policy(
+        RoleName=EXECUTION_ROLE_NAME, PolicyName="bench-read-db-parameter", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": VERIFY_PARAMETER_ARN}]}))
+
+
+def with_missing_parameter(document: dict[str, Any]) -> None:
+    document["containerDefinitions"][0]["secrets"] = [{"name": "DB", "valueFrom": VERIFY_PARAMETER_ARN}]
+
+
+def with_execution_role(name: str) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        document["executionRoleArn"] = role_arn(name)
+    return change
+
+
+def with_missing_log_group(document: dict[str, Any]) -> None:
+    document["containerDefinitions"][0]["logConfiguration"] = {"logDriver": "awslogs", "options": {
+        "awslogs-group": VERIFY_LOG_GROUP, "awslogs-region": REGION, "awslogs-stream-prefix": "bench"}}
+
+
+@dataclass(frozen=True)
+class VerifyCase:
+    change: Callable[[dict[str, Any]], None]  # of the task definition document
+    setup: Callable[[Emulator], None]  # of the account, after service_running
+
+
+VERIFY_CASES: dict[str, VerifyCase] = {
+    "missing SSM parameter": VerifyCase(with_missing_parameter, allow_missing_parameter),
+    "execution role trusted by lambda, not ecs-tasks": VerifyCase(
+        with_execution_role(LAMBDA_TRUSTED_ROLE),
+        lambda emulator: create_role(emulator, LAMBDA_TRUSTED_ROLE, "lambda.amazonaws.com",
+                                     MANAGED_EXECUTION_POLICY)),
+    "execution role without ECR pull": VerifyCase(
+        with_execution_role(NO_PULL_ROLE),
+        lambda emulator: create_role(emulator, NO_PULL_ROLE, "ecs-tasks.amazonaws.com")),
+    "missing log group": VerifyCase(with_missing_log_group, lambda emulator: None),
+}
+# Ours' runs: `verify` on (the default) and off, both with on-rollout-failure
+# stop, so the verify input is the only difference.
+VERIFY_ON, VERIFY_OFF = "verify", "verify: false"
+# Calls that change what runs: none may come before verify's NG.
+VERIFY_CHANGES = ("RegisterTaskDefinition", "UpdateService")
+# Ours without verify judges a rollout by its stopped tasks, which come
+# within seconds here; a run still waiting this long after its spawn has
+# no verdict coming (the rollout never stops a task), and the bench stops
+# it (SIGTERM) rather than sit out wait-for-minutes (30 by default).
+VERIFY_OFF_STOP_AFTER = 60.0
+
+
+@dataclass
+class VerifySample:
+    """One rollout of a revision that cannot start, as a tool lived it."""
+
+    tool: str
+    case: str
+    mode: str  # ours: VERIFY_ON or VERIFY_OFF; the CLI: CLI_DIRECT_MODE
+    spawned_at: float
+    exited_at: float
+    exit_code: int
+    how: str  # NG, judged doomed, registration refused, no verdict; the CLI: gave up, said stable
+    detail: str  # the NG's check and problem, the stop reason judged on, the refusal, ...
+    changed: list[str]  # the ECS calls of VERIFY_CHANGES the tool made
+    failed_tasks: int  # the service's PRIMARY deployment's failedTasks when the tool exited
+    stopped_tasks: int  # of the new revision, stopped when the tool exited (ECS keeps the last 50)
+    service_event: str  # the service's newest event naming a failed launch or start: what ECS said
+    wrong_verdict: bool = False  # the CLI's waiter said stable
+    no_verdict: bool = False  # ours: still waiting at VERIFY_OFF_STOP_AFTER, stopped by the bench
+    api_calls: int = 0
+
+    @property
+    def wall(self) -> float:
+        return self.exited_at - self.spawned_at
+
+
+def verify_files(ws: Workspace, case: str) -> tuple[str, str]:
+    """The revision's task definition file, as the repository keeps it and
+    rendered with the image (see verdict_files)."""
+    directory = Path("verify") / verdict_slug(case)
+    (ws.root / directory).mkdir(parents=True, exist_ok=True)
+    paths = directory / "task-definition.json", directory / "rendered.json"
+    for path, image in zip(paths, (PREVIOUS_IMAGE_URI, IMAGE_URI), strict=True):
+        document = task_definition_document(image, {})
+        VERIFY_CASES[case].change(document)
+        (ws.root / path).write_text(json.dumps(document, indent=2))
+    return str(paths[0]), str(paths[1])
+
+
+def first_line(text: str, pattern: str) -> str | None:
+    """The first line of text matching pattern (a regex), stripped."""
+    found = re.search(rf"^.*(?:{pattern}).*$", text, re.MULTILINE)
+    return found.group(0).strip() if found else None
+
+
+def short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def measure_verify(ws: Workspace, tool: str, case: str, mode: str, run: int) -> VerifySample:
+    """The revision rolled out directly to the healthy service: ours as the
+    verdict rows run it, verify on or off; the CLI's register-task-definition,
+    update-service, wait services-stable."""
+    ours_file, cli_file = verify_files(ws, case)
+    label = f"verify-{verdict_slug(case)}-{'on' if mode == VERIFY_ON else 'off' if tool == OURS else 'cli'}"
+    with verdict_emulator(ws, f"{label}-{run}") as emulator:
+        previous = service_running(emulator)
+        VERIFY_CASES[case].setup(emulator)
+        emulator.reset_requests()
+        if tool == OURS:
+            process, _ = ws.run_action_any(label, emulator.endpoint, "verify", {
+                "task-definition": ours_file, "container-name": "app", "image": IMAGE_URI,
+                "service": VERDICT_SERVICE, "cluster": VERDICT_CLUSTER, "on-rollout-failure": "stop",
+                "verify": "true" if mode == VERIFY_ON else "false",
+            }, stop_after=None if mode == VERIFY_ON else VERIFY_OFF_STOP_AFTER)
+            processes = [process]
+        else:
+            registered = ws.run_cli_any(f"cli-{label}-register", emulator.endpoint, [
+                "ecs", "register-task-definition", "--cli-input-json", f"file://{cli_file}",
+                "--query", "taskDefinition.taskDefinitionArn", "--output", "text"], capture=True)
+            processes = [registered]
+            if registered.exit_code == 0:
+                processes.append(ws.run_cli(f"cli-{label}-update", emulator.endpoint, [
+                    "ecs", "update-service", "--cluster", VERDICT_CLUSTER, "--service", VERDICT_SERVICE,
+                    "--task-definition", registered.stdout().strip()]))
+                processes.append(ws.run_cli_any(f"cli-{label}-wait", emulator.endpoint, [
+                    "ecs", "wait", "services-stable", "--cluster", VERDICT_CLUSTER,
+                    "--services", VERDICT_SERVICE]))
+            process = processes[-1]
+        requests = emulator.requests()
+        primary = primary_deployment(emulator)
+        ecs = emulator.client("ecs")
+        events = ecs.describe_services(cluster=VERDICT_CLUSTER, services=[VERDICT_SERVICE])["services"][0]["events"]
+        stopped = ecs.list_tasks(cluster=VERDICT_CLUSTER, serviceName=VERDICT_SERVICE,
+                                 desiredStatus="STOPPED")["taskArns"]
+        stopped_new = [t for chunk in (stopped[i:i + 100] for i in range(0, len(stopped), 100))
+                       for t in ecs.describe_tasks(cluster=VERDICT_CLUSTER, tasks=chunk)["tasks"]
+                       if t["taskDefinitionArn"] != previous]
+    changed = [r["action"] for r in requests if r["service"] == "ecs" and r["action"] in VERIFY_CHANGES]
+    # What ECS itself said about the failure: its newest event naming one.
+    service_event = next((e["message"] for e in events
+                          if re.search(r"unable to place a task|failed to launch a task", e["message"])), "")
+    log = process.stdout() + ("" if process.stdout_path is None else process.log_path.read_text(errors="replace"))
+    wrong = no_verdict = False
+
+    def unexpected(why: str) -> BenchError:
+        return BenchError(f"{process.label} ({case}, {mode}): {why}; exit {process.exit_code}, calls that change"
+                          f" the service: {changed or 'none'}; its log ({process.log_path}):\n"
+                          f"{log_excerpt(process.log_path)}")
+
+    if tool == OURS and mode == VERIFY_ON:
+        if process.exit_code != 2 or changed or primary["taskDefinition"] != previous:
+            raise unexpected("verify on: expected exit 2 with nothing changed")
+        ng = re.search(r"^\s*NG\s+(.*)$", log, re.MULTILINE)
+        if ng is None:
+            raise unexpected("verify on: no NG in its log")
+        how, detail = "NG", ng.group(1).strip()
+    elif tool == OURS and process.stopped_by_bench:
+        no_verdict = True
+        how, detail = "no verdict", (f"still waiting, stopped by the bench (SIGTERM) {VERIFY_OFF_STOP_AFTER:g} s"
+                                     f" after its spawn; it had printed ECS's service event: {service_event}")
+    elif tool == OURS:
+        if process.exit_code != 1:
+            raise unexpected("verify: false: expected exit 1")
+        doomed = re.search(r"is doomed: .*? stopped for the same reason: (.*?) \(tasks ", log)
+        if "UpdateService" not in changed:
+            how, detail = "registration refused", first_line(log, r"ClientException") or "(no message found)"
+        elif doomed:
+            how, detail = "judged doomed", doomed.group(1)
+        else:
+            raise unexpected("verify: false: neither refused at registration nor judged doomed")
+    elif processes[0].exit_code != 0:
+        how, detail = "registration refused", first_line(log, r"ClientException|error") or "(no message)"
+    elif process.exit_code == 0:
+        wrong = True
+        how, detail = "said stable", f"exit 0 with the new revision PRIMARY, {primary['failedTasks']} failed tasks"
+    elif "Max attempts exceeded" in log:
+        how, detail = "gave up", first_line(log, r"Max attempts exceeded") or ""
+    else:
+        raise unexpected("aws ecs wait services-stable ended neither stable nor giving up")
+    return VerifySample(tool, case, mode, processes[0].spawned_at, process.exited_at, process.exit_code,
+                        how, detail, changed, primary["failedTasks"], len(stopped_new), service_event, wrong,
+                        no_verdict, tool_calls(OURS, requests))
+
+
+def measure_verify_group(ws: Workspace, runs: int, cli_runs: int) -> dict[str, list[VerifySample]]:
+    """Every case; keys `tool|case|mode`. Ours one at a time, verify on and
+    off, BENCH_RUNS each; then the CLI's at once, each on its own emulator
+    (its waiter sleeps for minutes)."""
+    samples: dict[str, list[VerifySample]] = {}
+
+    def keep(sample: VerifySample, run: int, of: int) -> None:
+        samples.setdefault(f"{sample.tool}|{sample.case}|{sample.mode}", []).append(sample)
+        say(f"verify run {run}/{of} {sample.tool}, {sample.case}, {sample.mode}: exit {sample.exit_code} after"
+            f" {sample.wall:.2f}s, {sample.how}: {short(sample.detail, 200)}")
+
+    # A case whose rollout ours did not judge once is not waited on again.
+    no_verdict: set[str] = set()
+    for run in range(1, runs + 1):
+        for case in VERIFY_CASES:
+            for mode in (VERIFY_ON, VERIFY_OFF):
+                if mode == VERIFY_OFF and case in no_verdict:
+                    continue
+                sample = measure_verify(ws, OURS, case, mode, run)
+                keep(sample, run, runs)
+                if sample.no_verdict:
+                    no_verdict.add(case)
+
+    def cli(case: str) -> None:
+        for run in range(1, cli_runs + 1):
+            keep(measure_verify(ws, CLI, case, CLI_DIRECT_MODE, run), run, cli_runs)
+
+    say(f"verify: the AWS CLI's runs, at once ({len(VERIFY_CASES)} emulators; a waiter that gives up takes"
+        " 40 x 15 s)")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(VERIFY_CASES)) as pool:
+        for future in [pool.submit(cli, case) for case in VERIFY_CASES]:
+            future.result()
+    return samples
+
+
 # ------------------------------------------------------------- footprint ---
 
 
@@ -1289,14 +1573,17 @@ class Row:
     note: str = ""
     cli_suffix: str = ""  # after the CLI's value, e.g. that its verdict was wrong
     ratio_text: str | None = None  # instead of the ratio
+    ours_text: str | None = None  # instead of ours' value, e.g. that it gave no verdict
 
-    def cells(self) -> list[str]:
+    def cells(self, with_note: bool = False) -> list[str]:
         ratio = ""
         if self.ratio_text is not None:
             ratio = self.ratio_text
         elif self.ours and self.ours > 0 and self.cli is not None:
             ratio = f"{self.cli / self.ours:.1f}×"
-        return [self.metric, fmt(self.ours, self.unit), fmt(self.cli, self.unit) + self.cli_suffix, ratio]
+        ours = self.ours_text if self.ours_text is not None else fmt(self.ours, self.unit)
+        cells = [self.metric, ours, fmt(self.cli, self.unit) + self.cli_suffix, ratio]
+        return [*cells, self.note] if with_note else cells
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -1338,7 +1625,7 @@ def breakdown_table(title: str, ours: Deploy, cli: Deploy) -> str:
 
 
 # What a run measures; `--only` picks some (`bench/run --only verdict`).
-GROUPS = ("single", "chain", "cadence", "cancel", "footprint", "verdict")
+GROUPS = ("single", "chain", "cadence", "cancel", "footprint", "verdict", "verify")
 CLI_DIRECT_MODE = "update-service + wait services-stable"
 
 
@@ -1369,9 +1656,12 @@ def main() -> int:
     parser.add_argument("--verdict-cli-runs", type=int, default=1,
                         help="runs of each of the CLI's doomed direct rollouts (default 1: when its waiter"
                         " gives up, that is after 40 polls 15 s apart, about 10 minutes a run)")
+    parser.add_argument("--verify-cli-runs", type=int, default=1,
+                        help="runs of each of the CLI's rollouts of the verify group's revisions (default 1:"
+                        " its waiter gives up on them after 40 polls 15 s apart, about 10 minutes a run)")
     args = parser.parse_args()
-    if args.runs < 1 or args.verdict_cli_runs < 1:
-        parser.error("--runs and --verdict-cli-runs must be at least 1")
+    if args.runs < 1 or args.verdict_cli_runs < 1 or args.verify_cli_runs < 1:
+        parser.error("--runs, --verdict-cli-runs and --verify-cli-runs must be at least 1")
     if not os.access(args.gnu_time, os.X_OK):
         parser.error(f"GNU time not found at {args.gnu_time} (Debian package time; bench/run installs it)")
     only = set(args.only)
@@ -1405,6 +1695,7 @@ def main() -> int:
     cadence: dict[str, dict[float, list[CadenceSample]]] = {t: {h: [] for h in args.holds} for t in TOOLS}
     cancel: dict[str, list[CancelSample]] = {t: [] for t in TOOLS}
     verdicts: dict[str, list[VerdictSample]] = {}
+    verifies: dict[str, list[VerifySample]] = {}
     try:
         for run in range(1, args.runs + 1) if "single" in only else ():
             # Alternate which tool goes first, so a drift in machine load
@@ -1442,6 +1733,8 @@ def main() -> int:
 
         if "verdict" in only:
             verdicts = measure_verdicts(ws, args.runs, args.verdict_cli_runs)
+        if "verify" in only:
+            verifies = measure_verify_group(ws, args.runs, args.verify_cli_runs)
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 1
@@ -1486,11 +1779,17 @@ def main() -> int:
     if "verdict" in only:
         verdict_table, verdict_notes = verdict_rows(verdicts, args.runs, args.verdict_cli_runs)
         rows += verdict_table
+    if "verify" in only:
+        verify_table, verify_notes = verify_rows(verifies, args.runs, args.verify_cli_runs)
+        rows += verify_table
+        verdict_notes += verify_notes
 
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()[0]
     header = ["metric", OURS, CLI, "ratio (aws cli ÷ ecs-stack-deploy)"]
-    table = markdown_table(header, [r.cells() for r in rows])
+    # A note column only when a row has a note (the verify rows).
+    with_note = any(r.note for r in rows)
+    table = markdown_table(header + ["note"] * with_note, [r.cells(with_note) for r in rows])
     notes = [
         f"Medians of {args.runs} run(s){'' if only == set(GROUPS) else f' (measured: {measured})'};"
         f" {versions[OURS]} vs {versions[CLI]}, on the project's emulator"
@@ -1547,6 +1846,11 @@ def main() -> int:
             "nth_failure": VERDICT_NTH_FAILURE, "desired_count": VERDICT_DESIRED,
             "samples": {key: [{**asdict(s), "wall_seconds": s.wall, "verdict_after_nth_seconds": s.verdict_after_nth}
                               for s in samples] for key, samples in verdicts.items()},
+        },
+        "verify": {
+            "step_seconds": VERDICT_STEP_SECONDS, "ours_verify_off_stopped_after_seconds": VERIFY_OFF_STOP_AFTER,
+            "samples": {key: [{**asdict(s), "wall_seconds": s.wall} for s in samples]
+                        for key, samples in verifies.items()},
         },
     }
     (args.out / "results.json").write_text(json.dumps(raw, indent=2) + "\n")
@@ -1646,6 +1950,88 @@ def verdict_rows(samples: dict[str, list[VerdictSample]], runs: int,
             " services-stable asks: it exits 0 on a service that keeps crashing. The emulator's step makes"
             " RUNNING about a third of each task's short life; on AWS it is a smaller share, but the waiter's"
             " condition is the same.")
+    return rows, notes
+
+
+def verify_rows(samples: dict[str, list[VerifySample]], runs: int, cli_runs: int) -> tuple[list[Row], list[str]]:
+    """The verify group's rows (spawn to exit, with a note column) and notes."""
+
+    def pick(tool: str, case: str, mode: str) -> list[VerifySample]:
+        return samples.get(f"{tool}|{case}|{mode}", [])
+
+    def med(values: list[float]) -> float | None:
+        return median(values) if values else None
+
+    def span(values: list[float]) -> str:
+        if len(values) < 2:
+            return fmt(values[0], "s") if values else "n/a"
+        return f"{fmt(median(values), 's')} [runs {fmt(min(values), 's')} to {fmt(max(values), 's')}]"
+
+    def endings(of: list[VerifySample], with_detail: bool = True) -> str:
+        """How the runs ended, each distinct ending with its count."""
+        counted = Counter((s.how, s.exit_code, s.detail if with_detail else "") for s in of)
+        return "; ".join(f"{how} (exit {code}){': ' + detail.rstrip('.') if detail else ''}"
+                         + (f" ({n} of {len(of)})" if len(counted) > 1 else "")
+                         for (how, code, detail), n in counted.items())
+
+    rows: list[Row] = []
+    notes = [
+        f"Verify before deploy: a revision whose tasks cannot start on Fargate (what they refer to does not work),"
+        f" rolled out directly to the time-to-verdict rows' service (2 tasks, no circuit breaker, ECS step"
+        f" {VERDICT_STEP_SECONDS:g} s); spawn to exit. {OURS} as those rows run it (task-definition file,"
+        f" container-name, image, service, cluster; on-rollout-failure stop), with `verify` on (the default:"
+        f" it must exit 2 with no {' or '.join(VERIFY_CHANGES)} in the emulator's request log) and with"
+        f" `verify: false` (it must exit 1: the rollout judged doomed from its stopped tasks, or the registration"
+        f" refused), medians of {runs} run(s), one at a time; `aws ecs register-task-definition` + `update-service`"
+        f" + `wait services-stable` (gives up after 40 polls 15 s apart), {cli_runs} run(s) of each case, at once,"
+        f" each on its own emulator. Ratio: aws cli ÷ ours on that row.",
+    ]
+    for case in VERIFY_CASES:
+        on, off, cli = pick(OURS, case, VERIFY_ON), pick(OURS, case, VERIFY_OFF), pick(CLI, case, CLI_DIRECT_MODE)
+        wrong = sum(s.wrong_verdict for s in cli)
+        suffix = ("" if not wrong else " (said stable)" if wrong == len(cli)
+                  else f" ({wrong} of {len(cli)} said stable)")
+        wrong_ratio = "n/a: wrong verdict" if wrong else None
+        cli_wall = med([s.wall for s in cli])
+        cli_note = f"aws cli: {endings(cli, with_detail=False)}" if cli else "aws cli: not run"
+        ng_checks = sorted({s.detail.split(": ", 1)[0] for s in on})
+        rows.append(Row(f"verify ({case}): spawn to exit, ours verify on", med([s.wall for s in on]), cli_wall,
+                        "s", note=f"ours: NG `{'`, `'.join(ng_checks)}`, nothing changed; {cli_note}",
+                        cli_suffix=suffix, ratio_text=wrong_ratio))
+        silent = [s for s in off if s.no_verdict]
+        if silent:
+            rows.append(Row(f"verify ({case}): spawn to exit, ours verify: false", None, cli_wall, "s",
+                            note=f"ours: no verdict, stopped by the bench after {VERIFY_OFF_STOP_AFTER:g} s (no task"
+                            " ever stopped: ECS failed every launch)",
+                            cli_suffix=suffix, ratio_text="n/a: no verdict",
+                            ours_text=f"no verdict in {VERIFY_OFF_STOP_AFTER:g} s"))
+        else:
+            # The kind of the reason judged on (ResourceInitializationError, ...).
+            kinds = sorted({f"{s.how} ({s.detail.split(':', 1)[0]})" if s.how == "judged doomed" else s.how
+                            for s in off})
+            rows.append(Row(f"verify ({case}): spawn to exit, ours verify: false", med([s.wall for s in off]),
+                            cli_wall, "s", note=f"ours: exit 1, {' / '.join(kinds)}", cli_suffix=suffix,
+                            ratio_text=wrong_ratio))
+        judged = [s.wall for s in off if not s.no_verdict]
+        note = (f"{case}: verify on: {span([s.wall for s in on])}, {endings(on)}. verify: false:"
+                f" {span(judged) + ', ' if judged else ''}{endings(off)}")
+        if off:
+            failed = sorted({s.failed_tasks for s in off})
+            note += (f"; when it exited the new deployment had {failed[0]}"
+                     f"{f' to {failed[-1]}' if len(failed) > 1 else ''} failed tasks")
+        if silent:
+            note += (f". Without verify ours does not judge this rollout: ECS never starts a task of it (each launch"
+                     f" fails and is counted in failedTasks, {silent[0].failed_tasks} in"
+                     f" {VERIFY_OFF_STOP_AFTER:g} s), so no task stops for a reason ours could count; it prints ECS's"
+                     " service event and would wait until wait-for-minutes (30 by default), then exit 1 with the"
+                     f" deployment still IN_PROGRESS. The bench stops it (SIGTERM) after {VERIFY_OFF_STOP_AFTER:g} s"
+                     " and runs it once")
+        if cli:
+            note += (f". aws cli: {span([s.wall for s in cli])}, {endings(cli)}, with"
+                     f" {max(s.failed_tasks for s in cli)} failed tasks of the new deployment by then; it says"
+                     " nothing of why, where ECS's service events did: "
+                     f"{short(cli[0].service_event, 200).rstrip('.') or '(none found)'}")
+        notes.append(note + ".")
     return rows, notes
 
 

@@ -151,6 +151,47 @@ fn transient_stops_never_doom_a_rollout() {
     }
 }
 
+/// A task ECS cannot even launch (its execution role does not trust ECS
+/// tasks) leaves no stopped task, only service events and the deployment's
+/// failed count: that is evidence too, and the rollout is judged on it.
+#[test]
+fn tasks_that_cannot_be_launched_doom_a_rollout() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    without_circuit_breaker(&emulator, &s);
+    let iam = aws_sdk_iam::Client::new(&config_for(&emulator));
+    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    block_on(
+        iam.create_role()
+            .role_name("lambda-trusted")
+            .assume_role_policy_document(trust)
+            .send(),
+    )
+    .expect("create role");
+    let mut document: serde_json::Value =
+        serde_json::from_str(&s.ws.read("ecs/task-definition.json")).expect("JSON");
+    document["executionRoleArn"] =
+        serde_json::json!("arn:aws:iam::123456789012:role/lambda-trusted");
+    s.ws.write("ecs/task-definition.json", &document.to_string());
+    let run = roll_out(&s, "abc1234")
+        .input("verify", "false")
+        .input("on-rollout-failure", "stop")
+        .input("wait-for-minutes", "2")
+        .run_against(&emulator);
+    run.assert_code(1);
+    let errors = errors(&run);
+    assert!(
+        errors.contains("task launches of")
+            && errors.contains("the task could not be launched: ECS was unable to assume the role"),
+        "{errors}\n{}",
+        run.stdout
+    );
+    assert!(
+        !errors.contains("still IN_PROGRESS"),
+        "judged, not timed out: {errors}"
+    );
+}
+
 #[test]
 fn stop_fails_at_once_and_leaves_the_deployment_to_ecs() {
     let emulator = Emulator::private();

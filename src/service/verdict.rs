@@ -179,8 +179,10 @@ pub fn without_ids(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Doomed {
     pub reason: String,
-    /// The tasks that stopped for it, oldest first.
+    /// The tasks that stopped for it, oldest first; none when ECS could
+    /// not even launch them (then `launches_failed` counts the attempts).
     pub task_ids: Vec<String>,
+    pub launches_failed: usize,
     /// When ECS stopped the first and the last of them (milliseconds since
     /// the Unix epoch), when it said.
     pub between: Option<(i64, i64)>,
@@ -197,6 +199,14 @@ impl Doomed {
             Some((first, last)) => format!(", {} to {}", utc_time(first), utc_time(last)),
             None => String::new(),
         };
+        if self.task_ids.is_empty() {
+            return format!(
+                "{} task launches of {task_definition} failed for the same reason: {}{}",
+                self.launches_failed,
+                self.reason,
+                when.replacen(", ", " (", 1) + if when.is_empty() { "" } else { ")" }
+            );
+        }
         format!(
             "{} tasks of {task_definition} stopped for the same reason: {} (tasks {}{when})",
             self.task_ids.len(),
@@ -204,6 +214,52 @@ impl Doomed {
             self.task_ids.join(", ")
         )
     }
+}
+
+/// What a service event says when ECS could not launch a task at all
+/// (`(service s) failed to launch a task with (error ECS was unable to
+/// assume the role ...)`): the error, when it is this revision's fault.
+/// Placement and capacity messages are transient.
+pub fn launch_failure(message: &str) -> Option<String> {
+    const MARKER: &str = "failed to launch a task with (error ";
+    let start = message.find(MARKER)? + MARKER.len();
+    // `... (error <text>).`: the closing parenthesis and full stop are the
+    // event's, the text's own full stop is dropped too.
+    let error = message[start..].trim_end();
+    let error = error.strip_suffix('.').unwrap_or(error);
+    let error = error
+        .strip_suffix(')')
+        .unwrap_or(error)
+        .trim_end_matches('.');
+    let lower = error.to_lowercase();
+    if TRANSIENT_MARKERS.iter().any(|m| lower.contains(m)) {
+        return None;
+    }
+    Some(without_ids(error.trim()))
+}
+
+/// Judges a deployment whose tasks never launch: doomed once ECS counted
+/// `threshold` failed tasks and the last launch failure is persistent.
+/// `failures` are (time in ms, error) of the launch failures seen.
+pub fn judge_launches(
+    failed_tasks: usize,
+    failures: &[(i64, String)],
+    threshold: usize,
+) -> Option<Doomed> {
+    let (_, last) = failures.last()?;
+    if failed_tasks < threshold.max(1) {
+        return None;
+    }
+    let times = failures
+        .iter()
+        .filter(|(_, error)| error == last)
+        .map(|(at, _)| *at);
+    Some(Doomed {
+        reason: format!("the task could not be launched: {last}"),
+        task_ids: Vec::new(),
+        launches_failed: failed_tasks,
+        between: times.clone().min().zip(times.max()),
+    })
 }
 
 /// `2026-12-02T06:12:03Z`.
@@ -231,6 +287,7 @@ pub fn judge_evidence(
                 return Some(Doomed {
                     reason,
                     task_ids: tasks.iter().map(|t| t.task_id.clone()).collect(),
+                    launches_failed: 0,
                     between,
                 });
             }
@@ -262,6 +319,42 @@ mod tests {
 
     fn all_essential(_: &str) -> bool {
         true
+    }
+
+    #[test]
+    fn tasks_ecs_cannot_launch_doom_a_rollout_on_its_failed_count() {
+        let event = "(service web) failed to launch a task with (error ECS was unable to assume the role 'arn:aws:iam::1:role/exec' that was provided for this task. Please verify that the role being passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role.).";
+        let error = launch_failure(event).expect("a launch failure");
+        assert!(
+            error.starts_with("ECS was unable to assume the role 'arn:aws:iam::1:role/exec'"),
+            "{error}"
+        );
+        assert!(error.ends_with("to pass this role"), "{error}");
+        assert_eq!(
+            launch_failure(
+                "(service web) was unable to place a task because no container instance met all of its requirements."
+            ),
+            None,
+            "not a launch failure event"
+        );
+        assert_eq!(
+            launch_failure(
+                "(service web) failed to launch a task with (error Capacity is unavailable at this time.)."
+            ),
+            None,
+            "transient"
+        );
+        let failures = vec![(1_000, error.clone()), (2_000, error.clone())];
+        assert_eq!(judge_launches(2, &failures, 3), None, "not yet");
+        let doomed = judge_launches(5, &failures, 3).expect("doomed");
+        assert_eq!(doomed.launches_failed, 5);
+        assert_eq!(
+            doomed.describe("web:3"),
+            format!(
+                "5 task launches of web:3 failed for the same reason: the task could not be launched: {error} (1970-01-01T00:00:01Z to 1970-01-01T00:00:02Z)"
+            )
+        );
+        assert_eq!(judge_launches(5, &[], 3), None, "no launch failure seen");
     }
 
     #[test]
@@ -385,6 +478,7 @@ mod tests {
             Some(Doomed {
                 reason: "container app exited with code 1".into(),
                 task_ids: vec!["a".into(), "b".into(), "c".into()],
+                launches_failed: 0,
                 between: Some((1_796_191_923_000, 1_796_191_932_000)),
             })
         );

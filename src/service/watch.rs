@@ -240,6 +240,11 @@ pub struct ServiceWatch {
     /// Essential containers by task definition ARN, for the rule on the
     /// stack path (a direct rollout knows them from its plan).
     essential: HashMap<String, Vec<String>>,
+    /// Persistent launch failures the service's events reported (a task
+    /// ECS could not even launch leaves no stopped task): (ms, error).
+    launch_failures: Vec<(i64, String)>,
+    /// Each deployment's failed-task count at the last look.
+    failed_tasks: HashMap<String, i32>,
 }
 
 impl ServiceWatch {
@@ -261,6 +266,8 @@ impl ServiceWatch {
             last_service_deployment: String::new(),
             unhealthy: Vec::new(),
             essential: HashMap::new(),
+            launch_failures: Vec::new(),
+            failed_tasks: HashMap::new(),
         }
     }
 
@@ -344,7 +351,15 @@ impl ServiceWatch {
         // ECS lists events newest first; a log reads oldest first.
         events.reverse();
         for event in events {
-            console.line(event.message().unwrap_or_default());
+            let message = event.message().unwrap_or_default();
+            console.line(message);
+            if let Some(error) = super::verdict::launch_failure(message) {
+                let at = event
+                    .created_at()
+                    .and_then(|t| t.to_millis().ok())
+                    .unwrap_or_default();
+                self.launch_failures.push((at, error));
+            }
         }
         let deployments: Vec<DeploymentProgress> = service
             .deployments()
@@ -355,6 +370,10 @@ impl ServiceWatch {
             .iter()
             .find(|d| d.status == "PRIMARY")
             .map(|d| d.id.clone());
+        for deployment in &deployments {
+            self.failed_tasks
+                .insert(deployment.id.clone(), deployment.failed);
+        }
         for deployment in &deployments {
             let line = deployment.to_line();
             if self.progress.get(&deployment.id) != Some(&line) {
@@ -497,7 +516,16 @@ impl ServiceWatch {
             .iter()
             .filter(|t| t.started_by.as_deref() == Some(deployment_id))
             .collect();
-        judge_evidence(&ours, threshold, essential)
+        judge_evidence(&ours, threshold, essential).or_else(|| {
+            // Tasks ECS cannot launch leave no stopped task, only events
+            // and the deployment's failed count.
+            let failed = self.failed_tasks.get(deployment_id).copied().unwrap_or(0);
+            super::verdict::judge_launches(
+                usize::try_from(failed).unwrap_or(0),
+                &self.launch_failures,
+                threshold,
+            )
+        })
     }
 
     async fn observe_targets(
