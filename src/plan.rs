@@ -555,14 +555,8 @@ pub async fn build_plan(
                     let (planned, body) = plan_package(&s3, tree, options, &region, endpoint)
                         .await
                         .map_err(JobError::from)?;
-                    for (artifact, put) in &planned.artifacts {
-                        console.line(&format!(
-                            "{} → s3://{}/{}{}",
-                            artifact.source.display(),
-                            planned.bucket,
-                            artifact.key,
-                            if *put { "" } else { " (there already)" }
-                        ));
+                    for line in planned.lines() {
+                        console.line(&line);
                     }
                     let written = write_packaged_template(inputs, &body).map_err(|error| {
                         JobError::Failed(error.context("writing the packaged template"))

@@ -62,14 +62,8 @@ pub async fn package(raw: &RawInputs, output: Option<&Path>, env: &Environment) 
                 config.endpoint_url(),
             )
             .await?;
-            for (artifact, put) in &planned.0.artifacts {
-                console.line(&format!(
-                    "{} → s3://{}/{}{}",
-                    artifact.source.display(),
-                    planned.0.bucket,
-                    artifact.key,
-                    if *put { "" } else { " (there already)" }
-                ));
+            for line in planned.0.lines() {
+                console.line(&line);
             }
             planned
         };

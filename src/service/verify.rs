@@ -122,10 +122,14 @@ fn runs_on_fargate(task_definition: &Value, launch_type: Option<&str>) -> bool {
 /// Why a value of a template's task definition is not judged.
 const AT_DEPLOY_TIME: &str = "CloudFormation sets it at deploy time";
 
-/// A value a template leaves to CloudFormation (a `Fn::GetAtt`, a
-/// parameter nobody gave): an object where ECS takes a string or number.
+/// The member that marks a value a template leaves to CloudFormation (a
+/// `Fn::GetAtt`, a parameter nobody gave): `stack/task_definitions.rs`
+/// writes `{SET_AT_DEPLOY_TIME: <the expression>}` where ECS takes a string
+/// or number.
+pub const SET_AT_DEPLOY_TIME: &str = "setAtDeployTime";
+
 fn set_at_deploy_time(value: &Value) -> bool {
-    value.get("setAtDeployTime").is_some()
+    value.get(SET_AT_DEPLOY_TIME).is_some()
 }
 
 /// The checks that need nothing but the task definition and how the

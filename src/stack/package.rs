@@ -237,16 +237,14 @@ impl LocalTemplate {
         }
         all
     }
+}
 
-    /// Whether the template declares nested stacks (whatever their URLs).
-    pub fn declares_nested_stacks(&self) -> bool {
-        resources(&self.document).any(|(_, resource_type, _)| {
-            matches!(
-                resource_type,
-                "AWS::CloudFormation::Stack" | "AWS::Serverless::Application"
-            )
-        })
-    }
+/// Whether resources of this type are nested stacks (whatever their URLs).
+pub fn is_nested_stack_type(resource_type: &str) -> bool {
+    matches!(
+        resource_type,
+        "AWS::CloudFormation::Stack" | "AWS::Serverless::Application"
+    )
 }
 
 fn resources(document: &Value) -> impl Iterator<Item = (&str, &str, &Value)> {
@@ -964,7 +962,7 @@ Resources:
         let template = write(dir.path(), "t.yml", body);
         let tree = scan(&template, body, dir.path()).unwrap();
         assert!(!tree.has_local_references());
-        assert!(tree.declares_nested_stacks());
+        assert!(resources(&tree.document).any(|(_, kind, _)| is_nested_stack_type(kind)));
         let packaged = build(&tree, &store()).unwrap();
         assert_eq!(packaged.body, body);
         assert!(packaged.artifacts.is_empty());

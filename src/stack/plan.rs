@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::changeset::TemplateSource;
 use super::options::{OverridesInput, StackOptions, TemplateLocation};
-use super::package::{LocalTemplate, scan};
+use super::package::{LocalTemplate, is_nested_stack_type, scan};
 use super::parameters::{DeclaredParameter, ParameterOverride, parse_override_document};
 use super::template::{TemplateSummary, check_body_size, parse_template};
 use crate::refusal::{Refusal, Refusals, Setting};
@@ -58,12 +58,10 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
         TemplateLocation::File(path) => {
             match load_template_file(path, inputs.template_upload.is_some()) {
                 Ok((body, summary)) => {
-                    nested_stacks = summary.resources.iter().any(|r| {
-                        matches!(
-                            r.resource_type.as_str(),
-                            "AWS::CloudFormation::Stack" | "AWS::Serverless::Application"
-                        )
-                    });
+                    nested_stacks = summary
+                        .resources
+                        .iter()
+                        .any(|r| is_nested_stack_type(&r.resource_type));
                     // Nested stacks may declare anything, as a transform may.
                     let resource_types = (!summary.is_transformed() && !nested_stacks).then(|| {
                         summary

@@ -13,6 +13,7 @@ use serde_yaml_ng::Value;
 
 use super::images::{ImageExpression, expression, resolve_image};
 use super::template::parse_json_or_yaml;
+use crate::service::verify::SET_AT_DEPLOY_TIME;
 
 /// Members whose keys are the user's, not CloudFormation's schema: kept as
 /// they are (a Docker label `Team`, a log option `awslogs-group`).
@@ -130,7 +131,7 @@ fn fully_known(template: &str, known: &BTreeMap<String, String>) -> bool {
 fn unknown(value: &Value) -> Json {
     let mut members = Map::new();
     members.insert(
-        "setAtDeployTime".into(),
+        SET_AT_DEPLOY_TIME.into(),
         serde_json::to_value(value).unwrap_or(Json::Null),
     );
     Json::Object(members)

@@ -157,6 +157,25 @@ pub struct PackagePlan {
     pub artifacts: Vec<(Artifact, bool)>,
 }
 
+impl PackagePlan {
+    /// One line per object: where it comes from, where it goes, and
+    /// whether it is there already.
+    pub fn lines(&self) -> Vec<String> {
+        self.artifacts
+            .iter()
+            .map(|(artifact, put)| {
+                format!(
+                    "{} → s3://{}/{}{}",
+                    artifact.source.display(),
+                    self.bucket,
+                    artifact.key,
+                    if *put { "" } else { " (there already)" }
+                )
+            })
+            .collect()
+    }
+}
+
 /// Packages the template tree for the bucket (in its region) and looks for
 /// each object (HeadObject): read-only.
 pub async fn plan_package(
