@@ -28,7 +28,12 @@ use crate::service::preflight::{
     PreflightClients, PreflightScope, is_denied_to_caller, reference_checks,
 };
 use crate::service::strategy::{ContinuePlan, plan_continue};
-use crate::service::verify::{Check, Verdict, load_balancer_checks, shape_checks, tree};
+use aws_sdk_ecs::types::AwsVpcConfiguration;
+
+use crate::service::ec2::Ec2Reader;
+use crate::service::verify::{
+    Check, ServiceTarget, Verdict, load_balancer_checks, network_check, shape_checks, tree,
+};
 use crate::stack::changeset::TemplateSource;
 use crate::stack::deploy::{
     DeploySettings, StackAction, StackPlan, StackPlanError, may_declare, plan_stack,
@@ -38,7 +43,7 @@ use crate::stack::images::template_images;
 use crate::stack::parameters::OverrideValue;
 use crate::stack::plan::DEFAULT_IMAGE_PARAMETER;
 use crate::stack::plan::{ImageParameter, LoadedStackFiles};
-use crate::stack::task_definitions::template_task_definitions;
+use crate::stack::task_definitions::{template_services, template_task_definitions};
 use crate::stack::upload::{
     PackagePlan, UploadPlan, bucket_region, is_uploaded, plan_package, plan_upload,
     template_bucket_client,
@@ -655,16 +660,40 @@ async fn verify_rollout(
         )
         .await,
     );
+    let ec2 = Ec2Reader::new(&clients.config);
     if let Some(service) = &rollout.service {
-        checks
-            .extend(load_balancer_checks(&clients.ecs, service, &rollout.targets, document).await);
+        let (balancing, target_groups) =
+            load_balancer_checks(&clients.ecs, service, &rollout.targets, document).await;
+        checks.extend(balancing);
+        if let Some(network) = &rollout.network {
+            let subject = format!("service {service}");
+            checks.push(network_check(&ec2, &subject, network, &target_groups).await);
+        }
     }
-    report_checks(&checks, Setting::TaskDefinition, console)
+    // The one-off task's network, when the inputs changed any part of the
+    // service's.
+    if let Some(network) = rollout
+        .one_off_task
+        .as_ref()
+        .and_then(|t| t.network.as_ref())
+        && Some(network) != rollout.network.as_ref()
+    {
+        checks.push(network_check(&ec2, ONE_OFF_TASK_SUBJECT, network, &[]).await);
+    }
+    report_checks(&checks, Setting::TaskDefinition, Setting::Service, console)
 }
 
+/// The subject of the one-off task's checks, whose NG is `run-task-subnets`'.
+const ONE_OFF_TASK_SUBJECT: &str = "the one-off task (run-task)";
+
 /// Prints the checks as a tree; every NG is a bad input of `setting` (a
-/// service's, of `service`).
-fn report_checks(checks: &[Check], setting: Setting, console: &Console) -> Result<(), JobError> {
+/// service's, of `service_setting`).
+fn report_checks(
+    checks: &[Check],
+    setting: Setting,
+    service_setting: Setting,
+    console: &Console,
+) -> Result<(), JobError> {
     for line in tree(checks) {
         console.plain(&line);
     }
@@ -678,7 +707,9 @@ fn report_checks(checks: &[Check], setting: Setting, console: &Console) -> Resul
         .filter_map(|check| match &check.verdict {
             Verdict::Ng { problem, fix } => Some(InputError::from(Refusal::new(
                 if check.subject.starts_with("service") {
-                    Setting::Service
+                    service_setting
+                } else if check.subject == ONE_OFF_TASK_SUBJECT {
+                    Setting::RunTaskSubnets
                 } else {
                     setting
                 },
@@ -725,10 +756,11 @@ async fn verify_stack(
         );
     }
     let found = template_task_definitions(body, &known);
-    if found.is_empty() {
+    let services = template_services(body, &known);
+    if found.is_empty() && services.is_empty() {
         return Ok(());
     }
-    let _section = console.phase("Verify the template's task definitions");
+    let _section = console.phase("Verify the template's task definitions and services");
     let preflight = PreflightClients::new(&clients.config);
     let scope = PreflightScope {
         region: region.to_string(),
@@ -738,7 +770,40 @@ async fn verify_stack(
         checks.extend(shape_checks(document, None));
         checks.extend(reference_checks(&preflight, document, &scope).await);
     }
-    report_checks(&checks, Setting::Template, console)
+    let ec2 = Ec2Reader::new(&clients.config);
+    for service in services {
+        let name = format!("{} (the template's)", service.logical_id);
+        let document = service
+            .task_definition
+            .as_ref()
+            .and_then(|id| found.iter().find(|(logical_id, _)| logical_id == id));
+        let mut target_groups = Vec::new();
+        if let Some((_, document)) = document {
+            let targets: Vec<ServiceTarget> = service
+                .targets
+                .iter()
+                .map(|(target_group_arn, container, port)| ServiceTarget {
+                    target_group_arn: target_group_arn.clone(),
+                    container: container.clone(),
+                    port: *port,
+                })
+                .collect();
+            let (balancing, vpcs) =
+                load_balancer_checks(&clients.ecs, &name, &targets, document).await;
+            checks.extend(balancing);
+            target_groups = vpcs;
+        }
+        if !service.subnets.is_empty() || !service.security_groups.is_empty() {
+            let network = AwsVpcConfiguration::builder()
+                .set_subnets(Some(service.subnets.clone()))
+                .set_security_groups(Some(service.security_groups.clone()))
+                .build()
+                .map_err(|error| JobError::Failed(error.into()))?;
+            let subject = format!("service {name}");
+            checks.push(network_check(&ec2, &subject, &network, &target_groups).await);
+        }
+    }
+    report_checks(&checks, Setting::Template, Setting::Template, console)
 }
 
 /// What the stack step may create before the rollout: only a stack that is

@@ -575,7 +575,8 @@ fn a_rollout_that_does_not_finish_in_time_fails() {
 }
 
 /// A stack with a cluster, a task definition taking its image from
-/// `ImageUri`, and a Fargate service with the circuit breaker on.
+/// `ImageUri`, and a Fargate service with the circuit breaker on, in a
+/// subnet of its own VPC (verify refuses a subnet that does not exist).
 pub const SERVICE_TEMPLATE: &str = r#"
 Parameters:
   ImageUri:
@@ -605,11 +606,20 @@ Resources:
       LaunchType: FARGATE
       NetworkConfiguration:
         AwsvpcConfiguration:
-          Subnets: [subnet-0a1b2c3d]
+          Subnets: [!Ref Subnet]
       DeploymentConfiguration:
         DeploymentCircuitBreaker:
           Enable: true
           Rollback: true
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties:
+      CidrBlock: 10.42.0.0/16
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties:
+      VpcId: !Ref Vpc
+      CidrBlock: 10.42.0.0/24
 Outputs:
   ClusterName:
     Value: !Ref Cluster

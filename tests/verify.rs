@@ -356,7 +356,7 @@ fn checks_the_job_may_not_make_are_skipped_with_a_warning() {
     let (code, body) = emulator.control(
         "POST",
         "/_emulator/deny",
-        r#"{"actions": ["iam:SimulatePrincipalPolicy", "logs:DescribeLogGroups"]}"#,
+        r#"{"actions": ["iam:SimulatePrincipalPolicy", "logs:DescribeLogGroups", "ec2:DescribeSubnets"]}"#,
     );
     assert_eq!(code, 200, "{body}");
     // The group exists: only the job may not look at it.
@@ -396,5 +396,183 @@ fn checks_the_job_may_not_make_are_skipped_with_a_warning() {
         "{}",
         run.stdout
     );
+    assert!(
+        run.stdout.contains(
+            "SKIP subnets, security groups and target groups in one VPC (DescribeSubnets: UnauthorizedOperation"
+        ),
+        "{}",
+        run.stdout
+    );
     assert_eq!(run.output("rollout-state"), "COMPLETED");
 }
+
+/// The network a task is placed in: a security group of another VPC than
+/// the subnets (the one-off task's inputs here) and a subnet that does not
+/// exist are refused before anything is registered; the service's own
+/// network is checked alongside.
+#[test]
+fn a_network_across_vpcs_or_with_a_missing_subnet_is_refused() {
+    let emulator = Emulator::private();
+    let s = setup_on(&emulator, serde_json::json!({}));
+    let (default_vpc, _, _) = emulator.default_vpc();
+    let (other_vpc, _, other_group) = emulator.another_vpc("10.77");
+    let before = emulator.requests().len();
+    let across = roll_out(&s, "abc1234")
+        .input("run-task", "true")
+        .input("run-task-security-groups", &other_group)
+        .run_against(&emulator);
+    across.assert_code(2);
+    assert!(
+        across
+            .stdout
+            .contains("OK   subnets, security groups and target groups in one VPC"),
+        "the service's own network: {}",
+        across.stdout
+    );
+    let errors_across = errors(&across);
+    assert!(
+        errors_across.contains("input `run-task-subnets`")
+            && errors_across.contains(&format!("security group {other_group} in {other_vpc}"))
+            && errors_across.contains(&format!("in {default_vpc}")),
+        "{errors_across}"
+    );
+    assert!(changing_calls(&emulator, before).is_empty());
+
+    let missing = roll_out(&s, "abc1234")
+        .input("run-task", "true")
+        .input("run-task-subnets", "subnet-0000dead")
+        .run_against(&emulator);
+    missing.assert_code(2);
+    let errors_missing = errors(&missing);
+    assert!(
+        errors_missing.contains("InvalidSubnetID.NotFound")
+            && errors_missing.contains("subnet-0000dead")
+            && errors_missing.contains("give subnets that exist"),
+        "{errors_missing}"
+    );
+    assert!(changing_calls(&emulator, before).is_empty());
+}
+
+/// The stack path: a service the template declares, with its subnets and
+/// target group given as parameters, is checked before the change set: a
+/// target group of another VPC than the subnets is refused, one of the
+/// same VPC passes (verify-only).
+#[test]
+fn a_template_service_whose_target_group_is_in_another_vpc_is_refused() {
+    let emulator = Emulator::private();
+    let name = unique_name("tplvpc");
+    let repository = push_image_on(&emulator, &name, &["good"]);
+    let (default_vpc, subnet, group) = emulator.default_vpc();
+    let (other_vpc, _, _) = emulator.another_vpc("10.78");
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&crate::rollout::config_for(&emulator));
+    let target_group = |tg_name: &str, vpc: &str| {
+        crate::util::block_on(
+            elb.create_target_group()
+                .name(tg_name)
+                .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+                .port(80)
+                .vpc_id(vpc)
+                .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+                .send(),
+        )
+        .expect("create target group")
+        .target_groups()[0]
+            .target_group_arn()
+            .expect("arn")
+            .to_string()
+    };
+    let elsewhere = target_group("elsewhere", &other_vpc);
+    let alongside = target_group("alongside", &default_vpc);
+    let ws = Workspace::new();
+    ws.write("ecs.yml", BALANCED_SERVICE_TEMPLATE);
+    let deploy = |target_group_arn: &str| {
+        ActionRun::new(&ws)
+            .input("name", &name)
+            .input("template", "ecs.yml")
+            .input("image-repository", &repository)
+            .input("image-tag", "good")
+            .input(
+                "parameter-overrides",
+                &format!(
+                    "Subnets={subnet},SecurityGroup={group},TargetGroupArn={target_group_arn}"
+                ),
+            )
+            .input("verify-only", "true")
+            .run_against(&emulator)
+    };
+    let refused = deploy(&elsewhere);
+    refused.assert_code(2);
+    let refusal = errors(&refused);
+    assert!(
+        refusal.contains("input `template`")
+            && refusal.contains("Service (the template's)")
+            && refusal.contains("target group elsewhere/")
+            && refusal.contains(&format!("in {other_vpc}")),
+        "{refusal}"
+    );
+    assert!(
+        !emulator
+            .requests()
+            .iter()
+            .any(|(_, a)| a == "CreateChangeSet"),
+        "nothing was changed"
+    );
+    let passed = deploy(&alongside);
+    passed.assert_code(0);
+    assert!(
+        passed
+            .stdout
+            .contains("OK   subnets, security groups and target groups in one VPC")
+            && passed
+                .stdout
+                .contains("OK   container app:80 behind the load balancer"),
+        "{}",
+        passed.stdout
+    );
+}
+
+/// A Fargate service behind a target group, its subnets, security group
+/// and target group given as parameters.
+const BALANCED_SERVICE_TEMPLATE: &str = r#"
+Parameters:
+  ImageUri:
+    Type: String
+  Subnets:
+    Type: List<AWS::EC2::Subnet::Id>
+  SecurityGroup:
+    Type: AWS::EC2::SecurityGroup::Id
+  TargetGroupArn:
+    Type: String
+Resources:
+  Cluster:
+    Type: AWS::ECS::Cluster
+  TaskDefinition:
+    Type: AWS::ECS::TaskDefinition
+    Properties:
+      NetworkMode: awsvpc
+      RequiresCompatibilities: [FARGATE]
+      Cpu: "256"
+      Memory: "512"
+      ExecutionRoleArn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole
+      ContainerDefinitions:
+        - Name: app
+          Image: !Ref ImageUri
+          Essential: true
+          PortMappings:
+            - ContainerPort: 80
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      Cluster: !Ref Cluster
+      TaskDefinition: !Ref TaskDefinition
+      DesiredCount: 1
+      LaunchType: FARGATE
+      LoadBalancers:
+        - ContainerName: app
+          ContainerPort: 80
+          TargetGroupArn: !Ref TargetGroupArn
+      NetworkConfiguration:
+        AwsvpcConfiguration:
+          Subnets: !Ref Subnets
+          SecurityGroups: [!Ref SecurityGroup]
+"#;

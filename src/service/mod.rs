@@ -3,6 +3,7 @@
 
 pub mod blue_green;
 pub mod codedeploy;
+pub mod ec2;
 pub mod ecr;
 pub mod ecs_json;
 pub mod plan;

@@ -177,6 +177,8 @@ pub struct ReadyRollout {
     /// The service's launch type and target groups, for verification.
     pub launch_type: Option<String>,
     pub targets: Vec<super::verify::ServiceTarget>,
+    /// The service's awsvpc subnets and security groups, for verification.
+    pub network: Option<aws_sdk_ecs::types::AwsVpcConfiguration>,
     /// The deployment strategy the update runs with (ROLLING, BLUE_GREEN,
     /// LINEAR, CANARY): all but ROLLING are followed as service
     /// deployments.
@@ -527,6 +529,7 @@ pub fn decide_service(
             .and_then(|s| s.launch.launch_type.as_ref())
             .map(|l| l.as_str().to_string()),
         targets: current.map(|s| s.targets.clone()).unwrap_or_default(),
+        network: current.and_then(|s| s.launch.network.clone()),
         strategy,
         deployment_configuration,
         wait_until: options.wait_until.clone().unwrap_or_default(),

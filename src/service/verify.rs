@@ -5,12 +5,19 @@
 //! reason (it could not be judged: never a failure), printed as a tree.
 //!
 //! The shape checks are pure ([`shape_checks`]); the load-balancer checks
-//! read the service's target groups (DescribeTargetGroups).
+//! read the service's target groups (DescribeTargetGroups), the network
+//! check its subnets' and security groups' VPCs (EC2).
 
 use std::fmt;
 
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::AwsVpcConfiguration;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::ec2::{Ec2Reader, Lookup};
 use super::watch::EcsClients;
 use crate::aws::aws_error;
 
@@ -285,14 +292,16 @@ fn mapped_ports(task_definition: &Value, container: &str) -> Option<Vec<i64>> {
 /// The checks of the service's load balancers: the container and port each
 /// points at exist in the new revision, and the target group takes the
 /// tasks (target type `ip` for awsvpc). Reading a target group that fails
-/// is a SKIP.
+/// is a SKIP. Also gives each target group read and its VPC, for
+/// [`network_check`].
 pub async fn load_balancer_checks(
     clients: &EcsClients,
     service: &str,
     targets: &[ServiceTarget],
     task_definition: &Value,
-) -> Vec<Check> {
+) -> (Vec<Check>, Vec<NetworkMember>) {
     let subject = format!("service {service}");
+    let mut target_group_vpcs = Vec::new();
     let awsvpc = task_definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
     let mut checks = Vec::new();
     for target in targets {
@@ -342,6 +351,13 @@ pub async fn load_balancer_checks(
                         fix: "point the service at an existing target group".into(),
                     },
                     Some(group) => {
+                        if let Some(vpc) = group.vpc_id() {
+                            target_group_vpcs.push(NetworkMember {
+                                kind: "target group",
+                                id: short.to_string(),
+                                vpc: Some(vpc.to_string()),
+                            });
+                        }
                         let kind = group.target_type().map_or("instance", |t| t.as_str());
                         if awsvpc && kind != "ip" {
                             Verdict::Ng {
@@ -358,12 +374,139 @@ pub async fn load_balancer_checks(
             },
         ));
     }
-    checks
+    (checks, target_group_vpcs)
+}
+
+/// A subnet, security group or target group, and its VPC (`None` until
+/// EC2 is asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkMember {
+    pub kind: &'static str,
+    pub id: String,
+    pub vpc: Option<String>,
+}
+
+/// The check that the subnets and security groups a task is placed in, and
+/// the target groups it registers with, exist and are in one VPC: ECS
+/// refuses a security group of another VPC than the subnets only when a
+/// task starts, and a target group of another VPC only when it registers
+/// the task, so the rollout fails minutes in. EC2 refusing the call
+/// because an id does not exist is an NG (its message names the id); not
+/// being allowed to ask is a SKIP.
+pub async fn network_check(
+    ec2: &Ec2Reader,
+    subject: &str,
+    network: &AwsVpcConfiguration,
+    target_groups: &[NetworkMember],
+) -> Check {
+    let name = "subnets, security groups and target groups in one VPC";
+    let mut members = Vec::new();
+    for (lookup, ids, kind) in [
+        (Lookup::Subnets, network.subnets(), "subnet"),
+        (
+            Lookup::SecurityGroups,
+            network.security_groups(),
+            "security group",
+        ),
+    ] {
+        let ids: Vec<String> = ids.to_vec();
+        match ec2.vpcs(lookup, &ids).await {
+            Ok(found) => members.extend(ids.iter().map(|id| NetworkMember {
+                kind,
+                id: id.clone(),
+                vpc: found.get(id).cloned(),
+            })),
+            Err(error) => {
+                let code = error.code().unwrap_or_default().to_string();
+                let error = aws_error(error);
+                let verdict = if code.ends_with(".NotFound") || code.ends_with(".Malformed") {
+                    Verdict::Ng {
+                        problem: format!("{error:#}"),
+                        fix: format!("give {kind}s that exist in this account and region"),
+                    }
+                } else {
+                    Verdict::Skip(format!("{}: {error:#}", lookup.action()))
+                };
+                return Check::new(subject, name, verdict);
+            }
+        }
+    }
+    members.extend(target_groups.iter().cloned());
+    Check::new(subject, name, one_vpc(&members))
+}
+
+/// OK when every member with a known VPC is in the same one (pure).
+fn one_vpc(members: &[NetworkMember]) -> Verdict {
+    let mut by_vpc: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for member in members {
+        if let Some(vpc) = &member.vpc {
+            by_vpc
+                .entry(vpc)
+                .or_default()
+                .push(format!("{} {}", member.kind, member.id));
+        }
+    }
+    if by_vpc.len() <= 1 {
+        return Verdict::Ok;
+    }
+    let problem = by_vpc
+        .iter()
+        .map(|(vpc, members)| format!("{} in {vpc}", members.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let fix = if members.iter().any(|m| m.kind == "target group") {
+        "place the tasks in subnets and security groups of the target groups' VPC"
+    } else {
+        "give subnets and security groups of one VPC"
+    };
+    Verdict::Ng {
+        problem,
+        fix: fix.into(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(kind: &'static str, id: &str, vpc: Option<&str>) -> NetworkMember {
+        NetworkMember {
+            kind,
+            id: id.into(),
+            vpc: vpc.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn one_vpc_names_each_vpc_and_its_members() {
+        assert_eq!(
+            one_vpc(&[
+                member("subnet", "subnet-1", Some("vpc-a")),
+                member("security group", "sg-1", Some("vpc-a")),
+                member("target group", "web/1", None),
+            ]),
+            Verdict::Ok
+        );
+        let Verdict::Ng { problem, fix } = one_vpc(&[
+            member("subnet", "subnet-1", Some("vpc-a")),
+            member("security group", "sg-1", Some("vpc-a")),
+            member("target group", "web/1", Some("vpc-b")),
+        ]) else {
+            panic!("two VPCs are an NG");
+        };
+        assert_eq!(
+            problem,
+            "subnet subnet-1, security group sg-1 in vpc-a; target group web/1 in vpc-b"
+        );
+        assert!(fix.contains("target groups' VPC"), "{fix}");
+        let Verdict::Ng { fix, .. } = one_vpc(&[
+            member("subnet", "subnet-1", Some("vpc-a")),
+            member("security group", "sg-2", Some("vpc-b")),
+        ]) else {
+            panic!("two VPCs are an NG");
+        };
+        assert_eq!(fix, "give subnets and security groups of one VPC");
+    }
     use serde_json::json;
 
     fn fargate(cpu: Value, memory: Value) -> Value {

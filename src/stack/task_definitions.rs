@@ -26,31 +26,119 @@ pub fn template_task_definitions(
     body: &str,
     known: &BTreeMap<String, String>,
 ) -> Vec<(String, Json)> {
+    resources_of_type(body, "AWS::ECS::TaskDefinition")
+        .into_iter()
+        .map(|(id, properties)| {
+            let mut shaped = properties
+                .map(|p| to_ecs_json(&p, known, false))
+                .unwrap_or_else(|| Json::Object(Map::new()));
+            if let Json::Object(members) = &mut shaped
+                && !members.get("family").is_some_and(Json::is_string)
+            {
+                members.insert("family".into(), Json::String(id.clone()));
+            }
+            (id, shaped)
+        })
+        .collect()
+}
+
+/// An `AWS::ECS::Service` of the template, as far as verify reads it: the
+/// task definition (a logical id of the template's own), the network and
+/// the load balancers, with known parameter values filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateService {
+    pub logical_id: String,
+    /// `TaskDefinition: !Ref X` where `X` is a resource of the template.
+    pub task_definition: Option<String>,
+    /// The subnets and security groups of its awsvpc configuration that
+    /// are known before the deploy.
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    /// The load balancers whose target group, container and port are known.
+    pub targets: Vec<(String, String, i32)>,
+}
+
+/// The template's ECS services (see [`TemplateService`]).
+pub fn template_services(body: &str, known: &BTreeMap<String, String>) -> Vec<TemplateService> {
+    resources_of_type(body, "AWS::ECS::Service")
+        .into_iter()
+        .map(|(logical_id, properties)| {
+            let properties = properties.unwrap_or(Value::Null);
+            let task_definition = properties
+                .get("TaskDefinition")
+                .and_then(expression)
+                .and_then(|e| match e {
+                    ImageExpression::Ref(name) => Some(name),
+                    ImageExpression::Text(_) => None,
+                });
+            let shaped = to_ecs_json(&properties, known, false);
+            let awsvpc = &shaped["networkConfiguration"]["awsvpcConfiguration"];
+            let subnets = known_list(&awsvpc["subnets"]);
+            let security_groups = known_list(&awsvpc["securityGroups"]);
+            let targets = shaped["loadBalancers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|lb| {
+                    let port = match &lb["containerPort"] {
+                        Json::Number(n) => n.as_i64(),
+                        Json::String(text) => text.parse().ok(),
+                        _ => None,
+                    }?;
+                    Some((
+                        lb["targetGroupArn"].as_str()?.to_string(),
+                        lb["containerName"].as_str()?.to_string(),
+                        i32::try_from(port).ok()?,
+                    ))
+                })
+                .collect();
+            TemplateService {
+                logical_id,
+                task_definition,
+                subnets,
+                security_groups,
+                targets,
+            }
+        })
+        .collect()
+}
+
+/// The known strings of a list (a `List<...>` parameter's value is one
+/// comma-separated string); members set at deploy time are left out.
+fn known_list(value: &Json) -> Vec<String> {
+    let mut known = Vec::new();
+    let items: Vec<&Json> = match value {
+        Json::Array(items) => items.iter().collect(),
+        Json::Null => Vec::new(),
+        other => vec![other],
+    };
+    for text in items.into_iter().filter_map(Json::as_str) {
+        known.extend(
+            text.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+        );
+    }
+    known
+}
+
+/// The resources of one type: logical id and properties.
+fn resources_of_type(body: &str, resource_type: &str) -> Vec<(String, Option<Value>)> {
     let Ok(document) = parse_json_or_yaml(body) else {
         return Vec::new();
     };
-    let mut found = Vec::new();
     let Some(resources) = document.get("Resources").and_then(Value::as_mapping) else {
-        return found;
+        return Vec::new();
     };
-    for (id, resource) in resources {
-        let (Some(id), Some("AWS::ECS::TaskDefinition")) =
-            (id.as_str(), resource.get("Type").and_then(Value::as_str))
-        else {
-            continue;
-        };
-        let mut shaped = resource
-            .get("Properties")
-            .map(|p| to_ecs_json(p, known, false))
-            .unwrap_or_else(|| Json::Object(Map::new()));
-        if let Json::Object(members) = &mut shaped
-            && !members.get("family").is_some_and(Json::is_string)
-        {
-            members.insert("family".into(), Json::String(id.to_string()));
-        }
-        found.push((id.to_string(), shaped));
-    }
-    found
+    resources
+        .iter()
+        .filter_map(|(id, resource)| {
+            let id = id.as_str()?;
+            (resource.get("Type").and_then(Value::as_str) == Some(resource_type))
+                .then(|| (id.to_string(), resource.get("Properties").cloned()))
+        })
+        .collect()
 }
 
 /// `Name` → `name`, recursively; intrinsics resolved where known.
@@ -205,6 +293,48 @@ Resources:
         assert!(
             app["logConfiguration"]["options"]["awslogs-group"]["setAtDeployTime"].is_object(),
             "a pseudo parameter is CloudFormation's"
+        );
+    }
+    #[test]
+    fn services_give_their_task_definition_network_and_load_balancers() {
+        let template = r#"
+Parameters:
+  Subnets:
+    Type: List<AWS::EC2::Subnet::Id>
+  TargetGroupArn:
+    Type: String
+Resources:
+  Web:
+    Type: AWS::ECS::TaskDefinition
+  Service:
+    Type: AWS::ECS::Service
+    Properties:
+      TaskDefinition: !Ref Web
+      LoadBalancers:
+        - ContainerName: app
+          ContainerPort: 8080
+          TargetGroupArn: !Ref TargetGroupArn
+        - ContainerName: app
+          ContainerPort: 9090
+          TargetGroupArn: !Ref Made
+      NetworkConfiguration:
+        AwsvpcConfiguration:
+          Subnets: !Ref Subnets
+          SecurityGroups: [sg-1, !GetAtt Group.GroupId]
+"#;
+        let mut known = BTreeMap::new();
+        known.insert("Subnets".to_string(), "subnet-1, subnet-2".to_string());
+        known.insert("TargetGroupArn".to_string(), "arn:tg".to_string());
+        let services = template_services(template, &known);
+        assert_eq!(
+            services,
+            vec![TemplateService {
+                logical_id: "Service".into(),
+                task_definition: Some("Web".into()),
+                subnets: vec!["subnet-1".into(), "subnet-2".into()],
+                security_groups: vec!["sg-1".into()],
+                targets: vec![("arn:tg".into(), "app".into(), 8080)],
+            }]
         );
     }
 }

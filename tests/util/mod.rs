@@ -155,25 +155,50 @@ impl Emulator {
     /// The default VPC's id, one of its subnets and its default security
     /// group.
     pub fn default_vpc(&self) -> (String, String, String) {
-        let ec2 = |query: &str, element: &str| {
-            let headers = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\n";
-            let (code, body) =
-                self.http("POST", "/", headers, &format!("{query}&Version=2016-11-15"));
-            assert_eq!(code, 200, "{query}: {body}");
-            let open = format!("<{element}>");
-            let start = body
-                .find(&open)
-                .unwrap_or_else(|| panic!("no {element} in {body}"))
-                + open.len();
-            let end = body[start..].find('<').expect("closing tag") + start;
-            body[start..end].to_string()
-        };
         let subnets = "Action=DescribeSubnets&Filter.1.Name=default-for-az&Filter.1.Value.1=true";
-        let group = ec2(
+        let group = self.ec2(
             "Action=DescribeSecurityGroups&Filter.1.Name=group-name&Filter.1.Value.1=default",
             "groupId",
         );
-        (ec2(subnets, "vpcId"), ec2(subnets, "subnetId"), group)
+        (
+            self.ec2(subnets, "vpcId"),
+            self.ec2(subnets, "subnetId"),
+            group,
+        )
+    }
+
+    /// A new VPC with a subnet and a security group of its own: ids of the
+    /// VPC, the subnet and the group.
+    pub fn another_vpc(&self, cidr_prefix: &str) -> (String, String, String) {
+        let vpc = self.ec2(
+            &format!("Action=CreateVpc&CidrBlock={cidr_prefix}.0.0%2F16"),
+            "vpcId",
+        );
+        let subnet = self.ec2(
+            &format!("Action=CreateSubnet&VpcId={vpc}&CidrBlock={cidr_prefix}.1.0%2F24"),
+            "subnetId",
+        );
+        let group = self.ec2(
+            &format!(
+                "Action=CreateSecurityGroup&VpcId={vpc}&GroupName=other-{cidr_prefix}&GroupDescription=other"
+            ),
+            "groupId",
+        );
+        (vpc, subnet, group)
+    }
+
+    /// One EC2 query call; the text of the first `element` of the answer.
+    pub fn ec2(&self, query: &str, element: &str) -> String {
+        let headers = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\n";
+        let (code, body) = self.http("POST", "/", headers, &format!("{query}&Version=2016-11-15"));
+        assert_eq!(code, 200, "{query}: {body}");
+        let open = format!("<{element}>");
+        let start = body
+            .find(&open)
+            .unwrap_or_else(|| panic!("no {element} in {body}"))
+            + open.len();
+        let end = body[start..].find('<').expect("closing tag") + start;
+        body[start..end].to_string()
     }
 
     /// Forces a stack into a status (to set up recovery situations).
