@@ -4,6 +4,7 @@ Endpoints (all under ``/_emulator/``, never forwarded to moto):
 
 * ``GET  /_emulator/health``          -> 200 ``ok``
 * ``GET  /_emulator/requests``        -> JSON list of ``{"service": ..., "action": ..., "time": ...}``
+                                        (plus ``"stack"``: the StackName of a CloudFormation call)
   for every AWS API request received, in arrival order; ``time`` is the arrival as Unix
   seconds (float), so a benchmark can tell when a client first called or how soon it
   noticed a status change
@@ -60,12 +61,17 @@ class RequestLog:
         self._lock = threading.Lock()
         self._items: list[dict[str, str | float]] = []
 
-    def add(self, service: str, action: str) -> None:
+    def add(self, service: str, action: str, stack: str | None = None) -> None:
         # Stamped on arrival, before waiting for state.LOCK, so a busy emulator does
         # not make a client look slower than it is.
         arrived = time.time()
+        item: dict[str, str | float] = {"service": service, "action": action, "time": arrived}
+        if stack:
+            # Which stack a CloudFormation call was about: a system's stacks can then be
+            # told apart (and their overlap in time seen) in the log.
+            item["stack"] = stack
         with self._lock:
-            self._items.append({"service": service, "action": action, "time": arrived})
+            self._items.append(item)
 
     def snapshot(self) -> list[dict[str, str | float]]:
         with self._lock:
@@ -136,6 +142,14 @@ def _service_and_action(environ: dict[str, Any], body: bytes) -> tuple[str, str]
     return service, action
 
 
+def _stack_name(service: str, environ: dict[str, Any], body: bytes) -> str | None:
+    """The StackName of a CloudFormation query call, if it names one."""
+    if service != "cloudformation" or "x-www-form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
+        return None
+    names = parse_qs(body.decode("utf-8", "replace")).get("StackName")
+    return names[0] if names else None
+
+
 class ControlMiddleware:
     def __init__(self, app: Callable[..., Iterable[bytes]], verbose: bool = False) -> None:
         self.app = app
@@ -199,7 +213,7 @@ class ControlMiddleware:
             return self._control(environ, body, start_response)
         if not path.startswith("/moto-api"):
             service, action = _service_and_action(environ, body)
-            self.log.add(service, action)
+            self.log.add(service, action, _stack_name(service, environ, body))
             for hook in REQUEST_HOOKS:
                 answer = hook(environ, body, service, action)
                 if answer is not None:

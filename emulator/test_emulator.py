@@ -506,6 +506,9 @@ def test_control_endpoints(cf, endpoint):
     # order, and within the window the calls were made in.
     times = [r["time"] for r in log]
     assert before <= times[0] <= times[1] <= after
+    # A CloudFormation call names its stack in the log; others do not.
+    assert log[0]["stack"] == n
+    assert "stack" not in log[1]
 
 
 def test_any_region_works(endpoint):

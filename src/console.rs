@@ -52,6 +52,9 @@ pub struct Console {
     started: Instant,
     github_actions: bool,
     target: LogTarget,
+    /// `[stack] ` before each line: one stack of a system, whose lines
+    /// interleave with the others' (so no runner groups either).
+    prefix: Option<String>,
     /// The calls made only to explain that have failed and been warned
     /// about, so a failing call repeated every poll warns once.
     explain_failures: Mutex<HashSet<String>>,
@@ -67,7 +70,7 @@ pub struct Phase<'a> {
 
 impl Drop for Phase<'_> {
     fn drop(&mut self) {
-        if self.console.github_actions {
+        if self.console.groups() {
             self.console.emit(GROUP_END);
         }
     }
@@ -84,8 +87,27 @@ impl Console {
             started: Instant::now(),
             github_actions,
             target,
+            prefix: None,
             explain_failures: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// A console for one stack of a system: the same target and clock,
+    /// each line prefixed with `[key]`, phases as plain lines (runner
+    /// groups cannot interleave).
+    pub fn for_stack(&self, key: &str) -> Self {
+        Self {
+            started: self.started,
+            github_actions: self.github_actions,
+            target: self.target.clone(),
+            prefix: Some(format!("[{key}] ")),
+            explain_failures: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Whether phases are runner groups.
+    fn groups(&self) -> bool {
+        self.github_actions && self.prefix.is_none()
     }
 
     /// Time since the job started.
@@ -94,6 +116,28 @@ impl Console {
     }
 
     fn emit(&self, line: &str) {
+        let prefixed;
+        let line = match &self.prefix {
+            // Workflow commands must start the line: the prefix goes into
+            // their message instead.
+            Some(prefix) if line.starts_with("::") => {
+                prefixed = match line[2..].find("::") {
+                    Some(end) => format!("{}{prefix}{}", &line[..end + 4], &line[end + 4..]),
+                    None => line.to_string(),
+                };
+                prefixed.as_str()
+            }
+            Some(prefix) => {
+                prefixed = format!("{prefix}{line}");
+                prefixed.as_str()
+            }
+            None => line,
+        };
+        self.write(line);
+    }
+
+    /// Writes one line to the target as it is.
+    fn write(&self, line: &str) {
         match &self.target {
             LogTarget::Stdout => {
                 // One locked write per line so concurrent printers never
@@ -115,7 +159,7 @@ impl Console {
     /// runner this opens a collapsible group. Groups do not nest on the
     /// runner, so a phase is never opened inside another.
     pub fn phase(&self, title: &str) -> Phase<'_> {
-        if self.github_actions {
+        if self.groups() {
             self.emit(&group_start(title));
         } else {
             self.emit(&format!("==> {}", inert_line(title)));
@@ -217,7 +261,8 @@ impl Console {
     /// runner there is nothing to ask; the value is still never printed.
     pub fn mask(&self, secret: &str) {
         if self.github_actions {
-            self.emit(&format!("::add-mask::{}", escape_data(secret)));
+            // Unprefixed: the prefix would become part of the masked value.
+            self.write(&format!("::add-mask::{}", escape_data(secret)));
         }
     }
 

@@ -134,6 +134,8 @@ pub const DEPLOY_INPUTS: &[InputSpec] = &[
     input("verify-only", Some("false")),
     input("continue-deployment", None),
     input("parameters-from-stacks", None),
+    input("stacks", None),
+    input("max-parallel", Some("4")),
     input("on-upstream-failure", Some("fail")),
     input("allow-fork-runs", Some("false")),
     input("cancel-on-abort", Some("false")),
@@ -285,6 +287,18 @@ impl RawInputs {
         }
     }
 
+    /// The value given (not the default).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// These inputs without `names`.
+    pub fn without(&self, names: &[&str]) -> Self {
+        let mut kept = self.clone();
+        kept.values.retain(|name, _| !names.contains(name));
+        kept
+    }
+
     /// The value given, else the declared default.
     fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str).or_else(|| {
@@ -318,7 +332,7 @@ impl RawInputs {
 /// The declared input closest to `written` (a lower-cased `INPUT_*` suffix):
 /// the same name with `_` for `-` (the runner keeps hyphens, so
 /// `no_execute_changeset` reaches us as written), else a small typo.
-fn closest_declared_input(written: &str) -> Option<&'static str> {
+pub(crate) fn closest_declared_input(written: &str) -> Option<&'static str> {
     let hyphenated = written.replace('_', "-");
     DEPLOY_INPUTS
         .iter()
@@ -418,6 +432,14 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 impl InputError {
+    /// The same error, of one stack of a system manifest.
+    pub fn for_stack(self, key: &str) -> Self {
+        Self {
+            input: format!("{}` of stack `{key}", self.input),
+            ..self
+        }
+    }
+
     pub fn new(
         input: &str,
         value: &str,
@@ -771,6 +793,16 @@ impl DeployInputs {
                 "true",
                 "contradicts `verify: false`",
                 "keep verify (the default) with verify-only, or remove verify-only",
+            ));
+        }
+        // `stacks` runs the system path (job/system.rs) and never reaches
+        // here; `max-parallel` alone would do nothing.
+        if raw.is_changed("max-parallel") {
+            found.errors.push(InputError::new(
+                "max-parallel",
+                raw.values.get("max-parallel").map_or("", String::as_str),
+                "only applies to a system of stacks",
+                "give `stacks` (a manifest) with it, or remove it",
             ));
         }
         let lint_workflows = found.take(boolean(raw, "lint-workflows"));

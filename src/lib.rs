@@ -31,6 +31,7 @@ pub mod refusal;
 pub mod report;
 pub(crate) mod service;
 pub(crate) mod stack;
+pub(crate) mod system;
 pub(crate) mod taskdef;
 pub mod termination;
 

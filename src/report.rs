@@ -199,6 +199,7 @@ pub const DECLARED_OUTPUTS: &[&str] = &[
     "changes-summary",
     "changes-markdown",
     "outputs",
+    "stacks-status",
     "image",
     "image-digest",
     "task-definition-arn",

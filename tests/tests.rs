@@ -21,5 +21,6 @@ mod package;
 mod proxy;
 mod rollout;
 mod strategies;
+mod system;
 mod verdict;
 mod verify;

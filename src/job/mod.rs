@@ -18,6 +18,7 @@ mod cancel;
 mod github;
 mod package;
 mod prepare;
+mod system;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -120,8 +121,11 @@ pub struct JobSettings {
     pub log: LogTarget,
 }
 
-/// Runs the deploy job.
+/// Runs the deploy job (a system of stacks when `stacks` names a manifest).
 pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -> Outcome {
+    if raw.value("stacks").is_some() {
+        return system::deploy_system(raw, env, settings).await;
+    }
     let console = Console::to(env.is_github_actions(), settings.log.clone());
     let termination = settings.termination.clone();
     let mut report = JobReport::default();

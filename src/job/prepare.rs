@@ -19,8 +19,8 @@ use crate::stack::changeset::TemplateSource;
 use crate::stack::images::{
     ImageExpression, resolve_image as resolve_template_image, template_images,
 };
-use crate::stack::options::TemplateLocation;
-use crate::stack::parameters::OverrideValue;
+use crate::stack::options::{OverridesInput, TemplateLocation};
+use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::stack::plan::DEFAULT_IMAGE_PARAMETER;
 use crate::stack::plan::{LoadedStackFiles, load_stack_files};
 use crate::taskdef::image::{ImageReference, MutableTagPolicy, compose_image};
@@ -241,12 +241,27 @@ pub fn prepare(
     run: &RunContext,
     console: &Console,
 ) -> Result<Prepared, InputErrors> {
+    prepare_with_parameters(raw, None, env, run, console)
+}
+
+/// [`prepare`], with the stack's parameters given as they are (a system
+/// manifest's, already parsed) instead of the `parameter-overrides` text.
+pub fn prepare_with_parameters(
+    raw: &RawInputs,
+    parameters: Option<Vec<ParameterOverride>>,
+    env: &Environment,
+    run: &RunContext,
+    console: &Console,
+) -> Result<Prepared, InputErrors> {
     let context = InputContext {
         workspace: env.workspace(),
         default_change_set_name: run.default_change_set_name.clone(),
         run_identity: run.run_identity.clone(),
     };
-    let inputs = DeployInputs::from_raw(raw, &context)?;
+    let mut inputs = DeployInputs::from_raw(raw, &context)?;
+    if let (Some(parameters), Some(stack)) = (parameters, inputs.stack.as_mut()) {
+        stack.parameter_overrides = Some(OverridesInput::Inline(parameters));
+    }
     for notice in &inputs.notices {
         console.notice(notice);
     }

@@ -1,0 +1,713 @@
+//! A whole system in one step (`stacks`: a manifest): every stack's inputs
+//! are checked before any AWS call (the manifest, the graph, each stack's
+//! inputs phase), every stack whose inputs are all known is planned before
+//! the first change, then the stacks deploy in dependency order, up to
+//! `max-parallel` at once, each through the same plan and apply as a
+//! single deploy, with its log lines prefixed by its key. A stack whose
+//! values come from another's outputs is planned when those are known
+//! ("known after apply"); a refusal then is a failure after a change, and
+//! says so. Fail-fast: after a failure no new stack starts; those running
+//! finish. One report for the system: `outputs` by stack, `stacks-status`,
+//! `<stack>-<Key>` per output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde_json::{Map, Value as Json, json};
+
+use super::prepare::{ResultFiles, RunContext, check_event, prepare_with_parameters, result_files};
+use super::{
+    Clients, EventGate, JobError, JobSettings, Outcome, Prepared, report_bad_inputs, wait_bound,
+};
+use crate::apply::apply_plan;
+use crate::aws::{CallTimeouts, load_config};
+use crate::console::Console;
+use crate::env::Environment;
+use crate::github::output::{append_outputs, append_summary};
+use crate::inputs::{InputError, InputErrors, RawInputs};
+use crate::plan::{Plan, build_plan};
+use crate::report::{JobReport, markdown_cell};
+use crate::service::watch::EcsClients;
+use crate::stack::deploy::DeploySettings;
+use crate::stack::parameters::{OverrideValue, ParameterOverride};
+use crate::system::graph::{SystemGraph, TemplateFacts, build_graph, template_facts};
+use crate::system::manifest::{
+    Manifest, ManifestError, ManifestStack, OutputReference, ParameterValue, fill_outputs,
+    read_manifest,
+};
+
+/// Inputs that belong to one stack: given beside `stacks`, they would
+/// apply to every stack, which is never meant.
+const PER_STACK_ONLY: &[&str] = &["name", "stack-name", "template", "parameter-overrides"];
+
+/// How one stack of the system ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StackState {
+    Done,
+    Failed(String),
+    /// Not started: why (an upstream failed, fail-fast, plan mode).
+    NotStarted(String),
+}
+
+impl StackState {
+    fn label(&self) -> &'static str {
+        match self {
+            StackState::Done => "done",
+            StackState::Failed(_) => "failed",
+            StackState::NotStarted(_) => "not started",
+        }
+    }
+}
+
+/// One stack's end: its state and what it applied.
+struct StackEnd {
+    key: String,
+    state: StackState,
+    report: JobReport,
+}
+
+/// Runs the system of the manifest `raw`'s `stacks` names.
+pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSettings) -> Outcome {
+    let console = Console::to(env.is_github_actions(), settings.log.clone());
+    let run = RunContext::read(env);
+    let Some(file) = raw.value("stacks").map(str::to_string) else {
+        return Outcome::BadInput;
+    };
+
+    // inputs: the runner's files, the manifest, the graph, every stack's
+    // inputs phase
+    let files = match result_files(env) {
+        Ok(files) => files,
+        Err(error) => return report_bad_inputs(&console, &InputErrors::from(error)),
+    };
+    let checked = {
+        let _section = console.phase("Validate the system");
+        check_system(raw, env, &run, &file, &console)
+    };
+    let (manifest, graph, mut stacks, max_parallel) = match checked {
+        Ok(checked) => checked,
+        Err(errors) => return report_bad_inputs(&console, &errors),
+    };
+    if let Some(first) = stacks.values().next() {
+        match check_event(&run, first.inputs.event_policy) {
+            Ok(EventGate::Proceed) => {}
+            Ok(EventGate::Skip(reason)) => {
+                console.notice(&format!(
+                    "{reason}; on-upstream-failure is `skip`, so nothing is deployed"
+                ));
+                return Outcome::Success;
+            }
+            Err(reason) => {
+                console.error(&format!("{reason}; nothing was deployed"));
+                return Outcome::Failed;
+            }
+        }
+    }
+    {
+        let _section = console.phase("System");
+        for key in &graph.order {
+            let upstreams = &graph.upstreams[key];
+            let name = manifest
+                .stack(key)
+                .map_or(key.as_str(), |s| s.name.as_str());
+            if upstreams.is_empty() {
+                console.plain(&format!("{key} (stack {name})"));
+            } else {
+                let after: Vec<String> = upstreams
+                    .iter()
+                    .map(|(upstream, why)| {
+                        let why: Vec<String> = why.iter().map(ToString::to_string).collect();
+                        format!("{upstream}: {}", why.join(", "))
+                    })
+                    .collect();
+                console.plain(&format!("{key} (stack {name}) after {}", after.join("; ")));
+            }
+        }
+        console.plain(&format!(
+            "at most {max_parallel} stack(s) at once; a failure starts no new stack"
+        ));
+    }
+
+    // plan: every stack whose inputs are all known, before any change
+    let mut planned: BTreeMap<String, (Plan, Clients)> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for key in &graph.order {
+        let Some(stack) = manifest.stack(key) else {
+            continue;
+        };
+        if !stack.output_references().is_empty() {
+            continue;
+        }
+        let prefixed = console.for_stack(key);
+        let prepared = &stacks[key];
+        let clients = match clients_for(prepared, env).await {
+            Ok(clients) => clients,
+            Err(error) => {
+                return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+            }
+        };
+        let plan = {
+            let _section = prefixed.phase("Plan");
+            build_plan(
+                prepared,
+                &clients,
+                &deploy_settings(&clients, prepared, &settings, &run),
+                &prefixed,
+            )
+            .await
+        };
+        match plan {
+            Ok(plan) => {
+                for line in plan.to_string().lines() {
+                    prefixed.plain(line);
+                }
+                planned.insert(key.clone(), (plan, clients));
+            }
+            Err(JobError::BadInput(errors)) => refused.extend(errors.0),
+            Err(error) => {
+                return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return report_bad_inputs(&console, &InputErrors(refused));
+    }
+    for key in &graph.order {
+        if !planned.contains_key(key) {
+            console.plain(&format!(
+                "{key}: planned once {} deployed (its values are known after apply)",
+                upstream_list(&graph, key)
+            ));
+        }
+    }
+    if stacks.values().any(|p| p.inputs.verify_only) {
+        console.line("verify-only: the plans and their checks passed; stopping before any change");
+        return finish(&console, &files, &manifest, &graph, Vec::new(), None);
+    }
+
+    // apply: in dependency order, up to max-parallel at once
+    let mut ends: Vec<StackEnd> = Vec::new();
+    let mut outputs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut running = FuturesUnordered::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    let mut failed = false;
+    loop {
+        if !failed {
+            for key in &graph.order {
+                if running.len() >= max_parallel {
+                    break;
+                }
+                let ready = !started.contains(key)
+                    && graph.upstreams[key].keys().all(|upstream| {
+                        ends.iter()
+                            .any(|end| &end.key == upstream && end.state == StackState::Done)
+                    });
+                if !ready {
+                    continue;
+                }
+                started.insert(key.clone());
+                let Some(stack) = manifest.stack(key) else {
+                    continue;
+                };
+                let early = planned.remove(key);
+                let prepared = stacks.remove(key);
+                running.push(run_stack(
+                    stack,
+                    prepared,
+                    early,
+                    // Every upstream is done: the outputs it needs are known.
+                    outputs.clone(),
+                    raw,
+                    env,
+                    &run,
+                    &console,
+                    &settings,
+                    &manifest,
+                ));
+            }
+        }
+        let Some(end) = running.next().await else {
+            break;
+        };
+        if let StackState::Failed(_) = &end.state {
+            failed = true;
+        }
+        if end.state == StackState::Done {
+            let values = end
+                .report
+                .stack
+                .as_ref()
+                .map(|s| {
+                    s.outputs
+                        .iter()
+                        .map(|o| (o.key.clone(), o.value.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            outputs.insert(end.key.clone(), values);
+        }
+        ends.push(end);
+    }
+    for key in &graph.order {
+        if !ends.iter().any(|end| &end.key == key) {
+            let blocked: Vec<&String> = graph.upstreams[key]
+                .keys()
+                .filter(|u| {
+                    !ends
+                        .iter()
+                        .any(|e| &e.key == *u && e.state == StackState::Done)
+                })
+                .collect();
+            let why = if blocked.is_empty() {
+                "a stack failed, so no new stack was started".to_string()
+            } else {
+                format!(
+                    "waits for {}, which did not deploy",
+                    blocked
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            ends.push(StackEnd {
+                key: key.clone(),
+                state: StackState::NotStarted(why),
+                report: JobReport::default(),
+            });
+        }
+    }
+    finish(&console, &files, &manifest, &graph, ends, None)
+}
+
+/// The settings of one stack's plan and apply.
+fn deploy_settings(
+    clients: &Clients,
+    prepared: &Prepared,
+    settings: &JobSettings,
+    run: &RunContext,
+) -> DeploySettings {
+    DeploySettings {
+        poll: settings.poll,
+        description: run.change_set_description.clone(),
+        ecs: Some(clients.ecs.clone()),
+        fail_fast: prepared.inputs.fail_fast,
+    }
+}
+
+fn upstream_list(graph: &SystemGraph, key: &str) -> String {
+    graph.upstreams[key]
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The manifest, its graph and every stack's inputs phase; every error
+/// found, all before any AWS call.
+fn check_system(
+    raw: &RawInputs,
+    env: &Environment,
+    run: &RunContext,
+    file: &str,
+    console: &Console,
+) -> Result<(Manifest, SystemGraph, BTreeMap<String, Prepared>, usize), InputErrors> {
+    let bad = |errors: Vec<ManifestError>| {
+        InputErrors(
+            errors
+                .into_iter()
+                .map(|e| InputError::new("stacks", &e.file, e.to_string(), ""))
+                .collect(),
+        )
+    };
+    let max_parallel = match raw.value("max-parallel") {
+        None => 4,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                InputErrors::from(InputError::new(
+                    "max-parallel",
+                    text,
+                    "is not a whole number of at least 1",
+                    "give how many stacks may deploy at once, such as 4",
+                ))
+            })?,
+    };
+    for name in PER_STACK_ONLY {
+        if raw.value(name).is_some() {
+            return Err(InputErrors::from(InputError::new(
+                name,
+                raw.value(name).unwrap_or_default(),
+                "is given with `stacks`, where every stack takes its own",
+                "set it per stack in the manifest",
+            )));
+        }
+    }
+    let workspace = env.workspace();
+    let text = std::fs::read_to_string(workspace.join(file)).map_err(|error| {
+        InputErrors::from(InputError::new(
+            "stacks",
+            file,
+            format!("cannot be read: {error}"),
+            "give the path of the system manifest, relative to the workspace",
+        ))
+    })?;
+    let manifest = read_manifest(&text, file, &workspace, raw.value("environment"), &|name| {
+        env.get(name).map(str::to_string)
+    })
+    .map_err(bad)?;
+    let mut facts: BTreeMap<String, TemplateFacts> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for stack in &manifest.stacks {
+        let region = stack_input(stack, raw, "aws-region");
+        match std::fs::read_to_string(&stack.template) {
+            Ok(body) => match template_facts(&body, stack, region.as_deref()) {
+                Ok(found) => {
+                    facts.insert(stack.key.clone(), found);
+                }
+                Err(problem) => errors.push(template_error(&manifest, stack, &problem)),
+            },
+            Err(error) => errors.push(template_error(
+                &manifest,
+                stack,
+                &format!("cannot be read: {error}"),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(bad(errors));
+    }
+    let graph = build_graph(&manifest, &facts).map_err(bad)?;
+    let mut prepared = BTreeMap::new();
+    let mut refused = Vec::new();
+    for key in &graph.order {
+        let Some(stack) = manifest.stack(key) else {
+            continue;
+        };
+        let prefixed = console.for_stack(key);
+        let (inputs, parameters) = stack_inputs(raw, stack, &workspace, None);
+        match prepare_with_parameters(&inputs, Some(parameters), env, run, &prefixed) {
+            Ok(ready) => {
+                prepared.insert(key.clone(), ready);
+            }
+            Err(errors) => refused.extend(errors.0.into_iter().map(|e| e.for_stack(key))),
+        }
+    }
+    if refused.is_empty() {
+        Ok((manifest, graph, prepared, max_parallel))
+    } else {
+        Err(InputErrors(refused))
+    }
+}
+
+fn template_error(manifest: &Manifest, stack: &ManifestStack, problem: &str) -> ManifestError {
+    ManifestError {
+        file: manifest.file.clone(),
+        line: stack.line,
+        key: format!("stacks.{}.template", stack.key),
+        problem: format!("{}: {problem}", stack.template.display()),
+        fix: "give a CloudFormation template, relative to the manifest's folder".into(),
+    }
+}
+
+/// A stack's input: its own, else the step's.
+fn stack_input(stack: &ManifestStack, raw: &RawInputs, name: &str) -> Option<String> {
+    stack
+        .inputs
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .or_else(|| raw.value(name).map(str::to_string))
+}
+
+/// An upstream output's value, when that stack produced it.
+type OutputLookup<'a> = dyn Fn(&OutputReference) -> Option<String> + 'a;
+
+/// The inputs one stack deploys with: the step's (but `stacks`), then the
+/// stack's own; output references filled from `outputs` when given (else
+/// kept as written, for the inputs phase).
+fn stack_inputs(
+    raw: &RawInputs,
+    stack: &ManifestStack,
+    workspace: &Path,
+    outputs: Option<&OutputLookup>,
+) -> (RawInputs, Vec<ParameterOverride>) {
+    let mut inputs = raw.without(&["stacks", "max-parallel"]);
+    let fill = |text: &str| match outputs {
+        Some(outputs) => fill_outputs(text, outputs).unwrap_or_else(|_| text.to_string()),
+        None => text.to_string(),
+    };
+    inputs.set("name", &stack.name);
+    let template = stack
+        .template
+        .strip_prefix(workspace)
+        .unwrap_or(&stack.template);
+    inputs.set("template", &template.display().to_string());
+    for (name, value) in &stack.inputs {
+        inputs.set(name, &fill(value));
+    }
+    // A list is one comma-separated value, as CloudFormation takes a
+    // `List<...>` parameter.
+    let parameters = stack
+        .parameters
+        .iter()
+        .map(|(key, value)| ParameterOverride {
+            key: key.clone(),
+            value: OverrideValue::Value(match value {
+                ParameterValue::One(text) => fill(text),
+                ParameterValue::List(items) => {
+                    items.iter().map(|i| fill(i)).collect::<Vec<_>>().join(",")
+                }
+            }),
+        })
+        .collect();
+    (inputs, parameters)
+}
+
+async fn clients_for(prepared: &Prepared, env: &Environment) -> Result<Clients, JobError> {
+    let config = load_config(
+        prepared.region.clone(),
+        prepared.inputs.retry,
+        CallTimeouts::within(wait_bound(prepared)),
+        &prepared.proxy,
+        env,
+    )
+    .await
+    .map_err(JobError::Failed)?;
+    Ok(Clients {
+        ecs: EcsClients::new(&config),
+        config,
+    })
+}
+
+/// Deploys one stack: its early plan, or (values known after apply) its
+/// inputs phase and plan now, then the apply.
+#[allow(clippy::too_many_arguments)]
+async fn run_stack(
+    stack: &ManifestStack,
+    prepared: Option<Prepared>,
+    early: Option<(Plan, Clients)>,
+    outputs: BTreeMap<String, Vec<(String, String)>>,
+    raw: &RawInputs,
+    env: &Environment,
+    run: &RunContext,
+    console: &Console,
+    settings: &JobSettings,
+    manifest: &Manifest,
+) -> StackEnd {
+    let key = stack.key.clone();
+    let prefixed = console.for_stack(&key);
+    let mut report = JobReport::default();
+    let lookup = |reference: &OutputReference| {
+        outputs
+            .get(&reference.stack)
+            .and_then(|values| values.iter().find(|(k, _)| k == &reference.output))
+            .map(|(_, v)| v.clone())
+    };
+    let result: Result<(), JobError> = async {
+        let (plan, clients, prepared) = match (early, prepared) {
+            (Some((plan, clients)), Some(prepared)) => (plan, clients, prepared),
+            _ => {
+                // Every reference was checked against the upstream
+                // template; an output missing now is the stack's own
+                // (a condition left it out).
+                for (key_path, reference) in stack.output_references() {
+                    if lookup(&reference).is_none() {
+                        return Err(JobError::Failed(anyhow::anyhow!(
+                            "{}: `stacks.{key}.{key_path}` refers to output `{}` of stack `{}`, which that stack did not produce (an output with a Condition?)",
+                            manifest.file,
+                            reference.output,
+                            reference.stack
+                        )));
+                    }
+                }
+                let (inputs, parameters) =
+                    stack_inputs(raw, stack, &env.workspace(), Some(&lookup));
+                let prepared = prepare_with_parameters(&inputs, Some(parameters), env, run, &prefixed)
+                    .map_err(|errors| {
+                    JobError::Failed(anyhow::anyhow!(
+                        "the inputs filled from upstream outputs were refused, after upstream stacks changed: {errors}"
+                    ))
+                })?;
+                let clients = clients_for(&prepared, env).await?;
+                let plan = {
+                    let _section = prefixed.phase("Plan");
+                    let deploy_settings = deploy_settings(&clients, &prepared, settings, run);
+                    build_plan(&prepared, &clients, &deploy_settings, &prefixed).await
+                }
+                .map_err(|error| match error {
+                    JobError::BadInput(errors) => JobError::Failed(anyhow::anyhow!(
+                        "refused once its upstream outputs were known (upstream stacks have changed): {errors}"
+                    )),
+                    other => other,
+                })?;
+                for line in plan.to_string().lines() {
+                    prefixed.plain(line);
+                }
+                (plan, clients, prepared)
+            }
+        };
+        let deploy_settings = deploy_settings(&clients, &prepared, settings, run);
+        apply_plan(&plan, &prepared, &clients, &deploy_settings, env, &prefixed, &mut report).await
+    }
+    .await;
+    let state = match result {
+        Ok(()) => StackState::Done,
+        Err(error) => {
+            prefixed.error(&error.to_string());
+            for cause in report.root_causes() {
+                prefixed.error(&format!("root cause: {cause}"));
+            }
+            StackState::Failed(error.to_string())
+        }
+    };
+    StackEnd { key, state, report }
+}
+
+/// The system's report: the state of each stack, the outputs by stack,
+/// the summary; exit 1 when a stack failed.
+fn finish(
+    console: &Console,
+    files: &ResultFiles,
+    manifest: &Manifest,
+    graph: &SystemGraph,
+    ends: Vec<StackEnd>,
+    error: Option<JobError>,
+) -> Outcome {
+    let mut outputs_json = Map::new();
+    let mut status_json = Map::new();
+    let mut step_outputs: Vec<(String, String)> = Vec::new();
+    for key in &graph.order {
+        let Some(end) = ends.iter().find(|e| &e.key == key) else {
+            continue;
+        };
+        let stack = end.report.stack.as_ref();
+        let name = manifest
+            .stack(key)
+            .map_or(key.as_str(), |s| s.name.as_str());
+        let mut values = Map::new();
+        for output in stack.map(|s| s.outputs.as_slice()).unwrap_or_default() {
+            values.insert(output.key.clone(), Json::String(output.value.clone()));
+            let step_name = format!("{key}-{}", output.key);
+            if is_output_name(&step_name) {
+                step_outputs.push((step_name, output.value.clone()));
+            }
+        }
+        if end.state == StackState::Done {
+            outputs_json.insert(key.clone(), Json::Object(values));
+        }
+        let reason = match &end.state {
+            StackState::Done => Json::Null,
+            StackState::Failed(why) | StackState::NotStarted(why) => Json::String(why.clone()),
+        };
+        status_json.insert(
+            key.clone(),
+            json!({
+                "stack": name,
+                "state": end.state.label(),
+                "stack-status": stack.and_then(|s| s.stack_status.clone()),
+                "has-changes": stack.map(|s| s.has_changes),
+                "reason": reason,
+            }),
+        );
+    }
+    let mut values = vec![
+        (
+            "outputs".to_string(),
+            Json::Object(outputs_json).to_string(),
+        ),
+        (
+            "stacks-status".to_string(),
+            Json::Object(status_json).to_string(),
+        ),
+    ];
+    values.extend(step_outputs);
+    {
+        let _section = console.phase("Outputs");
+        for (name, value) in &values {
+            console.plain(&format!("{name} = {value}"));
+        }
+    }
+    let done = ends.iter().filter(|e| e.state == StackState::Done).count();
+    let failed = ends
+        .iter()
+        .filter(|e| matches!(e.state, StackState::Failed(_)))
+        .count();
+    let waiting = ends.len() - done - failed;
+    let mut summary = format!(
+        "## System {}\n\n| stack | state | changes | reason |\n|---|---|---|---|\n",
+        markdown_cell(&manifest.file)
+    );
+    for key in &graph.order {
+        if let Some(end) = ends.iter().find(|e| &e.key == key) {
+            let changes = end
+                .report
+                .stack
+                .as_ref()
+                .map_or(String::new(), |s| s.changes.len().to_string());
+            let reason = match &end.state {
+                StackState::Done => String::new(),
+                StackState::Failed(why) | StackState::NotStarted(why) => why.clone(),
+            };
+            summary.push_str(&format!(
+                "| {} | {} | {changes} | {} |\n",
+                markdown_cell(key),
+                end.state.label(),
+                markdown_cell(&reason)
+            ));
+        }
+    }
+    let mut written = true;
+    if let Some(path) = &files.outputs
+        && let Err(e) = append_outputs(path, &values)
+    {
+        console.error(&format!("writing the step outputs: {e}"));
+        written = false;
+    }
+    console.plain(&format!(
+        "{done} stack(s) done, {failed} failed, {waiting} not started"
+    ));
+    for end in &ends {
+        match &end.state {
+            StackState::Failed(why) => console.plain(&format!("  {}: failed: {why}", end.key)),
+            StackState::NotStarted(why) => {
+                console.plain(&format!("  {}: not started: {why}", end.key))
+            }
+            StackState::Done => {}
+        }
+    }
+    if let Some(error) = &error {
+        summary.push_str(&format!("\n{}\n", markdown_cell(&error.to_string())));
+    }
+    if let Some(path) = &files.summary
+        && let Err(e) = append_summary(path, &summary)
+    {
+        console.error(&format!("writing the job summary: {e}"));
+        written = false;
+    }
+    match error {
+        Some(error) => {
+            console.error(&error.to_string());
+            Outcome::Failed
+        }
+        None if failed > 0 || !written => Outcome::Failed,
+        None => Outcome::Success,
+    }
+}
+
+/// Whether `name` can be a step output (`steps.x.outputs.<name>`).
+fn is_output_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+}

@@ -1,0 +1,815 @@
+//! The system manifest (`stacks` input): the stacks of one system, each a
+//! template with its parameters and the action inputs it differs by, read
+//! and checked before any AWS call. Values may refer to another stack's
+//! output (`{{ stacks.network.outputs.VpcId }}`, filled when that stack is
+//! deployed) or to an environment variable (`{{ env.NAME }}`, filled here);
+//! nothing else is evaluated. Every error names the file, the line and the
+//! key, and the fix (pure: the caller reads the files).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::inputs::{DEPLOY_INPUTS, closest_declared_input};
+
+/// Inputs a stack takes from its own keys, never from `with:`.
+const STACK_KEYED_INPUTS: &[(&str, &str)] = &[
+    ("name", "the stack's key or its `name:`"),
+    ("stack-name", "the stack's key or its `name:`"),
+    ("template", "`template:`"),
+    ("parameter-overrides", "`parameters:` or `parameters-file:`"),
+    ("stacks", "one manifest per run"),
+    ("max-parallel", "the step's own input"),
+];
+
+/// A manifest that cannot be used: where, what, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub file: String,
+    pub line: Option<usize>,
+    /// The key path (`stacks.alb.parameters.VpcId`).
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: ", self.file)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.key.is_empty() {
+            write!(f, "`{}`: ", self.key)?;
+        }
+        write!(f, "{}; {}", self.problem, self.fix)
+    }
+}
+
+/// A scalar as YAML writes it (`true`, `8080`, `text`), kept as text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Text(text) => text.clone(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Integer(n) => n.to_string(),
+            Scalar::Float(x) => x.to_string(),
+        }
+    }
+}
+
+/// A parameter value: a scalar, or a list (a `List<...>` parameter).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ParameterDocument {
+    One(Scalar),
+    List(Vec<Scalar>),
+}
+
+/// `capabilities: CAPABILITY_IAM` or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn joined(&self) -> String {
+        match self {
+            OneOrMany::One(one) => one.clone(),
+            OneOrMany::Many(many) => many.join(","),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestDocument {
+    /// Inputs every stack gets.
+    #[serde(default)]
+    with: IndexMap<String, Scalar>,
+    stacks: IndexMap<String, StackDocument>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StackDocument {
+    name: Option<String>,
+    template: String,
+    #[serde(default)]
+    parameters: IndexMap<String, ParameterDocument>,
+    parameters_file: Option<String>,
+    capabilities: Option<OneOrMany>,
+    tags: Option<IndexMap<String, Scalar>>,
+    termination_protection: Option<bool>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    /// The image repository (the tag comes from the event, as the
+    /// `image-repository` input's does) or a whole image reference.
+    image: Option<String>,
+    #[serde(default)]
+    with: IndexMap<String, Scalar>,
+    #[serde(default)]
+    environments: IndexMap<String, OverlayDocument>,
+}
+
+/// What an environment changes of a stack.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct OverlayDocument {
+    #[serde(default)]
+    parameters: IndexMap<String, ParameterDocument>,
+    tags: Option<IndexMap<String, Scalar>>,
+    termination_protection: Option<bool>,
+    image: Option<String>,
+    #[serde(default)]
+    with: IndexMap<String, Scalar>,
+}
+
+/// A value that may refer to other stacks' outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParameterValue {
+    One(String),
+    List(Vec<String>),
+}
+
+impl ParameterValue {
+    /// Each text of the value.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            ParameterValue::One(text) => vec![text.as_str()],
+            ParameterValue::List(items) => items.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// `{{ stacks.STACK.outputs.KEY }}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OutputReference {
+    pub stack: String,
+    pub output: String,
+}
+
+/// One stack of the manifest, its overlay applied and `{{ env.* }}` filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestStack {
+    /// The key under `stacks:`, how the manifest refers to it.
+    pub key: String,
+    /// The CloudFormation stack name.
+    pub name: String,
+    /// The template, resolved against the manifest's folder.
+    pub template: PathBuf,
+    pub parameters: Vec<(String, ParameterValue)>,
+    /// Other stacks named by `depends-on`.
+    pub depends_on: Vec<String>,
+    /// Action inputs of this stack (the manifest's `with:`, then the
+    /// stack's keys and `with:`), by input name.
+    pub inputs: Vec<(String, String)>,
+    /// The line of the stack's key, for messages.
+    pub line: Option<usize>,
+}
+
+impl ManifestStack {
+    /// Every output reference of the stack's values, with the key path
+    /// that holds it.
+    pub fn output_references(&self) -> Vec<(String, OutputReference)> {
+        let mut found = Vec::new();
+        for (key, value) in &self.parameters {
+            for text in value.texts() {
+                for reference in output_references(text) {
+                    found.push((format!("parameters.{key}"), reference));
+                }
+            }
+        }
+        for (input, value) in &self.inputs {
+            for reference in output_references(value) {
+                found.push((format!("with.{input}"), reference));
+            }
+        }
+        found
+    }
+}
+
+/// The manifest, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The file as given (for messages).
+    pub file: String,
+    pub stacks: Vec<ManifestStack>,
+}
+
+impl Manifest {
+    pub fn stack(&self, key: &str) -> Option<&ManifestStack> {
+        self.stacks.iter().find(|s| s.key == key)
+    }
+}
+
+/// Reads the manifest `text` of `file` (a path relative to `base`, the
+/// workspace), for `environment` (its overlays), with `env_var` for
+/// `{{ env.NAME }}`.
+pub fn read_manifest(
+    text: &str,
+    file: &str,
+    base: &Path,
+    environment: Option<&str>,
+    env_var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Manifest, Vec<ManifestError>> {
+    let error = |line: Option<usize>, key: &str, problem: String, fix: &str| ManifestError {
+        file: file.to_string(),
+        line,
+        key: key.to_string(),
+        problem,
+        fix: fix.to_string(),
+    };
+    let document: ManifestDocument = serde_yaml_ng::from_str(text).map_err(|e| {
+        vec![error(
+            e.location().map(|l| l.line()),
+            "",
+            syntax_problem(&e.to_string()),
+            "write the manifest as `stacks:` with one entry per stack (template, parameters, depends-on, ...); see the README's system section",
+        )]
+    })?;
+    let folder = base
+        .join(file)
+        .parent()
+        .map_or_else(|| base.to_path_buf(), Path::to_path_buf);
+    let mut errors = Vec::new();
+    if document.stacks.is_empty() {
+        errors.push(error(
+            line_of(text, "stacks:", 0),
+            "stacks",
+            "names no stack".into(),
+            "list the stacks of the system under `stacks:`",
+        ));
+    }
+    let shared = checked_inputs(&document.with, "with", text, 0, file, &mut errors);
+    let mut stacks = Vec::new();
+    for (key, entry) in document.stacks {
+        let line = stack_line(text, &key);
+        let from = line.unwrap_or(0);
+        let path = |inner: &str| format!("stacks.{key}.{inner}");
+        let overlay = environment.and_then(|name| entry.environments.get(name));
+        if let Some(name) = environment
+            && overlay.is_none()
+            && !entry.environments.is_empty()
+        {
+            errors.push(error(
+                line_of(text, "environments:", from),
+                &path("environments"),
+                format!(
+                    "has no `{name}` (it has {})",
+                    entry
+                        .environments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "add the environment to the stack's `environments:`, or deploy another one",
+            ));
+        }
+        let mut parameters: IndexMap<String, ParameterDocument> = entry.parameters.clone();
+        let mut with = entry.with.clone();
+        let mut tags = entry.tags.clone();
+        let mut image = entry.image.clone();
+        let mut protection = entry.termination_protection;
+        if let Some(overlay) = overlay {
+            parameters.extend(overlay.parameters.clone());
+            with.extend(overlay.with.clone());
+            if overlay.tags.is_some() {
+                tags = overlay.tags.clone();
+            }
+            if overlay.image.is_some() {
+                image = overlay.image.clone();
+            }
+            if overlay.termination_protection.is_some() {
+                protection = overlay.termination_protection;
+            }
+        }
+        let mut inputs: Vec<(String, String)> = shared.clone();
+        let mut set = |name: &str, value: String| {
+            inputs.retain(|(existing, _)| existing != name);
+            inputs.push((name.to_string(), value));
+        };
+        if let Some(capabilities) = &entry.capabilities {
+            set("capabilities", capabilities.joined());
+        }
+        if let Some(tags) = &tags {
+            let map: serde_json::Map<String, serde_json::Value> = tags
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.text())))
+                .collect();
+            set("tags", serde_json::Value::Object(map).to_string());
+        }
+        if let Some(protection) = protection {
+            set("termination-protection", protection.to_string());
+        }
+        if let Some(image) = &image {
+            let input = if image
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':') || last.contains('@'))
+            {
+                "image"
+            } else {
+                "image-repository"
+            };
+            set(input, image.clone());
+        }
+        for (name, value) in checked_inputs(&with, &path("with"), text, from, file, &mut errors) {
+            set(&name, value);
+        }
+        let mut values = Vec::new();
+        for (name, value) in &parameters {
+            let key_path = path(&format!("parameters.{name}"));
+            let texts: Vec<String> = match value {
+                ParameterDocument::One(one) => vec![one.text()],
+                ParameterDocument::List(items) => items.iter().map(Scalar::text).collect(),
+            };
+            let mut filled = Vec::new();
+            for text_value in texts {
+                match fill_environment(&text_value, env_var) {
+                    Ok(value) => filled.push(value),
+                    Err(problem) => errors.push(error(
+                        line_of(text, &format!("{name}:"), from),
+                        &key_path,
+                        problem,
+                        "refer to `{{ stacks.STACK.outputs.KEY }}` or `{{ env.NAME }}` only",
+                    )),
+                }
+            }
+            values.push((
+                name.clone(),
+                match value {
+                    ParameterDocument::One(_) => {
+                        ParameterValue::One(filled.into_iter().next().unwrap_or_default())
+                    }
+                    ParameterDocument::List(_) => ParameterValue::List(filled),
+                },
+            ));
+        }
+        for (name, value) in &mut inputs {
+            match fill_environment(value, env_var) {
+                Ok(filled) => *value = filled,
+                Err(problem) => errors.push(error(
+                    line_of(text, &format!("{name}:"), from),
+                    &path(&format!("with.{name}")),
+                    problem,
+                    "refer to `{{ stacks.STACK.outputs.KEY }}` or `{{ env.NAME }}` only",
+                )),
+            }
+        }
+        if let Some(parameters_file) = &entry.parameters_file {
+            set_parameters_file(&mut values, &folder, parameters_file).unwrap_or_else(|problem| {
+                errors.push(error(
+                    line_of(text, "parameters-file:", from),
+                    &path("parameters-file"),
+                    problem,
+                    "give a JSON or YAML parameter file, relative to the manifest's folder",
+                ))
+            });
+        }
+        stacks.push(ManifestStack {
+            name: entry.name.clone().unwrap_or_else(|| key.clone()),
+            template: folder.join(&entry.template),
+            parameters: values,
+            depends_on: entry.depends_on.clone(),
+            inputs,
+            line,
+            key,
+        });
+    }
+    for stack in &stacks {
+        let from = stack.line.unwrap_or(0);
+        for upstream in &stack.depends_on {
+            if upstream == &stack.key || !stacks.iter().any(|s| &s.key == upstream) {
+                errors.push(error(
+                    line_of(text, upstream, from),
+                    &format!("stacks.{}.depends-on", stack.key),
+                    format!("names `{upstream}`, which is not another stack of the manifest"),
+                    &format!("name one of: {}", other_keys(&stacks, &stack.key)),
+                ));
+            }
+        }
+        for (key_path, reference) in stack.output_references() {
+            if reference.stack == stack.key || !stacks.iter().any(|s| s.key == reference.stack) {
+                errors.push(error(
+                    line_of(text, &format!("stacks.{}.", reference.stack), from),
+                    &format!("stacks.{}.{key_path}", stack.key),
+                    format!(
+                        "refers to stack `{}`, which is not another stack of the manifest",
+                        reference.stack
+                    ),
+                    &format!("refer to one of: {}", other_keys(&stacks, &stack.key)),
+                ));
+            }
+        }
+    }
+    let mut names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    for pair in names.windows(2) {
+        if pair[0] == pair[1] {
+            errors.push(error(
+                None,
+                "stacks",
+                format!("two entries deploy the stack named `{}`", pair[0]),
+                "give each entry its own stack `name:`",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Manifest {
+            file: file.to_string(),
+            stacks,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn other_keys(stacks: &[ManifestStack], except: &str) -> String {
+    let keys: Vec<&str> = stacks
+        .iter()
+        .map(|s| s.key.as_str())
+        .filter(|k| *k != except)
+        .collect();
+    if keys.is_empty() {
+        "(no other stack)".into()
+    } else {
+        keys.join(", ")
+    }
+}
+
+/// serde's message without its position (the error gives the line).
+fn syntax_problem(message: &str) -> String {
+    let text = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_string();
+    match text.strip_prefix("stacks: ") {
+        Some(rest) => format!("in `stacks`: {rest}"),
+        None => text,
+    }
+}
+
+/// The `with:` inputs, checked: declared, and not one a stack takes from
+/// its own keys.
+fn checked_inputs(
+    with: &IndexMap<String, Scalar>,
+    key_path: &str,
+    text: &str,
+    from: usize,
+    file: &str,
+    errors: &mut Vec<ManifestError>,
+) -> Vec<(String, String)> {
+    let mut inputs = Vec::new();
+    for (name, value) in with {
+        let line = line_of(text, &format!("{name}:"), from);
+        let refuse = |problem: String, fix: String| ManifestError {
+            file: file.to_string(),
+            line,
+            key: format!("{key_path}.{name}"),
+            problem,
+            fix,
+        };
+        if let Some((_, instead)) = STACK_KEYED_INPUTS.iter().find(|(n, _)| n == name) {
+            errors.push(refuse(
+                "is set by the manifest itself".into(),
+                format!("use {instead}"),
+            ));
+        } else if !DEPLOY_INPUTS.iter().any(|spec| spec.name == name) {
+            let fix = match closest_declared_input(name) {
+                Some(closest) => format!("did you mean `{closest}`?"),
+                None => "use an input action.yml declares".into(),
+            };
+            errors.push(refuse("is not an input of this action".into(), fix));
+        } else {
+            inputs.push((name.clone(), value.text()));
+        }
+    }
+    inputs
+}
+
+/// The parameters of a JSON or YAML file (a `{K: V}` mapping or
+/// CloudFormation's list form) under those the manifest gives itself.
+fn set_parameters_file(
+    values: &mut Vec<(String, ParameterValue)>,
+    folder: &Path,
+    file: &str,
+) -> Result<(), String> {
+    let path = folder.join(file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let overrides = crate::stack::parameters::parse_override_document(&text, file)
+        .map_err(|e| e.to_string())?;
+    for item in overrides {
+        if values.iter().any(|(key, _)| key == &item.key) {
+            continue;
+        }
+        if let crate::stack::parameters::OverrideValue::Value(value) = item.value {
+            values.push((item.key, ParameterValue::One(value)));
+        }
+    }
+    Ok(())
+}
+
+/// The references between `{{` and `}}` of `text`, trimmed.
+fn references(text: &str) -> Vec<(usize, usize, &str)> {
+    let mut found = Vec::new();
+    let mut offset = 0;
+    while let Some(start) = text[offset..].find("{{") {
+        let start = offset + start;
+        let Some(length) = text[start..].find("}}") else {
+            break;
+        };
+        let end = start + length + 2;
+        found.push((start, end, text[start + 2..end - 2].trim()));
+        offset = end;
+    }
+    found
+}
+
+/// The output references of `text`.
+pub fn output_references(text: &str) -> Vec<OutputReference> {
+    references(text)
+        .into_iter()
+        .filter_map(|(_, _, reference)| parse_output_reference(reference))
+        .collect()
+}
+
+fn parse_output_reference(reference: &str) -> Option<OutputReference> {
+    let rest = reference.strip_prefix("stacks.")?;
+    let (stack, output) = rest.split_once(".outputs.")?;
+    (!stack.is_empty() && !output.is_empty() && !output.contains('.')).then(|| OutputReference {
+        stack: stack.to_string(),
+        output: output.to_string(),
+    })
+}
+
+/// `{{ env.NAME }}` filled; output references kept for later; anything
+/// else refused. A missing variable is refused too: an empty value would
+/// deploy something else than the manifest says.
+fn fill_environment(
+    text: &str,
+    env_var: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut filled = String::new();
+    let mut last = 0;
+    for (start, end, reference) in references(text) {
+        filled.push_str(&text[last..start]);
+        if let Some(name) = reference.strip_prefix("env.") {
+            let value = env_var(name).ok_or_else(|| {
+                format!("refers to the environment variable `{name}`, which is not set")
+            })?;
+            filled.push_str(&value);
+        } else if parse_output_reference(reference).is_some() {
+            filled.push_str(&text[start..end]);
+        } else {
+            return Err(format!(
+                "`{{{{ {reference} }}}}` is not a reference this manifest can fill"
+            ));
+        }
+        last = end;
+    }
+    filled.push_str(&text[last..]);
+    Ok(filled)
+}
+
+/// Fills the output references of `text` from `outputs` (stack key →
+/// output key → value); `None` names the first one not known.
+pub fn fill_outputs(
+    text: &str,
+    outputs: &dyn Fn(&OutputReference) -> Option<String>,
+) -> Result<String, OutputReference> {
+    let mut filled = String::new();
+    let mut last = 0;
+    for (start, end, reference) in references(text) {
+        filled.push_str(&text[last..start]);
+        match parse_output_reference(reference) {
+            Some(reference) => filled.push_str(&outputs(&reference).ok_or(reference)?),
+            None => filled.push_str(&text[start..end]),
+        }
+        last = end;
+    }
+    filled.push_str(&text[last..]);
+    Ok(filled)
+}
+
+/// The line (1-based) of the stack's key under `stacks:`.
+fn stack_line(text: &str, key: &str) -> Option<usize> {
+    let stacks = line_of(text, "stacks:", 0).unwrap_or(1);
+    text.lines()
+        .enumerate()
+        .skip(stacks)
+        .find(|(_, line)| {
+            let trimmed = line.trim_start();
+            trimmed.len() < line.len()
+                && (trimmed.starts_with(&format!("{key}:"))
+                    || trimmed.starts_with(&format!("\"{key}\":"))
+                    || trimmed.starts_with(&format!("'{key}':")))
+        })
+        .map(|(index, _)| index + 1)
+}
+
+/// The first line (1-based) at or after line `from` that contains `needle`.
+fn line_of(text: &str, needle: &str, from: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, line)| line.contains(needle))
+        .map(|(index, _)| index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Manifest, Vec<ManifestError>> {
+        read_with(text, None)
+    }
+
+    fn read_with(text: &str, environment: Option<&str>) -> Result<Manifest, Vec<ManifestError>> {
+        read_manifest(
+            text,
+            "deploy/system.yml",
+            Path::new("/ws"),
+            environment,
+            &|name| (name == "TEAM").then(|| "shop".to_string()),
+        )
+    }
+
+    const SYSTEM: &str = r#"
+with:
+  aws-region: eu-west-1
+stacks:
+  network:
+    template: infra/network.yml
+    parameters:
+      VpcCidr: 10.20.0.0/16
+      Team: "{{ env.TEAM }}"
+  alb:
+    template: infra/alb.yml
+    parameters:
+      VpcId: "{{ stacks.network.outputs.VpcId }}"
+      Subnets: ["{{ stacks.network.outputs.SubnetA }}", "{{ stacks.network.outputs.SubnetB }}"]
+    termination-protection: true
+    tags:
+      team: web
+  web:
+    name: shop-web
+    template: services/service.yml
+    image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/web
+    depends-on: [alb]
+    capabilities: [CAPABILITY_IAM, CAPABILITY_NAMED_IAM]
+    with:
+      wait-timeout: 30m
+    environments:
+      prod:
+        parameters:
+          DesiredCount: 4
+"#;
+
+    #[test]
+    fn stacks_become_inputs_with_references_kept_for_later() {
+        let manifest = read(SYSTEM).expect("valid");
+        assert_eq!(manifest.stacks.len(), 3);
+        let network = manifest.stack("network").unwrap();
+        assert_eq!(network.name, "network");
+        assert_eq!(network.template, Path::new("/ws/deploy/infra/network.yml"));
+        assert_eq!(
+            network.parameters,
+            vec![
+                (
+                    "VpcCidr".to_string(),
+                    ParameterValue::One("10.20.0.0/16".into())
+                ),
+                ("Team".to_string(), ParameterValue::One("shop".into())),
+            ]
+        );
+        assert_eq!(
+            network.inputs,
+            vec![("aws-region".into(), "eu-west-1".into())]
+        );
+        assert_eq!(network.line, Some(5));
+        let alb = manifest.stack("alb").unwrap();
+        assert_eq!(
+            alb.output_references()
+                .into_iter()
+                .map(|(_, r)| r.output)
+                .collect::<Vec<_>>(),
+            vec!["VpcId", "SubnetA", "SubnetB"]
+        );
+        assert!(
+            alb.inputs
+                .contains(&("termination-protection".into(), "true".into()))
+        );
+        assert!(
+            alb.inputs
+                .contains(&("tags".into(), r#"{"team":"web"}"#.into()))
+        );
+        let web = manifest.stack("web").unwrap();
+        assert_eq!(web.name, "shop-web");
+        assert_eq!(web.depends_on, vec!["alb"]);
+        assert!(web.inputs.contains(&(
+            "image-repository".into(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/web".into()
+        )));
+        assert!(web.inputs.contains(&(
+            "capabilities".into(),
+            "CAPABILITY_IAM,CAPABILITY_NAMED_IAM".into()
+        )));
+        assert!(web.inputs.contains(&("wait-timeout".into(), "30m".into())));
+        assert!(web.parameters.is_empty());
+        let prod = read_with(SYSTEM, Some("prod")).expect("valid");
+        assert_eq!(
+            prod.stack("web").unwrap().parameters,
+            vec![("DesiredCount".to_string(), ParameterValue::One("4".into()))]
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_key_and_fix() {
+        let misspelt = read("stacks:\n  network:\n    tempalte: a.yml\n").unwrap_err();
+        assert_eq!(misspelt[0].line, Some(3), "{}", misspelt[0]);
+        assert!(
+            misspelt[0].to_string().starts_with("deploy/system.yml:3: ")
+                && misspelt[0].problem.contains("unknown field `tempalte`"),
+            "{}",
+            misspelt[0]
+        );
+
+        let errors = read(
+            "stacks:\n  a:\n    template: a.yml\n    depends-on: [c]\n    with:\n      wait-timout: 5m\n      template: x\n  b:\n    template: b.yml\n    parameters:\n      X: \"{{ stacks.z.outputs.Y }}\"\n      Z: \"{{ secrets.TOKEN }}\"\n      E: \"{{ env.NOPE }}\"\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let find = |needle: &str| {
+            text.iter()
+                .find(|t| t.contains(needle))
+                .unwrap_or_else(|| panic!("no `{needle}` in {text:#?}"))
+        };
+        assert!(find("`stacks.a.with.wait-timout`").contains("did you mean `wait-timeout`?"));
+        assert!(find("`stacks.a.with.template`").contains("use `template:`"));
+        assert!(find("`stacks.a.depends-on`").starts_with("deploy/system.yml:4: "));
+        assert!(find("`stacks.b.parameters.X`").contains("stack `z`, which is not another stack"));
+        assert!(
+            find("`stacks.b.parameters.Z`").contains("`{{ secrets.TOKEN }}` is not a reference")
+        );
+        assert!(find("`stacks.b.parameters.E`").contains("`NOPE`, which is not set"));
+        assert_eq!(errors.len(), 6, "{text:#?}");
+    }
+
+    #[test]
+    fn an_unknown_environment_is_refused_where_a_stack_has_overlays() {
+        let errors = read_with(SYSTEM, Some("staging")).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("has no `staging` (it has prod)"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn two_entries_of_one_stack_name_are_refused() {
+        let errors =
+            read("stacks:\n  a:\n    template: a.yml\n  b:\n    name: a\n    template: b.yml\n")
+                .unwrap_err();
+        assert!(
+            errors[0].problem.contains("stack named `a`"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn outputs_fill_references_and_name_the_first_unknown() {
+        let known = |r: &OutputReference| (r.output == "VpcId").then(|| "vpc-1".to_string());
+        assert_eq!(
+            fill_outputs("id={{ stacks.network.outputs.VpcId }}!", &known).unwrap(),
+            "id=vpc-1!"
+        );
+        assert_eq!(
+            fill_outputs("{{stacks.network.outputs.Other}}", &known).unwrap_err(),
+            OutputReference {
+                stack: "network".into(),
+                output: "Other".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! Whole systems of stacks in one step: the manifest (`manifest.rs`), the
+//! order its stacks deploy in (`graph.rs`); the run itself is the job's
+//! (`job/system.rs`).
+
+pub mod graph;
+pub mod manifest;

@@ -1,0 +1,294 @@
+//! A system of stacks in one step (`stacks`: a manifest): the order from
+//! output references, `depends-on` and the templates' exports and imports;
+//! independent stacks at the same time; outputs wired; a cycle or a missing
+//! output refused before any AWS call; fail-fast.
+
+use crate::util::{ActionRun, Emulator, RunResult, Workspace, unique_name};
+
+/// The root: its output and export feed the two middle stacks.
+const NETWORK: &str = r#"
+Parameters:
+  Env:
+    Type: String
+Resources:
+  Id:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/value"
+      Type: String
+      Value: !Sub "${Env}-net"
+Outputs:
+  NetworkId:
+    Value: !Sub "${Env}-net"
+    Export:
+      Name: !Sub "${Env}-network-id"
+"#;
+
+/// A middle stack fed by a parameter (the manifest's reference).
+const LEFT: &str = r#"
+Parameters:
+  NetworkId:
+    Type: String
+Resources:
+  Name:
+    Type: AWS::SSM::Parameter
+    Metadata:
+      Emulator:
+        HoldSeconds: 2
+    Properties:
+      Name: !Sub "/${AWS::StackName}/value"
+      Type: String
+      Value: !Sub "left-of-${NetworkId}"
+Outputs:
+  Name:
+    Value: !Sub "left-of-${NetworkId}"
+"#;
+
+/// A middle stack wired by an import only: no manifest reference.
+const RIGHT: &str = r#"
+Parameters:
+  Env:
+    Type: String
+Resources:
+  Name:
+    Type: AWS::SSM::Parameter
+    Metadata:
+      Emulator:
+        HoldSeconds: 2
+    Properties:
+      Name: !Sub "/${AWS::StackName}/value"
+      Type: String
+      Value: !Join ["-", ["right-of", !ImportValue {"Fn::Sub": "${Env}-network-id"}]]
+Outputs:
+  Name:
+    Value: !Join ["-", ["right-of", !ImportValue {"Fn::Sub": "${Env}-network-id"}]]
+"#;
+
+/// Fed by both middle stacks.
+const TOP: &str = r#"
+Parameters:
+  Left:
+    Type: String
+  Right:
+    Type: String
+Resources:
+  Joined:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/value"
+      Type: String
+      Value: !Sub "${Left}+${Right}"
+Outputs:
+  Joined:
+    Value: !Sub "${Left}+${Right}"
+"#;
+
+fn diamond(prefix: &str) -> String {
+    format!(
+        r#"with:
+  capabilities: CAPABILITY_IAM
+stacks:
+  network:
+    name: {prefix}-network
+    template: infra/network.yml
+    parameters:
+      Env: {prefix}
+  left:
+    name: {prefix}-left
+    template: infra/left.yml
+    parameters:
+      NetworkId: "{{{{ stacks.network.outputs.NetworkId }}}}"
+  right:
+    name: {prefix}-right
+    template: infra/right.yml
+    parameters:
+      Env: {prefix}
+  top:
+    name: {prefix}-top
+    template: infra/top.yml
+    parameters:
+      Left: "{{{{ stacks.left.outputs.Name }}}}"
+      Right: "{{{{ stacks.right.outputs.Name }}}}"
+"#
+    )
+}
+
+fn system_workspace(manifest: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.write("infra/network.yml", NETWORK);
+    ws.write("infra/left.yml", LEFT);
+    ws.write("infra/right.yml", RIGHT);
+    ws.write("infra/top.yml", TOP);
+    ws.write("system.yml", manifest);
+    ws
+}
+
+/// When each stack's deploy began (its CreateChangeSet) and ended (its
+/// last CloudFormation call), by stack name, from the emulator's request
+/// log. Read-only calls before the change set (the plan) are left out.
+fn stack_spans(emulator: &Emulator) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let (code, body) = emulator.control("GET", "/_emulator/requests", "");
+    assert_eq!(code, 200, "{body}");
+    let log: Vec<serde_json::Value> = serde_json::from_str(&body).expect("request log");
+    let mut spans = std::collections::BTreeMap::new();
+    for entry in log {
+        let (Some(stack), Some(time)) = (entry["stack"].as_str(), entry["time"].as_f64()) else {
+            continue;
+        };
+        // A stack is named by its id once it exists: arn:...:stack/NAME/uuid.
+        let name = stack
+            .split(":stack/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or(stack)
+            .to_string();
+        if entry["action"] == "CreateChangeSet" {
+            spans.entry(name).or_insert((time, time));
+        } else if let Some(span) = spans.get_mut(&name) {
+            span.1 = span.1.max(time);
+        }
+    }
+    spans
+}
+
+fn errors(run: &RunResult) -> String {
+    run.error_annotations().join("\n")
+}
+
+#[test]
+fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("sys");
+    let ws = system_workspace(&diamond(&prefix));
+    let run = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .run_against(&emulator);
+    run.assert_code(0);
+
+    // Wiring: the manifest's references and the import.
+    let joined = run.output("top-Joined");
+    assert_eq!(
+        joined,
+        format!("left-of-{prefix}-net+right-of-{prefix}-net"),
+        "{}",
+        run.stdout
+    );
+    let outputs: serde_json::Value = serde_json::from_str(run.output("outputs")).expect("JSON");
+    assert_eq!(outputs["network"]["NetworkId"], format!("{prefix}-net"));
+    assert_eq!(outputs["top"]["Joined"], joined);
+    let status: serde_json::Value =
+        serde_json::from_str(run.output("stacks-status")).expect("JSON");
+    for key in ["network", "left", "right", "top"] {
+        assert_eq!(status[key]["state"], "done", "{key}: {status}");
+    }
+    assert_eq!(status["top"]["stack"], format!("{prefix}-top"));
+    assert!(
+        run.stdout.contains(&format!(
+            "right (stack {prefix}-right) after network: import {prefix}-network-id"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("[left] "),
+        "lines carry their stack: {}",
+        run.stdout
+    );
+
+    // Order and overlap, from the emulator's request log.
+    let spans = stack_spans(&emulator);
+    let span = |key: &str| spans[&format!("{prefix}-{key}")];
+    let (network, left, right, top) = (span("network"), span("left"), span("right"), span("top"));
+    assert!(network.1 < left.0 && network.1 < right.0, "{spans:?}");
+    assert!(left.1 < top.0 && right.1 < top.0, "{spans:?}");
+    assert!(
+        left.0 < right.1 && right.0 < left.1,
+        "the middle stacks overlap in time: {spans:?}"
+    );
+
+    // Again: nothing to change, still every output.
+    let again = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .run_against(&emulator);
+    again.assert_code(0);
+    assert_eq!(again.output("top-Joined"), joined);
+}
+
+#[test]
+fn a_cycle_or_a_missing_output_is_refused_before_any_aws_call() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("syscycle");
+    // `top` comes after `right` (its output); `right` now depends on `top`.
+    let cyclic = diamond(&prefix).replace(
+        "    template: infra/right.yml\n",
+        "    template: infra/right.yml\n    depends-on: [top]\n",
+    );
+    let ws = system_workspace(&cyclic);
+    let before = emulator.requests().len();
+    let run = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .run_against(&emulator);
+    run.assert_code(2);
+    let text = errors(&run);
+    assert!(
+        text.contains("in a cycle: right → top (output Name) → right (depends-on)"),
+        "{text}"
+    );
+    assert_eq!(emulator.requests().len(), before, "no AWS call");
+
+    let ws = system_workspace(&diamond(&prefix).replace("outputs.Name }}", "outputs.Nmae }}"));
+    let run = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .run_against(&emulator);
+    run.assert_code(2);
+    let text = errors(&run);
+    assert!(
+        text.contains("system.yml:")
+            && text.contains("refers to output `Nmae` of stack `left`")
+            && text.contains("(it declares: Name)"),
+        "{text}"
+    );
+    assert_eq!(emulator.requests().len(), before, "no AWS call");
+}
+
+#[test]
+fn a_failed_stack_starts_nothing_downstream_and_the_rest_finish() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("sysfail");
+    let ws = system_workspace(&diamond(&prefix));
+    ws.write(
+        "infra/left.yml",
+        &LEFT.replace(
+            "        HoldSeconds: 2\n",
+            "        HoldSeconds: 1\n        Fail: \"left cannot be made\"\n",
+        ),
+    );
+    let run = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .run_against(&emulator);
+    run.assert_code(1);
+    let status: serde_json::Value =
+        serde_json::from_str(run.output("stacks-status")).expect("JSON");
+    assert_eq!(status["network"]["state"], "done", "{status}");
+    assert_eq!(status["left"]["state"], "failed", "{status}");
+    assert_eq!(
+        status["right"]["state"], "done",
+        "a running stack finishes: {status}"
+    );
+    assert_eq!(status["top"]["state"], "not started", "{status}");
+    assert!(
+        status["top"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("left")),
+        "{status}"
+    );
+    assert!(
+        errors(&run).contains("left cannot be made"),
+        "{}",
+        errors(&run)
+    );
+    assert!(
+        !stack_spans(&emulator).contains_key(&format!("{prefix}-top")),
+        "top was never asked for"
+    );
+}
