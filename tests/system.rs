@@ -212,6 +212,34 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
         .run_against(&emulator);
     again.assert_code(0);
     assert_eq!(again.output("top-Joined"), joined);
+
+    // Plan mode with a change at the root: its change set is made, and
+    // what its outputs and exports feed is known only after apply.
+    ws.write(
+        "infra/network.yml",
+        &NETWORK.replacen(
+            "Value: !Sub \"${Env}-net\"\n",
+            "Value: !Sub \"${Env}-net-v2\"\n",
+            1,
+        ),
+    );
+    let plan = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .input("no-execute-changeset", "true")
+        .run_against(&emulator);
+    plan.assert_code(0);
+    let status: serde_json::Value =
+        serde_json::from_str(plan.output("stacks-status")).expect("JSON");
+    assert_eq!(status["network"]["state"], "planned", "{status}");
+    for key in ["left", "right", "top"] {
+        assert_eq!(status[key]["state"], "known after apply", "{key}: {status}");
+    }
+    assert!(
+        status["left"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("network, whose changes are planned but not applied")),
+        "{status}"
+    );
 }
 
 #[test]

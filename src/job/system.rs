@@ -32,7 +32,7 @@ use crate::report::{JobReport, markdown_cell};
 use crate::service::watch::EcsClients;
 use crate::stack::deploy::DeploySettings;
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
-use crate::system::graph::{SystemGraph, TemplateFacts, build_graph, template_facts};
+use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
     Manifest, ManifestError, ManifestStack, OutputReference, ParameterValue, fill_outputs,
     read_manifest,
@@ -47,16 +47,30 @@ const PER_STACK_ONLY: &[&str] = &["name", "stack-name", "template", "parameter-o
 enum StackState {
     Done,
     Failed(String),
-    /// Not started: why (an upstream failed, fail-fast, plan mode).
+    /// Not started: why (an upstream failed, fail-fast).
     NotStarted(String),
+    /// Not planned: its inputs come from an upstream whose changes were
+    /// planned, not applied (`no-execute-changeset`).
+    KnownAfterApply(String),
 }
 
 impl StackState {
+    /// Why it did not deploy, if it did not.
+    fn reason(&self) -> Option<&str> {
+        match self {
+            StackState::Done => None,
+            StackState::Failed(why)
+            | StackState::NotStarted(why)
+            | StackState::KnownAfterApply(why) => Some(why),
+        }
+    }
+
     fn label(&self) -> &'static str {
         match self {
             StackState::Done => "done",
             StackState::Failed(_) => "failed",
             StackState::NotStarted(_) => "not started",
+            StackState::KnownAfterApply(_) => "known after apply",
         }
     }
 }
@@ -66,6 +80,22 @@ struct StackEnd {
     key: String,
     state: StackState,
     report: JobReport,
+}
+
+impl StackEnd {
+    /// `planned` for a stack whose change set was made and not executed.
+    fn label(&self) -> &'static str {
+        let planned_only = self
+            .report
+            .stack
+            .as_ref()
+            .is_some_and(|s| s.has_changes && !s.executed);
+        if self.state == StackState::Done && planned_only {
+            "planned"
+        } else {
+            self.state.label()
+        }
+    }
 }
 
 /// Runs the system of the manifest `raw`'s `stacks` names.
@@ -199,12 +229,43 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
                 if running.len() >= max_parallel {
                     break;
                 }
-                let ready = !started.contains(key)
-                    && graph.upstreams[key].keys().all(|upstream| {
-                        ends.iter()
-                            .any(|end| &end.key == upstream && end.state == StackState::Done)
+                if started.contains(key) {
+                    continue;
+                }
+                let upstream_ends: Vec<&StackEnd> = graph.upstreams[key]
+                    .keys()
+                    .filter_map(|upstream| ends.iter().find(|end| &end.key == upstream))
+                    .collect();
+                if upstream_ends.len() < graph.upstreams[key].len()
+                    || upstream_ends.iter().any(|end| {
+                        !matches!(end.state, StackState::Done | StackState::KnownAfterApply(_))
+                    })
+                {
+                    continue;
+                }
+                // Plan mode: what an upstream's unapplied changes feed is
+                // known only after they are applied (an order alone is not).
+                if let Some(upstream) = upstream_ends.iter().find(|end| {
+                    let feeds = graph.upstreams[key][&end.key]
+                        .iter()
+                        .any(|why| !matches!(why, Why::DependsOn));
+                    feeds
+                        && (matches!(end.state, StackState::KnownAfterApply(_))
+                            || end
+                                .report
+                                .stack
+                                .as_ref()
+                                .is_some_and(|s| s.has_changes && !s.executed))
+                }) {
+                    started.insert(key.clone());
+                    ends.push(StackEnd {
+                        key: key.clone(),
+                        state: StackState::KnownAfterApply(format!(
+                            "its inputs come from {}, whose changes are planned but not applied",
+                            upstream.key
+                        )),
+                        report: JobReport::default(),
                     });
-                if !ready {
                     continue;
                 }
                 started.insert(key.clone());
@@ -601,15 +662,12 @@ fn finish(
         if end.state == StackState::Done {
             outputs_json.insert(key.clone(), Json::Object(values));
         }
-        let reason = match &end.state {
-            StackState::Done => Json::Null,
-            StackState::Failed(why) | StackState::NotStarted(why) => Json::String(why.clone()),
-        };
+        let reason = Json::from(end.state.reason());
         status_json.insert(
             key.clone(),
             json!({
                 "stack": name,
-                "state": end.state.label(),
+                "state": end.label(),
                 "stack-status": stack.and_then(|s| s.stack_status.clone()),
                 "has-changes": stack.map(|s| s.has_changes),
                 "reason": reason,
@@ -638,7 +696,11 @@ fn finish(
         .iter()
         .filter(|e| matches!(e.state, StackState::Failed(_)))
         .count();
-    let waiting = ends.len() - done - failed;
+    let later = ends
+        .iter()
+        .filter(|e| matches!(e.state, StackState::KnownAfterApply(_)))
+        .count();
+    let waiting = ends.len() - done - failed - later;
     let mut summary = format!(
         "## System {}\n\n| stack | state | changes | reason |\n|---|---|---|---|\n",
         markdown_cell(&manifest.file)
@@ -650,15 +712,12 @@ fn finish(
                 .stack
                 .as_ref()
                 .map_or(String::new(), |s| s.changes.len().to_string());
-            let reason = match &end.state {
-                StackState::Done => String::new(),
-                StackState::Failed(why) | StackState::NotStarted(why) => why.clone(),
-            };
+            let reason = end.state.reason().unwrap_or_default();
             summary.push_str(&format!(
                 "| {} | {} | {changes} | {} |\n",
                 markdown_cell(key),
-                end.state.label(),
-                markdown_cell(&reason)
+                end.label(),
+                markdown_cell(reason)
             ));
         }
     }
@@ -670,11 +729,14 @@ fn finish(
         written = false;
     }
     console.plain(&format!(
-        "{done} stack(s) done, {failed} failed, {waiting} not started"
+        "{done} stack(s) done, {failed} failed, {waiting} not started, {later} known after apply"
     ));
     for end in &ends {
         match &end.state {
             StackState::Failed(why) => console.plain(&format!("  {}: failed: {why}", end.key)),
+            StackState::KnownAfterApply(why) => {
+                console.plain(&format!("  {}: known after apply: {why}", end.key));
+            }
             StackState::NotStarted(why) => {
                 console.plain(&format!("  {}: not started: {why}", end.key))
             }
