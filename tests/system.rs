@@ -320,3 +320,41 @@ fn a_failed_stack_starts_nothing_downstream_and_the_rest_finish() {
         "top was never asked for"
     );
 }
+
+/// SIGTERM while the middle stacks work: their waits stop, each is
+/// reported as a single deploy's cancel would (CloudFormation carries on
+/// with an executed change set), nothing downstream starts, exit 1.
+#[test]
+fn a_signal_stops_the_system_and_says_what_carries_on() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("syssig");
+    let ws = system_workspace(&diamond(&prefix));
+    for file in ["infra/left.yml", "infra/right.yml"] {
+        let slow = ws.read(file).replace("HoldSeconds: 2", "HoldSeconds: 30");
+        ws.write(file, &slow);
+    }
+    let (code, log, _) = crate::cancel::run_and_signal_on(
+        &emulator,
+        &ws,
+        &[("stacks", "system.yml")],
+        "] Name  AWS::SSM::Parameter  CREATE_IN_PROGRESS",
+        "TERM",
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("the job was cancelled (SIGTERM)") && log.contains("left: "),
+        "{log}"
+    );
+    assert!(
+        log.contains("[left] ") && log.contains("carries on"),
+        "each stack in flight says what CloudFormation does next: {log}"
+    );
+    assert!(
+        log.contains("top: not started: the job was cancelled first"),
+        "{log}"
+    );
+    assert!(
+        !stack_spans(&emulator).contains_key(&format!("{prefix}-top")),
+        "top was never asked for"
+    );
+}

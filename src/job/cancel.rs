@@ -19,7 +19,7 @@ use crate::stack::status::is_busy;
 const BOUND: Duration = Duration::from_secs(2);
 
 /// The options the cleanup needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CancelOptions {
     /// The change set was to be executed (not kept for review): an
     /// unexecuted one is ours to delete.

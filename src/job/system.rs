@@ -12,14 +12,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value as Json, json};
 
+use super::cancel::{CancelOptions, cancel};
 use super::prepare::{ResultFiles, RunContext, check_event, prepare_with_parameters, result_files};
 use super::{
-    Clients, EventGate, JobError, JobSettings, Outcome, Prepared, report_bad_inputs, wait_bound,
+    Clients, EventGate, JobError, JobSettings, Outcome, Prepared, cancel_options,
+    report_bad_inputs, wait_bound,
 };
 use crate::apply::apply_plan;
 use crate::aws::{CallTimeouts, load_config};
@@ -41,6 +44,29 @@ use crate::system::manifest::{
 /// Inputs that belong to one stack: given beside `stacks`, they would
 /// apply to every stack, which is never meant.
 const PER_STACK_ONLY: &[&str] = &["name", "stack-name", "template", "parameter-overrides"];
+
+/// What every stack's run shares.
+struct SystemRun<'a> {
+    raw: &'a RawInputs,
+    env: &'a Environment,
+    run: &'a RunContext,
+    console: &'a Console,
+    settings: &'a JobSettings,
+    manifest: &'a Manifest,
+}
+
+/// A stack in flight, as a cancel needs it: what it applied so far, the
+/// AWS configuration it applies with, and whether its change set was to
+/// be executed. Locked by the stack's run while it runs; a signal drops
+/// the run (releasing it) and reads it to clean up.
+#[derive(Default)]
+struct InFlight {
+    report: JobReport,
+    config: Option<aws_config::SdkConfig>,
+    options: CancelOptions,
+}
+
+type Slot = Arc<tokio::sync::Mutex<InFlight>>;
 
 /// How one stack of the system ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +243,24 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         return finish(&console, &files, &manifest, &graph, Vec::new(), None);
     }
 
+    if let Some(signal) = settings.termination.signal() {
+        let error = JobError::Cancelled(format!(
+            "the job was cancelled ({signal}) before any change; nothing was changed in AWS"
+        ));
+        return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+    }
+
     // apply: in dependency order, up to max-parallel at once
+    let system = SystemRun {
+        raw,
+        env,
+        run: &run,
+        console: &console,
+        settings: &settings,
+        manifest: &manifest,
+    };
+    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
+    let mut cancelled: Option<JobError> = None;
     let mut ends: Vec<StackEnd> = Vec::new();
     let mut outputs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
@@ -274,23 +317,67 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
                 };
                 let early = planned.remove(key);
                 let prepared = stacks.remove(key);
+                let slot = Slot::default();
+                slots.insert(key.clone(), slot.clone());
                 running.push(run_stack(
                     stack,
                     prepared,
                     early,
                     // Every upstream is done: the outputs it needs are known.
                     outputs.clone(),
-                    raw,
-                    env,
-                    &run,
-                    &console,
-                    &settings,
-                    &manifest,
+                    &system,
+                    slot,
                 ));
             }
         }
-        let Some(end) = running.next().await else {
-            break;
+        let next = tokio::select! {
+            end = running.next() => Ok(end),
+            signal = settings.termination.received() => Err(signal),
+        };
+        let end = match next {
+            Ok(Some(end)) => end,
+            Ok(None) => break,
+            Err(signal) => {
+                // Dropping the runs stops their waits and releases their
+                // slots; each stack in flight is then cleaned up as a
+                // single deploy's cancel would.
+                drop(running);
+                let mut messages = Vec::new();
+                for (key, slot) in &slots {
+                    if ends.iter().any(|end| &end.key == key) {
+                        continue;
+                    }
+                    let mut in_flight = slot.lock().await;
+                    let InFlight {
+                        report,
+                        config,
+                        options,
+                    } = &mut *in_flight;
+                    let message = cancel(
+                        signal,
+                        *options,
+                        config.as_ref(),
+                        &console.for_stack(key),
+                        report,
+                    )
+                    .await;
+                    messages.push(format!("{key}: {message}"));
+                    ends.push(StackEnd {
+                        key: key.clone(),
+                        state: StackState::Failed(message),
+                        report: std::mem::take(report),
+                    });
+                }
+                cancelled = Some(JobError::Cancelled(format!(
+                    "the job was cancelled ({signal}); {}",
+                    if messages.is_empty() {
+                        "no stack was in flight".to_string()
+                    } else {
+                        messages.join("; ")
+                    }
+                )));
+                break;
+            }
         };
         if let StackState::Failed(_) = &end.state {
             failed = true;
@@ -321,7 +408,9 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
                         .any(|e| &e.key == *u && e.state == StackState::Done)
                 })
                 .collect();
-            let why = if blocked.is_empty() {
+            let why = if cancelled.is_some() {
+                "the job was cancelled first".to_string()
+            } else if blocked.is_empty() {
                 "a stack failed, so no new stack was started".to_string()
             } else {
                 format!(
@@ -340,7 +429,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
             });
         }
     }
-    finish(&console, &files, &manifest, &graph, ends, None)
+    finish(&console, &files, &manifest, &graph, ends, cancelled)
 }
 
 /// The settings of one stack's plan and apply.
@@ -548,22 +637,25 @@ async fn clients_for(prepared: &Prepared, env: &Environment) -> Result<Clients, 
 
 /// Deploys one stack: its early plan, or (values known after apply) its
 /// inputs phase and plan now, then the apply.
-#[allow(clippy::too_many_arguments)]
 async fn run_stack(
     stack: &ManifestStack,
     prepared: Option<Prepared>,
     early: Option<(Plan, Clients)>,
     outputs: BTreeMap<String, Vec<(String, String)>>,
-    raw: &RawInputs,
-    env: &Environment,
-    run: &RunContext,
-    console: &Console,
-    settings: &JobSettings,
-    manifest: &Manifest,
+    system: &SystemRun<'_>,
+    slot: Slot,
 ) -> StackEnd {
+    let SystemRun {
+        raw,
+        env,
+        run,
+        console,
+        settings,
+        manifest,
+    } = *system;
     let key = stack.key.clone();
     let prefixed = console.for_stack(&key);
-    let mut report = JobReport::default();
+    let mut in_flight = slot.lock().await;
     let lookup = |reference: &OutputReference| {
         outputs
             .get(&reference.stack)
@@ -613,21 +705,36 @@ async fn run_stack(
                 (plan, clients, prepared)
             }
         };
+        in_flight.config = Some(clients.config.clone());
+        in_flight.options = cancel_options(&prepared);
         let deploy_settings = deploy_settings(&clients, &prepared, settings, run);
-        apply_plan(&plan, &prepared, &clients, &deploy_settings, env, &prefixed, &mut report).await
+        apply_plan(
+            &plan,
+            &prepared,
+            &clients,
+            &deploy_settings,
+            env,
+            &prefixed,
+            &mut in_flight.report,
+        )
+        .await
     }
     .await;
     let state = match result {
         Ok(()) => StackState::Done,
         Err(error) => {
             prefixed.error(&error.to_string());
-            for cause in report.root_causes() {
+            for cause in in_flight.report.root_causes() {
                 prefixed.error(&format!("root cause: {cause}"));
             }
             StackState::Failed(error.to_string())
         }
     };
-    StackEnd { key, state, report }
+    StackEnd {
+        key,
+        state,
+        report: std::mem::take(&mut in_flight.report),
+    }
 }
 
 /// The system's report: the state of each stack, the outputs by stack,
