@@ -72,11 +72,15 @@ fn command() -> Command {
     let verify = with_deploy_flags(Command::new("verify").about(
         "Plan a deploy and run every check before deploying (verify-only): nothing is changed",
     ));
+    let destroy = with_deploy_flags(Command::new("destroy").about(
+        "Delete the stacks of a system (--stacks MANIFEST), each after the stacks that depend on it; stacks with termination protection are refused before anything is deleted",
+    ));
     Command::new("ecs-stack-deploy")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Deploy CloudFormation stacks through change sets. Without a subcommand, runs as a GitHub Action reading INPUT_* variables.")
         .subcommand(deploy)
         .subcommand(verify)
+        .subcommand(destroy)
         .subcommand(
             CONTINUE_FLAGS.iter().fold(
                 Command::new("continue")
@@ -136,6 +140,11 @@ where
         Some(("verify", verify)) => {
             let mut raw = raw_from_matches(verify);
             raw.set("verify-only", "true");
+            Invocation::Deploy(raw)
+        }
+        Some(("destroy", destroy)) => {
+            let mut raw = raw_from_matches(destroy);
+            raw.set("mode", "destroy");
             Invocation::Deploy(raw)
         }
         Some(("continue", paused)) => {

@@ -1098,7 +1098,7 @@ fn change_set_mode(raw: &RawInputs) -> Result<ChangeSetMode, InputError> {
                 "mode",
                 other,
                 "is not a mode",
-                "use create-and-execute (the default), create-only (the change set is kept for review) or execute-only (with execute-change-set-id)",
+                "use create-and-execute (the default), create-only (the change set is kept for review), execute-only (with execute-change-set-id) or destroy (with `stacks`)",
             ));
         }
     };

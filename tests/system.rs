@@ -358,3 +358,91 @@ fn a_signal_stops_the_system_and_says_what_carries_on() {
         "top was never asked for"
     );
 }
+
+/// `mode: destroy`: the stacks are deleted in reverse order (each after
+/// what depends on it); termination protection is refused before any
+/// deletion, naming the stack.
+#[test]
+fn destroy_deletes_in_reverse_order_and_refuses_protected_stacks() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("sysdel");
+    let protected = diamond(&prefix).replace(
+        "    template: infra/network.yml\n",
+        "    template: infra/network.yml\n    termination-protection: true\n",
+    );
+    let ws = system_workspace(&protected);
+    ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .run_against(&emulator)
+        .assert_code(0);
+
+    let before = emulator.requests().len();
+    let refused = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .input("mode", "destroy")
+        .run_against(&emulator);
+    refused.assert_code(2);
+    assert!(
+        errors(&refused).contains(&format!(
+            "would delete stacks with termination protection: {prefix}-network"
+        )),
+        "{}",
+        errors(&refused)
+    );
+    assert!(
+        !emulator.requests()[before..]
+            .iter()
+            .any(|(_, action)| action == "DeleteStack"),
+        "nothing deleted"
+    );
+
+    // Protection is turned off by hand, as the fix says (a deploy only
+    // ever turns it on, as aws-cloudformation-github-deploy does).
+    let cloudformation =
+        aws_sdk_cloudformation::Client::new(&crate::rollout::config_for(&emulator));
+    crate::util::block_on(
+        cloudformation
+            .update_termination_protection()
+            .stack_name(format!("{prefix}-network"))
+            .enable_termination_protection(false)
+            .send(),
+    )
+    .expect("turn protection off");
+    let deleted = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .input("mode", "destroy")
+        .run_against(&emulator);
+    deleted.assert_code(0);
+    let status: serde_json::Value =
+        serde_json::from_str(deleted.output("stacks-status")).expect("JSON");
+    for key in ["network", "left", "right", "top"] {
+        assert_eq!(status[key]["state"], "deleted", "{key}: {status}");
+    }
+    // Deletion order, from the request log's DeleteStack calls.
+    let (code, body) = emulator.control("GET", "/_emulator/requests", "");
+    assert_eq!(code, 200);
+    let log: Vec<serde_json::Value> = serde_json::from_str(&body).expect("log");
+    let deleted_at = |key: &str| {
+        log.iter()
+            .find(|e| {
+                e["action"] == "DeleteStack"
+                    && e["stack"]
+                        .as_str()
+                        .is_some_and(|s| s.contains(&format!("{prefix}-{key}/")))
+            })
+            .and_then(|e| e["time"].as_f64())
+            .unwrap_or_else(|| panic!("no DeleteStack of {key}"))
+    };
+    assert!(deleted_at("top") < deleted_at("left"));
+    assert!(deleted_at("top") < deleted_at("right"));
+    assert!(deleted_at("left") < deleted_at("network"));
+    assert!(deleted_at("right") < deleted_at("network"));
+
+    // Again: nothing is there.
+    let again = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .input("mode", "destroy")
+        .run_against(&emulator);
+    again.assert_code(0);
+    assert!(again.output("stacks-status").contains("\"absent\""));
+}

@@ -34,6 +34,7 @@ use crate::plan::{Plan, build_plan};
 use crate::report::{JobReport, markdown_cell};
 use crate::service::watch::EcsClients;
 use crate::stack::deploy::DeploySettings;
+use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
@@ -72,6 +73,9 @@ type Slot = Arc<tokio::sync::Mutex<InFlight>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum StackState {
     Done,
+    /// Destroy: deleted, or not there to delete.
+    Deleted,
+    Absent,
     Failed(String),
     /// Not started: why (an upstream failed, fail-fast).
     NotStarted(String),
@@ -84,7 +88,7 @@ impl StackState {
     /// Why it did not deploy, if it did not.
     fn reason(&self) -> Option<&str> {
         match self {
-            StackState::Done => None,
+            StackState::Done | StackState::Deleted | StackState::Absent => None,
             StackState::Failed(why)
             | StackState::NotStarted(why)
             | StackState::KnownAfterApply(why) => Some(why),
@@ -94,6 +98,8 @@ impl StackState {
     fn label(&self) -> &'static str {
         match self {
             StackState::Done => "done",
+            StackState::Deleted => "deleted",
+            StackState::Absent => "absent",
             StackState::Failed(_) => "failed",
             StackState::NotStarted(_) => "not started",
             StackState::KnownAfterApply(_) => "known after apply",
@@ -138,6 +144,15 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         Ok(files) => files,
         Err(error) => return report_bad_inputs(&console, &InputErrors::from(error)),
     };
+    // `mode: destroy` is the system's; each stack is read with the
+    // default mode.
+    let destroy = raw.value("mode") == Some("destroy");
+    let stack_raw = if destroy {
+        raw.without(&["mode"])
+    } else {
+        raw.clone()
+    };
+    let raw = &stack_raw;
     let checked = {
         let _section = console.phase("Validate the system");
         check_system(raw, env, &run, &file, &console)
@@ -184,6 +199,20 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         console.plain(&format!(
             "at most {max_parallel} stack(s) at once; a failure starts no new stack"
         ));
+    }
+
+    if destroy {
+        return destroy_system(
+            &console,
+            &files,
+            &manifest,
+            &graph,
+            &stacks,
+            max_parallel,
+            env,
+            &settings,
+        )
+        .await;
     }
 
     // plan: every stack whose inputs are all known, before any change
@@ -430,6 +459,202 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         }
     }
     finish(&console, &files, &manifest, &graph, ends, cancelled)
+}
+
+/// Deletes the system's stacks, each after every stack that depends on
+/// it: termination protection is read first, and a protected stack is a
+/// bad input before any deletion; a stack that is not there is skipped;
+/// after a failed deletion no new one starts (what it depends on stays).
+#[allow(clippy::too_many_arguments)]
+async fn destroy_system(
+    console: &Console,
+    files: &ResultFiles,
+    manifest: &Manifest,
+    graph: &SystemGraph,
+    stacks: &BTreeMap<String, Prepared>,
+    max_parallel: usize,
+    env: &Environment,
+    settings: &JobSettings,
+) -> Outcome {
+    let mut targets: BTreeMap<String, (DestroyTarget, Clients)> = BTreeMap::new();
+    {
+        let _section = console.phase("Plan the destroy");
+        for key in graph.order.iter().rev() {
+            let Some(prepared) = stacks.get(key) else {
+                continue;
+            };
+            let name = stack_name(manifest, key);
+            let read = async {
+                let clients = clients_for(prepared, env).await?;
+                let client = aws_sdk_cloudformation::Client::new(&clients.config);
+                let target = read_destroy_target(&client, name)
+                    .await
+                    .map_err(JobError::Failed)?;
+                Ok::<_, JobError>((target, clients))
+            };
+            match read.await {
+                Ok((target, clients)) => {
+                    console.plain(&match &target {
+                        DestroyTarget::Missing => {
+                            format!("{key}: stack {name} does not exist: nothing to delete")
+                        }
+                        DestroyTarget::Present { status, .. } => {
+                            format!("{key}: delete stack {name} ({status})")
+                        }
+                    });
+                    targets.insert(key.clone(), (target, clients));
+                }
+                Err(error) => {
+                    return finish(console, files, manifest, graph, Vec::new(), Some(error));
+                }
+            }
+        }
+    }
+    let protected: Vec<&str> = targets
+        .iter()
+        .filter(|(_, (target, _))| {
+            matches!(
+                target,
+                DestroyTarget::Present {
+                    protected: true,
+                    ..
+                }
+            )
+        })
+        .map(|(key, _)| stack_name(manifest, key))
+        .collect();
+    if !protected.is_empty() {
+        return report_bad_inputs(
+            console,
+            &InputErrors::from(InputError::new(
+                "mode",
+                "destroy",
+                format!(
+                    "would delete stacks with termination protection: {}",
+                    protected.join(", ")
+                ),
+                "turn it off first (aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name NAME), or leave those stacks out of the manifest",
+            )),
+        );
+    }
+    if let Some(signal) = settings.termination.signal() {
+        let error = JobError::Cancelled(format!(
+            "the job was cancelled ({signal}) before any deletion; nothing was changed in AWS"
+        ));
+        return finish(console, files, manifest, graph, Vec::new(), Some(error));
+    }
+    let mut ends: Vec<StackEnd> = Vec::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    let mut running = FuturesUnordered::new();
+    let mut failed = false;
+    let mut cancelled = None;
+    loop {
+        if !failed {
+            for key in graph.order.iter().rev() {
+                if running.len() >= max_parallel || started.contains(key) {
+                    continue;
+                }
+                // Every stack that depends on this one is gone first.
+                let blocked = graph.upstreams.iter().any(|(downstream, upstreams)| {
+                    upstreams.contains_key(key)
+                        && !ends.iter().any(|end| {
+                            &end.key == downstream
+                                && matches!(end.state, StackState::Deleted | StackState::Absent)
+                        })
+                });
+                if blocked {
+                    continue;
+                }
+                started.insert(key.clone());
+                let Some((target, clients)) = targets.get(key) else {
+                    continue;
+                };
+                let name = stack_name(manifest, key);
+                let prefixed = console.for_stack(key);
+                let timeout = stacks
+                    .get(key)
+                    .and_then(|p| p.inputs.stack.as_ref())
+                    .map_or(std::time::Duration::from_secs(3600), |s| s.wait_timeout);
+                let key = key.clone();
+                running.push(async move {
+                    let state = match target {
+                        DestroyTarget::Missing => StackState::Absent,
+                        DestroyTarget::Present { stack_id, .. } => {
+                            let client = aws_sdk_cloudformation::Client::new(&clients.config);
+                            let _section = prefixed.phase(&format!("Delete stack {name}"));
+                            match delete_stack(
+                                &client,
+                                name,
+                                stack_id,
+                                settings.poll,
+                                timeout,
+                                &prefixed,
+                            )
+                            .await
+                            {
+                                Ok(()) => StackState::Deleted,
+                                Err(error) => {
+                                    prefixed.error(&format!("{error:#}"));
+                                    StackState::Failed(format!("{error:#}"))
+                                }
+                            }
+                        }
+                    };
+                    StackEnd {
+                        key,
+                        state,
+                        report: JobReport::default(),
+                    }
+                });
+            }
+        }
+        let next = tokio::select! {
+            end = running.next() => Ok(end),
+            signal = settings.termination.received() => Err(signal),
+        };
+        match next {
+            Ok(Some(end)) => {
+                failed |= matches!(end.state, StackState::Failed(_));
+                ends.push(end);
+            }
+            Ok(None) => break,
+            Err(signal) => {
+                let in_flight: Vec<String> = started
+                    .iter()
+                    .filter(|key| !ends.iter().any(|end| &end.key == *key))
+                    .cloned()
+                    .collect();
+                cancelled = Some(JobError::Cancelled(format!(
+                    "the job was cancelled ({signal}); CloudFormation carries on deleting {}",
+                    if in_flight.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        in_flight.join(", ")
+                    }
+                )));
+                break;
+            }
+        }
+    }
+    for key in &graph.order {
+        if !ends.iter().any(|end| &end.key == key) {
+            let why = if cancelled.is_some() {
+                "the job was cancelled first"
+            } else {
+                "a stack that depends on it was not deleted"
+            };
+            ends.push(StackEnd {
+                key: key.clone(),
+                state: StackState::NotStarted(why.into()),
+                report: JobReport::default(),
+            });
+        }
+    }
+    finish(console, files, manifest, graph, ends, cancelled)
+}
+
+fn stack_name<'a>(manifest: &'a Manifest, key: &'a str) -> &'a str {
+    manifest.stack(key).map_or(key, |s| s.name.as_str())
 }
 
 /// The settings of one stack's plan and apply.
@@ -798,7 +1023,15 @@ fn finish(
             console.plain(&format!("{name} = {value}"));
         }
     }
-    let done = ends.iter().filter(|e| e.state == StackState::Done).count();
+    let done = ends
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.state,
+                StackState::Done | StackState::Deleted | StackState::Absent
+            )
+        })
+        .count();
     let failed = ends
         .iter()
         .filter(|e| matches!(e.state, StackState::Failed(_)))
@@ -847,7 +1080,7 @@ fn finish(
             StackState::NotStarted(why) => {
                 console.plain(&format!("  {}: not started: {why}", end.key))
             }
-            StackState::Done => {}
+            StackState::Done | StackState::Deleted | StackState::Absent => {}
         }
     }
     if let Some(error) = &error {

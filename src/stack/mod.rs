@@ -3,6 +3,7 @@
 
 pub mod changeset;
 pub mod deploy;
+pub mod destroy;
 pub mod events;
 pub mod execute;
 pub mod images;
