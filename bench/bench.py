@@ -81,13 +81,18 @@ sleep for minutes, at once, its direct rollouts once each by default
 (--verdict-cli-runs).
 
 Verify before deploy: the same direct rollout, to the same service, of a
-revision Fargate cannot start a task of (a secret from an SSM parameter
-that does not exist; an execution role trusted by lambda, not ecs-tasks;
-one without ECR pull; an awslogs log group that does not exist). Spawn to
+revision the deploy cannot survive: one Fargate cannot start a task of (a
+secret from an SSM parameter that does not exist; an execution role
+trusted by lambda, not ecs-tasks; one without ECR pull; an awslogs log
+group that does not exist), one ECS refuses (a task size Fargate does not
+have: at registration; a container that no longer maps the port the
+service's target group sends to: at UpdateService), and a good revision to
+a service whose target group is in another VPC than its subnets (ELB never
+registers its tasks). Spawn to
 exit: ours with verify on (the default; it must exit 2 having registered
 and updated nothing) and with verify: false (it must exit 1: the rollout
-judged doomed, or the registration refused; a run still waiting after
-60 s is stopped and reported as no verdict), both with on-rollout-failure
+judged doomed, or the registration or update refused; a run still waiting
+after 60 s is stopped and reported as no verdict), both with on-rollout-failure
 stop, BENCH_RUNS each, one at a time; the CLI's register-task-definition +
 update-service + wait services-stable once per case by default
 (--verify-cli-runs), at once, each on its own emulator.
@@ -869,7 +874,7 @@ FAILED_STOP_CODES = ("EssentialContainerExited", "TaskFailedToStart")
 
 
 def verdict_slug(case: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", case).strip("-")
+    return re.sub(r"[^a-z0-9]+", "-", case.lower()).strip("-")
 
 
 @dataclass
@@ -1026,10 +1031,12 @@ def task_definition_document(image: str, labels: dict[str, str]) -> dict[str, An
     }
 
 
-def service_running(emulator: Emulator) -> str:
+def service_running(emulator: Emulator, load_balancers: list[dict[str, Any]] | None = None,
+                    completes: bool = True) -> str:
     """A cluster and a Fargate service without the circuit breaker, in the
     default VPC, running the previous commit's image (its deployment
-    completed); returns that revision's ARN."""
+    completed, unless told it cannot: then until its tasks run); returns
+    that revision's ARN. load_balancers: the service's, if any."""
     ecs = emulator.client("ecs")
     subnet, group = default_network(emulator)
     ecs.create_cluster(clusterName=VERDICT_CLUSTER)
@@ -1040,9 +1047,14 @@ def service_running(emulator: Emulator) -> str:
         desiredCount=VERDICT_DESIRED, launchType="FARGATE",
         networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
         deploymentConfiguration={"deploymentCircuitBreaker": {"enable": False, "rollback": False}},
+        **({"loadBalancers": load_balancers} if load_balancers else {}),
     )
-    wait_until("the first deployment's completion",
-               lambda: primary_deployment(emulator)["rolloutState"] == "COMPLETED")
+    if completes:
+        wait_until("the first deployment's completion",
+                   lambda: primary_deployment(emulator)["rolloutState"] == "COMPLETED")
+    else:
+        wait_until("the first deployment's tasks running",
+                   lambda: primary_deployment(emulator)["runningCount"] == VERDICT_DESIRED)
     return arn
 
 
@@ -1317,10 +1329,96 @@ def with_missing_log_group(document: dict[str, Any]) -> None:
         "awslogs-group": VERIFY_LOG_GROUP, "awslogs-region": REGION, "awslogs-stream-prefix": "bench"}}
 
 
+def with_memory(memory: str) -> Callable[[dict[str, Any]], None]:
+    """A task size Fargate does not have (cpu 256 takes 512 to 2048 MiB)."""
+    def change(document: dict[str, Any]) -> None:
+        document["memory"] = memory
+    return change
+
+
+def with_port(port: int) -> Callable[[dict[str, Any]], None]:
+    """The container maps another port than the one its target group sends to."""
+    def change(document: dict[str, Any]) -> None:
+        document["containerDefinitions"][0]["portMappings"] = [{"containerPort": port}]
+    return change
+
+
+def unchanged(document: dict[str, Any]) -> None:
+    """The revision is the good one (only the image is new): the service is what is wrong."""
+
+
+# The target group the load-balanced cases' service sends to: container app,
+# the port the revisions map (task_definition_document).
+VERIFY_CONTAINER_PORT = 8080
+VERIFY_OTHER_VPC_CIDR = "10.40.0.0/16"
+
+
+def target_group_behind_alb(emulator: Emulator, vpc: str, subnets: list[str], name: str) -> str:
+    """An ip target group in vpc, the default action of an internet-facing
+    ALB's HTTP listener in those subnets; its ARN."""
+    elb = emulator.client("elbv2")
+    group = elb.create_target_group(Name=name, Protocol="HTTP", Port=VERIFY_CONTAINER_PORT, VpcId=vpc,
+                                    TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    alb = elb.create_load_balancer(Name=f"{name}-alb", Subnets=subnets, Type="application",
+                                   Scheme="internet-facing")["LoadBalancers"][0]["LoadBalancerArn"]
+    elb.create_listener(LoadBalancerArn=alb, Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+    return group
+
+
+def balanced(group: str) -> list[dict[str, Any]]:
+    return [{"targetGroupArn": group, "containerName": "app", "containerPort": VERIFY_CONTAINER_PORT}]
+
+
+def service_behind_load_balancer(emulator: Emulator) -> str:
+    """service_running behind an ALB's target group in the default VPC (its
+    tasks register and the first deployment completes)."""
+    subnets = emulator.client("ec2").describe_subnets(
+        Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    subnets.sort(key=lambda s: s["AvailabilityZone"])
+    group = target_group_behind_alb(emulator, subnets[0]["VpcId"], [s["SubnetId"] for s in subnets[:2]],
+                                    "bench-web")
+    return service_running(emulator, balanced(group))
+
+
+def service_with_target_group_elsewhere(emulator: Emulator) -> str:
+    """service_running in the default VPC's subnet, but behind a target group
+    (and ALB) of another VPC: ELB refuses to register its tasks, so its first
+    deployment never completes; once its tasks run and ECS has said so."""
+    ec2 = emulator.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=VERIFY_OTHER_VPC_CIDR)["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24",
+                                 AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+               for i, zone in enumerate("ab")]
+    arn = service_running(emulator, balanced(target_group_behind_alb(emulator, vpc, subnets, "bench-web-other")),
+                          completes=False)
+
+    def refused() -> bool:
+        events = emulator.client("ecs").describe_services(
+            cluster=VERDICT_CLUSTER, services=[VERDICT_SERVICE])["services"][0]["events"]
+        return sum("failed to register targets" in e["message"] for e in events) >= VERDICT_DESIRED
+
+    wait_until("ECS's events about the first tasks' registration", refused)
+    return arn
+
+
+NO_LAUNCH = ("no task ever stopped: ECS failed every launch",
+             "ECS never starts a task of it (each launch fails and is counted in failedTasks, {failed} in {after} s),"
+             " so no task stops for a reason ours could count")
+NEVER_REGISTERED = ("no task stopped: they run, never registered with the target group",
+                    "ECS starts its tasks, ELB refuses to register them (ECS's service event says so for each), so"
+                    " the deployment never completes, yet no task stops or is counted as failed ({failed} failed"
+                    " tasks in {after} s) for ours to judge")
+
+
 @dataclass(frozen=True)
 class VerifyCase:
     change: Callable[[dict[str, Any]], None]  # of the task definition document
-    setup: Callable[[Emulator], None]  # of the account, after service_running
+    setup: Callable[[Emulator], None] = lambda emulator: None  # of the account, after the service
+    service: Callable[[Emulator], str] = service_running  # makes the service; the revision it runs
+    # Why ours without verify has no verdict, if it has none: (the row's
+    # note, the explanation; {failed} and {after} filled in).
+    silent: tuple[str, str] = NO_LAUNCH
 
 
 VERIFY_CASES: dict[str, VerifyCase] = {
@@ -1332,8 +1430,22 @@ VERIFY_CASES: dict[str, VerifyCase] = {
     "execution role without ECR pull": VerifyCase(
         with_execution_role(NO_PULL_ROLE),
         lambda emulator: create_role(emulator, NO_PULL_ROLE, "ecs-tasks.amazonaws.com")),
-    "missing log group": VerifyCase(with_missing_log_group, lambda emulator: None),
+    "missing log group": VerifyCase(with_missing_log_group),
+    # ECS refuses the registration (ClientException).
+    "invalid Fargate size (cpu 256, memory 4096)": VerifyCase(with_memory("4096")),
+    # ECS refuses the UpdateService (InvalidParameterException): the service's
+    # target group sends to app:8080, the revision maps 80.
+    "container port the load balancer needs is not mapped": VerifyCase(
+        with_port(80), service=service_behind_load_balancer),
+    # The service's subnets are the default VPC's, its target group another
+    # VPC's: every task of it runs but is never registered.
+    "subnets in another VPC than the target group": VerifyCase(
+        unchanged, service=service_with_target_group_elsewhere, silent=NEVER_REGISTERED),
 }
+# How ECS refuses a change before anything runs, in a tool's output.
+REFUSALS = ("registration refused", "update refused")
+REGISTRATION_REFUSED = r"ClientException|No Fargate configuration exists"
+UPDATE_REFUSED = r"InvalidParameterException|did not have a container port|does not exist in the task definition"
 # Ours' runs: `verify` on (the default) and off, both with on-rollout-failure
 # stop, so the verify input is the only difference.
 VERIFY_ON, VERIFY_OFF = "verify", "verify: false"
@@ -1356,7 +1468,7 @@ class VerifySample:
     spawned_at: float
     exited_at: float
     exit_code: int
-    how: str  # NG, judged doomed, registration refused, no verdict; the CLI: gave up, said stable
+    how: str  # NG, judged doomed, registration refused, update refused, no verdict; the CLI: gave up, said stable
     detail: str  # the NG's check and problem, the stop reason judged on, the refusal, ...
     changed: list[str]  # the ECS calls of VERIFY_CHANGES the tool made
     failed_tasks: int  # the service's PRIMARY deployment's failedTasks when the tool exited
@@ -1385,9 +1497,10 @@ def verify_files(ws: Workspace, case: str) -> tuple[str, str]:
 
 
 def first_line(text: str, pattern: str) -> str | None:
-    """The first line of text matching pattern (a regex), stripped."""
+    """The first line of text matching pattern (a regex), stripped, without
+    a workflow command's prefix (::error::)."""
     found = re.search(rf"^.*(?:{pattern}).*$", text, re.MULTILINE)
-    return found.group(0).strip() if found else None
+    return re.sub(r"^::\w+[^:]*::", "", found.group(0).strip()) if found else None
 
 
 def short(text: str, limit: int = 160) -> str:
@@ -1401,7 +1514,7 @@ def measure_verify(ws: Workspace, tool: str, case: str, mode: str, run: int) -> 
     ours_file, cli_file = verify_files(ws, case)
     label = f"verify-{verdict_slug(case)}-{'on' if mode == VERIFY_ON else 'off' if tool == OURS else 'cli'}"
     with verdict_emulator(ws, f"{label}-{run}") as emulator:
-        previous = service_running(emulator)
+        previous = VERIFY_CASES[case].service(emulator)
         VERIFY_CASES[case].setup(emulator)
         emulator.reset_requests()
         if tool == OURS:
@@ -1417,9 +1530,10 @@ def measure_verify(ws: Workspace, tool: str, case: str, mode: str, run: int) -> 
                 "--query", "taskDefinition.taskDefinitionArn", "--output", "text"], capture=True)
             processes = [registered]
             if registered.exit_code == 0:
-                processes.append(ws.run_cli(f"cli-{label}-update", emulator.endpoint, [
+                processes.append(ws.run_cli_any(f"cli-{label}-update", emulator.endpoint, [
                     "ecs", "update-service", "--cluster", VERDICT_CLUSTER, "--service", VERDICT_SERVICE,
                     "--task-definition", registered.stdout().strip()]))
+            if processes[-1].exit_code == 0 and len(processes) == 2:
                 processes.append(ws.run_cli_any(f"cli-{label}-wait", emulator.endpoint, [
                     "ecs", "wait", "services-stable", "--cluster", VERDICT_CLUSTER,
                     "--services", VERDICT_SERVICE]))
@@ -1435,8 +1549,8 @@ def measure_verify(ws: Workspace, tool: str, case: str, mode: str, run: int) -> 
                        if t["taskDefinitionArn"] != previous]
     changed = [r["action"] for r in requests if r["service"] == "ecs" and r["action"] in VERIFY_CHANGES]
     # What ECS itself said about the failure: its newest event naming one.
-    service_event = next((e["message"] for e in events
-                          if re.search(r"unable to place a task|failed to launch a task", e["message"])), "")
+    service_event = next((e["message"] for e in events if re.search(
+        r"unable to place a task|failed to launch a task|failed to register targets", e["message"])), "")
     log = process.stdout() + ("" if process.stdout_path is None else process.log_path.read_text(errors="replace"))
     wrong = no_verdict = False
 
@@ -1460,14 +1574,21 @@ def measure_verify(ws: Workspace, tool: str, case: str, mode: str, run: int) -> 
         if process.exit_code != 1:
             raise unexpected("verify: false: expected exit 1")
         doomed = re.search(r"is doomed: .*? stopped for the same reason: (.*?) \(tasks ", log)
+        refused_update = first_line(log, UPDATE_REFUSED)
         if "UpdateService" not in changed:
-            how, detail = "registration refused", first_line(log, r"ClientException") or "(no message found)"
+            how, detail = "registration refused", first_line(log, REGISTRATION_REFUSED) or "(no message found)"
+        elif refused_update and primary["taskDefinition"] == previous:
+            how, detail = "update refused", refused_update
         elif doomed:
             how, detail = "judged doomed", doomed.group(1)
         else:
-            raise unexpected("verify: false: neither refused at registration nor judged doomed")
+            raise unexpected("verify: false: neither refused (registration, update) nor judged doomed")
     elif processes[0].exit_code != 0:
-        how, detail = "registration refused", first_line(log, r"ClientException|error") or "(no message)"
+        how, detail = "registration refused", first_line(log, REGISTRATION_REFUSED + "|error") or "(no message)"
+    elif len(processes) == 2:
+        if primary["taskDefinition"] != previous:
+            raise unexpected("aws ecs update-service failed, yet the service runs the new revision")
+        how, detail = "update refused", first_line(log, UPDATE_REFUSED + "|error") or "(no message)"
     elif process.exit_code == 0:
         wrong = True
         how, detail = "said stable", f"exit 0 with the new revision PRIMARY, {primary['failedTasks']} failed tasks"
@@ -1508,7 +1629,7 @@ def measure_verify_group(ws: Workspace, runs: int, cli_runs: int) -> dict[str, l
             keep(measure_verify(ws, CLI, case, CLI_DIRECT_MODE, run), run, cli_runs)
 
     say(f"verify: the AWS CLI's runs, at once ({len(VERIFY_CASES)} emulators; a waiter that gives up takes"
-        " 40 x 15 s)")
+        " 40 x 15 s; a refused registration or update ends at once)")
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(VERIFY_CASES)) as pool:
         for future in [pool.submit(cli, case) for case in VERIFY_CASES]:
             future.result()
@@ -1976,15 +2097,17 @@ def verify_rows(samples: dict[str, list[VerifySample]], runs: int, cli_runs: int
 
     rows: list[Row] = []
     notes = [
-        f"Verify before deploy: a revision whose tasks cannot start on Fargate (what they refer to does not work),"
+        f"Verify before deploy: a revision the deploy cannot survive (what its tasks refer to does not work, a"
+        f" task size or port ECS refuses, a service whose target group is in another VPC than its subnets),"
         f" rolled out directly to the time-to-verdict rows' service (2 tasks, no circuit breaker, ECS step"
-        f" {VERDICT_STEP_SECONDS:g} s); spawn to exit. {OURS} as those rows run it (task-definition file,"
+        f" {VERDICT_STEP_SECONDS:g} s; behind an ALB's target group for the last two cases); spawn to exit."
+        f" {OURS} as those rows run it (task-definition file,"
         f" container-name, image, service, cluster; on-rollout-failure stop), with `verify` on (the default:"
         f" it must exit 2 with no {' or '.join(VERIFY_CHANGES)} in the emulator's request log) and with"
         f" `verify: false` (it must exit 1: the rollout judged doomed from its stopped tasks, or the registration"
-        f" refused), medians of {runs} run(s), one at a time; `aws ecs register-task-definition` + `update-service`"
-        f" + `wait services-stable` (gives up after 40 polls 15 s apart), {cli_runs} run(s) of each case, at once,"
-        f" each on its own emulator. Ratio: aws cli ÷ ours on that row.",
+        f" or the UpdateService refused), medians of {runs} run(s), one at a time; `aws ecs register-task-definition`"
+        f" + `update-service` + `wait services-stable` (gives up after 40 polls 15 s apart), {cli_runs} run(s) of"
+        f" each case, at once, each on its own emulator. Ratio: aws cli ÷ ours on that row.",
     ]
     for case in VERIFY_CASES:
         on, off, cli = pick(OURS, case, VERIFY_ON), pick(OURS, case, VERIFY_OFF), pick(CLI, case, CLI_DIRECT_MODE)
@@ -1999,10 +2122,11 @@ def verify_rows(samples: dict[str, list[VerifySample]], runs: int, cli_runs: int
                         "s", note=f"ours: NG `{'`, `'.join(ng_checks)}`, nothing changed; {cli_note}",
                         cli_suffix=suffix, ratio_text=wrong_ratio))
         silent = [s for s in off if s.no_verdict]
+        silent_note, silent_why = VERIFY_CASES[case].silent
         if silent:
             rows.append(Row(f"verify ({case}): spawn to exit, ours verify: false", None, cli_wall, "s",
-                            note=f"ours: no verdict, stopped by the bench after {VERIFY_OFF_STOP_AFTER:g} s (no task"
-                            " ever stopped: ECS failed every launch)",
+                            note=f"ours: no verdict, stopped by the bench after {VERIFY_OFF_STOP_AFTER:g} s"
+                            f" ({silent_note})",
                             cli_suffix=suffix, ratio_text="n/a: no verdict",
                             ours_text=f"no verdict in {VERIFY_OFF_STOP_AFTER:g} s"))
         else:
@@ -2015,18 +2139,22 @@ def verify_rows(samples: dict[str, list[VerifySample]], runs: int, cli_runs: int
         judged = [s.wall for s in off if not s.no_verdict]
         note = (f"{case}: verify on: {span([s.wall for s in on])}, {endings(on)}. verify: false:"
                 f" {span(judged) + ', ' if judged else ''}{endings(off)}")
-        if off:
-            failed = sorted({s.failed_tasks for s in off})
+        rolled = [s for s in off if s.how not in REFUSALS]  # a new deployment ran
+        if rolled:
+            failed = sorted({s.failed_tasks for s in rolled})
             note += (f"; when it exited the new deployment had {failed[0]}"
                      f"{f' to {failed[-1]}' if len(failed) > 1 else ''} failed tasks")
         if silent:
-            note += (f". Without verify ours does not judge this rollout: ECS never starts a task of it (each launch"
-                     f" fails and is counted in failedTasks, {silent[0].failed_tasks} in"
-                     f" {VERIFY_OFF_STOP_AFTER:g} s), so no task stops for a reason ours could count; it prints ECS's"
+            why = silent_why.format(failed=silent[0].failed_tasks, after=f"{VERIFY_OFF_STOP_AFTER:g}")
+            note += (f". Without verify ours does not judge this rollout: {why}; it prints ECS's"
                      " service event and would wait until wait-for-minutes (30 by default), then exit 1 with the"
                      f" deployment still IN_PROGRESS. The bench stops it (SIGTERM) after {VERIFY_OFF_STOP_AFTER:g} s"
                      " and runs it once")
-        if cli:
+        refused_cli = [s for s in cli if s.how in REFUSALS]
+        if refused_cli:
+            note += (f". aws cli: {span([s.wall for s in cli])}, {endings(cli)}: ECS's refusal, which the CLI"
+                     " prints as it exits; the service unchanged")
+        elif cli:
             note += (f". aws cli: {span([s.wall for s in cli])}, {endings(cli)}, with"
                      f" {max(s.failed_tasks for s in cli)} failed tasks of the new deployment by then; it says"
                      " nothing of why, where ECS's service events did: "

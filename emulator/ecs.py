@@ -26,7 +26,11 @@ small ECS service scheduler driven by a background thread (``ecs-engine``):
   ``emulator.transient-reason`` (capacity | eni | spot | maintenance), ``emulator.transient-after-seconds``.
 * the deployment circuit breaker fails (and optionally rolls back) deployments;
   without it ECS retries forever.
-* running tasks are registered in ELBv2 target groups (ip targets) of the service.
+* running tasks are registered in ELBv2 target groups (ip targets) of the service; a task in a
+  subnet of another VPC than the target group is not (a service event says so) and never counts
+  as healthy. CreateService/UpdateService refuse a load balancer whose container the task
+  definition lacks or does not map the containerPort of (InvalidParameterException).
+* RegisterTaskDefinition refuses a Fargate task size not in Fargate's table (ClientException).
 * CloudFormation waits for AWS::ECS::Service deployments to finish, through
   ``cloudformation.STABILIZERS``.
 * RunTask (moto's tasks sat RUNNING forever, or raised a 500 without container instances)
@@ -300,6 +304,7 @@ class Task:
         # provisioned, then ATTACHED with its address; EBS volumes CREATED, then ATTACHED.
         self.attachments: list[dict[str, Any]] = []
         self.ip: str | None = None
+        self.vpc_id: str | None = None
         self.availability_zone = f"{self.region}a"
         self._eni: dict[str, Any] | None = None
         awsvpc = bool(network_configuration) or td.network_mode == "awsvpc" or fargate
@@ -307,6 +312,8 @@ class Task:
             subnets = ((network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets") or []
             subnet_id = mock_random.choice(subnets) if subnets else None
             subnet = _subnet(self.account_id, self.region, subnet_id)
+            # Known only for a subnet moto's EC2 has (made-up ids are accepted, VPC unknown).
+            self.vpc_id = getattr(subnet, "vpc_id", None) if subnet is not None else None
             if subnet is not None and getattr(subnet, "availability_zone", None):
                 self.availability_zone = subnet.availability_zone
             # No real ENI: a made-up private IP (in the subnet's CIDR when moto's EC2 knows it).
@@ -340,6 +347,8 @@ class Task:
         self.next: str | None = "pending"
         self.due = time.monotonic() + SETTINGS.step
         self.targets: list[tuple[Any, str, int]] = []  # (target group, id, port)
+        # ELB refused to register it (a target group of another VPC): it runs, but never serves.
+        self.unregistered = False
         # Fargate tasks have what their task definition refers to checked at PENDING (ecs_references);
         # why the task stops before running, once that is known.
         self.emu_fargate = fargate
@@ -867,7 +876,8 @@ def _tick_service(svc: Service, now: float) -> None:
 
 
 def _healthy(t: Task) -> bool:
-    return t.desired_status == "RUNNING" and t.last_status == "RUNNING" and not t.unhealthy and not t.retiring
+    return (t.desired_status == "RUNNING" and t.last_status == "RUNNING" and not t.unhealthy and not t.retiring
+            and not t.unregistered)
 
 
 def _retire(svc: Service, tasks: list[Task], min_healthy: int, blocked: bool) -> None:
@@ -1181,10 +1191,21 @@ def _target_groups(svc: Service, load_balancers: list[dict[str, Any]] | None = N
     return out
 
 
+MSG_REGISTER_VPC = ("(service {service}) failed to register targets in (target-group {arn}) with (error The "
+                    "following targets are not in the target group VPC '{vpc}': '{ip}')")
+
+
 def _register_targets(svc: Service, t: Task) -> None:
     for tg, port, cname in _target_groups(svc, t.load_balancers):
         if getattr(tg, "target_type", "instance") != "ip" or not t.ip:
             continue  # instance targets would need an EC2 instance: not modelled
+        tg_vpc = getattr(tg, "vpc_id", None)
+        if t.vpc_id and tg_vpc and t.vpc_id != tg_vpc:
+            # ELB refuses an IP outside the target group's VPC: ECS says so for every task it starts,
+            # and the task never counts as healthy, so the deployment never completes.
+            t.unregistered = True
+            _event(svc, MSG_REGISTER_VPC.format(service=svc.name, arn=tg.arn, vpc=tg_vpc, ip=t.ip))
+            continue
         port = port or next((c.port for c in t.containers if c.name == cname and c.port), None) or tg.port
         health = (("unhealthy", "Target.FailedHealthChecks", "Health checks failed") if t.unhealthy
                   else ("healthy", None, None))
@@ -1214,12 +1235,45 @@ def _patched_health_for(orig: Any) -> Any:
     return health_for
 
 
+MSG_LB_NO_CONTAINER = "The container {name} does not exist in the task definition."
+MSG_LB_NO_PORT = "The container {name} did not have a container port {port} defined."
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_load_balancer_containers(td: Any, load_balancers: list[dict[str, Any]] | None) -> None:
+    """CreateService/UpdateService: the container each load balancer names must be in the task
+    definition and map the containerPort (InvalidParameterException, as ECS answers)."""
+    if td is None:
+        return
+    cdefs = [c for c in td.container_definitions or [] if isinstance(c, dict)]
+    for lb in load_balancers or []:
+        if not isinstance(lb, dict) or not lb.get("containerName"):
+            continue
+        name, port = lb["containerName"], _int(lb.get("containerPort"))
+        cdef = next((c for c in cdefs if c.get("name") == name), None)
+        if cdef is None:
+            raise InvalidParameterException(MSG_LB_NO_CONTAINER.format(name=name))
+        mapped = {_int(m.get("containerPort")) for m in cdef.get("portMappings") or [] if isinstance(m, dict)}
+        if port is not None and port not in mapped:
+            raise InvalidParameterException(MSG_LB_NO_PORT.format(name=name, port=port))
+
+
 # --------------------------------------------------------------------------- backend patches
 
 _orig: dict[str, Any] = {}
 
 
 def create_service(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Service:
+    td_str = kwargs["task_definition_str"] if "task_definition_str" in kwargs else (args[3] if len(args) > 3 else None)
+    lbs = kwargs["load_balancers"] if "load_balancers" in kwargs else (args[4] if len(args) > 4 else None)
+    if td_str and lbs:
+        check_load_balancer_containers(self.describe_task_definition(td_str), lbs)
     svc = _orig["create_service"](self, *args, **kwargs)
     _init_service(svc)
     return svc
@@ -1257,6 +1311,11 @@ def update_service(self: EC2ContainerServiceBackend, props: dict[str, Any]) -> S
     cfg_given, lbs_given = props.get("deployment_configuration"), props.get("load_balancers")
     sdm.validate(_default_config(cfg_given) if cfg_given is not None else svc.deployment_configuration,
                  lbs_given if lbs_given is not None else svc.load_balancers, self.account_id, self.region_name)
+    if new_td or lbs_given is not None:
+        # The containers the load balancers name, in the task definition the service would run.
+        target = new_td or primary.task_definition
+        check_load_balancer_containers(self.describe_task_definition(target) if target else None,
+                                       lbs_given if lbs_given is not None else svc.load_balancers)
     old_lbs = json.dumps(svc.load_balancers or [], sort_keys=True, default=str)
     # moto stores enableECSManagedTags / propagateTags on the service as given (None: unchanged).
     svc = _orig["update_service"](self, props)
@@ -1545,8 +1604,13 @@ def run_task(self: EC2ContainerServiceBackend, cluster_str: str | None, task_def
 
 def register_task_definition(self: EC2ContainerServiceBackend, family: str,
                              container_definitions: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
-    """RegisterTaskDefinition (the API and AWS::ECS::TaskDefinition) refuses, as ECS does, a task
-    definition that needs an execution role and names none."""
+    """RegisterTaskDefinition (the API and AWS::ECS::TaskDefinition) refuses, as ECS does, a Fargate
+    task definition whose task size is not one of Fargate's, and one that needs an execution role and
+    names none."""
+    size = ecs_references.fargate_size_error(kwargs.get("cpu"), kwargs.get("memory"),
+                                             kwargs.get("requires_compatibilities"))
+    if size:
+        raise EcsClientException(size)
     if SETTINGS.check_references:
         message = ecs_references.registration_error(container_definitions, kwargs.get("requires_compatibilities"),
                                                     kwargs.get("execution_role_arn"))
@@ -1649,6 +1713,9 @@ def cfn_create(cls: Any, resource_name: str, cloudformation_json: Any, account_i
     try:
         ecs_deployments.validate(_default_config(extra["deployment_configuration"]), extra["load_balancers"],
                                  account_id, region_name, controller)
+        td_ref = _td_ref(props.get("TaskDefinition"))
+        if td_ref and extra["load_balancers"]:
+            check_load_balancer_containers(backend.describe_task_definition(td_ref), extra["load_balancers"])
     except InvalidParameterException as exc:
         raise _cfn_invalid("CreateService", exc.message) from None
     tags = [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags") or []]

@@ -4,7 +4,8 @@ ecs.py's scheduler asks this module at three points, each as AWS decides there:
 
 * RegisterTaskDefinition (the API and AWS::ECS::TaskDefinition): ClientException for a task
   definition that cannot work without an execution role — a Fargate one with a private ECR image
-  or the awslogs driver, any one with container secrets.
+  or the awslogs driver, any one with container secrets; and (always, fargate_size_error) for a
+  Fargate one whose task-level cpu and memory are not a Fargate size.
 * Launch (RunTask, a service's or task set's scheduler): the task role and the execution role
   must exist and trust ecs-tasks.amazonaws.com, else ECS cannot assume them (RunTask answers
   ClientException; a service launches no task and says so in an event).
@@ -40,6 +41,8 @@ MSG_ASSUME = ("ECS was unable to assume the role '{arn}' that was provided for t
 MSG_TD_ECR = "Fargate requires task definition to have execution role ARN to support ECR images."
 MSG_TD_AWSLOGS = "Fargate requires task definition to have execution role ARN to support log driver awslogs."
 MSG_TD_SECRETS = "When you are specifying container secrets, you must also specify a value for 'executionRoleArn'."
+MSG_FARGATE_SIZE = ("No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. See the Amazon ECS "
+                    "documentation for the valid values.")
 
 _RETRIEVAL = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: "
 _LOGGER = "ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: "
@@ -140,6 +143,47 @@ def registration_error(container_definitions: list[dict[str, Any]] | None,
     if any(c.get("secrets") for c in cdefs):
         return MSG_TD_SECRETS
     return None
+
+
+# Fargate's task sizes: cpu units -> the memory sizes (MiB) it takes.
+FARGATE_SIZES: dict[int, frozenset[int]] = {
+    256: frozenset((512, 1024, 2048)),
+    512: frozenset(range(1024, 4096 + 1, 1024)),
+    1024: frozenset(range(2048, 8192 + 1, 1024)),
+    2048: frozenset(range(4096, 16384 + 1, 1024)),
+    4096: frozenset(range(8192, 30720 + 1, 1024)),
+    8192: frozenset(range(16384, 61440 + 1, 4096)),
+    16384: frozenset(range(32768, 122880 + 1, 8192)),
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]*)\s*$")
+
+
+def _size(value: Any, unit: str, per_unit: int) -> int | None:
+    """A task-level cpu or memory value as ECS takes it: a number of units (cpu units, MiB), or with
+    its unit ("1 vCPU", "0.5 vcpu", "2 GB", "2GB"); None if it is neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    m = _SIZE.match(str(value))
+    if not m:
+        return None
+    number, suffix = float(m[1]), m[2].lower()
+    if suffix == unit:
+        number *= per_unit
+    elif suffix:
+        return None
+    return int(number) if number == int(number) else None
+
+
+def fargate_size_error(cpu: Any, memory: Any, requires_compatibilities: list[str] | None) -> str | None:
+    """ECS's ClientException text for a Fargate task definition whose task-level cpu and memory are
+    not a pair of Fargate's table; None when either is not given at task level, the definition is not
+    for Fargate, or a value is not a size at all (ECS answers other errors for those)."""
+    if "FARGATE" not in (requires_compatibilities or []) or not _text(str(cpu or "")) or not _text(str(memory or "")):
+        return None
+    units, mib = _size(cpu, "vcpu", 1024), _size(memory, "gb", 1024)
+    if units is None or mib is None or mib in FARGATE_SIZES.get(units, ()):
+        return None
+    return MSG_FARGATE_SIZE.format(cpu=units, memory=mib)
 
 
 # --------------------------------------------------------------------------- roles ECS assumes

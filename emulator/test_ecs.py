@@ -270,6 +270,129 @@ def test_load_balancer_targets_and_unhealthy_tasks(endpoint, ecs, cluster):
     assert s["runningCount"] >= 1 and s["deployments"][-1]["runningCount"] == 1
 
 
+def default_subnet(endpoint):
+    """A subnet of the default VPC: (subnet id, VPC id)."""
+    subnet = client(endpoint, "ec2").describe_subnets(
+        Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    return subnet["SubnetId"], subnet["VpcId"]
+
+
+def ip_target_group(endpoint, vpc, port=80):
+    return client(endpoint, "elbv2").create_target_group(
+        Name="tg-" + uuid.uuid4().hex[:8], Protocol="HTTP", Port=port, VpcId=vpc,
+        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+
+
+def td_with(ecs, container):
+    cdef = {"name": "app", "image": "nginx:1", "memory": 128, **container}
+    return ecs.register_task_definition(
+        family="f-" + uuid.uuid4().hex[:6], containerDefinitions=[cdef], requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc", cpu="256", memory="512")["taskDefinition"]["taskDefinitionArn"]
+
+
+NO_PORT = "The container app did not have a container port 80 defined."
+NO_CONTAINER = "The container app does not exist in the task definition."
+
+
+def test_create_and_update_service_refuse_a_load_balancer_container_port_the_task_definition_lacks(
+        endpoint, ecs, cluster):
+    subnet, vpc = default_subnet(endpoint)
+    tg = ip_target_group(endpoint, vpc)
+    lbs = [{"targetGroupArn": tg, "containerName": "app", "containerPort": 80}]
+    net = {"awsvpcConfiguration": {"subnets": [subnet]}}
+    good = td_with(ecs, {"portMappings": [{"containerPort": 80}]})
+    other_port = td_with(ecs, {"portMappings": [{"containerPort": 8080}]})
+    no_ports = td_with(ecs, {})
+    other_name = td_with(ecs, {"name": "web", "portMappings": [{"containerPort": 80}]})
+    refusals = ((other_port, NO_PORT), (no_ports, NO_PORT), (other_name, NO_CONTAINER))
+    for td, message in refusals:
+        with pytest.raises(ecs.exceptions.InvalidParameterException) as err:
+            create_service(ecs, cluster, td, loadBalancers=lbs, networkConfiguration=net)
+        e = err.value.response
+        assert (e["Error"]["Code"], e["Error"]["Message"]) == ("InvalidParameterException", message)
+        assert e["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert ecs.list_services(cluster=cluster)["serviceArns"] == []
+
+    s = create_service(ecs, cluster, good, loadBalancers=lbs, networkConfiguration=net)
+    first = s["deployments"][0]["id"]
+    for td, message in refusals:
+        with pytest.raises(ecs.exceptions.InvalidParameterException) as err:
+            ecs.update_service(cluster=cluster, service="svc", taskDefinition=td)
+        assert err.value.response["Error"]["Message"] == message
+    s = describe(ecs, cluster)
+    assert [(d["id"], d["taskDefinition"]) for d in s["deployments"]] == [(first, good)]
+    assert s["taskDefinition"] == good
+    # a load balancer configuration given with the update is checked against the revision it runs
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="container port 8080"):
+        ecs.update_service(cluster=cluster, service="svc",
+                           loadBalancers=[{"targetGroupArn": tg, "containerName": "app", "containerPort": 8080}])
+    # a service without load balancers takes any of them
+    plain = ecs.create_service(cluster=cluster, serviceName="plain", taskDefinition=good, desiredCount=0,
+                               launchType="FARGATE", networkConfiguration=net)["service"]
+    assert ecs.update_service(cluster=cluster, service="plain", taskDefinition=other_name)["service"][
+        "taskDefinition"] == other_name != plain["taskDefinition"]
+
+
+def register_vpc_event(tg, vpc, ip):
+    return (f"(service svc) failed to register targets in (target-group {tg}) with (error The following targets are "
+            f"not in the target group VPC '{vpc}': '{ip}')")
+
+
+def task_ip(t):
+    eni = next(a for a in t["attachments"] if a["type"] == "ElasticNetworkInterface")
+    return next(d["value"] for d in eni["details"] if d["name"] == "privateIPv4Address")
+
+
+def test_tasks_in_subnets_of_another_vpc_than_the_target_group_never_register(endpoint, ecs, cluster):
+    ec2, elb = client(endpoint, "ec2"), client(endpoint, "elbv2")
+    subnet, _ = default_subnet(endpoint)
+    other_vpc = ec2.create_vpc(CidrBlock="10.61.0.0/16")["Vpc"]["VpcId"]
+    tg = ip_target_group(endpoint, other_vpc)
+    lbs = [{"targetGroupArn": tg, "containerName": "app", "containerPort": 80}]
+    td1 = task_def(ecs, "nginx:1")
+    create_service(ecs, cluster, td1, desired=2, loadBalancers=lbs,
+                   networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
+
+    def register_events(n):
+        s = describe(ecs, cluster)
+        found = [m for m in messages(s) if "failed to register targets" in m]
+        return (s, found) if len(found) >= n else None
+
+    # ECS starts the tasks; ELB refuses each one's IP, and ECS says so for every task
+    s, found = wait_for(lambda: register_events(2), what="the register failures of both tasks")
+    running = tasks(ecs, cluster)
+    assert len(running) == 2 and all(t["lastStatus"] == "RUNNING" for t in running)
+    assert sorted(found) == sorted(register_vpc_event(tg, other_vpc, task_ip(t)) for t in running)
+    assert elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"] == []
+    # the tasks never count as healthy: the deployment does not complete
+    time.sleep(0.6)  # more than the steps a healthy deployment takes to complete
+    s = describe(ecs, cluster)
+    assert [d["rolloutState"] for d in s["deployments"]] == ["IN_PROGRESS"]
+    assert not any("steady state" in m or "deployment completed" in m for m in messages(s))
+
+    # a new revision: its tasks fail the same way, one event per task, and never replace the old ones
+    td2 = task_def(ecs, "nginx:2")
+    ecs.update_service(cluster=cluster, service="svc", taskDefinition=td2)
+    s, found = wait_for(lambda: register_events(4), what="the register failures of the new tasks")
+    new = [t for t in tasks(ecs, cluster) if t["taskDefinitionArn"] == td2]
+    assert len(new) == 2 and all(register_vpc_event(tg, other_vpc, task_ip(t)) in found for t in new)
+    time.sleep(0.6)
+    s = describe(ecs, cluster)
+    assert [(d["taskDefinition"], d["rolloutState"]) for d in s["deployments"]] == [
+        (td2, "IN_PROGRESS"), (td1, "IN_PROGRESS")]
+    assert s["runningCount"] == 4
+
+    # tasks in a subnet of the target group's VPC register as before
+    good_subnet = ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.61.1.0/24")["Subnet"]["SubnetId"]
+    ecs.create_cluster(clusterName=cluster + "-b")
+    create_service(ecs, cluster + "-b", td1, loadBalancers=lbs,
+                   networkConfiguration={"awsvpcConfiguration": {"subnets": [good_subnet]}})
+    health = wait_for(lambda: elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"],
+                      what="the task in the target group's VPC registered")
+    assert health[0]["Target"]["Id"].startswith("10.61.1.")
+    assert wait_for(lambda: settled(ecs, cluster + "-b", td1), what="that service's deployment completed")
+
+
 # ------------------------------------------------------------------ transient (infrastructure) failures
 
 CAPACITY_EVENT = ("(service svc) was unable to place a task. Reason: Capacity is unavailable at this time. Please try "
@@ -739,6 +862,58 @@ def test_standalone_task_failing_health_checks_is_not_stopped_for_it(ecs, cluste
     assert task(ecs, cluster, arn)["lastStatus"] == "RUNNING"
     t = wait_task(ecs, cluster, arn)[0]
     assert (t["stopCode"], containers(t)["app"]["exitCode"]) == ("EssentialContainerExited", 0)
+
+
+# ------------------------------------------------------------------ RegisterTaskDefinition: Fargate task sizes
+
+FARGATE_SIZE = ("No Fargate configuration exists for given values: {} CPU, {} memory. See the Amazon ECS "
+                "documentation for the valid values.")
+
+
+def sized_td(ecs, cpu, memory, compatibilities=("FARGATE",)):
+    return ecs.register_task_definition(
+        family="size-" + uuid.uuid4().hex[:6], containerDefinitions=[{"name": "app", "image": "nginx:1"}],
+        requiresCompatibilities=list(compatibilities), networkMode="awsvpc", cpu=cpu,
+        memory=memory)["taskDefinition"]
+
+
+@pytest.mark.parametrize("cpu, memory, shown", [
+    ("256", "4096", ("256", "4096")),
+    ("512", "512", ("512", "512")),
+    ("1024", "9216", ("1024", "9216")),
+    ("8192", "18432", ("8192", "18432")),  # 8 vCPU takes 4 GB steps
+    ("16384", "36864", ("16384", "36864")),  # 16 vCPU takes 8 GB steps
+    ("300", "1024", ("300", "1024")),  # not a Fargate cpu at all
+    ("1 vCPU", "1 GB", ("1024", "1024")),
+    (".25 vcpu", "3GB", ("256", "3072")),
+])
+def test_register_task_definition_refuses_a_fargate_size_not_in_fargates_table(ecs, cpu, memory, shown):
+    with pytest.raises(ecs.exceptions.ClientException) as err:
+        sized_td(ecs, cpu, memory)
+    e = err.value.response
+    assert (e["Error"]["Code"], e["Error"]["Message"]) == ("ClientException", FARGATE_SIZE.format(*shown))
+    assert e["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_register_task_definition_takes_fargate_sizes_and_any_size_off_fargate(endpoint, ecs):
+    for cpu, memory in (("256", "512"), ("256", "2048"), ("512", "4096"), ("1024", "8192"), ("2048", "16384"),
+                        ("4096", "30720"), ("8192", "61440"), ("16384", "122880"), ("0.25 vCPU", "1 GB"),
+                        ("2 vCPU", "16GB")):
+        assert sized_td(ecs, cpu, memory)["revision"] == 1, (cpu, memory)
+    assert sized_td(ecs, "256", "4096", compatibilities=("EC2",))["revision"] == 1
+    # CloudFormation's AWS::ECS::TaskDefinition is refused the same way
+    cf = client(endpoint, "cloudformation")
+    name = "size-" + uuid.uuid4().hex[:8]
+    cf.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": {"Task": {
+        "Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "RequiresCompatibilities": ["FARGATE"], "NetworkMode": "awsvpc", "Cpu": "256", "Memory": "4096",
+            "ContainerDefinitions": [{"Name": "app", "Image": "nginx:1"}]}}}}))
+    s = wait_for(lambda: (lambda s: s if not s["StackStatus"].endswith("_IN_PROGRESS") else None)(
+        cf.describe_stacks(StackName=name)["Stacks"][0]), 10.0, "stack settled")
+    assert s["StackStatus"] == "ROLLBACK_COMPLETE"
+    reasons = [e.get("ResourceStatusReason") or "" for e in cf.describe_stack_events(StackName=name)["StackEvents"]
+               if e["LogicalResourceId"] == "Task" and e["ResourceStatus"] == "CREATE_FAILED"]
+    assert reasons and FARGATE_SIZE.format("256", "4096") in reasons[0]
 
 
 @pytest.fixture(scope="module")
