@@ -446,3 +446,105 @@ fn destroy_deletes_in_reverse_order_and_refuses_protected_stacks() {
     again.assert_code(0);
     assert!(again.output("stacks-status").contains("\"absent\""));
 }
+
+/// The service catalog's shared template: one stack per entry.
+const SERVICE: &str = r#"
+Parameters:
+  Cluster:
+    Type: String
+  Port:
+    Type: Number
+  Public:
+    Type: String
+    Default: "false"
+Resources:
+  Endpoint:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/endpoint"
+      Type: String
+      Value: !Sub "${Cluster}:${Port}:${Public}"
+Outputs:
+  Endpoint:
+    Value: !Sub "${Cluster}:${Port}:${Public}"
+"#;
+
+fn catalog(prefix: &str, entries: &str, prune: bool) -> String {
+    format!(
+        r#"stacks:
+  shared:
+    name: {prefix}-shared
+    template: infra/network.yml
+    parameters:
+      Env: {prefix}
+services:
+  template: infra/service.yml
+  name: "{prefix}-{{service}}"
+  prune: {prune}
+  parameters:
+    Cluster: "{{{{ stacks.shared.outputs.NetworkId }}}}"
+  entries:
+{entries}"#
+    )
+}
+
+/// Adding a service is adding an entry; removing one is reported, and its
+/// stack deleted only with `prune: true`.
+#[test]
+fn the_service_catalog_adds_reports_and_prunes_entries() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("cat");
+    let two =
+        "    frontend:\n      Port: 80\n      Public: \"true\"\n    backend:\n      Port: 8080\n";
+    let ws = system_workspace(&catalog(&prefix, two, false));
+    ws.write("infra/service.yml", SERVICE);
+    let run = |manifest: &str| {
+        ws.write("system.yml", manifest);
+        ActionRun::new(&ws)
+            .input("stacks", "system.yml")
+            .run_against(&emulator)
+    };
+    let first = run(&catalog(&prefix, two, false));
+    first.assert_code(0);
+    assert_eq!(
+        first.output("frontend-Endpoint"),
+        format!("{prefix}-net:80:true")
+    );
+    assert_eq!(
+        first.output("backend-Endpoint"),
+        format!("{prefix}-net:8080:false")
+    );
+
+    // A third entry: a three-line change, one new stack.
+    let three = format!("{two}    tester:\n      Port: 9000\n");
+    let added = run(&catalog(&prefix, &three, false));
+    added.assert_code(0);
+    let status: serde_json::Value =
+        serde_json::from_str(added.output("stacks-status")).expect("JSON");
+    assert_eq!(status["tester"]["has-changes"], true, "{status}");
+    assert_eq!(status["frontend"]["has-changes"], false, "{status}");
+    assert_eq!(status["tester"]["stack"], format!("{prefix}-tester"));
+
+    // Removed without prune: reported, kept.
+    let kept = run(&catalog(&prefix, two, false));
+    kept.assert_code(0);
+    let status: serde_json::Value =
+        serde_json::from_str(kept.output("stacks-status")).expect("JSON");
+    assert_eq!(status["tester"]["state"], "removed", "{status}");
+    assert!(
+        kept.stdout.contains(&format!(
+            "tester: stack {prefix}-tester (CREATE_COMPLETE): kept (prune: true deletes it)"
+        )),
+        "{}",
+        kept.stdout
+    );
+    assert!(emulator.stack_exists(&format!("{prefix}-tester")));
+
+    // With prune: deleted after the deploy.
+    let pruned = run(&catalog(&prefix, two, true));
+    pruned.assert_code(0);
+    let status: serde_json::Value =
+        serde_json::from_str(pruned.output("stacks-status")).expect("JSON");
+    assert_eq!(status["tester"]["state"], "deleted", "{status}");
+    assert!(!emulator.stack_exists(&format!("{prefix}-tester")));
+}

@@ -25,6 +25,7 @@ use super::{
     report_bad_inputs, wait_bound,
 };
 use crate::apply::apply_plan;
+use crate::aws::aws_error;
 use crate::aws::{CallTimeouts, load_config};
 use crate::console::Console;
 use crate::env::Environment;
@@ -38,8 +39,8 @@ use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
-    Manifest, ManifestError, ManifestStack, OutputReference, ParameterValue, fill_outputs,
-    read_manifest,
+    CATALOG_TAG, Manifest, ManifestError, ManifestStack, OutputReference, ParameterValue,
+    SERVICE_TAG, fill_outputs, read_manifest,
 };
 
 /// Inputs that belong to one stack: given beside `stacks`, they would
@@ -76,6 +77,8 @@ enum StackState {
     /// Destroy: deleted, or not there to delete.
     Deleted,
     Absent,
+    /// Its entry left the service catalog; its stack stays (no `prune`).
+    Removed(String),
     Failed(String),
     /// Not started: why (an upstream failed, fail-fast).
     NotStarted(String),
@@ -91,7 +94,8 @@ impl StackState {
             StackState::Done | StackState::Deleted | StackState::Absent => None,
             StackState::Failed(why)
             | StackState::NotStarted(why)
-            | StackState::KnownAfterApply(why) => Some(why),
+            | StackState::KnownAfterApply(why)
+            | StackState::Removed(why) => Some(why),
         }
     }
 
@@ -100,6 +104,7 @@ impl StackState {
             StackState::Done => "done",
             StackState::Deleted => "deleted",
             StackState::Absent => "absent",
+            StackState::Removed(_) => "removed",
             StackState::Failed(_) => "failed",
             StackState::NotStarted(_) => "not started",
             StackState::KnownAfterApply(_) => "known after apply",
@@ -213,6 +218,50 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
             &settings,
         )
         .await;
+    }
+
+    // the service catalog: stacks of entries no longer in it
+    let removed = match removed_services(&manifest, &stacks, env).await {
+        Ok(removed) => removed,
+        Err(error) => {
+            return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+        }
+    };
+    let prune = manifest.catalog.as_ref().is_some_and(|c| c.prune);
+    if !removed.is_empty() {
+        let _section = console.phase("Removed from the service catalog");
+        for gone in &removed {
+            console.plain(&format!(
+                "{}: stack {} ({}){}",
+                gone.entry,
+                gone.stack_name,
+                gone.status,
+                if prune {
+                    ": deleted after the deploy (prune)"
+                } else {
+                    ": kept (prune: true deletes it)"
+                }
+            ));
+        }
+        let protected: Vec<&str> = removed
+            .iter()
+            .filter(|gone| gone.protected)
+            .map(|gone| gone.stack_name.as_str())
+            .collect();
+        if prune && !protected.is_empty() {
+            return report_bad_inputs(
+                &console,
+                &InputErrors::from(InputError::new(
+                    "stacks",
+                    &manifest.file,
+                    format!(
+                        "prune would delete stacks with termination protection: {}",
+                        protected.join(", ")
+                    ),
+                    "turn it off first, or set prune: false",
+                )),
+            );
+        }
     }
 
     // plan: every stack whose inputs are all known, before any change
@@ -458,7 +507,115 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
             });
         }
     }
+    let succeeded = cancelled.is_none() && !failed;
+    for gone in removed {
+        let state = if !prune {
+            StackState::Removed(format!(
+                "removed from the service catalog; its stack {} is still deployed (prune: true deletes it)",
+                gone.stack_name
+            ))
+        } else if !succeeded {
+            StackState::NotStarted("not pruned: the deploy did not succeed".into())
+        } else if gone.executes {
+            let prefixed = console.for_stack(&gone.entry);
+            let client = aws_sdk_cloudformation::Client::new(&gone.config);
+            let _section = prefixed.phase(&format!("Prune stack {}", gone.stack_name));
+            match delete_stack(
+                &client,
+                &gone.stack_name,
+                &gone.stack_id,
+                settings.poll,
+                gone.wait_timeout,
+                &prefixed,
+            )
+            .await
+            {
+                Ok(()) => StackState::Deleted,
+                Err(error) => {
+                    prefixed.error(&format!("{error:#}"));
+                    StackState::Failed(format!("{error:#}"))
+                }
+            }
+        } else {
+            StackState::NotStarted("not pruned: changes are planned, not executed".into())
+        };
+        ends.push(StackEnd {
+            key: gone.entry,
+            state,
+            report: JobReport::default(),
+        });
+    }
     finish(&console, &files, &manifest, &graph, ends, cancelled)
+}
+
+/// A stack whose entry left the service catalog.
+struct RemovedService {
+    entry: String,
+    stack_name: String,
+    stack_id: String,
+    status: String,
+    protected: bool,
+    config: aws_config::SdkConfig,
+    wait_timeout: std::time::Duration,
+    /// Whether the run executes changes (not plan mode).
+    executes: bool,
+}
+
+/// The stacks tagged with this manifest's catalog whose entry is gone
+/// (read-only: DescribeStacks, every page), in the catalog's region.
+async fn removed_services(
+    manifest: &Manifest,
+    stacks: &BTreeMap<String, Prepared>,
+    env: &Environment,
+) -> Result<Vec<RemovedService>, JobError> {
+    let Some(catalog) = &manifest.catalog else {
+        return Ok(Vec::new());
+    };
+    let Some(prepared) = catalog.entries.iter().find_map(|entry| stacks.get(entry)) else {
+        return Ok(Vec::new());
+    };
+    let clients = clients_for(prepared, env).await?;
+    let client = aws_sdk_cloudformation::Client::new(&clients.config);
+    let mut pages = client.describe_stacks().into_paginator().send();
+    let mut removed = Vec::new();
+    let stack_options = prepared.inputs.stack.as_ref();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            JobError::Failed(
+                aws_error(e).context("listing the stacks, for services removed from the catalog"),
+            )
+        })?;
+        for stack in page.stacks() {
+            let tag = |key: &str| {
+                stack
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value())
+            };
+            let (Some(file), Some(entry)) = (tag(CATALOG_TAG), tag(SERVICE_TAG)) else {
+                continue;
+            };
+            if file != manifest.file || catalog.entries.iter().any(|e| e == entry) {
+                continue;
+            }
+            removed.push(RemovedService {
+                entry: entry.to_string(),
+                stack_name: stack.stack_name().unwrap_or_default().to_string(),
+                stack_id: stack.stack_id().unwrap_or_default().to_string(),
+                status: stack
+                    .stack_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                protected: stack.enable_termination_protection().unwrap_or(false),
+                config: clients.config.clone(),
+                wait_timeout: stack_options
+                    .map_or(std::time::Duration::from_secs(3600), |s| s.wait_timeout),
+                executes: stack_options.is_some_and(|s| s.execute_change_set),
+            });
+        }
+    }
+    Ok(removed)
 }
 
 /// Deletes the system's stacks, each after every stack that depends on
@@ -975,7 +1132,17 @@ fn finish(
     let mut outputs_json = Map::new();
     let mut status_json = Map::new();
     let mut step_outputs: Vec<(String, String)> = Vec::new();
-    for key in &graph.order {
+    // The graph's stacks in order, then the catalog's removed entries.
+    let keys: Vec<&String> = graph
+        .order
+        .iter()
+        .chain(
+            ends.iter()
+                .map(|e| &e.key)
+                .filter(|k| !graph.order.contains(k)),
+        )
+        .collect();
+    for key in keys.iter().copied() {
         let Some(end) = ends.iter().find(|e| &e.key == key) else {
             continue;
         };
@@ -1045,7 +1212,7 @@ fn finish(
         "## System {}\n\n| stack | state | changes | reason |\n|---|---|---|---|\n",
         markdown_cell(&manifest.file)
     );
-    for key in &graph.order {
+    for key in keys.iter().copied() {
         if let Some(end) = ends.iter().find(|e| &e.key == key) {
             let changes = end
                 .report
@@ -1080,6 +1247,7 @@ fn finish(
             StackState::NotStarted(why) => {
                 console.plain(&format!("  {}: not started: {why}", end.key))
             }
+            StackState::Removed(why) => console.plain(&format!("  {}: removed: {why}", end.key)),
             StackState::Done | StackState::Deleted | StackState::Absent => {}
         }
     }

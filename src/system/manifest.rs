@@ -100,8 +100,41 @@ struct ManifestDocument {
     /// Inputs every stack gets.
     #[serde(default)]
     with: IndexMap<String, Scalar>,
+    #[serde(default)]
     stacks: IndexMap<String, StackDocument>,
+    services: Option<ServicesDocument>,
 }
+
+/// The service catalog: one stack per entry, from one template.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServicesDocument {
+    template: String,
+    /// The stack name, `{service}` being the entry's key (default: the key).
+    name: Option<String>,
+    /// Parameters of every entry (an entry's own win).
+    #[serde(default)]
+    parameters: IndexMap<String, ParameterDocument>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    capabilities: Option<OneOrMany>,
+    tags: Option<IndexMap<String, Scalar>>,
+    #[serde(default)]
+    with: IndexMap<String, Scalar>,
+    /// Delete the stacks of entries removed from the catalog.
+    #[serde(default)]
+    prune: bool,
+    entries: IndexMap<String, IndexMap<String, serde_yaml_ng::Value>>,
+}
+
+/// An entry's keys that are not parameters.
+const ENTRY_KEYS: &[&str] = &["image", "allow-mutable-tag", "depends-on", "with"];
+
+/// The tag naming the catalog a service stack belongs to (the manifest
+/// file), and the one naming its entry: how a removed entry's stack is
+/// found again.
+pub const CATALOG_TAG: &str = "ecs-stack-deploy:catalog";
+pub const SERVICE_TAG: &str = "ecs-stack-deploy:service";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -208,6 +241,15 @@ pub struct Manifest {
     /// The file as given (for messages).
     pub file: String,
     pub stacks: Vec<ManifestStack>,
+    pub catalog: Option<Catalog>,
+}
+
+/// The service catalog's own settings (its entries are in `stacks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    /// The keys of the entries.
+    pub entries: Vec<String>,
+    pub prune: bool,
 }
 
 impl Manifest {
@@ -246,20 +288,48 @@ pub fn read_manifest(
         .parent()
         .map_or_else(|| base.to_path_buf(), Path::to_path_buf);
     let mut errors = Vec::new();
-    if document.stacks.is_empty() {
+    let mut entries: Vec<(&str, String, StackDocument)> = document
+        .stacks
+        .into_iter()
+        .map(|(key, entry)| ("stacks", key, entry))
+        .collect();
+    let mut catalog = None;
+    if let Some(services) = document.services {
+        catalog = Some(Catalog {
+            entries: services.entries.keys().cloned().collect(),
+            prune: services.prune,
+        });
+        for (key, entry) in service_stacks(services, file, text, &mut errors) {
+            if entries.iter().any(|(_, other, _)| other == &key) {
+                errors.push(error(
+                    stack_line(text, "services:", &key),
+                    &format!("services.entries.{key}"),
+                    format!("has the key of a stack of `stacks` (`{key}`)"),
+                    "give the service another key",
+                ));
+                continue;
+            }
+            entries.push(("services.entries", key, entry));
+        }
+    }
+    if entries.is_empty() {
         errors.push(error(
             line_of(text, "stacks:", 0),
             "stacks",
             "names no stack".into(),
-            "list the stacks of the system under `stacks:`",
+            "list the stacks of the system under `stacks:` (or services under `services.entries`)",
         ));
     }
     let shared = checked_inputs(&document.with, "with", text, 0, file, &mut errors);
     let mut stacks = Vec::new();
-    for (key, entry) in document.stacks {
-        let line = stack_line(text, &key);
+    for (section, key, entry) in entries {
+        let line = stack_line(
+            text,
+            &format!("{}:", section.rsplit('.').next().unwrap_or(section)),
+            &key,
+        );
         let from = line.unwrap_or(0);
-        let path = |inner: &str| format!("stacks.{key}.{inner}");
+        let path = |inner: &str| format!("{section}.{key}.{inner}");
         let overlay = environment.and_then(|name| entry.environments.get(name));
         if let Some(name) = environment
             && overlay.is_none()
@@ -433,6 +503,7 @@ pub fn read_manifest(
         Ok(Manifest {
             file: file.to_string(),
             stacks,
+            catalog,
         })
     } else {
         Err(errors)
@@ -463,6 +534,93 @@ fn syntax_problem(message: &str) -> String {
         Some(rest) => format!("in `stacks`: {rest}"),
         None => text,
     }
+}
+
+/// The catalog's entries as stacks: the section's template, name pattern,
+/// parameters, depends-on, capabilities, tags and inputs, then the entry's
+/// own; an entry's keys are its parameters but for `image`,
+/// `allow-mutable-tag`, `depends-on` and `with`. Each stack is tagged with
+/// the catalog (the manifest file) and its entry.
+fn service_stacks(
+    services: ServicesDocument,
+    file: &str,
+    text: &str,
+    errors: &mut Vec<ManifestError>,
+) -> Vec<(String, StackDocument)> {
+    let mut stacks = Vec::new();
+    for (key, entry) in &services.entries {
+        let line = stack_line(text, "entries:", key);
+        let mut parameters = services.parameters.clone();
+        let mut with = services.with.clone();
+        let mut depends_on = services.depends_on.clone();
+        let mut image = None;
+        for (name, value) in entry {
+            let refuse = |problem: String, fix: &str| ManifestError {
+                file: file.to_string(),
+                line,
+                key: format!("services.entries.{key}.{name}"),
+                problem,
+                fix: fix.to_string(),
+            };
+            let read = match name.as_str() {
+                "image" => serde_yaml_ng::from_value::<String>(value.clone())
+                    .map(|text| image = Some(text))
+                    .map_err(|e| refuse(e.to_string(), "give the image as a string")),
+                "allow-mutable-tag" => serde_yaml_ng::from_value::<Scalar>(value.clone())
+                    .map(|v| {
+                        with.insert(name.clone(), v);
+                    })
+                    .map_err(|e| refuse(e.to_string(), "give true or false")),
+                "depends-on" => serde_yaml_ng::from_value::<Vec<String>>(value.clone())
+                    .map(|more| depends_on.extend(more))
+                    .map_err(|e| refuse(e.to_string(), "list stack keys")),
+                "with" => serde_yaml_ng::from_value::<IndexMap<String, Scalar>>(value.clone())
+                    .map(|more| with.extend(more))
+                    .map_err(|e| refuse(e.to_string(), "give inputs as a mapping")),
+                _ => serde_yaml_ng::from_value::<ParameterDocument>(value.clone())
+                    .map(|v| {
+                        parameters.insert(name.clone(), v);
+                    })
+                    .map_err(|e| {
+                        refuse(
+                            format!("is not a parameter value: {e}"),
+                            &format!(
+                                "give a string, number, boolean or list (the entry's keys are the template's parameters, but {})",
+                                ENTRY_KEYS.join(", ")
+                            ),
+                        )
+                    }),
+            };
+            if let Err(found) = read {
+                errors.push(found);
+            }
+        }
+        let mut tags = services.tags.clone().unwrap_or_default();
+        tags.insert(CATALOG_TAG.into(), Scalar::Text(file.to_string()));
+        tags.insert(SERVICE_TAG.into(), Scalar::Text(key.clone()));
+        stacks.push((
+            key.clone(),
+            StackDocument {
+                name: Some(
+                    services
+                        .name
+                        .as_deref()
+                        .map_or_else(|| key.clone(), |pattern| pattern.replace("{service}", key)),
+                ),
+                template: services.template.clone(),
+                parameters,
+                parameters_file: None,
+                capabilities: services.capabilities.clone(),
+                tags: Some(tags),
+                termination_protection: None,
+                depends_on,
+                image,
+                with,
+                environments: IndexMap::new(),
+            },
+        ));
+    }
+    stacks
 }
 
 /// The `with:` inputs, checked: declared, and not one a stack takes from
@@ -608,9 +766,10 @@ pub fn fill_outputs(
     Ok(filled)
 }
 
-/// The line (1-based) of the stack's key under `stacks:`.
-fn stack_line(text: &str, key: &str) -> Option<usize> {
-    let stacks = line_of(text, "stacks:", 0).unwrap_or(1);
+/// The line (1-based) of the stack's key under `section` (`stacks:`,
+/// `entries:`).
+fn stack_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let stacks = line_of(text, section, 0).unwrap_or(1);
     text.lines()
         .enumerate()
         .skip(stacks)
@@ -782,6 +941,71 @@ stacks:
                 .contains("has no `staging` (it has prod)"),
             "{}",
             errors[0]
+        );
+    }
+
+    #[test]
+    fn service_entries_expand_to_tagged_stacks_of_the_shared_template() {
+        let manifest = read(
+            "stacks:\n  shared:\n    template: shared.yml\nservices:\n  template: service.yml\n  name: \"shop-{service}\"\n  depends-on: [shared]\n  parameters:\n    Cluster: \"{{ stacks.shared.outputs.Cluster }}\"\n    Port: 80\n  entries:\n    web:\n      image: nginx:1.27\n      allow-mutable-tag: true\n      Port: 8080\n      Emails: [a@x.org, b@x.org]\n    api:\n      image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/api\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            manifest.catalog,
+            Some(Catalog {
+                entries: vec!["web".into(), "api".into()],
+                prune: false
+            })
+        );
+        let web = manifest.stack("web").expect("web");
+        assert_eq!(web.name, "shop-web");
+        assert_eq!(web.template, Path::new("/ws/deploy/service.yml"));
+        assert_eq!(web.depends_on, vec!["shared"]);
+        assert_eq!(web.line, Some(12));
+        assert_eq!(
+            web.parameters,
+            vec![
+                (
+                    "Cluster".to_string(),
+                    ParameterValue::One("{{ stacks.shared.outputs.Cluster }}".into())
+                ),
+                ("Port".to_string(), ParameterValue::One("8080".into())),
+                (
+                    "Emails".to_string(),
+                    ParameterValue::List(vec!["a@x.org".into(), "b@x.org".into()])
+                ),
+            ]
+        );
+        assert!(web.inputs.contains(&("image".into(), "nginx:1.27".into())));
+        assert!(
+            web.inputs
+                .contains(&("allow-mutable-tag".into(), "true".into()))
+        );
+        assert!(web.inputs.contains(&(
+            "tags".into(),
+            r#"{"ecs-stack-deploy:catalog":"deploy/system.yml","ecs-stack-deploy:service":"web"}"#
+                .into()
+        )));
+        let api = manifest.stack("api").expect("api");
+        assert!(api.inputs.contains(&(
+            "image-repository".into(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/api".into()
+        )));
+
+        let errors = read(
+            "stacks:\n  web:\n    template: a.yml\nservices:\n  template: s.yml\n  entries:\n    web:\n      Port: 1\n    api:\n      Nested: {a: 1}\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`services.entries.web`: has the key of a stack")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`services.entries.api.Nested`: is not a parameter value")),
+            "{text:#?}"
         );
     }
 

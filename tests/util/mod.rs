@@ -208,6 +208,17 @@ impl Emulator {
         assert_eq!(code, 200, "forcing {stack} to {status}: {text}");
     }
 
+    /// Whether `stack` exists (a deleted one does not).
+    pub fn stack_exists(&self, stack: &str) -> bool {
+        let client = self.cloudformation();
+        block_on(async { client.describe_stacks().stack_name(stack).send().await })
+            .ok()
+            .and_then(|out| out.stacks().first().cloned())
+            .is_some_and(|found| {
+                found.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE")
+            })
+    }
+
     /// Names of the change sets of `stack` that were never executed: what a
     /// run would leave behind (a stack that does not exist has none).
     pub fn unexecuted_change_sets(&self, stack: &str) -> Vec<String> {
