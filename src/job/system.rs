@@ -940,7 +940,11 @@ fn template_error(manifest: &Manifest, stack: &ManifestStack, problem: &str) -> 
     ManifestError {
         file: manifest.file.clone(),
         line: stack.line,
-        key: format!("stacks.{}.template", stack.key),
+        key: if stack.section == "stacks" {
+            stack.path("template")
+        } else {
+            "services.template".into()
+        },
         problem: format!("{}: {problem}", stack.template.display()),
         fix: "give a CloudFormation template, relative to the manifest's folder".into(),
     }
@@ -1054,8 +1058,9 @@ async fn run_stack(
                 for (key_path, reference) in stack.output_references() {
                     if lookup(&reference).is_none() {
                         return Err(JobError::Failed(anyhow::anyhow!(
-                            "{}: `stacks.{key}.{key_path}` refers to output `{}` of stack `{}`, which that stack did not produce (an output with a Condition?)",
+                            "{}: `{}` refers to output `{}` of stack `{}`, which that stack did not produce (an output with a Condition?)",
                             manifest.file,
+                            stack.path(&key_path),
                             reference.output,
                             reference.stack
                         )));

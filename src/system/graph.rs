@@ -233,7 +233,7 @@ pub fn build_graph(
                     errors.push(ManifestError {
                         file: manifest.file.clone(),
                         line: stack.line,
-                        key: format!("stacks.{}.parameters.{name}", stack.key),
+                        key: stack.path(&format!("parameters.{name}")),
                         problem: format!(
                             "is not a parameter of {} (it declares: {})",
                             stack.template.display(),
@@ -255,7 +255,7 @@ pub fn build_graph(
                 errors.push(ManifestError {
                     file: manifest.file.clone(),
                     line: stack.line,
-                    key: format!("stacks.{}.{key_path}", stack.key),
+                    key: stack.path(&key_path),
                     problem: format!(
                         "refers to output `{}` of stack `{}`, which its template {template} does not declare (it declares: {})",
                         reference.output,

@@ -212,9 +212,17 @@ pub struct ManifestStack {
     pub inputs: Vec<(String, String)>,
     /// The line of the stack's key, for messages.
     pub line: Option<usize>,
+    /// Where the manifest declares it: `stacks`, or `services.entries`.
+    pub section: &'static str,
 }
 
 impl ManifestStack {
+    /// The key path of one of its settings, for messages
+    /// (`stacks.alb.parameters.VpcId`).
+    pub fn path(&self, inner: &str) -> String {
+        format!("{}.{}.{inner}", self.section, self.key)
+    }
+
     /// Every output reference of the stack's values, with the key path
     /// that holds it.
     pub fn output_references(&self) -> Vec<(String, OutputReference)> {
@@ -458,6 +466,7 @@ pub fn read_manifest(
             depends_on: entry.depends_on.clone(),
             inputs,
             line,
+            section,
             key,
         });
     }
@@ -467,7 +476,7 @@ pub fn read_manifest(
             if upstream == &stack.key || !stacks.iter().any(|s| &s.key == upstream) {
                 errors.push(error(
                     line_of(text, upstream, from),
-                    &format!("stacks.{}.depends-on", stack.key),
+                    &stack.path("depends-on"),
                     format!("names `{upstream}`, which is not another stack of the manifest"),
                     &format!("name one of: {}", other_keys(&stacks, &stack.key)),
                 ));
@@ -477,7 +486,7 @@ pub fn read_manifest(
             if reference.stack == stack.key || !stacks.iter().any(|s| s.key == reference.stack) {
                 errors.push(error(
                     line_of(text, &format!("stacks.{}.", reference.stack), from),
-                    &format!("stacks.{}.{key_path}", stack.key),
+                    &stack.path(&key_path),
                     format!(
                         "refers to stack `{}`, which is not another stack of the manifest",
                         reference.stack
