@@ -16,6 +16,11 @@ pub enum Invocation {
     Deploy(RawInputs),
     /// `ecs-stack-deploy lint-workflows [dir]`.
     LintWorkflows(std::path::PathBuf),
+    /// `ecs-stack-deploy init-stacks DIR [--output FILE]`.
+    InitStacks {
+        dir: std::path::PathBuf,
+        output: Option<std::path::PathBuf>,
+    },
     /// `ecs-stack-deploy package --template ... --s3-bucket ...`.
     Package {
         raw: RawInputs,
@@ -107,6 +112,16 @@ fn command() -> Command {
             ),
         )
         .subcommand(
+            Command::new("init-stacks")
+                .about("Write a starting system manifest (for --stacks) for a folder of templates: one stack per template, ordered by their exports and imports, parameters without defaults to fill in")
+                .arg(Arg::new("dir").required(true).help("the folder of templates"))
+                .arg(
+                    Arg::new("output")
+                        .long("output")
+                        .help("where to write the manifest (relative to the workspace); default: stdout"),
+                ),
+        )
+        .subcommand(
             Command::new("lint-workflows")
                 .about("Check workflow_run chains: upstream names that match no workflow, missing conclusion checks, fork code run with secrets, image tags from github.sha")
                 .arg(
@@ -176,6 +191,15 @@ where
                     .map(std::path::PathBuf::from),
             }
         }
+        Some(("init-stacks", init)) => Invocation::InitStacks {
+            dir: init
+                .get_one::<String>("dir")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_default(),
+            output: init
+                .get_one::<String>("output")
+                .map(std::path::PathBuf::from),
+        },
         Some(("lint-workflows", lint)) => Invocation::LintWorkflows(
             lint.get_one::<String>("dir")
                 .map(std::path::PathBuf::from)

@@ -47,6 +47,9 @@ fn main() -> ExitCode {
     let raw = match invocation {
         Invocation::Action(raw) | Invocation::Deploy(raw) => raw,
         Invocation::LintWorkflows(dir) => return job::lint_workflows(&dir, &env).into(),
+        Invocation::InitStacks { dir, output } => {
+            return job::init_stacks(&dir, output.as_deref(), &env).into();
+        }
         Invocation::Package { raw, output } => {
             return runtime
                 .block_on(job::package(&raw, output.as_deref(), &env))

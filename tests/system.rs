@@ -548,3 +548,51 @@ fn the_service_catalog_adds_reports_and_prunes_entries() {
     assert_eq!(status["tester"]["state"], "deleted", "{status}");
     assert!(!emulator.stack_exists(&format!("{prefix}-tester")));
 }
+
+/// `init-stacks DIR` writes a starting manifest from the templates' exports
+/// and imports and their parameters; written out and completed, it deploys.
+#[test]
+fn init_stacks_writes_a_manifest_that_deploys() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("sysinit");
+    let ws = system_workspace(&diamond(&prefix));
+    let run = ActionRun::new(&ws).args(&["init-stacks", "infra"]).run();
+    run.assert_code(0);
+    let manifest = run.stdout.clone();
+    assert!(
+        manifest.contains("  right:\n    template: infra/right.yml\n")
+            && manifest.contains("      Env: \"\"  # TODO: no default")
+            && manifest.contains("      NetworkId: \"{{ stacks.network.outputs.NetworkId }}\""),
+        "{manifest}"
+    );
+    // Env names the export right imports (unknown until filled, so no
+    // order yet); top's inputs are the middle stacks' outputs by another
+    // name: the user wires them.
+    let completed = manifest
+        .replace(
+            "      Env: \"\"  # TODO: no default",
+            &format!("      Env: {prefix}"),
+        )
+        .replace(
+            "      Left: \"\"  # TODO: no default",
+            "      Left: \"{{ stacks.left.outputs.Name }}\"",
+        )
+        .replace(
+            "      Right: \"\"  # TODO: no default",
+            "      Right: \"{{ stacks.right.outputs.Name }}\"",
+        );
+    assert!(!completed.contains("# TODO:"), "{completed}");
+    let completed = completed.replace(
+        "  network:\n",
+        &format!("  network:\n    name: {prefix}-network\n"),
+    );
+    ws.write("system.yml", &completed);
+    let deployed = ActionRun::new(&ws)
+        .input("stacks", "system.yml")
+        .run_against(&emulator);
+    deployed.assert_code(0);
+    assert_eq!(
+        deployed.output("top-Joined"),
+        format!("left-of-{prefix}-net+right-of-{prefix}-net")
+    );
+}

@@ -456,6 +456,77 @@ fn publish(
     written
 }
 
+/// `init-stacks DIR`: a starting system manifest for the templates in
+/// `dir` (relative to the workspace), on stdout or into `output`. Exit 2
+/// when the folder holds no template or cannot be read.
+pub fn init_stacks(dir: &Path, output: Option<&Path>, env: &Environment) -> Outcome {
+    let console = Console::to(env.is_github_actions(), LogTarget::Stderr);
+    let root = env.workspace().join(dir);
+    let mut found = Vec::new();
+    let mut folders = vec![root.clone()];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) => {
+                console.error(&format!(
+                    "cannot read {}: {error}; give a folder of CloudFormation templates",
+                    folder.display()
+                ));
+                return Outcome::BadInput;
+            }
+        };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                folders.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yml" | "yaml" | "json" | "template"))
+                && let Ok(body) = std::fs::read_to_string(&path)
+            {
+                let relative = path.strip_prefix(&root).unwrap_or(&path);
+                found.push(crate::system::init::FoundTemplate {
+                    path: relative.to_string_lossy().replace('\\', "/"),
+                    body,
+                });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    let text = match crate::system::init::starting_manifest(&dir.display().to_string(), &found) {
+        Ok(text) => text,
+        Err(problem) => {
+            console.error(&format!("init-stacks: {problem}"));
+            return Outcome::BadInput;
+        }
+    };
+    match output {
+        None => {
+            print!("{text}");
+            Outcome::Success
+        }
+        Some(path) => match std::fs::write(env.workspace().join(path), &text) {
+            Ok(()) => {
+                console.line(&format!("wrote {}", path.display()));
+                Outcome::Success
+            }
+            Err(error) => {
+                console.error(&format!("cannot write {}: {error}", path.display()));
+                Outcome::Failed
+            }
+        },
+    }
+}
+
 /// Lints the workflow files in `dir` (relative to the workspace): every
 /// finding is an annotation on its file and line. Exit 1 when there are
 /// findings, 2 when the folder cannot be read.

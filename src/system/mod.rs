@@ -1,6 +1,8 @@
 //! Whole systems of stacks in one step: the manifest (`manifest.rs`), the
-//! order its stacks deploy in (`graph.rs`); the run itself is the job's
+//! order its stacks deploy in (`graph.rs`), a starting manifest for a
+//! folder of templates (`init.rs`); the run itself is the job's
 //! (`job/system.rs`).
 
 pub mod graph;
+pub mod init;
 pub mod manifest;
