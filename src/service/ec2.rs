@@ -15,7 +15,9 @@ use aws_runtime::auth::SigV4OperationSigningConfig;
 use aws_runtime::auth::sigv4::{SCHEME_ID as SIGV4_SCHEME_ID, SigV4AuthScheme};
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
 use aws_smithy_runtime::client::orchestrator::operation::Operation;
-use aws_smithy_runtime::client::retries::classifiers::HttpStatusCodeClassifier;
+use aws_smithy_runtime::client::retries::classifiers::{
+    HttpStatusCodeClassifier, TransientErrorClassifier,
+};
 use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
 use aws_smithy_runtime_api::client::auth::{AuthSchemeOptionResolverParams, SharedAuthScheme};
 use aws_smithy_runtime_api::client::identity::SharedIdentityResolver;
@@ -174,6 +176,9 @@ impl Ec2Reader {
                     .with_config(layer.freeze())
                     .with_runtime_components(components),
             )
+            // What the SDK's generated clients classify: a connection that
+            // broke or timed out, a 5xx, a throttling or transient code.
+            .retry_classifier(TransientErrorClassifier::<Ec2Error>::new())
             .retry_classifier(HttpStatusCodeClassifier::default())
             .retry_classifier(AwsErrorCodeClassifier::<Ec2Error>::new())
             .with_connection_poisoning();
@@ -270,29 +275,39 @@ fn read_vpcs(body: &str, lookup: Lookup) -> Result<VpcOf, ErrorMetadata> {
     Ok(found)
 }
 
-/// EC2's error answer: `<Response><Errors><Error><Code>…<Message>…`.
+/// EC2's error answer: `<Response><Errors><Error><Code>…<Message>…`; the
+/// other query services' `<ErrorResponse><Error>` (a proxy or gateway in
+/// between may answer so) is read too.
 fn read_error(body: &str) -> ErrorMetadata {
     let mut builder = ErrorMetadata::builder();
     let mut document = aws_smithy_xml::decode::Document::new(body);
     let Ok(mut root) = document.root_element() else {
         return builder.build();
     };
+    let read_fields =
+        |error: &mut aws_smithy_xml::decode::ScopedDecoder<'_, '_>,
+         builder: &mut aws_smithy_types::error::metadata::Builder| {
+            while let Some(mut field) = error.next_tag() {
+                let name = field.start_el().local().to_string();
+                let Ok(text) = aws_smithy_xml::decode::try_data(&mut field) else {
+                    continue;
+                };
+                let taken = std::mem::take(builder);
+                *builder = match name.as_str() {
+                    "Code" => taken.code(text.to_string()),
+                    "Message" => taken.message(text.to_string()),
+                    _ => taken,
+                };
+            }
+        };
     while let Some(mut child) = root.next_tag() {
         if child.start_el().matches("Errors") {
             while let Some(mut error) = child.next_tag() {
-                while let Some(mut field) = error.next_tag() {
-                    let name = field.start_el().local().to_string();
-                    let Ok(text) = aws_smithy_xml::decode::try_data(&mut field) else {
-                        continue;
-                    };
-                    match name.as_str() {
-                        "Code" => builder = builder.code(text.to_string()),
-                        "Message" => builder = builder.message(text.to_string()),
-                        _ => {}
-                    }
-                }
+                read_fields(&mut error, &mut builder);
             }
-        } else if child.start_el().matches("RequestID")
+        } else if child.start_el().matches("Error") {
+            read_fields(&mut child, &mut builder);
+        } else if matches!(child.start_el().local(), "RequestID" | "RequestId")
             && let Ok(text) = aws_smithy_xml::decode::try_data(&mut child)
         {
             builder = builder.custom("aws_request_id", text.to_string());
@@ -359,6 +374,11 @@ mod tests {
         );
         assert_eq!(meta.extra("aws_request_id"), Some("r-1"));
         assert_eq!(read_error("<html>bad gateway").code(), None);
+        let query = read_error(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r-2</RequestId></ErrorResponse>",
+        );
+        assert_eq!(query.code(), Some("Throttling"));
+        assert_eq!(query.extra("aws_request_id"), Some("r-2"));
     }
 
     #[test]

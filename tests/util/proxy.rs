@@ -22,8 +22,9 @@ use rand::{RngExt, SeedableRng};
 /// What the proxy can do to one call instead of passing it on untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
-    /// HTTP 400 `Throttling` (Query protocol: CloudFormation, ELBv2) or
-    /// `ThrottlingException` (JSON protocol: ECS, ECR).
+    /// HTTP 400 `Throttling` (Query protocol: CloudFormation, ELBv2),
+    /// `ThrottlingException` (JSON protocol: ECS, ECR), or EC2's 503
+    /// `RequestLimitExceeded`.
     Throttle,
     /// HTTP 500 `InternalFailure` or 503 `ServiceUnavailable`, half each.
     ServerError,
@@ -384,6 +385,21 @@ fn error_response(request: &Message, status: u16, code: &str, message: &str) -> 
             body: serde_json::json!({"__type": json_code, "message": message})
                 .to_string()
                 .into_bytes(),
+        }
+    } else if identify(request).0 == "ec2" {
+        // EC2's own query shape: `<Response><Errors><Error>`, and its
+        // throttling code with 503.
+        let (status, reason, code) = match code {
+            "Throttling" => (503, "Service Unavailable", "RequestLimitExceeded"),
+            other => (status, reason, other),
+        };
+        Message {
+            start_line: format!("HTTP/1.1 {status} {reason}"),
+            headers: vec![("Content-Type".into(), "text/xml".into())],
+            body: format!(
+                "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
+            )
+            .into_bytes(),
         }
     } else {
         let kind = if status < 500 { "Sender" } else { "Receiver" };
