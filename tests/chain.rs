@@ -313,3 +313,90 @@ fn the_example_chain_deploys_from_stack_to_stack() {
         apigw.outputs
     );
 }
+
+/// The chain rules, each on a workflow set written to contain it: a
+/// template importing an export of a sibling (a race), an upstream list of
+/// two (after each, not after all), a workflow_run deploy checking out the
+/// branch, a push.paths filter matching no file, and an upstream only a
+/// manual dispatch starts. Each is reported with file and line.
+#[test]
+fn chain_rules_find_each_defect_with_file_and_line() {
+    let ws = Workspace::new();
+    ws.write(
+        "infra/network.yml",
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\nOutputs:\n  VpcId:\n    Value: !Ref Vpc\n    Export:\n      Name: !Sub \"${AWS::StackName}-vpc\"\n",
+    );
+    ws.write(
+        "infra/alb.yml",
+        "Resources:\n  Lb:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: !ImportValue prod-network-vpc\nOutputs:\n  Arn:\n    Value: !Ref Lb\n    Export:\n      Name: prod-alb-arn\n",
+    );
+    ws.write(
+        "infra/ecs.yml",
+        "Resources:\n  Service:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: !ImportValue prod-alb-arn\n",
+    );
+    let deploy_job = |template: &str, stack: &str, checkout_ref: &str| {
+        format!(
+            "jobs:\n  deploy:\n    if: github.event_name == 'workflow_dispatch' || (github.event.workflow_run.conclusion == 'success' && github.event.workflow_run.head_repository.full_name == github.repository)\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n{checkout_ref}      - uses: OWNER/ecs-stack-deploy@v1\n        with:\n          name: {stack}\n          template: {template}\n"
+        )
+    };
+    let built = "        with:\n          ref: ${{ github.event.workflow_run.head_sha }}\n";
+    ws.write(
+        ".github/workflows/network.yml",
+        &format!(
+            "name: network\non:\n  workflow_dispatch:\n{}",
+            deploy_job("infra/network.yml", "prod-network", "")
+        ),
+    );
+    ws.write(
+        ".github/workflows/alb.yml",
+        &format!(
+            "name: alb\non:\n  workflow_run:\n    workflows: [network]\n    types: [completed]\n{}",
+            deploy_job("infra/alb.yml", "prod-alb", "")
+        ),
+    );
+    ws.write(
+        ".github/workflows/ecs.yml",
+        &format!(
+            "name: ecs\non:\n  workflow_run:\n    workflows: [network]\n    types: [completed]\n{}",
+            deploy_job("infra/ecs.yml", "prod-ecs", built)
+        ),
+    );
+    ws.write(
+        ".github/workflows/smoke.yml",
+        "name: smoke\non:\n  workflow_run:\n    workflows: [alb, ecs]\n    types: [completed]\njobs:\n  test:\n    if: github.event.workflow_run.conclusion == 'success'\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ok\n",
+    );
+    ws.write(
+        ".github/workflows/docs.yml",
+        "name: docs\non:\n  push:\n    branches: [main]\n    paths: [\"documentation/**\", \"*.adoc\"]\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo docs\n",
+    );
+    let run = ActionRun::new(&ws).args(&["lint-workflows"]).run();
+    run.assert_code(1);
+    let findings = run.error_annotations();
+    let find = |file: &str, line: u32, kind: &str| -> String {
+        let at = format!("::error file=.github/workflows/{file},line={line}::{kind}: ");
+        findings
+            .iter()
+            .find(|l| l.starts_with(&at))
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| panic!("no {kind} at {file}:{line} in\n{}", run.stdout))
+    };
+
+    let race = find("ecs.yml", 17, "import-not-upstream");
+    assert!(
+        race.contains("imports `prod-alb-arn`, exported by the stack `alb` deploys")
+            && race.contains("both run after `network`"),
+        "{race}"
+    );
+    assert!(find("smoke.yml", 4, "runs-after-each-upstream").contains("`alb`, `ecs`"));
+    assert!(
+        find("alb.yml", 11, "checkout-not-built-commit").contains("the default branch (no `ref`)")
+    );
+    assert!(find("docs.yml", 5, "paths-match-nothing").contains("`documentation/**`"));
+    assert!(find("network.yml", 2, "untriggered-upstream").contains("alb, ecs"));
+    assert_eq!(
+        findings.len(),
+        5,
+        "nothing else (the checkout of the built commit is fine):\n{}",
+        run.stdout
+    );
+}

@@ -312,8 +312,13 @@ fn inputs_gate(
         let dir = env.workspace().join(".github/workflows");
         match read_workflow_dir(&dir) {
             Ok(files) => {
-                let findings =
-                    report_findings(console, &files, &env.workspace(), AnnotationLevel::Warning);
+                let findings = report_findings(
+                    console,
+                    &files,
+                    &env.workspace(),
+                    &env.workspace(),
+                    AnnotationLevel::Warning,
+                );
                 console.line(&format!(
                     "workflow lint: {findings} finding(s) in {} file(s)",
                     files.len()
@@ -543,8 +548,13 @@ pub fn lint_workflows(dir: &Path, env: &Environment) -> Outcome {
             Outcome::BadInput
         }
         Ok(files) => {
-            let findings =
-                report_findings(&console, &files, &env.workspace(), AnnotationLevel::Error);
+            let findings = report_findings(
+                &console,
+                &files,
+                &env.workspace(),
+                &repository_root(&dir, &env.workspace()),
+                AnnotationLevel::Error,
+            );
             console.line(&format!(
                 "{} workflow file(s), {findings} finding(s)",
                 files.len()
@@ -558,15 +568,30 @@ pub fn lint_workflows(dir: &Path, env: &Environment) -> Outcome {
     }
 }
 
+/// The repository a workflow folder belongs to: the one holding
+/// `.github/workflows`, else the nearest folder above it with `.git`, else
+/// the workspace. Templates and `paths` filters are read from there.
+fn repository_root(dir: &Path, workspace: &Path) -> std::path::PathBuf {
+    let holder = dir
+        .ends_with(".github/workflows")
+        .then(|| dir.parent().and_then(Path::parent))
+        .flatten();
+    holder
+        .or_else(|| dir.ancestors().find(|folder| folder.join(".git").exists()))
+        .unwrap_or(workspace)
+        .to_path_buf()
+}
+
 /// Prints each finding as an annotation on its file (relative to the
 /// workspace, as the runner expects) and line.
 fn report_findings(
     console: &Console,
     files: &[WorkflowFile],
     workspace: &Path,
+    repository: &Path,
     level: AnnotationLevel,
 ) -> usize {
-    let findings = lint(files);
+    let findings = lint(files, Some(repository));
     for finding in &findings {
         let path = Path::new(&finding.path);
         let shown = path

@@ -20,6 +20,8 @@ use std::path::Path;
 use serde::Serialize;
 use serde_yaml_ng::{Mapping, Value};
 
+mod chain;
+
 /// One workflow file as read from disk (or written by a test).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowFile {
@@ -35,6 +37,11 @@ pub enum FindingKind {
     NoConclusionCheck,
     CheckoutOfHeadWithSecrets,
     ImageTagFromGithubSha,
+    ImportNotUpstream,
+    RunsAfterEachUpstream,
+    CheckoutNotBuiltCommit,
+    PathsMatchNothing,
+    UntriggeredUpstream,
     ParseError,
 }
 
@@ -46,6 +53,11 @@ impl FindingKind {
             Self::NoConclusionCheck => "no-conclusion-check",
             Self::CheckoutOfHeadWithSecrets => "checkout-of-head-with-secrets",
             Self::ImageTagFromGithubSha => "image-tag-from-github-sha",
+            Self::ImportNotUpstream => "import-not-upstream",
+            Self::RunsAfterEachUpstream => "runs-after-each-upstream",
+            Self::CheckoutNotBuiltCommit => "checkout-not-built-commit",
+            Self::PathsMatchNothing => "paths-match-nothing",
+            Self::UntriggeredUpstream => "untriggered-upstream",
             Self::ParseError => "parse-error",
         }
     }
@@ -106,9 +118,12 @@ pub fn read_workflow_dir(dir: &Path) -> std::io::Result<Vec<WorkflowFile>> {
 }
 
 /// Lints a set of workflow files that live in the same repository (the
-/// upstream names of rule 1 are resolved within this set). Findings are
-/// sorted by path, then line.
-pub fn lint_workflows(files: &[WorkflowFile]) -> Vec<Finding> {
+/// upstream names of rule 1 are resolved within this set); `repo` is the
+/// repository's root, where the templates the workflows deploy and the
+/// files their `paths` filters name are read (the chain rules, `chain.rs`;
+/// without it those that need files are skipped). Findings are sorted by
+/// path, then line.
+pub fn lint_workflows(files: &[WorkflowFile], repo: Option<&Path>) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut parsed = Vec::new();
     let mut names = Vec::new();
@@ -135,6 +150,7 @@ pub fn lint_workflows(files: &[WorkflowFile]) -> Vec<Finding> {
         check_head_checkout(workflow, &mut findings);
         check_image_tags(workflow, &mut findings);
     }
+    chain::check_chain(&parsed, &names, repo, &mut findings);
     findings.sort_by(|a, b| (&a.path, a.line, a.kind).cmp(&(&b.path, b.line, b.kind)));
     findings
 }
@@ -171,6 +187,8 @@ fn parse_finding(file: &WorkflowFile, problem: &ParseProblem) -> Finding {
 struct Triggers {
     workflow_run: bool,
     upstreams: Vec<String>,
+    /// Every event it listens to.
+    events: Vec<String>,
 }
 
 /// A workflow that parsed, with the parts the rules look at.
@@ -287,6 +305,7 @@ fn parse_triggers(on: &Value) -> Option<Triggers> {
         return None;
     }
     triggers.workflow_run = events.iter().any(|e| e == "workflow_run");
+    triggers.events = events;
     Some(triggers)
 }
 
@@ -829,10 +848,11 @@ permissions:
   contents: read
 jobs:
   deploy:
-    if: github.event_name == 'workflow_dispatch' || github.event.workflow_run.conclusion == 'success'
+    if: github.event_name == 'workflow_dispatch' || (github.event.workflow_run.conclusion == 'success' && github.event.workflow_run.head_repository.full_name == github.repository)
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
+        with: { ref: "${{ github.event.workflow_run.head_sha }}" }
       - uses: aws-actions/configure-aws-credentials@v4
         with:
           role-to-assume: ${{ secrets.AWS_DEPLOY_ROLE }}
@@ -955,7 +975,7 @@ jobs:
 
     fn check(cases: Vec<Case>) {
         for case in cases {
-            let findings = lint_workflows(&case.files);
+            let findings = lint_workflows(&case.files, None);
             assert_eq!(
                 findings.len(),
                 case.expected.len(),
@@ -994,7 +1014,7 @@ jobs:
 
     #[test]
     fn clean_chain_has_no_findings() {
-        let findings = lint_workflows(&chain_with("apigw.yml", APIGW));
+        let findings = lint_workflows(&chain_with("apigw.yml", APIGW), None);
         assert_eq!(findings, Vec::new());
     }
 
@@ -1080,8 +1100,8 @@ jobs:
         use FindingKind::NoConclusionCheck as Kind;
         let alb_unchecked = edit(
             ALB,
-            "    if: github.event_name == 'workflow_dispatch' || github.event.workflow_run.conclusion == 'success'\n",
-            "    timeout-minutes: 30\n",
+            "    if: github.event_name == 'workflow_dispatch' || (github.event.workflow_run.conclusion == 'success' && github.event.workflow_run.head_repository.full_name == github.repository)\n",
+            "    if: github.event.workflow_run.head_repository.full_name == github.repository\n",
         );
         let ecs_always = edit(
             ECS,
@@ -1149,7 +1169,7 @@ jobs:
     steps:
       - run: echo done
 "#;
-        let findings = lint_workflows(&chain_with("release.yml", text));
+        let findings = lint_workflows(&chain_with("release.yml", text), None);
         let flagged: Vec<(FindingKind, Option<u32>)> =
             findings.iter().map(|f| (f.kind, f.line)).collect();
         assert_eq!(flagged, vec![(FindingKind::NoConclusionCheck, Some(22))]);
@@ -1434,7 +1454,7 @@ jobs:
             path: path("a-first.yml"),
             text: "name: a\non:\n  workflow_run:\n    workflows: [nope]\njobs:\n  j:\n    runs-on: x\n".to_owned(),
         });
-        let order: Vec<(String, Option<u32>)> = lint_workflows(&files)
+        let order: Vec<(String, Option<u32>)> = lint_workflows(&files, None)
             .into_iter()
             .map(|f| (f.path, f.line))
             .collect();
