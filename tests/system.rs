@@ -151,6 +151,15 @@ fn stack_spans(emulator: &Emulator) -> std::collections::BTreeMap<String, (f64, 
     spans
 }
 
+/// Runs the step with `stacks: system.yml` and `extra` inputs.
+fn deploy_system(ws: &Workspace, emulator: &Emulator, extra: &[(&str, &str)]) -> RunResult {
+    let mut run = ActionRun::new(ws).input("stacks", "system.yml");
+    for (input, value) in extra {
+        run = run.input(input, value);
+    }
+    run.run_against(emulator)
+}
+
 fn errors(run: &RunResult) -> String {
     run.error_annotations().join("\n")
 }
@@ -160,9 +169,7 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
     let emulator = Emulator::private();
     let prefix = unique_name("sys");
     let ws = system_workspace(&diamond(&prefix));
-    let run = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .run_against(&emulator);
+    let run = deploy_system(&ws, &emulator, &[]);
     run.assert_code(0);
 
     // Wiring: the manifest's references and the import.
@@ -207,9 +214,7 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
     );
 
     // Again: nothing to change, still every output.
-    let again = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .run_against(&emulator);
+    let again = deploy_system(&ws, &emulator, &[]);
     again.assert_code(0);
     assert_eq!(again.output("top-Joined"), joined);
 
@@ -223,10 +228,7 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
             1,
         ),
     );
-    let plan = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .input("no-execute-changeset", "true")
-        .run_against(&emulator);
+    let plan = deploy_system(&ws, &emulator, &[("no-execute-changeset", "true")]);
     plan.assert_code(0);
     let status: serde_json::Value =
         serde_json::from_str(plan.output("stacks-status")).expect("JSON");
@@ -253,9 +255,7 @@ fn a_cycle_or_a_missing_output_is_refused_before_any_aws_call() {
     );
     let ws = system_workspace(&cyclic);
     let before = emulator.requests().len();
-    let run = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .run_against(&emulator);
+    let run = deploy_system(&ws, &emulator, &[]);
     run.assert_code(2);
     let text = errors(&run);
     assert!(
@@ -265,9 +265,7 @@ fn a_cycle_or_a_missing_output_is_refused_before_any_aws_call() {
     assert_eq!(emulator.requests().len(), before, "no AWS call");
 
     let ws = system_workspace(&diamond(&prefix).replace("outputs.Name }}", "outputs.Nmae }}"));
-    let run = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .run_against(&emulator);
+    let run = deploy_system(&ws, &emulator, &[]);
     run.assert_code(2);
     let text = errors(&run);
     assert!(
@@ -291,9 +289,7 @@ fn a_failed_stack_starts_nothing_downstream_and_the_rest_finish() {
             "        HoldSeconds: 1\n        Fail: \"left cannot be made\"\n",
         ),
     );
-    let run = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .run_against(&emulator);
+    let run = deploy_system(&ws, &emulator, &[]);
     run.assert_code(1);
     let status: serde_json::Value =
         serde_json::from_str(run.output("stacks-status")).expect("JSON");
@@ -371,16 +367,10 @@ fn destroy_deletes_in_reverse_order_and_refuses_protected_stacks() {
         "    template: infra/network.yml\n    termination-protection: true\n",
     );
     let ws = system_workspace(&protected);
-    ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .run_against(&emulator)
-        .assert_code(0);
+    deploy_system(&ws, &emulator, &[]).assert_code(0);
 
     let before = emulator.requests().len();
-    let refused = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .input("mode", "destroy")
-        .run_against(&emulator);
+    let refused = deploy_system(&ws, &emulator, &[("mode", "destroy")]);
     refused.assert_code(2);
     assert!(
         errors(&refused).contains(&format!(
@@ -408,10 +398,7 @@ fn destroy_deletes_in_reverse_order_and_refuses_protected_stacks() {
             .send(),
     )
     .expect("turn protection off");
-    let deleted = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .input("mode", "destroy")
-        .run_against(&emulator);
+    let deleted = deploy_system(&ws, &emulator, &[("mode", "destroy")]);
     deleted.assert_code(0);
     let status: serde_json::Value =
         serde_json::from_str(deleted.output("stacks-status")).expect("JSON");
@@ -439,10 +426,7 @@ fn destroy_deletes_in_reverse_order_and_refuses_protected_stacks() {
     assert!(deleted_at("right") < deleted_at("network"));
 
     // Again: nothing is there.
-    let again = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .input("mode", "destroy")
-        .run_against(&emulator);
+    let again = deploy_system(&ws, &emulator, &[("mode", "destroy")]);
     again.assert_code(0);
     assert!(again.output("stacks-status").contains("\"absent\""));
 }
@@ -500,9 +484,7 @@ fn the_service_catalog_adds_reports_and_prunes_entries() {
     ws.write("infra/service.yml", SERVICE);
     let run = |manifest: &str| {
         ws.write("system.yml", manifest);
-        ActionRun::new(&ws)
-            .input("stacks", "system.yml")
-            .run_against(&emulator)
+        deploy_system(&ws, &emulator, &[])
     };
     let first = run(&catalog(&prefix, two, false));
     first.assert_code(0);
@@ -587,9 +569,7 @@ fn init_stacks_writes_a_manifest_that_deploys() {
         &format!("  network:\n    name: {prefix}-network\n"),
     );
     ws.write("system.yml", &completed);
-    let deployed = ActionRun::new(&ws)
-        .input("stacks", "system.yml")
-        .run_against(&emulator);
+    let deployed = deploy_system(&ws, &emulator, &[]);
     deployed.assert_code(0);
     assert_eq!(
         deployed.output("top-Joined"),

@@ -22,7 +22,9 @@ use std::path::Path;
 
 use serde_yaml_ng::Value;
 
-use super::{Finding, FindingKind, KnownWorkflow, ParsedWorkflow, scalar_text, starts_with_key};
+use super::{
+    Finding, FindingKind, KnownWorkflow, ParsedWorkflow, is_checkout, scalar_text, starts_with_key,
+};
 use crate::stack::parameters::{OverrideValue, parse_inline_overrides};
 use crate::system::graph::template_facts;
 use crate::system::manifest::{ManifestStack, ParameterValue};
@@ -271,11 +273,7 @@ fn check_checkout(workflow: &ParsedWorkflow<'_>, findings: &mut Vec<Finding>) {
             continue;
         }
         for step in job.steps() {
-            let is_checkout = step
-                .get("uses")
-                .and_then(Value::as_str)
-                .is_some_and(|u| u.to_ascii_lowercase().starts_with("actions/checkout"));
-            if !is_checkout {
+            if !is_checkout(step) {
                 continue;
             }
             let reference = step

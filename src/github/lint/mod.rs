@@ -554,6 +554,13 @@ fn guards_against_forks(condition: Option<String>) -> bool {
     })
 }
 
+/// Whether a step is `actions/checkout`.
+fn is_checkout(step: &Mapping) -> bool {
+    step.get("uses")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.to_ascii_lowercase().starts_with("actions/checkout"))
+}
+
 fn check_head_checkout(workflow: &ParsedWorkflow<'_>, findings: &mut Vec<Finding>) {
     let Some(credential) = first_credential(&workflow.root) else {
         return;
@@ -563,10 +570,7 @@ fn check_head_checkout(workflow: &ParsedWorkflow<'_>, findings: &mut Vec<Finding
             continue;
         }
         for step in job.steps() {
-            let is_checkout = step
-                .get("uses")
-                .and_then(Value::as_str)
-                .is_some_and(|u| u.to_ascii_lowercase().starts_with("actions/checkout"));
+            let is_checkout = is_checkout(step);
             let head_ref = step
                 .get("with")
                 .and_then(|w| w.get("ref"))
