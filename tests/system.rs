@@ -264,6 +264,21 @@ fn a_cycle_or_a_missing_output_is_refused_before_any_aws_call() {
     );
     assert_eq!(emulator.requests().len(), before, "no AWS call");
 
+    // Inputs a system does not act on are refused, not ignored.
+    let ignored = deploy_system(
+        &ws,
+        &emulator,
+        &[("dispatch-workflows", "smoke.yml"), ("template", "x.yml")],
+    );
+    ignored.assert_code(2);
+    let text = errors(&ignored);
+    assert!(
+        text.contains("input `dispatch-workflows`: does not apply to a system of stacks yet")
+            && text.contains("input `template`: is given with `stacks`"),
+        "{text}"
+    );
+    assert_eq!(emulator.requests().len(), before, "no AWS call");
+
     let ws = system_workspace(&diamond(&prefix).replace("outputs.Name }}", "outputs.Nmae }}"));
     let run = deploy_system(&ws, &emulator, &[]);
     run.assert_code(2);

@@ -39,8 +39,8 @@ use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
-    CATALOG_TAG, Manifest, ManifestError, ManifestStack, OutputReference, ParameterValue,
-    SERVICE_TAG, fill_outputs, read_manifest,
+    CATALOG_TAG, Manifest, ManifestError, ManifestStack, NOT_WITH_STACKS, OutputReference,
+    ParameterValue, SERVICE_TAG, fill_outputs, read_manifest,
 };
 
 /// Inputs that belong to one stack: given beside `stacks`, they would
@@ -869,15 +869,29 @@ fn check_system(
                 ))
             })?,
     };
+    let mut misplaced = Vec::new();
     for name in PER_STACK_ONLY {
-        if raw.value(name).is_some() {
-            return Err(InputErrors::from(InputError::new(
+        if let Some(value) = raw.value(name) {
+            misplaced.push(InputError::new(
                 name,
-                raw.value(name).unwrap_or_default(),
+                value,
                 "is given with `stacks`, where every stack takes its own",
                 "set it per stack in the manifest",
-            )));
+            ));
         }
+    }
+    for name in NOT_WITH_STACKS {
+        if let Some(value) = raw.value(name) {
+            misplaced.push(InputError::new(
+                name,
+                value,
+                "does not apply to a system of stacks yet",
+                "run it in a step of its own after the system's (its outputs are there)",
+            ));
+        }
+    }
+    if !misplaced.is_empty() {
+        return Err(InputErrors(misplaced));
     }
     let workspace = env.workspace();
     let text = std::fs::read_to_string(workspace.join(file)).map_err(|error| {

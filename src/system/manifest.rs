@@ -24,6 +24,18 @@ const STACK_KEYED_INPUTS: &[(&str, &str)] = &[
     ("max-parallel", "the step's own input"),
 ];
 
+/// Inputs a system run does not act on yet, refused rather than ignored:
+/// the GitHub side (dispatches, a deployment's URL) runs once per step, and
+/// the change-set modes name one stack.
+pub const NOT_WITH_STACKS: &[&str] = &[
+    "dispatch-workflows",
+    "dispatch-inputs",
+    "dispatch-ref",
+    "environment-url-output",
+    "execute-change-set-id",
+    "continue-deployment",
+];
+
 /// A manifest that cannot be used: where, what, and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
@@ -652,7 +664,12 @@ fn checked_inputs(
             problem,
             fix,
         };
-        if let Some((_, instead)) = STACK_KEYED_INPUTS.iter().find(|(n, _)| n == name) {
+        if NOT_WITH_STACKS.contains(&name.as_str()) {
+            errors.push(refuse(
+                "does not apply to a system of stacks yet".into(),
+                "run it in a step of its own after the system's (its outputs are there)".into(),
+            ));
+        } else if let Some((_, instead)) = STACK_KEYED_INPUTS.iter().find(|(n, _)| n == name) {
             errors.push(refuse(
                 "is set by the manifest itself".into(),
                 format!("use {instead}"),
