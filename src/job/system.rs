@@ -9,6 +9,11 @@
 //! says so. Fail-fast: after a failure no new stack starts; those running
 //! finish. One report for the system: `outputs` by stack, `stacks-status`,
 //! `<stack>-<Key>` per output.
+//!
+//! Also here: `mode: destroy` (each stack deleted after those that depend
+//! on it, termination protection refused first), the service catalog's
+//! removed entries (reported; deleted with `prune`), and a signal (every
+//! stack in flight cleaned up as a single deploy's cancel does).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
