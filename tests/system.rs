@@ -591,3 +591,40 @@ fn init_stacks_writes_a_manifest_that_deploys() {
         format!("left-of-{prefix}-net+right-of-{prefix}-net")
     );
 }
+
+/// The single deploy's run gate holds for a system: every stack's NoEcho
+/// values are masked, and `lint-workflows` lints the chain (as warnings).
+#[test]
+fn a_system_masks_no_echo_values_and_lints_workflows() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("sysgate");
+    let ws = system_workspace(&diamond(&prefix));
+    ws.write(
+        "infra/right.yml",
+        &RIGHT.replace(
+            "  Env:\n    Type: String\n",
+            "  Env:\n    Type: String\n    NoEcho: true\n",
+        ),
+    );
+    ws.write(
+        ".github/workflows/ecs.yml",
+        "name: ECS\non:\n  workflow_run:\n    workflows: [Network]\n    types: [completed]\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo deploy\n",
+    );
+    let run = deploy_system(
+        &ws,
+        &emulator,
+        &[("verify-only", "true"), ("lint-workflows", "true")],
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(&format!("::add-mask::{prefix}\n")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("workflow lint: 2 finding(s) in 1 file(s)"),
+        "{}",
+        run.stdout
+    );
+}

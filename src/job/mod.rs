@@ -112,6 +112,41 @@ pub struct Clients {
     pub ecs: EcsClients,
 }
 
+impl Clients {
+    /// The clients of a prepared job: its region, retry policy, proxy, and
+    /// call timeouts within its longest wait.
+    pub async fn for_job(prepared: &Prepared, env: &Environment) -> Result<Self, JobError> {
+        let config = load_config(
+            prepared.region.clone(),
+            prepared.inputs.retry,
+            CallTimeouts::within(wait_bound(prepared)),
+            &prepared.proxy,
+            env,
+        )
+        .await
+        .map_err(JobError::Failed)?;
+        Ok(Self {
+            ecs: EcsClients::new(&config),
+            config,
+        })
+    }
+}
+
+/// The settings of a prepared job's plan and apply.
+fn deploy_settings(
+    clients: &Clients,
+    prepared: &Prepared,
+    settings: &JobSettings,
+    run: &RunContext,
+) -> DeploySettings {
+    DeploySettings {
+        poll: settings.poll,
+        description: run.change_set_description.clone(),
+        ecs: Some(clients.ecs.clone()),
+        fail_fast: prepared.inputs.fail_fast,
+    }
+}
+
 /// What the job needs besides inputs and environment: values passed in, so
 /// tests choose them (a fast poll schedule, a signal source, a log buffer).
 #[derive(Debug, Clone)]
@@ -147,32 +182,13 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -
     }
 
     // plan
-    let timeouts = CallTimeouts::within(wait_bound(&prepared));
-    let config = match load_config(
-        prepared.region.clone(),
-        prepared.inputs.retry,
-        timeouts,
-        &prepared.proxy,
-        env,
-    )
-    .await
-    {
-        Ok(config) => config,
+    let clients = match Clients::for_job(&prepared, env).await {
+        Ok(clients) => clients,
         Err(error) => {
-            let error = JobError::Failed(error);
             return report_outcome(&console, &prepared, &run, None, &mut report, Err(error)).await;
         }
     };
-    let clients = Clients {
-        ecs: EcsClients::new(&config),
-        config,
-    };
-    let deploy_settings = DeploySettings {
-        poll: settings.poll,
-        description: run.change_set_description.clone(),
-        ecs: Some(clients.ecs.clone()),
-        fail_fast: prepared.inputs.fail_fast,
-    };
+    let deploy_settings = deploy_settings(&clients, &prepared, &settings, &run);
     let planned = tokio::select! {
         planned = build_plan(&prepared, &clients, &deploy_settings, &console) => Ok(planned),
         signal = termination.received() => Err(signal),
@@ -290,6 +306,18 @@ fn cancel_options(prepared: &Prepared) -> CancelOptions {
     }
 }
 
+/// Asks the runner to mask the values given to the template's `NoEcho`
+/// parameters.
+fn mask_no_echo(prepared: &Prepared, console: &Console) {
+    if let Some(files) = &prepared.stack_files
+        && let Some(declared) = &files.declared
+    {
+        for secret in no_echo_values(declared, &files.overrides) {
+            console.mask(&secret);
+        }
+    }
+}
+
 /// The checks of the inputs phase that need no AWS: masking, the workflow
 /// lint, the event gate. Returns the outcome when the job stops here.
 fn inputs_gate(
@@ -299,13 +327,7 @@ fn inputs_gate(
     console: &Console,
 ) -> Option<Outcome> {
     let _section = console.phase("Check the run");
-    if let Some(files) = &prepared.stack_files
-        && let Some(declared) = &files.declared
-    {
-        for secret in no_echo_values(declared, &files.overrides) {
-            console.mask(&secret);
-        }
-    }
+    mask_no_echo(prepared, console);
     console.line(&format!("region {}", prepared.region));
     if prepared.inputs.lint_workflows {
         // Findings warn: a chain problem elsewhere should not block this deploy.

@@ -24,22 +24,19 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value as Json, json};
 
 use super::cancel::{CancelOptions, cancel};
-use super::prepare::{ResultFiles, RunContext, check_event, prepare_with_parameters, result_files};
+use super::prepare::{ResultFiles, RunContext, prepare_with_parameters, result_files};
 use super::{
-    Clients, EventGate, JobError, JobSettings, Outcome, Prepared, cancel_options,
-    report_bad_inputs, wait_bound,
+    Clients, JobError, JobSettings, Outcome, Prepared, cancel_options, deploy_settings,
+    inputs_gate, mask_no_echo, report_bad_inputs,
 };
 use crate::apply::apply_plan;
 use crate::aws::aws_error;
-use crate::aws::{CallTimeouts, load_config};
 use crate::console::Console;
 use crate::env::Environment;
 use crate::github::output::{append_outputs, append_summary};
 use crate::inputs::{InputError, InputErrors, RawInputs};
 use crate::plan::{Plan, build_plan};
 use crate::report::{JobReport, markdown_cell};
-use crate::service::watch::EcsClients;
-use crate::stack::deploy::DeploySettings;
 use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
@@ -171,19 +168,14 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         Ok(checked) => checked,
         Err(errors) => return report_bad_inputs(&console, &errors),
     };
+    // The single deploy's run gate (the event, lint-workflows, the region),
+    // once; every stack's NoEcho values masked.
     if let Some(first) = stacks.values().next() {
-        match check_event(&run, first.inputs.event_policy) {
-            Ok(EventGate::Proceed) => {}
-            Ok(EventGate::Skip(reason)) => {
-                console.notice(&format!(
-                    "{reason}; on-upstream-failure is `skip`, so nothing is deployed"
-                ));
-                return Outcome::Success;
-            }
-            Err(reason) => {
-                console.error(&format!("{reason}; nothing was deployed"));
-                return Outcome::Failed;
-            }
+        for other in stacks.values().skip(1) {
+            mask_no_echo(other, &console);
+        }
+        if let Some(gate) = inputs_gate(first, env, &run, &console) {
+            return gate;
         }
     }
     {
@@ -281,7 +273,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         }
         let prefixed = console.for_stack(key);
         let prepared = &stacks[key];
-        let clients = match clients_for(prepared, env).await {
+        let clients = match Clients::for_job(prepared, env).await {
             Ok(clients) => clients,
             Err(error) => {
                 return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
@@ -579,7 +571,7 @@ async fn removed_services(
     let Some(prepared) = catalog.entries.iter().find_map(|entry| stacks.get(entry)) else {
         return Ok(Vec::new());
     };
-    let clients = clients_for(prepared, env).await?;
+    let clients = Clients::for_job(prepared, env).await?;
     let client = aws_sdk_cloudformation::Client::new(&clients.config);
     let mut pages = client.describe_stacks().into_paginator().send();
     let mut removed = Vec::new();
@@ -647,7 +639,7 @@ async fn destroy_system(
             };
             let name = stack_name(manifest, key);
             let read = async {
-                let clients = clients_for(prepared, env).await?;
+                let clients = Clients::for_job(prepared, env).await?;
                 let client = aws_sdk_cloudformation::Client::new(&clients.config);
                 let target = read_destroy_target(&client, name)
                     .await
@@ -817,21 +809,6 @@ async fn destroy_system(
 
 fn stack_name<'a>(manifest: &'a Manifest, key: &'a str) -> &'a str {
     manifest.stack(key).map_or(key, |s| s.name.as_str())
-}
-
-/// The settings of one stack's plan and apply.
-fn deploy_settings(
-    clients: &Clients,
-    prepared: &Prepared,
-    settings: &JobSettings,
-    run: &RunContext,
-) -> DeploySettings {
-    DeploySettings {
-        poll: settings.poll,
-        description: run.change_set_description.clone(),
-        ecs: Some(clients.ecs.clone()),
-        fail_fast: prepared.inputs.fail_fast,
-    }
 }
 
 fn upstream_list(graph: &SystemGraph, key: &str) -> String {
@@ -1024,22 +1001,6 @@ fn stack_inputs(
     (inputs, parameters)
 }
 
-async fn clients_for(prepared: &Prepared, env: &Environment) -> Result<Clients, JobError> {
-    let config = load_config(
-        prepared.region.clone(),
-        prepared.inputs.retry,
-        CallTimeouts::within(wait_bound(prepared)),
-        &prepared.proxy,
-        env,
-    )
-    .await
-    .map_err(JobError::Failed)?;
-    Ok(Clients {
-        ecs: EcsClients::new(&config),
-        config,
-    })
-}
-
 /// Deploys one stack: its early plan, or (values known after apply) its
 /// inputs phase and plan now, then the apply.
 async fn run_stack(
@@ -1093,7 +1054,7 @@ async fn run_stack(
                         "the inputs filled from upstream outputs were refused, after upstream stacks changed: {errors}"
                     ))
                 })?;
-                let clients = clients_for(&prepared, env).await?;
+                let clients = Clients::for_job(&prepared, env).await?;
                 let plan = {
                     let _section = prefixed.phase("Plan");
                     let deploy_settings = deploy_settings(&clients, &prepared, settings, run);
