@@ -15,6 +15,7 @@ use super::changeset::{
     create_change_set, delete_change_set, execute_change_set, wait_for_change_set,
     with_nested_changes, with_stack_settings,
 };
+use super::destroy::delete_and_wait;
 use super::events::{EventFeed, root_causes};
 use super::lookup::{describe_stack, has_resources, newest_change_set, status_of};
 use super::options::{StackOptions, UpstreamOutputs};
@@ -705,27 +706,16 @@ async fn recreate_prelude(
     console.line(&format!(
         "stack {name} is {status}: deleting it to create it anew (it holds no resources)"
     ));
-    let mut feed = EventFeed::start_explained(client, &stack_id, console).await;
     let result = async {
-        client
-            .delete_stack()
-            .stack_name(&stack_id)
-            .client_request_token(request_token())
-            .send()
-            .await
-            .map_err(aws_error)
-            .with_context(|| format!("deleting stack {name} (in {status}) before recreating it"))?;
-        let final_status = wait_for_stack(
+        let final_status = delete_and_wait(
             client,
             &stack_id,
-            &mut feed,
-            console,
             settings.poll,
             inputs.wait_timeout,
-            None,
+            console,
         )
         .await
-        .map_err(|e| anyhow!(e))?;
+        .with_context(|| format!("deleting stack {name} (in {status}) before recreating it"))?;
         if final_status != "DELETE_COMPLETE" {
             return Err(anyhow!(
                 "stack {name} could not be deleted before recreating it: it ended in {final_status}"

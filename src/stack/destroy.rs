@@ -37,9 +37,35 @@ pub async fn read_destroy_target(client: &Client, name: &str) -> anyhow::Result<
     })
 }
 
-/// Deletes the stack and waits until CloudFormation says it is gone,
-/// printing its events; a stack that ends in another state (DELETE_FAILED:
-/// a resource could not be deleted) is an error naming it.
+/// Sends DeleteStack (with a request token of its own) and waits until
+/// CloudFormation is done with the stack, printing its events: the final
+/// status (DELETE_COMPLETE, or DELETE_FAILED when a resource stayed).
+/// Shared by a destroy and the recreation of a stack that never finished
+/// being created.
+pub async fn delete_and_wait(
+    client: &Client,
+    stack_id: &str,
+    schedule: PollSchedule,
+    timeout: std::time::Duration,
+    console: &Console,
+) -> anyhow::Result<String> {
+    let mut feed = EventFeed::start_explained(client, stack_id, console).await;
+    client
+        .delete_stack()
+        .stack_name(stack_id)
+        .client_request_token(request_token())
+        .send()
+        .await
+        .map_err(aws_error)?;
+    wait_for_stack(
+        client, stack_id, &mut feed, console, schedule, timeout, None,
+    )
+    .await
+    .map_err(|e| anyhow!(e))
+}
+
+/// Deletes the stack for good; a stack that ends in another state than
+/// DELETE_COMPLETE is an error naming it.
 pub async fn delete_stack(
     client: &Client,
     name: &str,
@@ -48,21 +74,10 @@ pub async fn delete_stack(
     timeout: std::time::Duration,
     console: &Console,
 ) -> anyhow::Result<()> {
-    let mut feed = EventFeed::start_explained(client, stack_id, console).await;
-    client
-        .delete_stack()
-        .stack_name(stack_id)
-        .client_request_token(request_token())
-        .send()
-        .await
-        .map_err(aws_error)
-        .with_context(|| format!("deleting stack {name}"))?;
     console.line(&format!("deleting stack {name}"));
-    let status = wait_for_stack(
-        client, stack_id, &mut feed, console, schedule, timeout, None,
-    )
-    .await
-    .map_err(|e| anyhow!(e))?;
+    let status = delete_and_wait(client, stack_id, schedule, timeout, console)
+        .await
+        .with_context(|| format!("deleting stack {name}"))?;
     if status == "DELETE_COMPLETE" {
         console.line(&format!("stack {name} deleted"));
         Ok(())
