@@ -41,8 +41,9 @@ use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
-    CATALOG_TAG, Manifest, ManifestError, ManifestStack, NOT_WITH_STACKS, OutputReference,
-    ParameterValue, SERVICE_TAG, fill_outputs, read_manifest,
+    CATALOG_TAG, Manifest, ManifestError, ManifestStack, NOT_WITH_STACKS, NOT_WITH_STACKS_FIX,
+    NOT_WITH_STACKS_PROBLEM, OutputReference, ParameterValue, SERVICE_TAG, fill_outputs,
+    read_manifest,
 };
 
 /// Inputs that belong to one stack: given beside `stacks`, they would
@@ -606,8 +607,7 @@ async fn removed_services(
                     .unwrap_or_default(),
                 protected: stack.enable_termination_protection().unwrap_or(false),
                 config: clients.config.clone(),
-                wait_timeout: stack_options
-                    .map_or(std::time::Duration::from_secs(3600), |s| s.wait_timeout),
+                wait_timeout: stack_wait_timeout(prepared),
                 executes: stack_options.is_some_and(|s| s.execute_change_set),
             });
         }
@@ -727,8 +727,7 @@ async fn destroy_system(
                 let prefixed = console.for_stack(key);
                 let timeout = stacks
                     .get(key)
-                    .and_then(|p| p.inputs.stack.as_ref())
-                    .map_or(std::time::Duration::from_secs(3600), |s| s.wait_timeout);
+                    .map_or(DEFAULT_STACK_WAIT, stack_wait_timeout);
                 let key = key.clone();
                 running.push(async move {
                     let state = match target {
@@ -807,6 +806,18 @@ async fn destroy_system(
     finish(console, files, manifest, graph, ends, cancelled)
 }
 
+/// How long a stack's deletion is waited for: its `wait-timeout` (every
+/// stack of a manifest has stack inputs; the default is `wait-timeout`'s).
+fn stack_wait_timeout(prepared: &Prepared) -> std::time::Duration {
+    prepared
+        .inputs
+        .stack
+        .as_ref()
+        .map_or(DEFAULT_STACK_WAIT, |s| s.wait_timeout)
+}
+
+const DEFAULT_STACK_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn stack_name<'a>(manifest: &'a Manifest, key: &'a str) -> &'a str {
     manifest.stack(key).map_or(key, |s| s.name.as_str())
 }
@@ -867,8 +878,8 @@ fn check_system(
             misplaced.push(InputError::new(
                 name,
                 value,
-                "does not apply to a system of stacks yet",
-                "run it in a step of its own after the system's (its outputs are there)",
+                NOT_WITH_STACKS_PROBLEM,
+                NOT_WITH_STACKS_FIX,
             ));
         }
     }

@@ -36,6 +36,11 @@ pub const NOT_WITH_STACKS: &[&str] = &[
     "continue-deployment",
 ];
 
+/// Why an input of [`NOT_WITH_STACKS`] is refused, and the fix.
+pub const NOT_WITH_STACKS_PROBLEM: &str = "does not apply to a system of stacks yet";
+pub const NOT_WITH_STACKS_FIX: &str =
+    "run it in a step of its own after the system's (its outputs are there)";
+
 /// A manifest that cannot be used: where, what, and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestError {
@@ -666,8 +671,8 @@ fn checked_inputs(
         };
         if NOT_WITH_STACKS.contains(&name.as_str()) {
             errors.push(refuse(
-                "does not apply to a system of stacks yet".into(),
-                "run it in a step of its own after the system's (its outputs are there)".into(),
+                NOT_WITH_STACKS_PROBLEM.into(),
+                NOT_WITH_STACKS_FIX.into(),
             ));
         } else if let Some((_, instead)) = STACK_KEYED_INPUTS.iter().find(|(n, _)| n == name) {
             errors.push(refuse(
