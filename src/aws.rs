@@ -131,9 +131,9 @@ pub fn resolve_region(input: Option<&str>, env: &Environment) -> Result<String, 
 
 /// Loads the SDK configuration. `AWS_ENDPOINT_URL` (the local emulator in
 /// tests and the demo) is taken from the captured environment explicitly so
-/// it is visible here rather than implied. With a proxy, every call (the
-/// credential providers' included) goes through [`proxied_http_client`];
-/// without one the SDK keeps its default client untouched.
+/// it is visible here rather than implied. Every call (the credential
+/// providers' included) goes through [`http_client`]: the SDK's own client
+/// on ring, with the proxy when there is one.
 pub async fn load_config(
     region: String,
     retry: RetryPolicy,
@@ -151,21 +151,24 @@ pub async fn load_config(
     if let Some(credentials) = environment_credentials(env) {
         loader = loader.credentials_provider(credentials);
     }
-    if let Some(client) = proxied_http_client(proxy)? {
-        loader = loader.http_client(client);
-    }
-    Ok(loader.load().await)
+    Ok(loader.http_client(http_client(proxy)?).load().await)
 }
 
-/// The SDK's default HTTPS client (hyper, rustls with aws-lc, the
-/// platform's CA roots: the TLS stack `default-https-client` already links,
-/// so no second one) with the proxy of each scheme, or `None` without a
-/// proxy. `ProxySettings` was validated with the same rules the SDK
-/// applies, so an error here means the two disagree, and says so rather
-/// than going around the proxy.
-fn proxied_http_client(proxy: &ProxySettings) -> anyhow::Result<Option<SharedHttpClient>> {
+/// The one TLS crypto provider of the binary: ring, which the GitHub
+/// client (hyper-rustls) needs too. The SDK's `default-https-client` would
+/// link aws-lc beside it (a second provider, and a large C build).
+const CRYPTO: CryptoMode = CryptoMode::Ring;
+
+/// The SDK's HTTPS client (hyper, rustls on [`CRYPTO`], the platform's CA
+/// roots), with the proxy of each scheme when one is configured.
+/// `ProxySettings` was validated with the same rules the SDK applies, so an
+/// error here means the two disagree, and says so rather than going around
+/// the proxy.
+fn http_client(proxy: &ProxySettings) -> anyhow::Result<SharedHttpClient> {
     if !proxy.is_configured() {
-        return Ok(None);
+        return Ok(aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CRYPTO))
+            .build_https());
     }
     let rules = proxy.bypass_rules();
     let config = |url: &Option<ProxyUrl>, scheme: fn(&str) -> Result<ProxyConfig, ProxyError>| {
@@ -177,11 +180,11 @@ fn proxied_http_client(proxy: &ProxySettings) -> anyhow::Result<Option<SharedHtt
             })
             .transpose()
     };
-    Ok(Some(SharedHttpClient::new(ProxiedHttpClient {
+    Ok(SharedHttpClient::new(ProxiedHttpClient {
         https: config(&proxy.https, |url| ProxyConfig::https(url))?,
         http: config(&proxy.http, |url| ProxyConfig::http(url))?,
         connectors: Mutex::new(Vec::new()),
-    })))
+    }))
 }
 
 /// An [`HttpClient`] whose connector sends each request through the proxy
@@ -232,8 +235,7 @@ impl HttpClient for ProxiedHttpClient {
     }
 }
 
-/// The SDK's default connector (what `default-https-client` builds), with
-/// `proxy` when there is one.
+/// The SDK's connector on [`CRYPTO`], with `proxy` when there is one.
 fn sdk_connector(
     proxy: Option<&ProxyConfig>,
     settings: &HttpConnectorSettings,
@@ -244,11 +246,7 @@ fn sdk_connector(
     if let Some(proxy) = proxy {
         builder = builder.proxy_config(proxy.clone());
     }
-    SharedHttpConnector::new(
-        builder
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .build(),
-    )
+    SharedHttpConnector::new(builder.tls_provider(tls::Provider::Rustls(CRYPTO)).build())
 }
 
 /// Sends `http://` requests to one connector and every other to the other.
@@ -540,25 +538,25 @@ mod tests {
     }
 
     #[test]
-    fn a_proxy_replaces_the_http_client_and_none_leaves_it_alone() {
-        assert!(
-            proxied_http_client(&ProxySettings::default())
-                .unwrap()
-                .is_none()
-        );
+    fn a_proxy_routes_the_http_client_by_scheme_and_none_keeps_the_sdks_own() {
+        let direct = http_client(&ProxySettings::default()).unwrap();
+        assert!(format!("{direct:?}").contains("SharedHttpClient"));
+        assert!(!format!("{direct:?}").contains("ProxiedHttpClient"));
         let env = Environment::from_pairs([
             ("HTTPS_PROXY", "http://secure:3128"),
             ("HTTP_PROXY", "http://plain:3128"),
             ("NO_PROXY", "127.0.0.1"),
         ]);
         let proxy = crate::proxy::resolve_proxy(None, &env).unwrap();
-        assert!(proxied_http_client(&proxy).unwrap().is_some());
+        let proxied = http_client(&proxy).unwrap();
+        assert!(format!("{proxied:?}").contains("ProxiedHttpClient"));
         let only_https = crate::proxy::resolve_proxy(
             None,
             &Environment::from_pairs([("https_proxy", "https://user:pw@secure:8443")]),
         )
         .unwrap();
-        assert!(proxied_http_client(&only_https).unwrap().is_some());
+        let only_https = http_client(&only_https).unwrap();
+        assert!(format!("{only_https:?}").contains("ProxiedHttpClient"));
     }
 
     #[test]
