@@ -166,9 +166,7 @@ const CRYPTO: CryptoMode = CryptoMode::Ring;
 /// the proxy.
 fn http_client(proxy: &ProxySettings) -> anyhow::Result<SharedHttpClient> {
     if !proxy.is_configured() {
-        return Ok(aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CRYPTO))
-            .build_https());
+        return Ok(direct_http_client());
     }
     let rules = proxy.bypass_rules();
     let config = |url: &Option<ProxyUrl>, scheme: fn(&str) -> Result<ProxyConfig, ProxyError>| {
@@ -185,6 +183,15 @@ fn http_client(proxy: &ProxySettings) -> anyhow::Result<SharedHttpClient> {
         http: config(&proxy.http, |url| ProxyConfig::http(url))?,
         connectors: Mutex::new(Vec::new()),
     }))
+}
+
+/// The SDK's HTTPS client on [`CRYPTO`], without a proxy: a job's when no
+/// proxy is configured, and the one the tests' own SDK clients need (the
+/// SDK crates are built without a default client).
+pub fn direct_http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CRYPTO))
+        .build_https()
 }
 
 /// An [`HttpClient`] whose connector sends each request through the proxy
@@ -316,12 +323,15 @@ where
             let status = raw.status().as_u16();
             match (service.code(), service.message()) {
                 (Some(code), message) => {
-                    let hint = if is_throttling(code) { RETRY_HINT } else { "" };
                     let message = message.map_or_else(
                         || format!("(no message; {operation} answered HTTP {status})"),
                         str::to_string,
                     );
-                    anyhow::anyhow!("{code}: {message}{hint}")
+                    if is_throttling(code) {
+                        anyhow::Error::new(Throttled(format!("{code}: {message}{RETRY_HINT}")))
+                    } else {
+                        anyhow::anyhow!("{code}: {message}")
+                    }
                 }
                 (None, _) => anyhow::anyhow!(
                     "{}",
@@ -409,6 +419,18 @@ const BODY_PREFIX_CHARS: usize = 120;
 
 /// Said after an error the SDK retried as far as it was allowed.
 const RETRY_HINT: &str = " (the AWS SDK retried this throttling error as often as `max-retries` allows: raise `max-retries`, or set `retry-mode: adaptive` to slow the calls down)";
+
+/// An error AWS answered with a throttling code, after the SDK's retries:
+/// a caller that polls can slow down ([`is_throttled`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Throttled(String);
+
+/// Whether AWS throttled the call `error` (from [`aws_error`], with any
+/// context added since) comes from.
+pub fn is_throttled(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<Throttled>())
+}
 
 /// Whether the SDK's retry classifier treats `code` as throttling: its own
 /// list, so the hint is given exactly for the errors it retried as such.

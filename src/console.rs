@@ -55,8 +55,9 @@ pub struct Console {
     /// `[stack] ` before each line: one stack of a system, whose lines
     /// interleave with the others' (so no runner groups either).
     prefix: Option<String>,
-    /// The calls made only to explain that have failed and been warned
-    /// about, so a failing call repeated every poll warns once.
+    /// What has been warned about once already (the calls made only to
+    /// explain that have failed, throttling), so a failing call repeated
+    /// every poll warns once.
     explain_failures: Mutex<HashSet<String>>,
 }
 
@@ -171,15 +172,21 @@ impl Console {
     /// health, ...) failed: one warning naming the call, the first time it
     /// fails, and never a change of verdict.
     pub fn explain_failed(&self, call: &str, error: &anyhow::Error) {
+        self.warning_once(call, &format!(
+            "{call} failed: {error:#}; it is called only to explain what happens, so the deploy carries on and its verdict is unchanged (later failures of {call} are not repeated)"
+        ));
+    }
+
+    /// A warning given only the first time something identified by `key`
+    /// happens in this job.
+    pub fn warning_once(&self, key: &str, message: &str) {
         let first = self
             .explain_failures
             .lock()
-            .map(|mut seen| seen.insert(call.to_string()))
+            .map(|mut seen| seen.insert(key.to_string()))
             .unwrap_or(true);
         if first {
-            self.warning(&format!(
-                "{call} failed: {error:#}; it is called only to explain what happens, so the deploy carries on and its verdict is unchanged (later failures of {call} are not repeated)"
-            ));
+            self.warning(message);
         }
     }
 

@@ -35,4 +35,5 @@ pub(crate) mod system;
 pub(crate) mod taskdef;
 pub mod termination;
 
+pub use aws::direct_http_client;
 pub use stack::wait::PollSchedule;

@@ -390,3 +390,88 @@ fn a_lost_answer_to_update_service_does_not_fail_the_rollout() {
     // UpdateService to the same task definition starts no second deployment.
     assert_eq!(revision_count(&s.family), 2, "one revision registered");
 }
+
+/// The calls of `action` in `calls`.
+fn count_of(calls: &[crate::util::proxy::ProxiedRequest], action: &str) -> usize {
+    calls.iter().filter(|c| c.action == action).count()
+}
+
+#[test]
+fn a_stack_wait_reads_only_the_events_each_tick() {
+    let ws = Workspace::new();
+    let stack = unique_name("onecall");
+    ws.write("slow.yml", &crate::deploy::slow_template(2.0));
+    let proxy = FaultProxy::start(Emulator::shared().endpoint());
+    let run = ActionRun::new(&ws)
+        .input("name", &stack)
+        .input("template", "slow.yml")
+        .run_at(proxy.endpoint());
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    let calls = proxy.requests();
+    let executed = calls
+        .iter()
+        .position(|c| c.action == "ExecuteChangeSet")
+        .expect("the change set was executed");
+    let wait = &calls[executed + 1..];
+    // Two seconds of waiting at the test cadence is several ticks, each one
+    // DescribeStackEvents; DescribeStacks once, after, for the outputs.
+    assert!(count_of(wait, "DescribeStackEvents") >= 3, "{calls:?}");
+    assert_eq!(count_of(wait, "DescribeStacks"), 1, "{calls:?}");
+    assert_eq!(
+        wait.len(),
+        count_of(wait, "DescribeStackEvents") + 1,
+        "{calls:?}"
+    );
+    // A stack our CREATE change set made needs no baseline read of its events.
+    assert_eq!(
+        count_of(&calls[..executed], "DescribeStackEvents"),
+        0,
+        "{calls:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("Slow  AWS::SNS::Topic  CREATE_COMPLETE"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("REVIEW_IN_PROGRESS"), "{}", run.stdout);
+}
+
+#[test]
+fn throttled_event_reads_slow_the_wait_down_and_say_so_once() {
+    let ws = Workspace::new();
+    let stack = unique_name("throttled");
+    ws.write("slow.yml", &crate::deploy::slow_template(3.0));
+    let proxy = FaultProxy::start(Emulator::shared().endpoint());
+    proxy.always("DescribeStackEvents", Fault::Throttle);
+    let run = ActionRun::new(&ws)
+        .input("name", &stack)
+        .input("template", "slow.yml")
+        .input("max-retries", "0")
+        .run_at(proxy.endpoint());
+    // The events only explain: the stack's status comes from DescribeStacks
+    // on those ticks, and the deploy succeeds.
+    run.assert_code(0);
+    assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
+    let throttle_notes = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::warning") && l.contains("AWS throttled the reads of stack"))
+        .count();
+    assert_eq!(throttle_notes, 1, "{}", run.stdout);
+    let calls = proxy.requests();
+    let executed = calls
+        .iter()
+        .position(|c| c.action == "ExecuteChangeSet")
+        .expect("the change set was executed");
+    let wait = &calls[executed + 1..];
+    let ticks = count_of(wait, "DescribeStackEvents");
+    // Each tick whose events were throttled read the status instead (the
+    // last DescribeStacks is the outputs'); after the first throttled tick
+    // the pauses are the slow pace's at least (1 s in tests), so three
+    // seconds hold is a handful of ticks, where the fast pace (50-250 ms)
+    // would make about twenty.
+    assert_eq!(count_of(wait, "DescribeStacks"), ticks + 1, "{calls:?}");
+    assert!((2..=6).contains(&ticks), "{ticks} ticks: {calls:?}");
+}

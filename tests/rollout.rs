@@ -27,6 +27,7 @@ pub fn config_for(emulator: &Emulator) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(emulator.endpoint())
+            .http_client(ecs_stack_deploy::direct_http_client())
             .credentials_provider(aws_sdk_ecs::config::Credentials::new(
                 "testing", "testing", None, None, "tests",
             ))

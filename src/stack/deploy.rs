@@ -576,6 +576,7 @@ async fn apply_stack(
         console,
         deployment,
         &change_set_id,
+        is_create,
     )
     .await
 }
@@ -889,7 +890,9 @@ async fn only_our_empty_stack(client: &Client, stack_id: &str) -> bool {
             .is_ok_and(|listed| listed.summaries().is_empty())
 }
 
-/// Executes the change set and waits for the stack to settle.
+/// Executes the change set and waits for the stack to settle. A stack our
+/// CREATE change set just made has no events of earlier operations, so its
+/// feed needs no baseline read.
 async fn execute(
     client: &Client,
     inputs: &StackOptions,
@@ -897,12 +900,17 @@ async fn execute(
     console: &Console,
     deployment: &mut StackDeployment,
     change_set_id: &str,
+    is_create: bool,
 ) -> anyhow::Result<()> {
     let stack_id = deployment
         .stack_id
         .clone()
         .unwrap_or_else(|| inputs.stack_name.clone());
-    let mut feed = EventFeed::start_explained(client, &stack_id, console).await;
+    let mut feed = if is_create {
+        EventFeed::empty(&stack_id)
+    } else {
+        EventFeed::start_explained(client, &stack_id, console).await
+    };
     execute_change_set(client, change_set_id, inputs.disable_rollback).await?;
     deployment.executed = true;
     console.line("executing the change set");

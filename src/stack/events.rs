@@ -74,6 +74,17 @@ impl StackEventRecord {
         .then_some(self.physical_id.as_str())
     }
 
+    /// Whether this is one of the followed stack's own events (each status
+    /// it goes through), `stack` being its id or name; not a nested stack's,
+    /// nor its resource in the parent.
+    pub fn is_about_stack(&self, stack: &str) -> bool {
+        self.nested_in.is_empty()
+            && self.resource_type == "AWS::CloudFormation::Stack"
+            && (self.physical_id == stack
+                || (self.logical_id == stack
+                    && self.physical_id.contains(&format!(":stack/{stack}/"))))
+    }
+
     /// Whether this event is about the stack itself rather than a resource.
     pub fn is_stack_event(&self) -> bool {
         self.resource_type == "AWS::CloudFormation::Stack" && !self.logical_id.is_empty()
@@ -222,7 +233,9 @@ impl EventFeed {
         }
     }
 
-    /// A feed for a stack that has no events yet.
+    /// A feed for a stack that has no events yet, or none but the
+    /// `REVIEW_IN_PROGRESS` of the CREATE change set that made it (never
+    /// reported): no baseline to read.
     pub fn empty(stack: &str) -> Self {
         Self {
             stack: stack.to_string(),
@@ -246,10 +259,15 @@ impl EventFeed {
             console.explain_failed("DescribeStackEvents", &error);
             Vec::new()
         });
+        self.explain_unread(console);
+        fresh
+    }
+
+    /// Warns (once) of the nested stacks whose events could not be read.
+    pub fn explain_unread(&mut self, console: &Console) {
         for error in std::mem::take(&mut self.unread) {
             console.explain_failed("DescribeStackEvents", &error);
         }
-        fresh
     }
 
     /// Fetches events that appeared since the last call, oldest first.
@@ -287,6 +305,10 @@ impl EventFeed {
             self.seen.insert(record.event_id.clone());
             record.nested_in = self.path.clone();
         }
+        // A CREATE change set makes the stack in REVIEW_IN_PROGRESS before
+        // any operation: a follower of a stack just made that way needs no
+        // baseline read to leave that event out.
+        fresh.retain(|record| record.status != "REVIEW_IN_PROGRESS");
         // A nested stack's own stack-level events repeat what its parent
         // says of its resource.
         if !self.path.is_empty() {

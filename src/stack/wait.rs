@@ -4,6 +4,12 @@
 //! second for the first minute so a finished stack is noticed quickly, then
 //! easing off to spare the API. The schedule is a value passed in, so tests
 //! can use a faster one.
+//!
+//! A tick costs one call: DescribeStackEvents both shows what happened and
+//! says when the operation ended (the stack's own event carries each status
+//! it goes through), so DescribeStacks is read only when the events cannot
+//! be. The API calls count against the account's shared rate limits, which
+//! every pipeline of the account draws on at once.
 
 use std::time::Duration;
 
@@ -12,6 +18,7 @@ use aws_sdk_cloudformation::Client;
 use super::events::{EventFeed, StackEventRecord};
 use super::lookup::{describe_stack, status_of};
 use super::status::is_busy;
+use crate::aws::is_throttled;
 use crate::console::Console;
 use crate::service::watch::StackServiceWatch;
 
@@ -26,6 +33,9 @@ pub struct PollSchedule {
     pub fast_period: Duration,
     /// The longest delay afterwards.
     pub slow_max: Duration,
+    /// The longest delay after a tick AWS throttled: the SDK's retries
+    /// spread one call out, this spreads out the ticks that follow.
+    pub throttled_max: Duration,
 }
 
 impl Default for PollSchedule {
@@ -35,6 +45,7 @@ impl Default for PollSchedule {
             fast_max: Duration::from_secs(1),
             fast_period: Duration::from_secs(60),
             slow_max: Duration::from_secs(5),
+            throttled_max: Duration::from_secs(20),
         }
     }
 }
@@ -56,6 +67,7 @@ impl PollSchedule {
             fast_max: self.fast_max.min(max),
             fast_period: self.fast_period,
             slow_max: self.slow_max.min(max),
+            throttled_max: self.throttled_max.min(max),
         }
     }
 
@@ -82,6 +94,10 @@ pub struct Poller {
     /// Tokio's clock, which tests can pause and advance.
     started: tokio::time::Instant,
     delay: Duration,
+    /// Set once a tick was throttled: every later tick waits
+    /// `throttled_delay`.
+    throttled: bool,
+    throttled_delay: Duration,
 }
 
 /// The wait ran out: how long it waited.
@@ -97,6 +113,8 @@ impl Poller {
             timeout,
             started: tokio::time::Instant::now(),
             delay: Duration::ZERO,
+            throttled: false,
+            throttled_delay: Duration::ZERO,
         }
     }
 
@@ -114,8 +132,27 @@ impl Poller {
             return Err(TimedOut { waited });
         }
         self.delay = self.schedule.next_delay(self.delay, waited);
+        if self.throttled {
+            self.delay = self.throttled_delay;
+        }
         tokio::time::sleep(self.delay.min(self.timeout.saturating_sub(waited))).await;
         Ok(())
+    }
+
+    /// AWS throttled this tick's call even after the SDK's retries: the
+    /// ticks from now on wait twice as long as before, up to the
+    /// schedule's `throttled_max`, and never less than its slow pace.
+    /// Returns the new delay.
+    pub fn back_off(&mut self) -> Duration {
+        let current = if self.throttled {
+            self.throttled_delay
+        } else {
+            self.delay
+        };
+        let doubled = (current * 2).max(self.schedule.slow_max);
+        self.throttled_delay = doubled.min(self.schedule.throttled_max);
+        self.throttled = true;
+        self.throttled_delay
     }
 }
 
@@ -145,10 +182,15 @@ pub enum WaitError {
     Aws(#[from] anyhow::Error),
 }
 
-/// Polls `stack` (preferably its id) until its status is no longer
-/// `*_IN_PROGRESS`, printing each new event as one line, and watching the
-/// ECS services the stack is working on when `services` is given. Returns the final
-/// status; success or failure is for the caller to judge.
+/// Polls `stack` (preferably its id) until its operation ends, printing
+/// each new event as one line, and watching the ECS services the stack is
+/// working on when `services` is given. Returns the final status; success
+/// or failure is for the caller to judge.
+///
+/// Each tick reads the events only (see the module docs); the stack's own
+/// events give its status. When the events cannot be read, DescribeStacks
+/// gives the status for that tick, so a problem with a call made to explain
+/// never ends the wait.
 pub async fn wait_for_stack(
     client: &Client,
     stack: &str,
@@ -159,54 +201,99 @@ pub async fn wait_for_stack(
     mut services: Option<&mut StackServiceWatch>,
 ) -> Result<String, WaitError> {
     let mut poller = Poller::new(schedule, timeout);
+    // The latest status the stack was seen in; none until its first event
+    // of this operation (or a DescribeStacks) says.
+    let mut last_status: Option<String> = None;
     loop {
-        for event in feed.poll_explained(client, console).await {
-            print_event(console, &event);
-            if let Some(services) = services.as_deref_mut() {
-                services.track(&event);
+        let (fresh, read_from_events, throttled) = match feed.poll(client).await {
+            Ok(fresh) => (fresh, true, false),
+            Err(error) => {
+                let throttled = is_throttled(&error);
+                if throttled {
+                    let delay = poller.back_off();
+                    console.warning_once(
+                        "throttled stack reads",
+                        &format!(
+                            "AWS throttled the reads of stack {stack}: looking every {delay:?} from now on, to spare the account's API rate"
+                        ),
+                    );
+                }
+                console.explain_failed("DescribeStackEvents", &error);
+                (Vec::new(), false, throttled)
             }
+        };
+        feed.explain_unread(console);
+        for event in &fresh {
+            print_event(console, event);
+            if let Some(services) = services.as_deref_mut() {
+                services.track(event);
+            }
+        }
+        if read_from_events {
+            if let Some(status) = own_status(&fresh, stack) {
+                last_status = Some(status);
+            }
+        } else {
+            let Some(snapshot) = describe_stack(client, stack).await? else {
+                return Err(WaitError::Vanished {
+                    stack: stack.to_string(),
+                });
+            };
+            last_status = Some(status_of(&snapshot));
         }
         if let Some(services) = services.as_deref_mut() {
             services.observe(console).await;
         }
-        let snapshot = describe_stack(client, stack).await?;
-        let Some(snapshot) = snapshot else {
-            return Err(WaitError::Vanished {
-                stack: stack.to_string(),
-            });
-        };
-        let last_status = status_of(&snapshot);
         // Only while the stack works towards its target: during a rollback
         // the new deployment's failures are expected.
         let advancing = matches!(
-            last_status.as_str(),
-            "CREATE_IN_PROGRESS" | "UPDATE_IN_PROGRESS"
+            last_status.as_deref(),
+            Some("CREATE_IN_PROGRESS" | "UPDATE_IN_PROGRESS")
         );
         if let (Some(services), true) = (services.as_deref(), advancing)
             && let Some((service, doomed)) = services.doomed()
         {
             return Err(WaitError::Doomed {
                 stack: stack.to_string(),
-                status: last_status,
+                status: last_status.unwrap_or_default(),
                 service,
                 evidence: doomed.describe("its new revision"),
             });
         }
-        if !is_busy(&last_status) {
-            // Events written just before the status flipped.
-            for event in feed.poll_explained(client, console).await {
-                print_event(console, &event);
+        if let Some(status) = last_status.as_deref().filter(|s| is_settled(s)) {
+            if !read_from_events && !throttled {
+                // Events written just before the status flipped (not asked
+                // for again from an API that is throttling us).
+                for event in feed.poll_explained(client, console).await {
+                    print_event(console, &event);
+                }
             }
-            return Ok(last_status);
+            return Ok(status.to_string());
         }
         if let Err(TimedOut { waited }) = poller.tick().await {
             return Err(WaitError::Timeout {
                 stack: stack.to_string(),
-                last_status,
+                last_status: last_status.unwrap_or_else(|| "in progress".to_string()),
                 waited,
             });
         }
     }
+}
+
+/// Whether a stack in `status` has no operation running: the end of a wait.
+/// `REVIEW_IN_PROGRESS` is where a stack made by a CREATE change set sits
+/// before the operation starts, so it is no end.
+fn is_settled(status: &str) -> bool {
+    !is_busy(status) && status != "REVIEW_IN_PROGRESS"
+}
+
+/// The newest status the stack's own events in `fresh` (oldest first) give.
+fn own_status(fresh: &[StackEventRecord], stack: &str) -> Option<String> {
+    fresh
+        .iter()
+        .rev()
+        .find(|event| event.is_about_stack(stack))
+        .map(|event| event.status.clone())
 }
 
 /// Prints one stack event line.
@@ -245,6 +332,94 @@ mod tests {
                 waited: Duration::from_millis(700)
             })
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_tick_doubles_the_pause_up_to_the_throttled_maximum() {
+        let mut poller = Poller::new(PollSchedule::default(), Duration::from_secs(600));
+        assert_eq!(poller.tick().await, Ok(()));
+        // From 250 ms to the slow pace at least, then doubling to the cap.
+        assert_eq!(poller.back_off(), Duration::from_secs(5));
+        assert_eq!(poller.tick().await, Ok(()));
+        assert_eq!(poller.waited(), Duration::from_millis(5250));
+        assert_eq!(poller.back_off(), Duration::from_secs(10));
+        assert_eq!(poller.back_off(), Duration::from_secs(20));
+        assert_eq!(poller.back_off(), Duration::from_secs(20));
+        // Later ticks keep the throttled pace, also in the first minute.
+        assert_eq!(poller.tick().await, Ok(()));
+        assert_eq!(poller.waited(), Duration::from_millis(25250));
+        let capped = PollSchedule::default().capped(Duration::from_secs(2));
+        let mut poller = Poller::new(capped, Duration::from_secs(600));
+        assert_eq!(poller.back_off(), Duration::from_secs(2));
+    }
+
+    fn event(logical: &str, physical: &str, status: &str) -> StackEventRecord {
+        StackEventRecord {
+            event_id: format!("{logical}-{status}"),
+            logical_id: logical.into(),
+            resource_type: "AWS::CloudFormation::Stack".into(),
+            status: status.into(),
+            reason: String::new(),
+            physical_id: physical.into(),
+            timestamp: 0.0,
+            nested_in: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_stacks_own_newest_event_gives_its_status() {
+        let id = "arn:aws:cloudformation:us-east-1:1:stack/web/abc";
+        let child = "arn:aws:cloudformation:us-east-1:1:stack/web-Network-X/def";
+        let mut nested_own = event("web-Network-X", child, "CREATE_COMPLETE");
+        nested_own.nested_in = "Network".into();
+        let fresh = vec![
+            event("web", id, "CREATE_IN_PROGRESS"),
+            // A nested stack's resource in the parent, and that stack's own
+            // event: neither is the parent's status.
+            event("Network", child, "CREATE_COMPLETE"),
+            nested_own,
+        ];
+        assert_eq!(
+            own_status(&fresh, id).as_deref(),
+            Some("CREATE_IN_PROGRESS")
+        );
+        // By name too, when the wait was given one.
+        assert_eq!(
+            own_status(&fresh, "web").as_deref(),
+            Some("CREATE_IN_PROGRESS")
+        );
+        assert_eq!(own_status(&fresh[1..], id), None);
+        let mut done = fresh.clone();
+        done.push(event("web", id, "UPDATE_ROLLBACK_COMPLETE"));
+        assert_eq!(
+            own_status(&done, id).as_deref(),
+            Some("UPDATE_ROLLBACK_COMPLETE")
+        );
+        // A resource whose logical id is the stack's name is not the stack.
+        assert_eq!(
+            own_status(&[event("web", "web-queue", "CREATE_FAILED")], "web"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_wait_ends_on_a_settled_status_only() {
+        for settled in [
+            "CREATE_COMPLETE",
+            "ROLLBACK_COMPLETE",
+            "UPDATE_ROLLBACK_FAILED",
+            "DELETE_COMPLETE",
+        ] {
+            assert!(is_settled(settled), "{settled}");
+        }
+        for busy in [
+            "REVIEW_IN_PROGRESS",
+            "CREATE_IN_PROGRESS",
+            "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+        ] {
+            assert!(!is_settled(busy), "{busy}");
+        }
     }
 
     #[test]

@@ -263,6 +263,7 @@ impl Emulator {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
+            .http_client(ecs_stack_deploy::direct_http_client())
             .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
                 "testing", "testing", None, None, "tests",
             ))
@@ -430,6 +431,7 @@ pub fn test_poll_schedule() -> PollSchedule {
         fast_max: Duration::from_millis(250),
         fast_period: Duration::from_secs(60),
         slow_max: Duration::from_secs(1),
+        throttled_max: Duration::from_secs(2),
     }
 }
 
