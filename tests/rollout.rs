@@ -1087,3 +1087,27 @@ fn managed_ebs_volume_and_kept_empty_values_reach_ecs() {
         Some(30)
     );
 }
+
+#[test]
+fn a_healthy_rollout_costs_at_most_two_calls_a_look() {
+    let s = setup(serde_json::json!({}));
+    let proxy = crate::util::proxy::FaultProxy::start(Emulator::shared().endpoint());
+    let run = roll_out(&s, "abc1234").run_at(proxy.endpoint());
+    run.assert_code(0);
+    assert_eq!(run.output("rollout-state"), "COMPLETED");
+    let calls = proxy.requests();
+    let updated = calls
+        .iter()
+        .position(|c| c.action == "UpdateService")
+        .expect("the service was updated");
+    let wait = &calls[updated + 1..];
+    let looks = wait
+        .iter()
+        .filter(|c| c.action == "DescribeServices")
+        .count();
+    let stopped_reads = wait.iter().filter(|c| c.action == "ListTasks").count();
+    assert!(looks >= 2, "{calls:?}");
+    // Nothing went wrong, so the stopped tasks were read every other look.
+    assert!(stopped_reads <= looks.div_ceil(2), "{calls:?}");
+    assert!(wait.len() <= 2 * looks, "{calls:?}");
+}

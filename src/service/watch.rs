@@ -245,6 +245,9 @@ pub struct ServiceWatch {
     launch_failures: Vec<(i64, String)>,
     /// Each deployment's failed-task count at the last look.
     failed_tasks: HashMap<String, i32>,
+    /// How many looks were taken: while nothing is wrong the explain-only
+    /// reads take turns by it.
+    looks: u64,
 }
 
 impl ServiceWatch {
@@ -268,7 +271,18 @@ impl ServiceWatch {
             essential: HashMap::new(),
             launch_failures: Vec::new(),
             failed_tasks: HashMap::new(),
+            looks: 0,
         }
+    }
+
+    /// Whether anything has gone wrong in the rollout so far: a failed or
+    /// unlaunchable task, an unhealthy target, a task stopped other than on
+    /// purpose.
+    fn is_troubled(&self, deployments: &[DeploymentProgress]) -> bool {
+        deployments.iter().any(|d| d.failed > 0)
+            || !self.launch_failures.is_empty()
+            || !self.stopped.is_empty()
+            || !self.unhealthy.is_empty()
     }
 
     /// Reads which containers are essential in the task definitions of the
@@ -400,13 +414,26 @@ impl ServiceWatch {
         }
         // Stopped tasks and target health only explain the rollout: a
         // failure to read them is a warning, never the rollout's verdict.
-        if let Err((call, error)) = self.observe_stopped_tasks(clients, console).await {
+        // While nothing has gone wrong they take turns, one look each, so
+        // a healthy rollout costs two calls a look against the account's
+        // rate limits; from the first sign of trouble both are read at
+        // every look. A first failure is thus seen at most a look later.
+        let troubled = self.is_troubled(&deployments);
+        let look = self.looks;
+        self.looks += 1;
+        let even = look.is_multiple_of(2);
+        let read_stopped = troubled || even;
+        let read_targets = troubled || !even;
+        if read_stopped
+            && let Err((call, error)) = self.observe_stopped_tasks(clients, console).await
+        {
             console.explain_failed(call, &error);
         }
         for target_group in service
             .load_balancers()
             .iter()
             .filter_map(|lb| lb.target_group_arn())
+            .filter(|_| read_targets)
         {
             if let Err(error) = self.observe_targets(clients, target_group, console).await {
                 console.explain_failed("DescribeTargetHealth", &error);
