@@ -228,8 +228,43 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
             1,
         ),
     );
-    let plan = deploy_system(&ws, &emulator, &[("no-execute-changeset", "true")]);
+    // On a pull request, with one comment for the whole system.
+    let github = crate::github::FakeGithub::start(204);
+    let plan = crate::github::with_github(
+        ActionRun::new(&ws)
+            .event(
+                "pull_request",
+                serde_json::json!({"action": "opened", "number": 7, "pull_request": {"number": 7, "head": {"sha": "abc"}}}),
+            )
+            .input("stacks", "system.yml")
+            .input("no-execute-changeset", "true"),
+        &github,
+    )
+    .run_against(&emulator);
     plan.assert_code(0);
+    let comments: Vec<_> = github
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/repos/acme/shop/issues/7/comments"))
+        .filter(|r| r.method == "POST" || r.method == "PATCH")
+        .collect();
+    assert_eq!(
+        comments.len(),
+        1,
+        "one comment for the system: {comments:?}"
+    );
+    let body = comments[0].body["body"].as_str().unwrap_or_default();
+    assert!(
+        body.starts_with("<!-- ecs-stack-deploy:system:system.yml -->"),
+        "{body}"
+    );
+    assert!(body.contains("| network | planned | 1 |"), "{body}");
+    assert!(body.contains("| top | known after apply |"), "{body}");
+    assert!(
+        body.contains("<details><summary>network: planned</summary>")
+            && body.contains("| Modify | `Id` |"),
+        "{body}"
+    );
     let status: serde_json::Value =
         serde_json::from_str(plan.output("stacks-status")).expect("JSON");
     assert_eq!(status["network"]["state"], "planned", "{status}");

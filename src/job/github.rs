@@ -168,26 +168,42 @@ impl GithubRun {
                 Err(e) => console.error(&format!("updating GitHub deployment {id}: {e}")),
             }
         }
-        if run.is_review_of_pull_request()
-            && review_only
-            && let Some(deployment) = &report.stack
-            && let Some(number) = run.pull_request_number()
-        {
+        if review_only && let Some(deployment) = &report.stack {
             let marker = format!("<!-- ecs-stack-deploy:{} -->", deployment.stack_name);
             let body = markdown_summary(report, console.elapsed(), error);
-            match self
-                .api
-                .upsert_pull_request_comment(number, &marker, &body)
-                .await
-            {
-                Ok(action) => {
-                    self.log_recoveries(console);
-                    console.line(&format!(
-                        "pull request #{number}: change set summary {action:?}"
-                    ));
-                }
-                Err(e) => console.warning(&format!("commenting on pull request #{number}: {e}")),
+            self.comment_on_pull_request(run, console, &marker, &body)
+                .await;
+        }
+    }
+
+    /// On a pull request run, keeps one comment carrying `marker` on the
+    /// pull request: created, or edited to `body`. A problem is a warning:
+    /// the deploy itself is done.
+    pub async fn comment_on_pull_request(
+        &self,
+        run: &RunContext,
+        console: &Console,
+        marker: &str,
+        body: &str,
+    ) {
+        let Some(number) = run
+            .pull_request_number()
+            .filter(|_| run.is_review_of_pull_request())
+        else {
+            return;
+        };
+        match self
+            .api
+            .upsert_pull_request_comment(number, marker, body)
+            .await
+        {
+            Ok(action) => {
+                self.log_recoveries(console);
+                console.line(&format!(
+                    "pull request #{number}: change set summary {action:?}"
+                ));
             }
+            Err(e) => console.warning(&format!("commenting on pull request #{number}: {e}")),
         }
     }
 }

@@ -24,6 +24,7 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value as Json, json};
 
 use super::cancel::{CancelOptions, cancel};
+use super::github::GithubRun;
 use super::prepare::{ResultFiles, RunContext, prepare_with_parameters, result_files};
 use super::{
     Clients, JobError, JobSettings, Outcome, Prepared, cancel_options, deploy_settings,
@@ -36,7 +37,7 @@ use crate::env::Environment;
 use crate::github::output::{append_outputs, append_summary};
 use crate::inputs::{InputError, InputErrors, RawInputs};
 use crate::plan::{Plan, build_plan};
-use crate::report::{JobReport, markdown_cell};
+use crate::report::{JobReport, markdown_cell, markdown_summary};
 use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
@@ -543,6 +544,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
             report: JobReport::default(),
         });
     }
+    comment_on_review(&system, &stacks, &graph, &ends).await;
     finish(&console, &files, &manifest, &graph, ends, cancelled)
 }
 
@@ -1204,26 +1206,7 @@ fn finish(
         .filter(|e| matches!(e.state, StackState::KnownAfterApply(_)))
         .count();
     let waiting = ends.len() - done - failed - later;
-    let mut summary = format!(
-        "## System {}\n\n| stack | state | changes | reason |\n|---|---|---|---|\n",
-        markdown_cell(&manifest.file)
-    );
-    for key in keys.iter().copied() {
-        if let Some(end) = ends.iter().find(|e| &e.key == key) {
-            let changes = end
-                .report
-                .stack
-                .as_ref()
-                .map_or(String::new(), |s| s.changes.len().to_string());
-            let reason = end.state.reason().unwrap_or_default();
-            summary.push_str(&format!(
-                "| {} | {} | {changes} | {} |\n",
-                markdown_cell(key),
-                end.label(),
-                markdown_cell(reason)
-            ));
-        }
-    }
+    let mut summary = system_table(manifest, &keys, &ends);
     let mut written = true;
     if let Some(path) = &files.outputs
         && let Err(e) = append_outputs(path, &values)
@@ -1263,6 +1246,109 @@ fn finish(
         }
         None if failed > 0 || !written => Outcome::Failed,
         None => Outcome::Success,
+    }
+}
+
+/// The system's heading and one table row per stack: its state, how many
+/// changes its change set has, and why it ended as it did.
+fn system_table(manifest: &Manifest, keys: &[&String], ends: &[StackEnd]) -> String {
+    let mut table = format!(
+        "## System {}\n\n| stack | state | changes | reason |\n|---|---|---|---|\n",
+        markdown_cell(&manifest.file)
+    );
+    for key in keys.iter().copied() {
+        if let Some(end) = ends.iter().find(|e| &e.key == key) {
+            let changes = end
+                .report
+                .stack
+                .as_ref()
+                .map_or(String::new(), |s| s.changes.len().to_string());
+            let reason = end.state.reason().unwrap_or_default();
+            table.push_str(&format!(
+                "| {} | {} | {changes} | {} |\n",
+                markdown_cell(key),
+                end.label(),
+                markdown_cell(reason)
+            ));
+        }
+    }
+    table
+}
+
+/// The one pull request comment of a planned system: the system's table,
+/// then each planned stack's change set as its own comment would show it,
+/// folded. The marker names the manifest, so each system keeps one comment.
+fn review_comment(
+    manifest: &Manifest,
+    graph: &SystemGraph,
+    ends: &[StackEnd],
+    elapsed: std::time::Duration,
+) -> (String, String) {
+    let marker = format!(
+        "<!-- ecs-stack-deploy:system:{} -->",
+        manifest.file.replace("--", "- -")
+    );
+    let keys: Vec<&String> = graph.order.iter().collect();
+    let mut body = system_table(manifest, &keys, ends);
+    for key in &graph.order {
+        let Some(end) = ends.iter().find(|e| &e.key == key) else {
+            continue;
+        };
+        if end.report.stack.is_none() {
+            continue;
+        }
+        let error = match &end.state {
+            StackState::Failed(why) => Some(why.as_str()),
+            _ => None,
+        };
+        body.push_str(&format!(
+            "\n<details><summary>{}: {}</summary>\n\n{}\n</details>\n",
+            markdown_cell(key),
+            end.label(),
+            markdown_summary(&end.report, elapsed, error)
+        ));
+    }
+    (marker, body)
+}
+
+/// Posts (or updates) the system's pull request comment when the run is a
+/// pull request's and nothing was executed: a plan to review.
+async fn comment_on_review(
+    system: &SystemRun<'_>,
+    stacks: &BTreeMap<String, Prepared>,
+    graph: &SystemGraph,
+    ends: &[StackEnd],
+) {
+    let review = system.run.is_review_of_pull_request()
+        && stacks.values().all(|p| {
+            p.inputs
+                .stack
+                .as_ref()
+                .is_none_or(|s| !s.execute_change_set)
+        });
+    let Some(first) = stacks.values().next().filter(|_| review) else {
+        return;
+    };
+    let api_url = system
+        .env
+        .get("GITHUB_API_URL")
+        .unwrap_or("https://api.github.com");
+    let console = system.console;
+    match GithubRun::connect(
+        &first.inputs.github,
+        system.run,
+        console,
+        api_url,
+        &first.proxy,
+    ) {
+        Ok(Some(github)) => {
+            let (marker, body) = review_comment(system.manifest, graph, ends, console.elapsed());
+            github
+                .comment_on_pull_request(system.run, console, &marker, &body)
+                .await;
+        }
+        Ok(None) => {}
+        Err(error) => console.warning(&format!("commenting on the pull request: {error:#}")),
     }
 }
 
