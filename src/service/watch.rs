@@ -670,9 +670,18 @@ impl StackServiceWatch {
             .iter_mut()
             .find(|(arn, _, _)| *arn == event.physical_id)
         {
-            // One last look once the resource settles: the reasons of the
+            // One last look once the resource fails: the reasons of the
             // last stopped tasks often arrive together with the failure.
-            Some(entry) => entry.2 = if active { None } else { Some(1) },
+            // A service that stabilised needs none (the outputs read its
+            // deployment after the stack anyway).
+            Some(entry) => {
+                let failed = event.status.ends_with("_FAILED");
+                entry.2 = match (active, failed) {
+                    (true, _) => None,
+                    (false, true) => Some(1),
+                    (false, false) => Some(0),
+                };
+            }
             None if active => {
                 let mut watch = ServiceWatch::new(&cluster, &name);
                 watch.follow_service_deployments = true;

@@ -989,7 +989,12 @@ pub(super) async fn finish(
     let mut causes = root_causes(feed.collected());
     causes.extend(services.iter().flat_map(StackServiceWatch::diagnosis));
     let status = match waited {
-        Ok(status) => status,
+        Ok(status) => {
+            // How our operation ended, even if another run's has started
+            // on the stack since (the refresh would show that one's).
+            deployment.stack_status = Some(status.clone());
+            status
+        }
         Err(error) => {
             deployment.root_causes = causes;
             return Err(anyhow!(error));

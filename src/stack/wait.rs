@@ -204,6 +204,16 @@ pub async fn wait_for_stack(
     // The latest status the stack was seen in; none until its first event
     // of this operation (or a DescribeStacks) says.
     let mut last_status: Option<String> = None;
+    // No look at once: an operation just started (or found running) is
+    // still running a moment later, on AWS always; the first look after the
+    // schedule's first pause spares a call that could only say so.
+    if let Err(TimedOut { waited }) = poller.tick().await {
+        return Err(WaitError::Timeout {
+            stack: stack.to_string(),
+            last_status: "in progress".to_string(),
+            waited,
+        });
+    }
     loop {
         let (fresh, read_from_events, throttled) = match feed.poll(client).await {
             Ok(fresh) => (fresh, true, false),
@@ -229,11 +239,16 @@ pub async fn wait_for_stack(
                 services.track(event);
             }
         }
-        if read_from_events {
-            if let Some(status) = own_status(&fresh, stack) {
-                last_status = Some(status);
-            }
-        } else {
+        let from_events = own_status(&fresh, stack);
+        // The stack is read when the events cannot be, or have not said yet
+        // where it is: an operation that started before the feed's baseline
+        // (another run's, waited out) may even have ended there, and no
+        // event of it is to come.
+        let read_stack = !read_from_events || (from_events.is_none() && last_status.is_none());
+        if from_events.is_some() {
+            last_status = from_events;
+        }
+        if read_stack {
             let Some(snapshot) = describe_stack(client, stack).await? else {
                 return Err(WaitError::Vanished {
                     stack: stack.to_string(),
@@ -261,7 +276,7 @@ pub async fn wait_for_stack(
             });
         }
         if let Some(status) = last_status.as_deref().filter(|s| is_settled(s)) {
-            if !read_from_events && !throttled {
+            if read_stack && !throttled {
                 // Events written just before the status flipped (not asked
                 // for again from an API that is throttling us).
                 for event in feed.poll_explained(client, console).await {
