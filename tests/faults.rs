@@ -9,7 +9,7 @@
 
 use crate::deploy::QUEUE_TEMPLATE;
 use crate::rollout::{SERVICE_TEMPLATE, push_image, revision_count, roll_out, setup};
-use crate::util::proxy::{Fault, FaultProxy};
+use crate::util::proxy::{Fault, FaultProxy, calls_after, count_of};
 use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, unique_name};
 
 /// Enough retries that a 20 % fault rate cannot exhaust them: the proxy
@@ -391,11 +391,6 @@ fn a_lost_answer_to_update_service_does_not_fail_the_rollout() {
     assert_eq!(revision_count(&s.family), 2, "one revision registered");
 }
 
-/// The calls of `action` in `calls`.
-fn count_of(calls: &[crate::util::proxy::ProxiedRequest], action: &str) -> usize {
-    calls.iter().filter(|c| c.action == action).count()
-}
-
 #[test]
 fn a_stack_wait_reads_only_the_events_each_tick() {
     let ws = Workspace::new();
@@ -409,11 +404,7 @@ fn a_stack_wait_reads_only_the_events_each_tick() {
     run.assert_code(0);
     assert_eq!(run.output("stack-status"), "CREATE_COMPLETE");
     let calls = proxy.requests();
-    let executed = calls
-        .iter()
-        .position(|c| c.action == "ExecuteChangeSet")
-        .expect("the change set was executed");
-    let wait = &calls[executed + 1..];
+    let wait = calls_after(&calls, "ExecuteChangeSet");
     // Two seconds of waiting at the test cadence is several ticks, each one
     // DescribeStackEvents; DescribeStacks once, after, for the outputs.
     assert!(count_of(wait, "DescribeStackEvents") >= 3, "{calls:?}");
@@ -425,8 +416,8 @@ fn a_stack_wait_reads_only_the_events_each_tick() {
     );
     // A stack our CREATE change set made needs no baseline read of its events.
     assert_eq!(
-        count_of(&calls[..executed], "DescribeStackEvents"),
-        0,
+        count_of(&calls, "DescribeStackEvents"),
+        count_of(wait, "DescribeStackEvents"),
         "{calls:?}"
     );
     assert!(
@@ -461,11 +452,7 @@ fn throttled_event_reads_slow_the_wait_down_and_say_so_once() {
         .count();
     assert_eq!(throttle_notes, 1, "{}", run.stdout);
     let calls = proxy.requests();
-    let executed = calls
-        .iter()
-        .position(|c| c.action == "ExecuteChangeSet")
-        .expect("the change set was executed");
-    let wait = &calls[executed + 1..];
+    let wait = calls_after(&calls, "ExecuteChangeSet");
     let ticks = count_of(wait, "DescribeStackEvents");
     // Each tick whose events were throttled read the status instead (the
     // last DescribeStacks is the outputs'); after the first throttled tick

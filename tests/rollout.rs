@@ -10,6 +10,7 @@ use aws_sdk_ecs::types::{
     NetworkConfiguration,
 };
 
+use crate::util::proxy::{FaultProxy, calls_after, count_of};
 use crate::util::{ActionRun, Emulator, RunResult, Workspace, block_on, unique_name};
 
 const ACCOUNT: &str = "123456789012";
@@ -1091,21 +1092,14 @@ fn managed_ebs_volume_and_kept_empty_values_reach_ecs() {
 #[test]
 fn a_healthy_rollout_costs_at_most_two_calls_a_look() {
     let s = setup(serde_json::json!({}));
-    let proxy = crate::util::proxy::FaultProxy::start(Emulator::shared().endpoint());
+    let proxy = FaultProxy::start(Emulator::shared().endpoint());
     let run = roll_out(&s, "abc1234").run_at(proxy.endpoint());
     run.assert_code(0);
     assert_eq!(run.output("rollout-state"), "COMPLETED");
     let calls = proxy.requests();
-    let updated = calls
-        .iter()
-        .position(|c| c.action == "UpdateService")
-        .expect("the service was updated");
-    let wait = &calls[updated + 1..];
-    let looks = wait
-        .iter()
-        .filter(|c| c.action == "DescribeServices")
-        .count();
-    let stopped_reads = wait.iter().filter(|c| c.action == "ListTasks").count();
+    let wait = calls_after(&calls, "UpdateService");
+    let looks = count_of(wait, "DescribeServices");
+    let stopped_reads = count_of(wait, "ListTasks");
     assert!(looks >= 2, "{calls:?}");
     // Nothing went wrong, so the stopped tasks were read every other look.
     assert!(stopped_reads <= looks.div_ceil(2), "{calls:?}");

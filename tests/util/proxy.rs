@@ -549,3 +549,17 @@ fn every_deck_deals_each_fault_its_exact_share() {
     }
     assert_eq!(proxy.fewest_faults(Fault::Reset, 59), 2);
 }
+
+/// The calls of `action` in `calls`.
+pub fn count_of(calls: &[ProxiedRequest], action: &str) -> usize {
+    calls.iter().filter(|c| c.action == action).count()
+}
+
+/// The calls after the first call of `action` (which must have been made).
+pub fn calls_after<'a>(calls: &'a [ProxiedRequest], action: &str) -> &'a [ProxiedRequest] {
+    let first = calls
+        .iter()
+        .position(|c| c.action == action)
+        .unwrap_or_else(|| panic!("{action} was never called: {calls:?}"));
+    &calls[first + 1..]
+}
