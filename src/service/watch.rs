@@ -248,6 +248,8 @@ pub struct ServiceWatch {
     /// How many looks were taken: while nothing is wrong the explain-only
     /// reads take turns by it.
     looks: u64,
+    /// Stopped tasks listed and not read yet (new since the last read).
+    unread_stopped: Vec<String>,
 }
 
 impl ServiceWatch {
@@ -272,6 +274,7 @@ impl ServiceWatch {
             launch_failures: Vec::new(),
             failed_tasks: HashMap::new(),
             looks: 0,
+            unread_stopped: Vec::new(),
         }
     }
 
@@ -414,19 +417,33 @@ impl ServiceWatch {
         }
         // Stopped tasks and target health only explain the rollout: a
         // failure to read them is a warning, never the rollout's verdict.
-        // While nothing has gone wrong they take turns, one look each, so
-        // a healthy rollout costs two calls a look against the account's
-        // rate limits; from the first sign of trouble both are read at
-        // every look. A first failure is thus seen at most a look later.
+        // While nothing has gone wrong, one of them is read a look, in
+        // turn (the stopped tasks listed, those listed read, the targets'
+        // health), so a healthy rollout costs two calls a look against the
+        // account's rate limits; from the first sign of trouble all are
+        // read at every look. A first failure is thus seen a look or two
+        // later, the rest at once.
         let troubled = self.is_troubled(&deployments);
         let look = self.looks;
         self.looks += 1;
-        let even = look.is_multiple_of(2);
-        let read_stopped = troubled || even;
-        let read_targets = troubled || !even;
-        if read_stopped
-            && let Err((call, error)) = self.observe_stopped_tasks(clients, console).await
-        {
+        let (list_stopped, describe_stopped, read_targets) = if troubled {
+            (true, true, true)
+        } else if !self.unread_stopped.is_empty() {
+            (false, true, false)
+        } else {
+            let even = look.is_multiple_of(2);
+            (even, false, !even)
+        };
+        let stopped = async {
+            if list_stopped {
+                self.list_stopped_tasks(clients).await?;
+            }
+            if describe_stopped {
+                self.describe_stopped_tasks(clients, console).await?;
+            }
+            Ok::<(), (&'static str, anyhow::Error)>(())
+        };
+        if let Err((call, error)) = stopped.await {
             console.explain_failed(call, &error);
         }
         for target_group in service
@@ -446,11 +463,12 @@ impl ServiceWatch {
         }))
     }
 
-    /// On failure, names the call that failed with its error.
-    async fn observe_stopped_tasks(
+    /// Lists the service's stopped tasks not seen yet, to be read by
+    /// [`ServiceWatch::describe_stopped_tasks`]. On failure, names the call
+    /// that failed with its error.
+    async fn list_stopped_tasks(
         &mut self,
         clients: &EcsClients,
-        console: &Console,
     ) -> Result<(), (&'static str, anyhow::Error)> {
         let listed = clients
             .ecs
@@ -463,12 +481,24 @@ impl ServiceWatch {
             .map_err(aws_error)
             .with_context(|| format!("listing the stopped tasks of service {}", self.service))
             .map_err(|error| ("ListTasks", error))?;
-        let fresh: Vec<String> = listed
+        self.unread_stopped = listed
             .task_arns()
             .iter()
             .filter(|arn| !self.seen_tasks.contains(*arn))
             .cloned()
             .collect();
+        Ok(())
+    }
+
+    /// Reads the stopped tasks listed but not read yet, and records (and
+    /// prints) those that did not stop on purpose. On failure, names the
+    /// call that failed with its error.
+    async fn describe_stopped_tasks(
+        &mut self,
+        clients: &EcsClients,
+        console: &Console,
+    ) -> Result<(), (&'static str, anyhow::Error)> {
+        let fresh = std::mem::take(&mut self.unread_stopped);
         if fresh.is_empty() {
             return Ok(());
         }
