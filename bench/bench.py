@@ -5,8 +5,9 @@ Run it through bench/run, which prepares the emulator's venv, the AWS CLI
 (v1, from PyPI, pinned in bench/requirements.txt) and the static binary:
 
     bench/run                    BENCH_RUNS=5 bench/run    ESD_BIN=path bench/run
-    bench/run --only verdict     only some measurements (single, chain,
-                                 cadence, cancel, footprint, verdict, verify)
+    bench/run --only verdict     only some measurements (single, chain, system,
+                                 cadence, cancel, footprint, verdict, rollout,
+                                 verify)
 
 Both tools deploy the same templates with the same parameters to the
 project's AWS emulator (emulator/, moto with the project's patches), never
@@ -45,16 +46,31 @@ reported:
     each deploy), in total and by action.
 (f) footprint: the action's container image as podman has it
     (scripts/build-image builds it; this script does not), else the static
-    binary; against the AWS CLI's installed packages (bench/.venv
-    site-packages without pip and setuptools; the Python interpreter it
-    also needs is not counted).
+    binary; against the AWS CLI's installed packages (what the awscli
+    distribution and its requirements installed in bench/.venv's
+    site-packages: not pip, setuptools or sceptre's own; the Python
+    interpreter it also needs is not counted).
+
+System: the example system of four stacks (examples/system.yml, the
+chain's templates), from an empty account with the image in ECR, three
+ways with the same parameters: one ecs-stack-deploy run with the `stacks`
+input (the manifest, its stacks renamed and EnvironmentName the chain's);
+`sceptre launch -y system` of a sceptre project generated from that
+manifest (the same templates and parameters, !stack_output for each
+reference), pointed at the emulator with AWS_ENDPOINT_URL; and the chain
+of (b), ecs-stack-deploy's four processes (the runs of (b) when it is
+measured too). Wall time, API calls, peak RSS of the largest process;
+all four stacks must end CREATE_COMPLETE every way.
 
 Waiting cadence: a one-resource stack the emulator holds CREATE_IN_PROGRESS
-for a known time (Metadata.Emulator.HoldSeconds = 5, 20 and 75 s: inside
-our fast first minute, and past it). The delay is measured from the
-stack's terminal event (its CREATE_COMPLETE timestamp in
+for a known time (Metadata.Emulator.HoldSeconds = 5, 20, 75 and 300 s:
+inside our fast first minute, past it, and long past it). The delay is
+measured from the stack's terminal event (its CREATE_COMPLETE timestamp in
 DescribeStackEvents) to the tool's first DescribeStacks after it (the call
-both tools judge the status by) and to the process exit.
+both tools judge the status by) and to the process exit; on the 300 s hold
+also the tool's calls per minute from 60 s after its ExecuteChangeSet to
+that event. The 300 s hold's runs go at once, alongside the first run of
+the others.
 
 Cancellation: SIGTERM (how the runner cancels a step, and a container
 action) 2 s into the wait on a stack the emulator holds CREATE_IN_PROGRESS
@@ -79,6 +95,14 @@ time from spawn to exit, and the verdict's delay after the stoppedAt of the
 seconds and emulator steps. Ours' runs go one at a time; the CLI's, which
 sleep for minutes, at once, its direct rollouts once each by default
 (--verdict-cli-runs).
+
+Rollout: the same service rolled out directly to a good revision of the
+commit's image: ours as the verdict rows run it against
+register-task-definition + update-service + wait services-stable; wall
+time, API calls, peak RSS, and the calls per poll tick after the
+UpdateService (the request log's calls grouped by gaps of more than
+0.1 s). And the verdict rows' doomed direct rollouts' API calls and peak
+RSS (with --only rollout, their runs made without the stack update).
 
 Verify before deploy: the same direct rollout, to the same service, of a
 revision the deploy cannot survive: one Fargate cannot start a task of (a
@@ -115,6 +139,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -160,10 +185,18 @@ NETWORK_TEMPLATE = "examples/network/template.yml"
 NETWORK_PARAMETERS = {"EnvironmentName": "demo", "VpcCidr": "10.20.0.0/16"}
 
 # Hold times for the cadence measurement: early in our fast first minute
-# (polls still growing from 250 ms), well inside it (1 s polls), and after
-# it (polls growing towards 5 s). The CLI's stack waiter polls every 30 s.
-CADENCE_HOLDS = (5.0, 20.0, 75.0)
+# (polls still growing from 250 ms), well inside it (1 s polls), after it
+# (polls growing towards 5 s), and a long wait (5 minutes: the calls per
+# minute once the polls have grown). The CLI's stack waiter polls every 30 s.
+CADENCE_HOLDS = (5.0, 20.0, 75.0, 300.0)
 CADENCE_STACK = "bench-cadence"
+# The calls per minute of waiting are counted from this long after the
+# ExecuteChangeSet, on holds whose wait goes on at least as long again.
+CADENCE_FIRST_MINUTE = 60.0
+# Holds at least this long run all their runs at once, alongside the first
+# run of the shorter ones: their length is added to the bench once, not
+# once per run.
+CADENCE_LONG_HOLD = 120.0
 
 OURS = "ecs-stack-deploy"
 CLI = "aws cli"
@@ -703,14 +736,18 @@ def measure_chain(ws: Workspace, tool: str, run: int) -> Deploy:
 
         chain = with_requests(emulator, ours if tool == OURS else cli)
         expect_status(emulator, CHAIN_STACKS, tool)
-        # The same deploy on both sides: the service runs the commit's image
-        # behind the load balancer, and the API points at it.
-        ecs_parameters = emulator.stack_parameters(ECS_STACK)
-        if ecs_parameters.get("ImageUri") != IMAGE_URI or not ecs_parameters.get("TargetGroupArn"):
-            raise BenchError(f"{tool}: the ecs stack's parameters are not the chain's: {ecs_parameters}")
-        if not emulator.stack_parameters(APIGW_STACK).get("LoadBalancerDnsName"):
-            raise BenchError(f"{tool}: the apigw stack has no LoadBalancerDnsName")
+        expect_wired(emulator, tool, ECS_STACK, APIGW_STACK)
     return chain
+
+
+def expect_wired(emulator: Emulator, tool: str, ecs_stack: str, apigw_stack: str) -> None:
+    """The same deploy on every side: the service runs the commit's image
+    behind the load balancer, and the API points at it."""
+    ecs_parameters = emulator.stack_parameters(ecs_stack)
+    if ecs_parameters.get("ImageUri") != IMAGE_URI or not ecs_parameters.get("TargetGroupArn"):
+        raise BenchError(f"{tool}: the ecs stack's parameters are not the chain's: {ecs_parameters}")
+    if not emulator.stack_parameters(apigw_stack).get("LoadBalancerDnsName"):
+        raise BenchError(f"{tool}: the apigw stack has no LoadBalancerDnsName")
 
 
 def pick(outputs: dict[str, str], *names: str) -> dict[str, str]:
@@ -718,6 +755,109 @@ def pick(outputs: dict[str, str], *names: str) -> dict[str, str]:
     if missing:
         raise BenchError(f"upstream stack outputs lack {missing}: {outputs}")
     return {n: outputs[n] for n in names}
+
+
+# ------------------------------------------------------------- system ---
+
+# The three ways the system rows deploy the example system (examples/system.yml).
+SCEPTRE = "sceptre"
+SYSTEM_OURS = f"{OURS} (stacks)"
+SYSTEM_SCEPTRE = "sceptre launch"
+SYSTEM_CHAIN = "chain of 4 single deploys"
+SYSTEM_WAYS = (SYSTEM_OURS, SYSTEM_SCEPTRE, SYSTEM_CHAIN)
+# examples/system.yml as the bench deploys it, written beside it in the
+# workspace (its template paths are relative to it).
+SYSTEM_MANIFEST = "examples/bench-system.yml"
+SCEPTRE_PROJECT_CODE = "bench-sceptre"
+SCEPTRE_STACK_GROUP = "system"
+MANIFEST_REFERENCE = re.compile(r"\{\{\s*stacks\.([\w-]+)\.outputs\.(\w+)\s*\}\}")
+
+
+def system_manifest(ws: Workspace) -> dict[str, Any]:
+    """examples/system.yml with its stacks named bench-system-KEY and the
+    chain's EnvironmentName (demo), so the three ways deploy the same
+    parameters; written to SYSTEM_MANIFEST in the workspace."""
+    manifest = yaml.safe_load((SOURCE / "examples/system.yml").read_text())
+    for key, stack in manifest["stacks"].items():
+        stack["name"] = f"bench-system-{key}"
+        stack["parameters"]["EnvironmentName"] = NETWORK_PARAMETERS["EnvironmentName"]
+    stacks = manifest["stacks"]
+    if list(stacks) != ["network", "alb", "ecs", "apigw"] or stacks["network"]["parameters"] != NETWORK_PARAMETERS \
+            or stacks["ecs"].get("image") != IMAGE_REPOSITORY:
+        raise BenchError(f"examples/system.yml is no longer the chain's four stacks with its parameters: {stacks}")
+    (ws.root / SYSTEM_MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False, width=1000))
+    return manifest
+
+
+def sceptre_stack(key: str) -> str:
+    """The stack name sceptre gives config/system/KEY.yaml."""
+    return f"{SCEPTRE_PROJECT_CODE}-{SCEPTRE_STACK_GROUP}-{key}"
+
+
+def sceptre_project(ws: Workspace, manifest: dict[str, Any]) -> Path:
+    """A sceptre project of the manifest's stacks, in the run's out
+    directory: the same templates (as .yaml, the extension sceptre takes)
+    and parameters, each reference to an upstream stack's output a
+    !stack_output resolver (which makes the dependency too), the ecs stack's
+    image its ImageUri parameter as ours fills it (the repository, tagged
+    with the push event's commit). sceptre always passes CAPABILITY_IAM,
+    the manifest's only `with:` input."""
+    root = ws.out / "sceptre"
+    (root / "config" / SCEPTRE_STACK_GROUP).mkdir(parents=True)
+    (root / "templates").mkdir()
+    (root / "config/config.yaml").write_text(f"project_code: {SCEPTRE_PROJECT_CODE}\nregion: {REGION}\n")
+    for key, stack in manifest["stacks"].items():
+        unknown = set(stack) - {"name", "template", "parameters", "image"}
+        if unknown:
+            raise BenchError(f"the manifest's stack {key} has keys the sceptre project does not translate: {unknown}")
+        shutil.copy(ws.root / "examples" / stack["template"], root / "templates" / f"{key}.yaml")
+        parameters = {**stack["parameters"], **({"ImageUri": f"{stack['image']}:{COMMIT}"} if "image" in stack else {})}
+        lines = ["template:", f"  path: {key}.yaml", "parameters:"]
+        for name, value in parameters.items():
+            reference = MANIFEST_REFERENCE.fullmatch(str(value))
+            lines.append(f"  {name}: !stack_output {SCEPTRE_STACK_GROUP}/{reference[1]}.yaml::{reference[2]}"
+                         if reference else f"  {name}: {json.dumps(value)}")
+        (root / "config" / SCEPTRE_STACK_GROUP / f"{key}.yaml").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def measure_system(ws: Workspace, way: str, run: int, manifest: dict[str, Any], project: Path) -> Deploy:
+    """The example system from an empty account, the image already in ECR:
+    one ecs-stack-deploy run with the `stacks` input, or `sceptre launch -y
+    system` (AWS_ENDPOINT_URL pointing it at the emulator), or the chain of
+    four single deploys (measure_chain's ecs-stack-deploy side)."""
+    if way == SYSTEM_CHAIN:
+        return measure_chain(ws, OURS, run)
+    name = "ours" if way == SYSTEM_OURS else "sceptre"
+    with Emulator(ws.out / f"emulator-system-{name}-{run}.log") as emulator:
+        emulator.push_image()
+        if way == SYSTEM_OURS:
+            stacks = {key: stack["name"] for key, stack in manifest["stacks"].items()}
+            deploy = with_requests(emulator, lambda: [ws.run_action("system", emulator.endpoint, "system", {
+                "stacks": SYSTEM_MANIFEST})[0]])
+        else:
+            stacks = {key: sceptre_stack(key) for key in manifest["stacks"]}
+            sceptre = ws.aws.with_name("sceptre")
+            run_dir = ws.run_dir("system-sceptre")
+            deploy = with_requests(emulator, lambda: [require_success(run_process(
+                f"sceptre launch (system-sceptre-{run})", [str(sceptre), "launch", "-y", SCEPTRE_STACK_GROUP],
+                ws.aws_env(emulator.endpoint), project, run_dir / "log", ws.gnu_time))])
+        expect_status(emulator, list(stacks.values()), way)
+        expect_wired(emulator, way, stacks["ecs"], stacks["apigw"])
+    return deploy
+
+
+def system_table(system: dict[str, list[Deploy]]) -> str:
+    """The system rows: the three ways side by side, with ratios to ours."""
+    header = ["metric", *SYSTEM_WAYS, "sceptre ÷ ours", "chain ÷ ours"]
+    rows = []
+    for metric, unit, value in [("wall time", "s", lambda d: d.wall),
+                                ("API calls", "calls", lambda d: len(d.requests)),
+                                ("peak RSS (largest process)", "MiB", lambda d: d.max_rss_kib)]:
+        medians = [median([value(d) for d in system[way]]) for way in SYSTEM_WAYS]
+        rows.append([f"system of four stacks: {metric}", *(fmt(m, unit) for m in medians),
+                     *(f"{m / medians[0]:.1f}×" for m in medians[1:])])
+    return markdown_table(header, rows)
 
 
 # ---------------------------------------------------- waiting cadence ---
@@ -729,6 +869,10 @@ class CadenceSample:
     noticed_after: float  # terminal event -> first DescribeStacks after it
     exited_after: float  # terminal event -> process exit
     deploy: Deploy
+    # The tool's calls from CADENCE_FIRST_MINUTE after its ExecuteChangeSet
+    # to the terminal event, per minute of that time; None when that time is
+    # shorter than a minute.
+    calls_per_minute: float | None = None
 
 
 def cadence_template(ws: Workspace, hold: float) -> str:
@@ -766,7 +910,44 @@ def measure_cadence_once(ws: Workspace, tool: str, hold: float, template: str, r
              if r["service"] == "cloudformation" and r["action"] == "DescribeStacks" and r["time"] >= done]
     if not polls:
         raise BenchError(f"{tool}: no DescribeStacks after the stack completed")
-    return CadenceSample(hold, polls[0] - done, deploy.processes[-1].exited_at - done, deploy)
+    executed = request_times(deploy.requests, "cloudformation", "ExecuteChangeSet")
+    if not executed:
+        raise BenchError(f"{tool}: no ExecuteChangeSet in the request log")
+    since = executed[0] + CADENCE_FIRST_MINUTE
+    waited = sum(1 for r in deploy.requests if since <= r["time"] <= done)
+    rate = waited / ((done - since) / 60) if done - since >= 60 else None
+    return CadenceSample(hold, polls[0] - done, deploy.processes[-1].exited_at - done, deploy, rate)
+
+
+def measure_cadence(ws: Workspace, holds: tuple[float, ...], runs: int) -> dict[str, dict[float, list[CadenceSample]]]:
+    """Every held deploy, by tool and hold. The deploys of one run go at
+    once, each on its own emulator; those of a hold of CADENCE_LONG_HOLD or
+    more, all runs at once, alongside the first run of the others."""
+    samples: dict[str, dict[float, list[CadenceSample]]] = {t: {h: [] for h in holds} for t in TOOLS}
+    templates = {hold: cadence_template(ws, hold) for hold in holds}
+    long_jobs = [(tool, hold, run) for hold in holds if hold >= CADENCE_LONG_HOLD
+                 for run in range(1, runs + 1) for tool in TOOLS]
+    short = [hold for hold in holds if hold < CADENCE_LONG_HOLD]
+
+    def keep(job: tuple[str, float, int], sample: CadenceSample) -> None:
+        tool, hold, run = job
+        samples[tool][hold].append(sample)
+        rate = "" if sample.calls_per_minute is None else f", {sample.calls_per_minute:.1f} calls/min after the first"
+        say(f"cadence run {run}/{runs} {tool}, held {hold:g}s: noticed after {sample.noticed_after:.2f}s,"
+            f" exited after {sample.exited_after:.2f}s{rate}")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(long_jobs) + len(short) * len(TOOLS)) as pool:
+        def submit(job: tuple[str, float, int]) -> concurrent.futures.Future[CadenceSample]:
+            tool, hold, run = job
+            return pool.submit(measure_cadence_once, ws, tool, hold, templates[hold], run)
+
+        in_background = {job: submit(job) for job in long_jobs}
+        for run in range(1, runs + 1):
+            for job, future in {job: submit(job) for job in [(t, h, run) for h in short for t in TOOLS]}.items():
+                keep(job, future.result())
+        for job, future in in_background.items():
+            keep(job, future.result())
+    return samples
 
 
 # ---------------------------------------------------------- cancellation ---
@@ -897,6 +1078,7 @@ class VerdictSample:
     wrong_verdict: bool = False  # the tool said the doomed rollout succeeded
     cfn_verdict_at: float | None = None  # the service's UPDATE_FAILED event (stack path)
     api_calls: int = 0  # the tool's own (not the bench's FailureWatch's while the CLI waits)
+    max_rss_kib: int = 0  # its largest process's peak RSS
 
     @property
     def wall(self) -> float:
@@ -1062,8 +1244,13 @@ def verdict_files(ws: Workspace, case: str) -> tuple[str, str]:
     """The task definition file of the doomed revision: as the repository
     keeps it (ecs-stack-deploy puts the image in), and rendered with the
     image (what a hand-written script registers)."""
-    labels = VERDICT_CASES[case]
-    directory = Path("verdict") / verdict_slug(case)
+    return revision_files(ws, Path("verdict") / verdict_slug(case), VERDICT_CASES[case])
+
+
+def revision_files(ws: Workspace, directory: Path, labels: dict[str, str]) -> tuple[str, str]:
+    """The revision's task definition file in the workspace's directory, as
+    the repository keeps it and rendered with the image (see verdict_files);
+    labels: its container's dockerLabels, the emulator's instructions."""
     (ws.root / directory).mkdir(parents=True, exist_ok=True)
     ours, cli = directory / "task-definition.json", directory / "rendered.json"
     (ws.root / ours).write_text(json.dumps(task_definition_document(PREVIOUS_IMAGE_URI, labels), indent=2))
@@ -1101,19 +1288,10 @@ def measure_direct_verdict(ws: Workspace, tool: str, case: str, mode: str, run: 
         else:
             watch.start()
             try:
-                registered = ws.run_cli(f"cli-{label}-register", emulator.endpoint, [
-                    "ecs", "register-task-definition", "--cli-input-json", f"file://{cli_file}",
-                    "--query", "taskDefinition.taskDefinitionArn", "--output", "text"], capture=True)
-                updated = ws.run_cli(f"cli-{label}-update", emulator.endpoint, [
-                    "ecs", "update-service", "--cluster", VERDICT_CLUSTER, "--service", VERDICT_SERVICE,
-                    "--task-definition", registered.stdout().strip()])
-                waited = ws.run_cli_any(f"cli-{label}-wait", emulator.endpoint, [
-                    "ecs", "wait", "services-stable", "--cluster", VERDICT_CLUSTER,
-                    "--services", VERDICT_SERVICE])
+                processes = cli_direct_rollout(ws, emulator.endpoint, f"cli-{label}", cli_file)
             finally:
                 failures = watch.stop()
-            processes = [registered, updated, waited]
-            process = waited
+            process = processes[-1]
         requests = emulator.requests()
         log = process.stdout()
         primary = primary_deployment(emulator)
@@ -1149,7 +1327,25 @@ def measure_direct_verdict(ws: Workspace, tool: str, case: str, mode: str, run: 
                 raise BenchError(f"aws ecs wait services-stable ({case}) exited {process.exit_code};"
                                  f" its log ({process.log_path}):\n{log_excerpt(process.log_path)}")
     return VerdictSample(tool, case, mode, processes[0].spawned_at, process.exited_at, process.exit_code,
-                         verdict_at, failures, outcome, wrong, api_calls=tool_calls(tool, requests))
+                         verdict_at, failures, outcome, wrong, api_calls=tool_calls(tool, requests),
+                         max_rss_kib=max(p.max_rss_kib for p in processes))
+
+
+def cli_direct_rollout(ws: Workspace, endpoint: str, label: str, rendered: str) -> list[ProcessRun]:
+    """What users script by hand for a direct rollout: `aws ecs
+    register-task-definition` of the rendered file, `update-service` to
+    that revision, `wait services-stable` (polls every 15 s, gives up after
+    40). The first two must succeed; the waiter's process, however it ended,
+    is the last."""
+    registered = ws.run_cli(f"{label}-register", endpoint, [
+        "ecs", "register-task-definition", "--cli-input-json", f"file://{rendered}",
+        "--query", "taskDefinition.taskDefinitionArn", "--output", "text"], capture=True)
+    updated = ws.run_cli(f"{label}-update", endpoint, [
+        "ecs", "update-service", "--cluster", VERDICT_CLUSTER, "--service", VERDICT_SERVICE,
+        "--task-definition", registered.stdout().strip()])
+    waited = ws.run_cli_any(f"{label}-wait", endpoint, [
+        "ecs", "wait", "services-stable", "--cluster", VERDICT_CLUSTER, "--services", VERDICT_SERVICE])
+    return [registered, updated, waited]
 
 
 def verdict_stack_template(ws: Workspace) -> str:
@@ -1235,13 +1431,16 @@ def measure_stack_verdict(ws: Workspace, tool: str, template: str, run: int) -> 
     return VerdictSample(tool, STACK_CASE, "rollback" if tool == OURS else "deploy", process.spawned_at,
                          process.exited_at, process.exit_code, verdict_at, failures,
                          f"exit {process.exit_code}, {status}", False,
-                         min(service_failed) if service_failed else None, tool_calls(tool, requests))
+                         min(service_failed) if service_failed else None, tool_calls(tool, requests),
+                         process.max_rss_kib)
 
 
-def measure_verdicts(ws: Workspace, runs: int, cli_direct_runs: int) -> dict[str, list[VerdictSample]]:
-    """Every doomed rollout; keys `tool|case|mode`. Ours one at a time (the
-    sub-second numbers); then the CLI's at once, each on its own emulator,
-    since they spend minutes asleep between polls."""
+def measure_verdicts(ws: Workspace, runs: int, cli_direct_runs: int,
+                     stack: bool = True) -> dict[str, list[VerdictSample]]:
+    """Every doomed rollout (without stack, only the direct ones); keys
+    `tool|case|mode`. Ours one at a time (the sub-second numbers); then the
+    CLI's at once, each on its own emulator, since they spend minutes asleep
+    between polls."""
     samples: dict[str, list[VerdictSample]] = {}
 
     def keep(sample: VerdictSample, run: int, of: int) -> None:
@@ -1252,7 +1451,7 @@ def measure_verdicts(ws: Workspace, runs: int, cli_direct_runs: int) -> dict[str
 
     stack_template = verdict_stack_template(ws)
     for run in range(1, runs + 1):
-        for case, mode in OUR_VERDICT_RUNS:
+        for case, mode in OUR_VERDICT_RUNS if stack else OUR_VERDICT_RUNS[:-1]:
             keep(measure_stack_verdict(ws, OURS, stack_template, run) if case == STACK_CASE
                  else measure_direct_verdict(ws, OURS, case, mode, run), run, runs)
 
@@ -1265,10 +1464,10 @@ def measure_verdicts(ws: Workspace, runs: int, cli_direct_runs: int) -> dict[str
         for run in range(1, runs + 1):
             keep(measure_stack_verdict(ws, CLI, stack_template, run), run, runs)
 
-    say(f"verdict: the AWS CLI's runs, at once (its waiters take minutes: services-stable up to"
-        f" 40 x 15 s, the stack until CloudFormation gives up after {VERDICT_CFN_TIMEOUT_SECONDS:g}s)")
+    say("verdict: the AWS CLI's runs, at once (its waiters take minutes: services-stable up to 40 x 15 s"
+        + (f", the stack until CloudFormation gives up after {VERDICT_CFN_TIMEOUT_SECONDS:g}s)" if stack else ")"))
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(VERDICT_CASES) + 1) as pool:
-        futures = [pool.submit(cli_direct, case) for case in VERDICT_CASES] + [pool.submit(cli_stack)]
+        futures = [pool.submit(cli_direct, case) for case in VERDICT_CASES] + ([pool.submit(cli_stack)] if stack else [])
         for future in futures:
             future.result()
     return samples
@@ -1276,6 +1475,117 @@ def measure_verdicts(ws: Workspace, runs: int, cli_direct_runs: int) -> dict[str
 
 def ordinal(n: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+# --------------------------------------------------------------- rollout ---
+
+# Calls of ours less than this apart belong to one poll tick: its shortest
+# pause between polls is 0.25 s, and a call to the emulator takes a few ms.
+TICK_GAP = 0.1
+
+
+@dataclass
+class RolloutSample:
+    """A healthy direct rollout as a tool lived it."""
+
+    deploy: Deploy
+    ticks: list[int]  # the calls of each poll tick after the UpdateService, in order
+    describe_services: int  # DescribeServices calls after the UpdateService
+
+    @property
+    def calls_per_tick(self) -> float:
+        return sum(self.ticks) / len(self.ticks) if self.ticks else 0.0
+
+
+def poll_ticks(requests: list[dict[str, Any]]) -> tuple[list[int], int]:
+    """The calls after the (first) UpdateService, grouped into poll ticks
+    (a gap of more than TICK_GAP starts a tick), and how many of them were
+    DescribeServices."""
+    started = next((i for i, r in enumerate(requests) if (r["service"], r["action"]) == ("ecs", "UpdateService")),
+                   None)
+    if started is None:
+        raise BenchError("no UpdateService in the request log")
+    after = requests[started + 1:]
+    ticks: list[int] = []
+    for i, request in enumerate(after):
+        if i == 0 or request["time"] - after[i - 1]["time"] > TICK_GAP:
+            ticks.append(0)
+        ticks[-1] += 1
+    return ticks, sum(1 for r in after if r["action"] == "DescribeServices")
+
+
+def measure_rollout(ws: Workspace, tool: str, run: int) -> RolloutSample:
+    """The time-to-verdict rows' service (its deployment of the previous
+    commit's image completed) rolled out to a good revision of the commit's
+    image: ours as those rows run it (default on-rollout-failure); the CLI's
+    register-task-definition, update-service, wait services-stable. Both
+    must succeed with the new revision PRIMARY and COMPLETED."""
+    ours_file, cli_file = revision_files(ws, Path("rollout"), {})
+    label = f"rollout-{slug(tool)}"
+    with verdict_emulator(ws, f"{label}-{run}") as emulator:
+        previous = service_running(emulator)
+        emulator.reset_requests()
+        if tool == OURS:
+            process, outputs = ws.run_action(label, emulator.endpoint, "rollout", {
+                "task-definition": ours_file, "container-name": "app", "image": IMAGE_URI,
+                "service": VERDICT_SERVICE, "cluster": VERDICT_CLUSTER})
+            processes = [process]
+            if outputs.get("rollout-state") != "COMPLETED":
+                raise BenchError(f"{OURS} (healthy rollout): rollout-state output {outputs.get('rollout-state')!r}")
+        else:
+            processes = [*cli_direct_rollout(ws, emulator.endpoint, f"cli-{label}", cli_file)]
+            require_success(processes[-1])
+        deploy = Deploy(processes, emulator.requests())
+        primary = primary_deployment(emulator)
+    if primary["taskDefinition"] == previous or primary["rolloutState"] != "COMPLETED":
+        raise BenchError(f"{tool} (healthy rollout) left the service on {primary['taskDefinition']}"
+                         f" {primary['rolloutState']}")
+    return RolloutSample(deploy, *poll_ticks(deploy.requests))
+
+
+def rollout_rows(rollouts: dict[str, list[RolloutSample]], verdicts: dict[str, list[VerdictSample]],
+                 with_walls: bool) -> tuple[list[Row], list[str]]:
+    """The rollout group's rows: the healthy rollout's, and the doomed direct
+    rollouts' API calls and peak RSS (with_walls: their wall times too,
+    when the verdict rows, which have them, are not printed)."""
+    rows = [
+        Row("healthy rollout: spawn to exit", *(median([s.deploy.wall for s in rollouts[t]]) for t in TOOLS), "s"),
+        Row("healthy rollout: API calls", *(median([len(s.deploy.requests) for s in rollouts[t]]) for t in TOOLS),
+            "calls"),
+        Row("healthy rollout: peak RSS (largest process)",
+            *(median([s.deploy.max_rss_kib for s in rollouts[t]]) for t in TOOLS), "MiB"),
+    ]
+    per_tick = {t: median([s.calls_per_tick for s in rollouts[t]]) for t in TOOLS}
+    most = {t: max(max(s.ticks, default=0) for s in rollouts[t]) for t in TOOLS}
+    rows.append(Row("healthy rollout: API calls per poll tick, mean (most in one)", per_tick[OURS], per_tick[CLI],
+                    "per tick", ours_text=f"{fmt(per_tick[OURS], 'per tick')} ({most[OURS]})",
+                    cli_suffix=f" ({most[CLI]})", ratio_text="—"))
+    ticks = {t: [len(s.ticks) for s in rollouts[t]] for t in TOOLS}
+    described = {t: [s.describe_services for s in rollouts[t]] for t in TOOLS}
+    notes = [
+        f"Healthy rollout: the time-to-verdict rows' service ({VERDICT_DESIRED} Fargate tasks, ECS step"
+        f" {VERDICT_STEP_SECONDS:g} s) rolled to a good revision of the commit's image, spawn of the first process"
+        f" to exit of the last. Poll ticks: the calls after the UpdateService, a gap of more than {TICK_GAP:g} s"
+        f" starting a tick. Ticks per run: {OURS} {ticks[OURS]}, {CLI} {ticks[CLI]}; DescribeServices calls"
+        f" after the UpdateService: {OURS} {described[OURS]}, {CLI} {described[CLI]}; {OURS}'s calls per tick,"
+        f" run by run: {[s.ticks for s in rollouts[OURS]]}.",
+    ]
+    for case in VERDICT_CASES:
+        stop, rollback = verdicts.get(f"{OURS}|{case}|stop", []), verdicts.get(f"{OURS}|{case}|rollback", [])
+        cli = verdicts.get(f"{CLI}|{case}|{CLI_DIRECT_MODE}", [])
+        if not (stop and rollback and cli):
+            continue
+        for mode, ours in (("stop", stop), ("rollback", rollback)):
+            if with_walls:
+                rows.append(Row(f"doomed rollout ({case}): spawn to exit, ours `{mode}`",
+                                median([s.wall for s in ours]), median([s.wall for s in cli]), "s"))
+            rows.append(Row(f"doomed rollout ({case}): API calls, ours `{mode}`",
+                            median([s.api_calls for s in ours]), median([s.api_calls for s in cli]), "calls"))
+            rows.append(Row(f"doomed rollout ({case}): peak RSS (largest process), ours `{mode}`",
+                            median([s.max_rss_kib for s in ours]), median([s.max_rss_kib for s in cli]), "MiB"))
+        notes.append(f"Doomed rollout ({case}): the time-to-verdict rows' runs; how the CLI's waiter ended: "
+                     + "; ".join(s.outcome for s in cli) + ".")
+    return rows, notes
 
 
 # ------------------------------------------------- verify before deploy ---
@@ -1654,18 +1964,35 @@ def container_image_size() -> tuple[int | None, str]:
 
 
 def cli_install_size(aws: Path) -> int:
-    """Bytes of the AWS CLI's packages: bench/.venv's site-packages without
-    the venv's own pip and setuptools."""
+    """Bytes of the AWS CLI's packages: the top-level entries of bench/.venv's
+    site-packages that the awscli distribution and those it requires
+    (recursively, extras left out) installed, by their RECORD files. The
+    venv's pip and setuptools, and sceptre with what only it requires (the
+    system rows' tool), are not the CLI's."""
     venv = aws.resolve().parent.parent
-    not_the_cli = ("pip", "setuptools", "pkg_resources", "_distutils_hack", "distutils-precedence")
     total = 0
     for site in venv.glob("lib/python*/site-packages"):
-        for entry in site.iterdir():
-            if entry.name.startswith(not_the_cli) or entry.name == "__pycache__":
+        installed = {canonical_name(d.metadata["Name"]): d
+                     for d in importlib.metadata.distributions(path=[str(site)])}
+        wanted: set[str] = set()
+        todo = ["awscli"]
+        while todo:
+            name = canonical_name(todo.pop())
+            if name in wanted or name not in installed:
                 continue
+            wanted.add(name)
+            todo += [re.match(r"[\w.-]+", r).group(0) for r in installed[name].requires or [] if "extra ==" not in r]
+        tops = {Path(f).parts[0] for name in wanted for f in installed[name].files or []} - {"__pycache__", ".."}
+        for top in tops:
+            entry = site / top
             files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
             total += sum(p.stat().st_size for p in files)
     return total
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 # --------------------------------------------------------------- results ---
@@ -1724,6 +2051,10 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value / 1e6:.1f} MB"
     if unit == "calls":
         return f"{value:g}"
+    if unit == "/min":
+        return f"{value:.1f}/min"
+    if unit == "per tick":
+        return f"{value:.2f}"
     return f"{value:g} {unit}"
 
 
@@ -1737,16 +2068,17 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
-def breakdown_table(title: str, ours: Deploy, cli: Deploy) -> str:
-    ours_calls, cli_calls = ours.calls_by_action(), cli.calls_by_action()
-    actions = sorted(set(ours_calls) | set(cli_calls), key=lambda a: (-(ours_calls[a] + cli_calls[a]), a))
-    rows = [[a, str(ours_calls[a] or ""), str(cli_calls[a] or "")] for a in actions]
-    rows.append(["total", str(len(ours.requests)), str(len(cli.requests))])
-    return f"{title}\n\n" + markdown_table(["API call", OURS, CLI], rows)
+def breakdown_table(title: str, deploys: dict[str, Deploy]) -> str:
+    """API calls by action, a column per tool (or way)."""
+    calls = {name: deploy.calls_by_action() for name, deploy in deploys.items()}
+    actions = sorted(set().union(*calls.values()), key=lambda a: (-sum(c[a] for c in calls.values()), a))
+    rows = [[a, *(str(c[a] or "") for c in calls.values())] for a in actions]
+    rows.append(["total", *(str(len(d.requests)) for d in deploys.values())])
+    return f"{title}\n\n" + markdown_table(["API call", *deploys], rows)
 
 
 # What a run measures; `--only` picks some (`bench/run --only verdict`).
-GROUPS = ("single", "chain", "cadence", "cancel", "footprint", "verdict", "verify")
+GROUPS = ("single", "chain", "system", "cadence", "cancel", "footprint", "verdict", "rollout", "verify")
 CLI_DIRECT_MODE = "update-service + wait services-stable"
 
 
@@ -1770,7 +2102,10 @@ def main() -> int:
                         f" (default {','.join(f'{h:g}' for h in CADENCE_HOLDS)}; shorter ones for a quick check)")
     parser.add_argument("--only", type=parse_groups, default=GROUPS,
                         help=f"measure only these, comma-separated: {', '.join(GROUPS)} (default: all);"
-                        " single is (a) and its (c), (d), (e); chain is (b) and its (d), (e)")
+                        " single is (a) and its (c), (d), (e); chain is (b) and its (d), (e); system compares"
+                        " one run of the example system with sceptre and the chain (from (b) when chain is"
+                        " measured too); rollout is a healthy direct rollout, and the doomed ones' calls and"
+                        " RSS (from verdict's runs, which it makes itself when verdict is not measured)")
     parser.add_argument("--source", type=Path, default=REPO,
                         help="the checkout whose action.yml, examples/ and emulator/ to use (default: this"
                         " one; give a clean checkout of the commit ESD_BIN was built from)")
@@ -1807,6 +2142,10 @@ def main() -> int:
         # Only the CLI's own parts: the rest of its version line describes the machine.
         CLI: " ".join(w for w in cli_version.split() if w.startswith(("aws-cli/", "botocore/"))),
     }
+    if "system" in only:
+        sceptre = subprocess.run([str(ws.aws.with_name("sceptre")), "--version"], capture_output=True, text=True,
+                                 env={"PATH": os.environ.get("PATH", ""), "HOME": str(ws.home)}).stdout
+        versions[SCEPTRE] = "sceptre " + sceptre.split()[-1] if sceptre.strip() else "sceptre (version unknown)"
     measured = ", ".join(g for g in GROUPS if g in only)
     say(f"{versions[OURS]} ({ws.binary}) vs {versions[CLI]}; {args.runs} run(s) each; measuring {measured};"
         f" action.yml, examples and emulator from {SOURCE}; files in {args.out}")
@@ -1817,6 +2156,8 @@ def main() -> int:
     cancel: dict[str, list[CancelSample]] = {t: [] for t in TOOLS}
     verdicts: dict[str, list[VerdictSample]] = {}
     verifies: dict[str, list[VerifySample]] = {}
+    system: dict[str, list[Deploy]] = {way: [] for way in SYSTEM_WAYS}
+    rollouts: dict[str, list[RolloutSample]] = {t: [] for t in TOOLS}
     try:
         for run in range(1, args.runs + 1) if "single" in only else ():
             # Alternate which tool goes first, so a drift in machine load
@@ -1833,16 +2174,20 @@ def main() -> int:
                 say(f"(b) run {run}/{args.runs} {tool}: four-stack chain {result.wall:.2f}s,"
                     f" {len(result.requests)} API calls")
 
-        templates = {hold: cadence_template(ws, hold) for hold in args.holds}
-        for run in range(1, args.runs + 1) if "cadence" in only else ():
-            jobs = [(tool, hold) for hold in args.holds for tool in TOOLS]
-            with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-                futures = {job: pool.submit(measure_cadence_once, ws, *job, templates[job[1]], run) for job in jobs}
-                for (tool, hold), future in futures.items():
-                    sample = future.result()
-                    cadence[tool][hold].append(sample)
-                    say(f"cadence run {run}/{args.runs} {tool}, held {hold:g}s: noticed after"
-                        f" {sample.noticed_after:.2f}s, exited after {sample.exited_after:.2f}s")
+        if "system" in only:
+            manifest = system_manifest(ws)
+            project = sceptre_project(ws, manifest)
+            # The chain's runs are (b)'s, when (b) is measured.
+            ways = [way for way in SYSTEM_WAYS if way != SYSTEM_CHAIN or "chain" not in only]
+            system[SYSTEM_CHAIN] = chain[OURS] if "chain" in only else []
+        for run in range(1, args.runs + 1) if "system" in only else ():
+            for way in ways if run % 2 else ways[::-1]:
+                result = measure_system(ws, way, run, manifest, project)
+                system[way].append(result)
+                say(f"system run {run}/{args.runs} {way}: {result.wall:.2f}s, {len(result.requests)} API calls")
+
+        if "cadence" in only:
+            cadence = measure_cadence(ws, args.holds, args.runs)
 
         cancel_template = cadence_template(ws, CANCEL_HOLD)
         for run in range(1, args.runs + 1) if "cancel" in only else ():
@@ -1852,8 +2197,15 @@ def main() -> int:
                 say(f"cancel run {run}/{args.runs} {tool}: exited {sample.exited_after:.3f}s after SIGTERM,"
                     f" code {sample.exit_code}, told what carries on: {sample.told_what_carries_on}")
 
-        if "verdict" in only:
-            verdicts = measure_verdicts(ws, args.runs, args.verdict_cli_runs)
+        for run in range(1, args.runs + 1) if "rollout" in only else ():
+            for tool in TOOLS if run % 2 else TOOLS[::-1]:
+                sample = measure_rollout(ws, tool, run)
+                rollouts[tool].append(sample)
+                say(f"rollout run {run}/{args.runs} {tool}: healthy rollout {sample.deploy.wall:.2f}s,"
+                    f" {len(sample.deploy.requests)} API calls, calls per poll tick after UpdateService {sample.ticks}")
+        # The rollout rows' doomed rollouts are the verdict rows' direct ones.
+        if "verdict" in only or "rollout" in only:
+            verdicts = measure_verdicts(ws, args.runs, args.verdict_cli_runs, stack="verdict" in only)
         if "verify" in only:
             verifies = measure_verify_group(ws, args.runs, args.verify_cli_runs)
     except BenchError as error:
@@ -1894,12 +2246,19 @@ def main() -> int:
             lambda t, hold=hold: [s.noticed_after for s in cadence[t][hold]], "cadence")
         add(f"cadence, held {hold:g} s: process exited after", "s",
             lambda t, hold=hold: [s.exited_after for s in cadence[t][hold]], "cadence")
+        if any(s.calls_per_minute is not None for s in cadence[OURS][hold]):
+            add(f"cadence, held {hold:g} s: API calls per minute after the first minute", "/min",
+                lambda t, hold=hold: [s.calls_per_minute for s in cadence[t][hold]], "cadence")
     add("cancel: SIGTERM while waiting to process exit", "ms",
         lambda t: [c.exited_after for c in cancel[t]], "cancel")
     verdict_notes: list[str] = []
     if "verdict" in only:
         verdict_table, verdict_notes = verdict_rows(verdicts, args.runs, args.verdict_cli_runs)
         rows += verdict_table
+    if "rollout" in only:
+        rollout_table, rollout_notes = rollout_rows(rollouts, verdicts, with_walls="verdict" not in only)
+        rows += rollout_table
+        verdict_notes += rollout_notes
     if "verify" in only:
         verify_table, verify_notes = verify_rows(verifies, args.runs, args.verify_cli_runs)
         rows += verify_table
@@ -1927,7 +2286,10 @@ def main() -> int:
                      f" CLI: {versions[CLI].split()[0]} packages in bench/.venv, without the Python interpreter.")
     if "cadence" in only:
         notes.append("Cadence: from the stack's CREATE_COMPLETE event to the tool's first DescribeStacks after it,"
-                     " and to its exit; the held deploys of a run run at once, each on its own emulator.")
+                     " and to its exit; the held deploys of a run run at once, each on its own emulator, and those"
+                     f" held {CADENCE_LONG_HOLD:g} s or more all runs at once. Calls per minute after the first"
+                     f" minute: the tool's calls from {CADENCE_FIRST_MINUTE:g} s after its ExecuteChangeSet to the"
+                     " CREATE_COMPLETE event, per minute of that time.")
     if "cancel" in only:
         notes.append(f"Cancel: SIGTERM {CANCEL_AFTER:g} s into the wait on a stack held CREATE_IN_PROGRESS for"
                      f" {CANCEL_HOLD:g} s. After it, {OURS}: {cancel_summary(cancel[OURS])};"
@@ -1937,17 +2299,31 @@ def main() -> int:
     if "single" in only:
         breakdowns += [
             breakdown_table("API calls by action, new stack (median run):",
-                            median_run([r["create"] for r in single[OURS]]),
-                            median_run([r["create"] for r in single[CLI]])),
+                            {t: median_run([r["create"] for r in single[t]]) for t in TOOLS}),
             breakdown_table("API calls by action, no-op update (median run):",
-                            median_run([r["no-op"] for r in single[OURS]]),
-                            median_run([r["no-op"] for r in single[CLI]])),
+                            {t: median_run([r["no-op"] for r in single[t]]) for t in TOOLS}),
         ]
     if "chain" in only:
         breakdowns.append(breakdown_table("API calls by action, four-stack chain (median run):",
-                                          median_run(chain[OURS]), median_run(chain[CLI])))
-    report = "\n".join([table, "", *(f"- {n}" for n in notes), *(["", "\n\n".join(breakdowns)] if breakdowns else []),
-                        ""])
+                                          {t: median_run(chain[t]) for t in TOOLS}))
+    if "rollout" in only:
+        breakdowns.append(breakdown_table("API calls by action, healthy rollout (median run):",
+                                          {t: median_run([s.deploy for s in rollouts[t]]) for t in TOOLS}))
+    tables = [table] if rows else []
+    if "system" in only:
+        tables.append("System: the example system of four stacks (examples/system.yml) from an empty account\n\n"
+                      + system_table(system))
+        notes.append(
+            f"System: {SYSTEM_OURS}: one run with the `stacks` input; {SYSTEM_SCEPTRE}: `sceptre launch -y"
+            f" {SCEPTRE_STACK_GROUP}` ({versions[SCEPTRE]}) of a project generated from the same manifest (templates, parameters,"
+            f" `!stack_output` for each reference); {SYSTEM_CHAIN}: (b)'s {OURS} side"
+            f"{', the same runs as (b)' if 'chain' in only else ', run in this group'}. Medians of {args.runs}"
+            f" run(s), one at a time, each on a fresh emulator. Ratios: the other way ÷ ours; above 1, ours is"
+            " faster or makes fewer calls or uses less memory.")
+        breakdowns.append(breakdown_table("API calls by action, system of four stacks (median run):",
+                                          {way: median_run(system[way]) for way in SYSTEM_WAYS}))
+    report = "\n".join(["\n\n".join(tables), "", *(f"- {n}" for n in notes),
+                        *(["", "\n\n".join(breakdowns)] if breakdowns else []), ""])
     print("\n" + report)
     (args.out / "results.md").write_text("# ecs-stack-deploy vs the AWS CLI\n\n" + report)
     raw = {
@@ -1958,7 +2334,12 @@ def main() -> int:
         "load_average": {"start": load_before, "end": load_after},
         "single": {t: [{k: deploy_record(d) for k, d in r.items()} for r in single[t]] for t in TOOLS},
         "chain": {t: [deploy_record(c) for c in chain[t]] for t in TOOLS},
-        "cadence": {t: {f"{h:g}": [{"noticed_after": s.noticed_after, "exited_after": s.exited_after}
+        "system": {way: [deploy_record(d) for d in system[way]] for way in SYSTEM_WAYS},
+        "rollout": {t: [{**deploy_record(s.deploy), "calls_per_tick": s.ticks,
+                         "describe_services_after_update": s.describe_services} for s in rollouts[t]]
+                    for t in TOOLS},
+        "cadence": {t: {f"{h:g}": [{"noticed_after": s.noticed_after, "exited_after": s.exited_after,
+                                    "calls_per_minute_after_first_minute": s.calls_per_minute}
                                    for s in cadence[t][h]] for h in args.holds} for t in TOOLS},
         "cancel": {t: [asdict(c) for c in cancel[t]] for t in TOOLS},
         "footprint_bytes": {"image": image_size, "binary": binary_size, "cli_install": cli_size},
