@@ -72,10 +72,14 @@ def main() -> int:
         print(f"bloat: no symbols in {args.binary} (stripped?): {listing.stderr.strip()}", file=sys.stderr)
         return 1
     by_crate: Counter[str] = Counter()
+    # Identical functions folded into one by the linker share an address:
+    # their code is there once, counted for the first name seen.
+    addresses: set[str] = set()
     for line in listing.stdout.splitlines():
         fields = line.split(maxsplit=3)
         # address, size, type, name; only code (t/T, and W/w weak code).
-        if len(fields) == 4 and fields[2] in "tTwW":
+        if len(fields) == 4 and fields[2] in "tTwW" and fields[0] not in addresses:
+            addresses.add(fields[0])
             by_crate[crate_of(fields[3])] += int(fields[1], 16)
     text = text_size(args.binary)
     named = sum(by_crate.values())
