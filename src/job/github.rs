@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use super::prepare::RunContext;
+use super::prepare::{Prepared, RunContext};
 use crate::console::Console;
+use crate::env::Environment;
 use crate::github::api::{DeploymentState, GithubApi};
 use crate::inputs::GithubInputs;
-use crate::proxy::ProxySettings;
 use crate::report::{JobReport, action_outputs, fill_output_references, markdown_summary};
 
 pub struct GithubRun {
@@ -26,23 +26,28 @@ impl GithubRun {
         }
     }
 
-    /// Connects when a feature needs GitHub.
+    /// Connects when a feature of the prepared job needs GitHub, to
+    /// `GITHUB_API_URL` (github.com's API when unset) through the job's
+    /// proxy.
     pub fn connect(
-        inputs: &GithubInputs,
+        prepared: &Prepared,
         run: &RunContext,
         console: &Console,
-        api_url: &str,
-        proxy: &ProxySettings,
+        env: &Environment,
     ) -> anyhow::Result<Option<Self>> {
+        let inputs = &prepared.inputs.github;
         let wanted = !inputs.dispatch_workflows.is_empty()
             || inputs.environment.is_some()
             || run.is_review_of_pull_request();
         let Some(token) = inputs.token.as_deref().filter(|_| wanted) else {
             return Ok(None);
         };
+        let api_url = env
+            .get("GITHUB_API_URL")
+            .unwrap_or("https://api.github.com");
         console.mask(token);
         let repository = run.repository.as_deref().unwrap_or_default();
-        let api = GithubApi::new(token, api_url, repository, proxy)?;
+        let api = GithubApi::new(token, api_url, repository, &prepared.proxy)?;
         Ok(Some(Self {
             api,
             deployment_id: None,

@@ -217,16 +217,7 @@ pub async fn deploy(raw: &RawInputs, env: &Environment, settings: JobSettings) -
     }
 
     // GitHub deployment, then apply
-    let api_url = env
-        .get("GITHUB_API_URL")
-        .unwrap_or("https://api.github.com");
-    let mut github = match GithubRun::connect(
-        &prepared.inputs.github,
-        &run,
-        &console,
-        api_url,
-        &prepared.proxy,
-    ) {
+    let mut github = match GithubRun::connect(&prepared, &run, &console, env) {
         Ok(github) => github,
         Err(error) => {
             let error = JobError::Failed(error);

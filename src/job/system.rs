@@ -1329,18 +1329,8 @@ async fn comment_on_review(
     let Some(first) = stacks.values().next().filter(|_| review) else {
         return;
     };
-    let api_url = system
-        .env
-        .get("GITHUB_API_URL")
-        .unwrap_or("https://api.github.com");
     let console = system.console;
-    match GithubRun::connect(
-        &first.inputs.github,
-        system.run,
-        console,
-        api_url,
-        &first.proxy,
-    ) {
+    match GithubRun::connect(first, system.run, console, system.env) {
         Ok(Some(github)) => {
             let (marker, body) = review_comment(system.manifest, graph, ends, console.elapsed());
             github
