@@ -58,7 +58,7 @@ pub struct Console {
     /// What has been warned about once already (the calls made only to
     /// explain that have failed, throttling), so a failing call repeated
     /// every poll warns once.
-    explain_failures: Mutex<HashSet<String>>,
+    warned_once: Mutex<HashSet<String>>,
 }
 
 /// An open phase: a `::group::` on a runner, closed when this is dropped, so
@@ -89,7 +89,7 @@ impl Console {
             github_actions,
             target,
             prefix: None,
-            explain_failures: Mutex::new(HashSet::new()),
+            warned_once: Mutex::new(HashSet::new()),
         }
     }
 
@@ -102,7 +102,7 @@ impl Console {
             github_actions: self.github_actions,
             target: self.target.clone(),
             prefix: Some(format!("[{key}] ")),
-            explain_failures: Mutex::new(HashSet::new()),
+            warned_once: Mutex::new(HashSet::new()),
         }
     }
 
@@ -181,7 +181,7 @@ impl Console {
     /// happens in this job.
     pub fn warning_once(&self, key: &str, message: &str) {
         let first = self
-            .explain_failures
+            .warned_once
             .lock()
             .map(|mut seen| seen.insert(key.to_string()))
             .unwrap_or(true);

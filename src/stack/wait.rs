@@ -94,10 +94,8 @@ pub struct Poller {
     /// Tokio's clock, which tests can pause and advance.
     started: tokio::time::Instant,
     delay: Duration,
-    /// Set once a tick was throttled: every later tick waits
-    /// `throttled_delay`.
-    throttled: bool,
-    throttled_delay: Duration,
+    /// Once a tick was throttled, the pause of every later tick.
+    throttled_delay: Option<Duration>,
 }
 
 /// The wait ran out: how long it waited.
@@ -113,8 +111,7 @@ impl Poller {
             timeout,
             started: tokio::time::Instant::now(),
             delay: Duration::ZERO,
-            throttled: false,
-            throttled_delay: Duration::ZERO,
+            throttled_delay: None,
         }
     }
 
@@ -131,10 +128,9 @@ impl Poller {
         if waited >= self.timeout {
             return Err(TimedOut { waited });
         }
-        self.delay = self.schedule.next_delay(self.delay, waited);
-        if self.throttled {
-            self.delay = self.throttled_delay;
-        }
+        self.delay = self
+            .throttled_delay
+            .unwrap_or_else(|| self.schedule.next_delay(self.delay, waited));
         tokio::time::sleep(self.delay.min(self.timeout.saturating_sub(waited))).await;
         Ok(())
     }
@@ -144,15 +140,12 @@ impl Poller {
     /// schedule's `throttled_max`, and never less than its slow pace.
     /// Returns the new delay.
     pub fn back_off(&mut self) -> Duration {
-        let current = if self.throttled {
-            self.throttled_delay
-        } else {
-            self.delay
-        };
-        let doubled = (current * 2).max(self.schedule.slow_max);
-        self.throttled_delay = doubled.min(self.schedule.throttled_max);
-        self.throttled = true;
-        self.throttled_delay
+        let current = self.throttled_delay.unwrap_or(self.delay);
+        let delay = (current * 2)
+            .max(self.schedule.slow_max)
+            .min(self.schedule.throttled_max);
+        self.throttled_delay = Some(delay);
+        delay
     }
 }
 
@@ -204,17 +197,17 @@ pub async fn wait_for_stack(
     // The latest status the stack was seen in; none until its first event
     // of this operation (or a DescribeStacks) says.
     let mut last_status: Option<String> = None;
-    // No look at once: an operation just started (or found running) is
-    // still running a moment later, on AWS always; the first look after the
-    // schedule's first pause spares a call that could only say so.
-    if let Err(TimedOut { waited }) = poller.tick().await {
-        return Err(WaitError::Timeout {
-            stack: stack.to_string(),
-            last_status: "in progress".to_string(),
-            waited,
-        });
-    }
     loop {
+        // Every look comes after a pause, the first too: an operation just
+        // started (or found running) is still running a moment later, on
+        // AWS always, and a look at once would spare no wait.
+        if let Err(TimedOut { waited }) = poller.tick().await {
+            return Err(WaitError::Timeout {
+                stack: stack.to_string(),
+                last_status: last_status.unwrap_or_else(|| "in progress".to_string()),
+                waited,
+            });
+        }
         let (fresh, read_from_events, throttled) = match feed.poll(client).await {
             Ok(fresh) => (fresh, true, false),
             Err(error) => {
@@ -284,13 +277,6 @@ pub async fn wait_for_stack(
                 }
             }
             return Ok(status.to_string());
-        }
-        if let Err(TimedOut { waited }) = poller.tick().await {
-            return Err(WaitError::Timeout {
-                stack: stack.to_string(),
-                last_status: last_status.unwrap_or_else(|| "in progress".to_string()),
-                waited,
-            });
         }
     }
 }
