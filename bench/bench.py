@@ -156,7 +156,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import boto3
 import botocore.exceptions
@@ -2091,6 +2091,15 @@ def parse_groups(text: str) -> tuple[str, ...]:
     return groups
 
 
+def alternating(runs: int, tools: Sequence[str]) -> Iterator[tuple[int, str]]:
+    """(run, tool) for every run of every tool, which tool goes first
+    alternating from run to run, so a drift in machine load does not always
+    favour the same one."""
+    for run in range(1, runs + 1):
+        for tool in tools if run % 2 else tools[::-1]:
+            yield run, tool
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", type=Path, required=True, help="the ecs-stack-deploy binary")
@@ -2160,20 +2169,16 @@ def main() -> int:
     system: dict[str, list[Deploy]] = {way: [] for way in SYSTEM_WAYS}
     rollouts: dict[str, list[RolloutSample]] = {t: [] for t in TOOLS}
     try:
-        for run in range(1, args.runs + 1) if "single" in only else ():
-            # Alternate which tool goes first, so a drift in machine load
-            # does not always favour the same one.
-            for tool in TOOLS if run % 2 else TOOLS[::-1]:
-                result = measure_single_stack(ws, tool, run)
-                single[tool].append(result)
-                say(f"(a) run {run}/{args.runs} {tool}: new stack {result['create'].wall:.2f}s,"
-                    f" no-op {result['no-op'].wall:.2f}s")
-        for run in range(1, args.runs + 1) if "chain" in only else ():
-            for tool in TOOLS if run % 2 else TOOLS[::-1]:
-                result = measure_chain(ws, tool, run)
-                chain[tool].append(result)
-                say(f"(b) run {run}/{args.runs} {tool}: four-stack chain {result.wall:.2f}s,"
-                    f" {len(result.requests)} API calls")
+        for run, tool in alternating(args.runs, TOOLS) if "single" in only else ():
+            result = measure_single_stack(ws, tool, run)
+            single[tool].append(result)
+            say(f"(a) run {run}/{args.runs} {tool}: new stack {result['create'].wall:.2f}s,"
+                f" no-op {result['no-op'].wall:.2f}s")
+        for run, tool in alternating(args.runs, TOOLS) if "chain" in only else ():
+            result = measure_chain(ws, tool, run)
+            chain[tool].append(result)
+            say(f"(b) run {run}/{args.runs} {tool}: four-stack chain {result.wall:.2f}s,"
+                f" {len(result.requests)} API calls")
 
         if "system" in only:
             manifest = system_manifest(ws)
@@ -2181,29 +2186,26 @@ def main() -> int:
             # The chain's runs are (b)'s, when (b) is measured.
             ways = [way for way in SYSTEM_WAYS if way != SYSTEM_CHAIN or "chain" not in only]
             system[SYSTEM_CHAIN] = chain[OURS] if "chain" in only else []
-        for run in range(1, args.runs + 1) if "system" in only else ():
-            for way in ways if run % 2 else ways[::-1]:
-                result = measure_system(ws, way, run, manifest, project)
-                system[way].append(result)
-                say(f"system run {run}/{args.runs} {way}: {result.wall:.2f}s, {len(result.requests)} API calls")
+        for run, way in alternating(args.runs, ways) if "system" in only else ():
+            result = measure_system(ws, way, run, manifest, project)
+            system[way].append(result)
+            say(f"system run {run}/{args.runs} {way}: {result.wall:.2f}s, {len(result.requests)} API calls")
 
         if "cadence" in only:
             cadence = measure_cadence(ws, args.holds, args.runs)
 
         cancel_template = cadence_template(ws, CANCEL_HOLD)
-        for run in range(1, args.runs + 1) if "cancel" in only else ():
-            for tool in TOOLS if run % 2 else TOOLS[::-1]:
-                sample = measure_cancel_once(ws, tool, cancel_template, run)
-                cancel[tool].append(sample)
-                say(f"cancel run {run}/{args.runs} {tool}: exited {sample.exited_after:.3f}s after SIGTERM,"
-                    f" code {sample.exit_code}, told what carries on: {sample.told_what_carries_on}")
+        for run, tool in alternating(args.runs, TOOLS) if "cancel" in only else ():
+            sample = measure_cancel_once(ws, tool, cancel_template, run)
+            cancel[tool].append(sample)
+            say(f"cancel run {run}/{args.runs} {tool}: exited {sample.exited_after:.3f}s after SIGTERM,"
+                f" code {sample.exit_code}, told what carries on: {sample.told_what_carries_on}")
 
-        for run in range(1, args.runs + 1) if "rollout" in only else ():
-            for tool in TOOLS if run % 2 else TOOLS[::-1]:
-                sample = measure_rollout(ws, tool, run)
-                rollouts[tool].append(sample)
-                say(f"rollout run {run}/{args.runs} {tool}: healthy rollout {sample.deploy.wall:.2f}s,"
-                    f" {len(sample.deploy.requests)} API calls, calls per poll tick after UpdateService {sample.ticks}")
+        for run, tool in alternating(args.runs, TOOLS) if "rollout" in only else ():
+            sample = measure_rollout(ws, tool, run)
+            rollouts[tool].append(sample)
+            say(f"rollout run {run}/{args.runs} {tool}: healthy rollout {sample.deploy.wall:.2f}s,"
+                f" {len(sample.deploy.requests)} API calls, calls per poll tick after UpdateService {sample.ticks}")
         # The rollout rows' doomed rollouts are the verdict rows' direct ones.
         if "verdict" in only or "rollout" in only:
             verdicts = measure_verdicts(ws, args.runs, args.verdict_cli_runs, stack="verdict" in only)
