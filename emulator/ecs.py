@@ -229,7 +229,12 @@ def _subnet(account_id: str, region: str, subnet_id: str | None) -> Any:
         return None
 
 
-def _private_ip(subnet: Any) -> str:
+# Private IPs held by a task's ENI until the task is stopped: AWS never gives two live ENIs
+# one address, and target groups key their targets by it.
+_IPS_IN_USE: set[str] = set()
+
+
+def _random_ip(subnet: Any) -> str:
     if subnet is not None:
         try:
             net = ipaddress.ip_network(subnet.cidr_block, strict=False)
@@ -238,6 +243,17 @@ def _private_ip(subnet: Any) -> str:
         except (ValueError, AttributeError):
             pass
     return f"10.0.{mock_random.randint(0, 255)}.{mock_random.randint(4, 254)}"
+
+
+def _private_ip(subnet: Any) -> str:
+    """A free address (in the subnet's CIDR when moto's EC2 knows it), held until released."""
+    ip = _random_ip(subnet)
+    for _ in range(1000):  # a full subnet keeps the last pick rather than hang
+        if ip not in _IPS_IN_USE:
+            break
+        ip = _random_ip(subnet)
+    _IPS_IN_USE.add(ip)
+    return ip
 
 
 class Task:
@@ -649,6 +665,8 @@ def _advance(svc: Service | None, t: Task, now: float) -> None:
             t.stopped_at = _now()
             t.connectivity = "DISCONNECTED"
             t.detach("DELETED")
+            if t.ip:
+                _IPS_IN_USE.discard(t.ip)
             for c in t.containers:
                 c.last_status = "STOPPED"
 

@@ -343,6 +343,31 @@ def task_ip(t):
     return next(d["value"] for d in eni["details"] if d["name"] == "privateIPv4Address")
 
 
+def eleven_running(ecs, cluster):
+    running = [t for t in tasks(ecs, cluster) if t["lastStatus"] == "RUNNING"]
+    return running if len(running) == 11 else None
+
+
+def test_live_tasks_never_share_a_private_ip_and_a_stopped_task_frees_its_own(endpoint, ecs, cluster):
+    ec2 = client(endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
+    # a /28: 16 addresses, AWS keeps the first four and the last, 11 for tasks
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.62.0.0/28")["Subnet"]["SubnetId"]
+    net = {"awsvpcConfiguration": {"subnets": [subnet]}}
+    create_service(ecs, cluster, task_def(ecs, "nginx:1"), desired=11, networkConfiguration=net)
+    running = wait_for(lambda: eleven_running(ecs, cluster), what="eleven running tasks")
+    ips = sorted(task_ip(t) for t in running)
+    usable = sorted(f"10.62.0.{n}" for n in range(4, 15))
+    assert ips == usable  # every free address once: no two live ENIs with one address
+    # scaled in and out again: the stopped tasks' addresses are free for the new ones
+    ecs.update_service(cluster=cluster, service="svc", desiredCount=0)
+    wait_for(lambda: not tasks(ecs, cluster) and all(t["lastStatus"] == "STOPPED" for t in tasks(ecs, cluster, "STOPPED")),
+             what="all tasks stopped")
+    ecs.update_service(cluster=cluster, service="svc", desiredCount=11)
+    running = wait_for(lambda: eleven_running(ecs, cluster), what="eleven tasks again")
+    assert sorted(task_ip(t) for t in running) == usable
+
+
 def test_tasks_in_subnets_of_another_vpc_than_the_target_group_never_register(endpoint, ecs, cluster):
     ec2, elb = client(endpoint, "ec2"), client(endpoint, "elbv2")
     subnet, _ = default_subnet(endpoint)
