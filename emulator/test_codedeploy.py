@@ -243,13 +243,14 @@ def test_all_at_once_deployment_end_to_end(endpoint, make, cd, ecs):
     assert code(exc) == ("DeploymentLimitExceededException",
                          f"The Deployment Group '{s.group}' already has an active Deployment '{dep}'")
 
-    seen_status, seen_events, green_seen = [], [], None
+    # Created was seen above; the deployment may be InProgress by the first poll.
+    seen_status, seen_events, green_seen = [first["status"]], [], None
     blue_id = s.describe()["taskSets"][0]["id"]
 
     def poll():
         nonlocal green_seen
         info = s.info(dep)
-        if not seen_status or seen_status[-1] != info["status"]:
+        if seen_status[-1] != info["status"]:
             seen_status.append(info["status"])
         if info["status"] != "Created":
             target = s.target(dep)
