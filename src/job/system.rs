@@ -948,7 +948,7 @@ fn check_system(
 fn template_error(manifest: &Manifest, stack: &ManifestStack, problem: &str) -> ManifestError {
     ManifestError {
         file: manifest.file.clone(),
-        line: stack.line,
+        line: manifest.line_of(stack, "template"),
         key: if stack.section == "stacks" {
             stack.path("template")
         } else {

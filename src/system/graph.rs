@@ -232,7 +232,7 @@ pub fn build_graph(
                 if !own.parameters.contains(name) {
                     errors.push(ManifestError {
                         file: manifest.file.clone(),
-                        line: stack.line,
+                        line: manifest.line_of(stack, &format!("parameters.{name}")),
                         key: stack.path(&format!("parameters.{name}")),
                         problem: format!(
                             "is not a parameter of {} (it declares: {})",
@@ -254,7 +254,7 @@ pub fn build_graph(
                     .unwrap_or_default();
                 errors.push(ManifestError {
                     file: manifest.file.clone(),
-                    line: stack.line,
+                    line: manifest.line_of(stack, &key_path),
                     key: stack.path(&key_path),
                     problem: format!(
                         "refers to output `{}` of stack `{}`, which its template {template} does not declare (it declares: {})",
@@ -497,6 +497,7 @@ mod tests {
             "{}",
             errors[0]
         );
-        assert_eq!(errors[0].line, Some(4));
+        // the line of the parameter that refers to it, not its stack's (4)
+        assert_eq!(errors[0].line, Some(7));
     }
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::graph::{build_graph, template_facts};
+use super::key_lines::KeyLines;
 use super::manifest::{Manifest, ManifestStack, ParameterValue};
 use crate::stack::plan::DEFAULT_IMAGE_PARAMETER;
 use crate::stack::template::parse_json_or_yaml;
@@ -131,6 +132,8 @@ pub fn starting_manifest(folder: &str, templates: &[FoundTemplate]) -> Result<St
         file: "(init-stacks)".into(),
         stacks,
         catalog: None,
+        lines: KeyLines::default(),
+        environment: None,
     };
     // Suggestions that would make a cycle are left to the user.
     let suggested = manifest(stacks.iter().map(wired).collect());

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::key_lines::KeyLines;
 use crate::inputs::{DEPLOY_INPUTS, closest_declared_input};
 
 /// Inputs a stack takes from its own keys, never from `with:`.
@@ -267,6 +268,10 @@ pub struct Manifest {
     pub file: String,
     pub stacks: Vec<ManifestStack>,
     pub catalog: Option<Catalog>,
+    /// Where each key is written, for messages.
+    pub lines: KeyLines,
+    /// The environment whose overlays were applied.
+    pub environment: Option<String>,
 }
 
 /// The service catalog's own settings (its entries are in `stacks`).
@@ -281,6 +286,68 @@ impl Manifest {
     pub fn stack(&self, key: &str) -> Option<&ManifestStack> {
         self.stacks.iter().find(|s| s.key == key)
     }
+
+    /// The line of one of a stack's settings (`parameters.VpcId`,
+    /// `with.cluster`), where the manifest writes the value that applies;
+    /// the stack's own line when it is not written in block style.
+    pub fn line_of(&self, stack: &ManifestStack, inner: &str) -> Option<usize> {
+        setting_line(
+            &self.lines,
+            stack.section,
+            &stack.key,
+            self.environment.as_deref(),
+            inner,
+        )
+        .or(stack.line)
+    }
+}
+
+/// The line of a stack's setting `inner` (a dotted path under the stack),
+/// most specific place first: the environment's overlay, the stack's own
+/// keys, a catalog entry's own keys (its parameters are written without
+/// `parameters:`) and then the catalog section's; for a parameter, the
+/// `parameters-file` that may hold it last.
+fn setting_line(
+    lines: &KeyLines,
+    section: &str,
+    key: &str,
+    environment: Option<&str>,
+    inner: &str,
+) -> Option<usize> {
+    let section: Vec<&str> = section.split('.').collect();
+    let inner: Vec<&str> = inner.split('.').collect();
+    let under_stack = |more: &[&str]| -> Vec<String> {
+        section
+            .iter()
+            .chain([&key])
+            .chain(more)
+            .map(|part| (*part).to_string())
+            .collect()
+    };
+    let mut candidates: Vec<Vec<String>> = Vec::new();
+    if let Some(environment) = environment {
+        candidates.push(under_stack(
+            &[&["environments", environment][..], &inner].concat(),
+        ));
+    }
+    candidates.push(under_stack(&inner));
+    let is_parameter = inner.first() == Some(&"parameters");
+    if section == ["services", "entries"] {
+        if is_parameter {
+            candidates.push(under_stack(&inner[1..]));
+        }
+        candidates.push(
+            ["services"]
+                .iter()
+                .chain(&inner)
+                .map(|p| (*p).to_string())
+                .collect(),
+        );
+    }
+    if is_parameter {
+        candidates.push(under_stack(&["parameters-file"]));
+    }
+    candidates.iter().find_map(|path| lines.get(path))
 }
 
 /// Reads the manifest `text` of `file` (a path relative to `base`, the
@@ -312,6 +379,7 @@ pub fn read_manifest(
         .join(file)
         .parent()
         .map_or_else(|| base.to_path_buf(), Path::to_path_buf);
+    let lines = KeyLines::new(text);
     let mut errors = Vec::new();
     let mut entries: Vec<(&str, String, StackDocument)> = document
         .stacks
@@ -324,10 +392,10 @@ pub fn read_manifest(
             entries: services.entries.keys().cloned().collect(),
             prune: services.prune,
         });
-        for (key, entry) in service_stacks(services, file, text, &mut errors) {
+        for (key, entry) in service_stacks(services, file, &lines, &mut errors) {
             if entries.iter().any(|(_, other, _)| other == &key) {
                 errors.push(error(
-                    stack_line(text, "services:", &key),
+                    lines.get(&["services", "entries", &key]),
                     &format!("services.entries.{key}"),
                     format!("has the key of a stack of `stacks` (`{key}`)"),
                     "give the service another key",
@@ -339,29 +407,33 @@ pub fn read_manifest(
     }
     if entries.is_empty() {
         errors.push(error(
-            line_of(text, "stacks:", 0),
+            lines.get(&["stacks"]).or(lines.get(&["services"])),
             "stacks",
             "names no stack".into(),
             "list the stacks of the system under `stacks:` (or services under `services.entries`)",
         ));
     }
-    let shared = checked_inputs(&document.with, "with", text, 0, file, &mut errors);
+    let shared = checked_inputs(
+        &document.with,
+        "with",
+        &|name| lines.get(&["with", name]),
+        file,
+        &mut errors,
+    );
     let mut stacks = Vec::new();
     for (section, key, entry) in entries {
-        let line = stack_line(
-            text,
-            &format!("{}:", section.rsplit('.').next().unwrap_or(section)),
-            &key,
-        );
-        let from = line.unwrap_or(0);
+        let section_path: Vec<&str> = section.split('.').collect();
+        let line = lines.get(&[&section_path[..], &[key.as_str()]].concat());
         let path = |inner: &str| format!("{section}.{key}.{inner}");
+        let line_of =
+            |inner: &str| setting_line(&lines, section, &key, environment, inner).or(line);
         let overlay = environment.and_then(|name| entry.environments.get(name));
         if let Some(name) = environment
             && overlay.is_none()
             && !entry.environments.is_empty()
         {
             errors.push(error(
-                line_of(text, "environments:", from),
+                line_of("environments"),
                 &path("environments"),
                 format!(
                     "has no `{name}` (it has {})",
@@ -423,7 +495,8 @@ pub fn read_manifest(
             };
             set(input, image.clone());
         }
-        for (name, value) in checked_inputs(&with, &path("with"), text, from, file, &mut errors) {
+        let with_line = |name: &str| line_of(&format!("with.{name}"));
+        for (name, value) in checked_inputs(&with, &path("with"), &with_line, file, &mut errors) {
             set(&name, value);
         }
         let mut values = Vec::new();
@@ -438,7 +511,7 @@ pub fn read_manifest(
                 match fill_environment(&text_value, env_var) {
                     Ok(value) => filled.push(value),
                     Err(problem) => errors.push(error(
-                        line_of(text, &format!("{name}:"), from),
+                        line_of(&format!("parameters.{name}")),
                         &key_path,
                         problem,
                         "refer to `{{ stacks.STACK.outputs.KEY }}` or `{{ env.NAME }}` only",
@@ -459,7 +532,7 @@ pub fn read_manifest(
             match fill_environment(value, env_var) {
                 Ok(filled) => *value = filled,
                 Err(problem) => errors.push(error(
-                    line_of(text, &format!("{name}:"), from),
+                    line_of(&format!("with.{name}")),
                     &path(&format!("with.{name}")),
                     problem,
                     "refer to `{{ stacks.STACK.outputs.KEY }}` or `{{ env.NAME }}` only",
@@ -469,7 +542,7 @@ pub fn read_manifest(
         if let Some(parameters_file) = &entry.parameters_file {
             set_parameters_file(&mut values, &folder, parameters_file).unwrap_or_else(|problem| {
                 errors.push(error(
-                    line_of(text, "parameters-file:", from),
+                    line_of("parameters-file"),
                     &path("parameters-file"),
                     problem,
                     "give a JSON or YAML parameter file, relative to the manifest's folder",
@@ -488,11 +561,18 @@ pub fn read_manifest(
         });
     }
     for stack in &stacks {
-        let from = stack.line.unwrap_or(0);
+        let line_of = |inner: &str| {
+            setting_line(&lines, stack.section, &stack.key, environment, inner).or(stack.line)
+        };
         for upstream in &stack.depends_on {
             if upstream == &stack.key || !stacks.iter().any(|s| &s.key == upstream) {
+                // The list's items are values, not keys: the first line
+                // from `depends-on:` on that names it.
+                let list = line_of("depends-on").unwrap_or(0);
                 errors.push(error(
-                    line_of(text, upstream, from),
+                    text_line(text, upstream, list)
+                        .or(Some(list))
+                        .filter(|l| *l > 0),
                     &stack.path("depends-on"),
                     format!("names `{upstream}`, which is not another stack of the manifest"),
                     &format!("name one of: {}", other_keys(&stacks, &stack.key)),
@@ -502,7 +582,7 @@ pub fn read_manifest(
         for (key_path, reference) in stack.output_references() {
             if reference.stack == stack.key || !stacks.iter().any(|s| s.key == reference.stack) {
                 errors.push(error(
-                    line_of(text, &format!("stacks.{}.", reference.stack), from),
+                    line_of(&key_path),
                     &stack.path(&key_path),
                     format!(
                         "refers to stack `{}`, which is not another stack of the manifest",
@@ -530,6 +610,8 @@ pub fn read_manifest(
             file: file.to_string(),
             stacks,
             catalog,
+            lines,
+            environment: environment.map(str::to_string),
         })
     } else {
         Err(errors)
@@ -570,12 +652,12 @@ fn syntax_problem(message: &str) -> String {
 fn service_stacks(
     services: ServicesDocument,
     file: &str,
-    text: &str,
+    lines: &KeyLines,
     errors: &mut Vec<ManifestError>,
 ) -> Vec<(String, StackDocument)> {
     let mut stacks = Vec::new();
     for (key, entry) in &services.entries {
-        let line = stack_line(text, "entries:", key);
+        let line = lines.get(&["services", "entries", key]);
         let mut parameters = services.parameters.clone();
         let mut with = services.with.clone();
         let mut depends_on = services.depends_on.clone();
@@ -583,7 +665,7 @@ fn service_stacks(
         for (name, value) in entry {
             let refuse = |problem: String, fix: &str| ManifestError {
                 file: file.to_string(),
-                line,
+                line: lines.get(&["services", "entries", key, name]).or(line),
                 key: format!("services.entries.{key}.{name}"),
                 problem,
                 fix: fix.to_string(),
@@ -654,14 +736,13 @@ fn service_stacks(
 fn checked_inputs(
     with: &IndexMap<String, Scalar>,
     key_path: &str,
-    text: &str,
-    from: usize,
+    line_of: &dyn Fn(&str) -> Option<usize>,
     file: &str,
     errors: &mut Vec<ManifestError>,
 ) -> Vec<(String, String)> {
     let mut inputs = Vec::new();
     for (name, value) in with {
-        let line = line_of(text, &format!("{name}:"), from);
+        let line = line_of(name);
         let refuse = |problem: String, fix: String| ManifestError {
             file: file.to_string(),
             line,
@@ -797,25 +878,8 @@ pub fn fill_outputs(
     Ok(filled)
 }
 
-/// The line (1-based) of the stack's key under `section` (`stacks:`,
-/// `entries:`).
-fn stack_line(text: &str, section: &str, key: &str) -> Option<usize> {
-    let stacks = line_of(text, section, 0).unwrap_or(1);
-    text.lines()
-        .enumerate()
-        .skip(stacks)
-        .find(|(_, line)| {
-            let trimmed = line.trim_start();
-            trimmed.len() < line.len()
-                && (trimmed.starts_with(&format!("{key}:"))
-                    || trimmed.starts_with(&format!("\"{key}\":"))
-                    || trimmed.starts_with(&format!("'{key}':")))
-        })
-        .map(|(index, _)| index + 1)
-}
-
 /// The first line (1-based) at or after line `from` that contains `needle`.
-fn line_of(text: &str, needle: &str, from: usize) -> Option<usize> {
+fn text_line(text: &str, needle: &str, from: usize) -> Option<usize> {
     text.lines()
         .enumerate()
         .skip(from.saturating_sub(1))
@@ -960,6 +1024,25 @@ stacks:
         );
         assert!(find("`stacks.b.parameters.E`").contains("`NOPE`, which is not set"));
         assert_eq!(errors.len(), 6, "{text:#?}");
+    }
+
+    #[test]
+    fn errors_point_at_the_key_that_holds_the_value_not_at_the_same_text_elsewhere() {
+        let text = "stacks:\n  a:\n    template: a.yml\n    tags: { Note: \"X: nope\" }\n    parameters:\n      X: fine\n    environments:\n      prod:\n        parameters:\n          X: \"{{ env.NOPE }}\"\n  b:\n    template: b.yml\n    depends-on:\n      - a\n      - nope\n    with:\n      cluster: \"{{ env.NOPE }}\"\nservices:\n  template: s.yml\n  entries:\n    web:\n      Port: 80\n      with: [not, a, mapping]\n";
+        let errors = read_with(text, Some("prod")).unwrap_err();
+        let line_of = |key: &str| {
+            errors
+                .iter()
+                .find(|e| e.key == key)
+                .unwrap_or_else(|| panic!("no `{key}` in {errors:#?}"))
+                .line
+        };
+        // the overlay's value, not the base's `X:` (line 6) nor the text in
+        // the tag (line 4)
+        assert_eq!(line_of("stacks.a.parameters.X"), Some(10));
+        assert_eq!(line_of("stacks.b.depends-on"), Some(15));
+        assert_eq!(line_of("stacks.b.with.cluster"), Some(17));
+        assert_eq!(line_of("services.entries.web.with"), Some(23));
     }
 
     #[test]
