@@ -24,6 +24,8 @@ impl KeyLines {
         // while indented deeper than the key that opened it.
         let mut block_scalar_of: Option<usize> = None;
         for (index, line) in text.lines().enumerate() {
+            // `lines` leaves the `\r` of a file saved with CRLF endings.
+            let line = line.trim_end();
             let content = line.trim_start();
             let column = line.len() - content.len();
             if content.is_empty() || content.starts_with('#') {
@@ -156,6 +158,11 @@ services:
         );
         assert_eq!(lines.get(&["services", "entries", "web"]), Some(23));
         assert_eq!(lines.get(&["services", "entries", "port"]), Some(24));
+        let crlf = KeyLines::new(&MANIFEST.replace('\n', "\r\n"));
+        assert_eq!(
+            crlf.get(&["stacks", "alb", "parameters", "Subnets"]),
+            Some(15)
+        );
     }
 
     #[test]
