@@ -293,12 +293,12 @@ impl Manifest {
     pub fn line_of(&self, stack: &ManifestStack, inner: &str) -> Option<usize> {
         setting_line(
             &self.lines,
+            self.environment.as_deref(),
             stack.section,
             &stack.key,
-            self.environment.as_deref(),
+            stack.line,
             inner,
         )
-        .or(stack.line)
     }
 }
 
@@ -306,12 +306,14 @@ impl Manifest {
 /// most specific place first: the environment's overlay, the stack's own
 /// keys, a catalog entry's own keys (its parameters are written without
 /// `parameters:`) and then the catalog section's; for a parameter, the
-/// `parameters-file` that may hold it last.
+/// `parameters-file` that may hold it last; the stack's own line when none
+/// of them is written in block style.
 fn setting_line(
     lines: &KeyLines,
+    environment: Option<&str>,
     section: &str,
     key: &str,
-    environment: Option<&str>,
+    stack_line: Option<usize>,
     inner: &str,
 ) -> Option<usize> {
     let section: Vec<&str> = section.split('.').collect();
@@ -347,7 +349,10 @@ fn setting_line(
     if is_parameter {
         candidates.push(under_stack(&["parameters-file"]));
     }
-    candidates.iter().find_map(|path| lines.get(path))
+    candidates
+        .iter()
+        .find_map(|path| lines.get(path))
+        .or(stack_line)
 }
 
 /// Reads the manifest `text` of `file` (a path relative to `base`, the
@@ -425,8 +430,7 @@ pub fn read_manifest(
         let section_path: Vec<&str> = section.split('.').collect();
         let line = lines.get(&[&section_path[..], &[key.as_str()]].concat());
         let path = |inner: &str| format!("{section}.{key}.{inner}");
-        let line_of =
-            |inner: &str| setting_line(&lines, section, &key, environment, inner).or(line);
+        let line_of = |inner: &str| setting_line(&lines, environment, section, &key, line, inner);
         let overlay = environment.and_then(|name| entry.environments.get(name));
         if let Some(name) = environment
             && overlay.is_none()
@@ -562,17 +566,22 @@ pub fn read_manifest(
     }
     for stack in &stacks {
         let line_of = |inner: &str| {
-            setting_line(&lines, stack.section, &stack.key, environment, inner).or(stack.line)
+            setting_line(
+                &lines,
+                environment,
+                stack.section,
+                &stack.key,
+                stack.line,
+                inner,
+            )
         };
         for upstream in &stack.depends_on {
             if upstream == &stack.key || !stacks.iter().any(|s| &s.key == upstream) {
                 // The list's items are values, not keys: the first line
                 // from `depends-on:` on that names it.
-                let list = line_of("depends-on").unwrap_or(0);
+                let list = line_of("depends-on");
                 errors.push(error(
-                    text_line(text, upstream, list)
-                        .or(Some(list))
-                        .filter(|l| *l > 0),
+                    text_line(text, upstream, list.unwrap_or(0)).or(list),
                     &stack.path("depends-on"),
                     format!("names `{upstream}`, which is not another stack of the manifest"),
                     &format!("name one of: {}", other_keys(&stacks, &stack.key)),
