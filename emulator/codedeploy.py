@@ -715,6 +715,9 @@ class Deployment:
         self.blue_tg: tuple[str, str] | None = None  # (arn, name)
         self.green_tg: tuple[str, str] | None = None
         self.weight = 0.0  # production traffic on green, percent
+        # Every production-listener change made for this deployment, as CloudTrail records the
+        # ModifyListener calls CodeDeploy makes: GET /_emulator/codedeploy-traffic.
+        self.traffic: list[dict[str, Any]] = []
         self.shifted = False  # production listener changed
         self.tested = False  # test listener changed
         self.schedule: list[tuple[float, float]] = []
@@ -884,6 +887,7 @@ def _route_prod(dep: Deployment, green_weight: float) -> None:
             "TargetGroups": groups, "TargetGroupStickinessConfig": {"Enabled": False}}}])
     dep.weight = float(green_weight)
     dep.shifted = True
+    dep.traffic.append({"time": time.time(), "weights": {arn: weights[arn] for arn in order}})
     dep.touch()
 
 
@@ -1541,6 +1545,16 @@ def _hooks_route(environ: dict[str, Any], body: bytes) -> tuple[int, str, bytes]
     return 200, "application/json", json.dumps(out).encode()
 
 
+def _traffic_route(environ: dict[str, Any], body: bytes) -> tuple[int, str, bytes]:
+    """Every production traffic change, in order: what a poll of the listener can miss when a
+    step lasts less than the poll."""
+    with LOCK:
+        out = [{"deploymentId": d.id, "time": change["time"], "weights": change["weights"]}
+               for st in _STORES.values() for d in st.deployments.values() for change in d.traffic]
+    out.sort(key=lambda change: change["time"])
+    return 200, "application/json", json.dumps(out).encode()
+
+
 # --------------------------------------------------------------------------- install
 
 _installed: list[bool] = []
@@ -1587,3 +1601,4 @@ def install() -> None:
     for method in ("GET", "POST"):
         control.EXTRA_ROUTES[(method, "/_emulator/codedeploy-speed")] = _speed_route
     control.EXTRA_ROUTES[("GET", "/_emulator/codedeploy-hooks")] = _hooks_route
+    control.EXTRA_ROUTES[("GET", "/_emulator/codedeploy-traffic")] = _traffic_route

@@ -97,10 +97,15 @@ class Settings:
         # What task definitions refer to (roles, permissions, secrets, log groups) is checked as
         # ECS does (ecs_references.py); off only for tests that deliberately do not care.
         self.check_references = os.environ.get("EMULATOR_ECS_CHECK_REFERENCES", "").strip().lower() != "false"
+        # A paused engine moves nothing (tasks, deployments, CodeDeploy): a test can look at a
+        # state that lasts one step without racing the clock. Time still passes: whatever fell
+        # due meanwhile happens at the first tick after the pause ends.
+        self.paused = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"stepSeconds": self.step, "failureThreshold": self.failure_threshold,
-                "cfnTimeoutSeconds": self.cfn_timeout, "checkReferences": self.check_references}
+                "cfnTimeoutSeconds": self.cfn_timeout, "checkReferences": self.check_references,
+                "paused": self.paused}
 
 
 SETTINGS = Settings()
@@ -515,6 +520,8 @@ def _engine_loop() -> None:
         time.sleep(max(0.01, min(0.05, SETTINGS.step / 4)))
         try:
             with LOCK:
+                if SETTINGS.paused:
+                    continue
                 now = time.monotonic()
                 for svc in list(_TRACKED):
                     _tick_service(svc, now)
@@ -1999,6 +2006,10 @@ def _speed_route(environ: dict[str, Any], body: bytes) -> tuple[int, str, bytes]
                     if not isinstance(payload["checkReferences"], bool):
                         raise ValueError("checkReferences must be true or false")
                     SETTINGS.check_references = payload["checkReferences"]
+                if "paused" in payload:
+                    if not isinstance(payload["paused"], bool):
+                        raise ValueError("paused must be true or false")
+                    SETTINGS.paused = payload["paused"]
         except (ValueError, TypeError, AttributeError) as exc:
             return 400, "application/json", json.dumps({"error": str(exc)}).encode()
     return 200, "application/json", json.dumps(SETTINGS.as_dict()).encode()

@@ -3,7 +3,9 @@ CODE_DEPLOY task sets of emulator/ecs.py): launcher.py over real HTTP with boto3
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import time
 import urllib.request
@@ -19,6 +21,8 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecsCodeDeployRole"
 STEP, MINUTE = 0.05, 0.05
+# A traffic change is stamped a little after the engine tick that made it.
+SLACK = 0.01
 EVENTS = ["BeforeInstall", "Install", "AfterInstall", "AllowTestTraffic", "AfterAllowTestTraffic",
           "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
 HOOK_FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
@@ -62,6 +66,29 @@ def network(endpoint):
     a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
     b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
     return {"vpc": vpc, "subnets": [a, b]}
+
+
+def _get(url, path):
+    return json.loads(urllib.request.urlopen(url + path).read())
+
+
+@contextlib.contextmanager
+def engine_paused(url):
+    """Hold the emulator's engine (ECS and CodeDeploy) while a one-step state is looked at."""
+    assert _post(url, "/_emulator/ecs-speed", {"paused": True})["paused"] is True
+    try:
+        yield
+    finally:
+        _post(url, "/_emulator/ecs-speed", {"paused": False})
+
+
+def hook_executions(url):
+    return _get(url, "/_emulator/codedeploy-hooks")
+
+
+def traffic_changes(url, dep):
+    """(time, {target group ARN: weight}) of every production listener change the deployment made."""
+    return [(c["time"], c["weights"]) for c in _get(url, "/_emulator/codedeploy-traffic") if c["deploymentId"] == dep]
 
 
 def wait_for(fn, timeout=10.0, what="condition"):
@@ -234,41 +261,51 @@ def test_all_at_once_deployment_end_to_end(endpoint, make, cd, ecs):
     s = make(termination_wait=1000)
     td2 = s.task_def("nginx:2")
     _post(endpoint, "/_emulator/requests/reset", {})
-    dep = s.deploy(td2, hooks=[("BeforeInstall", HOOK_FN + "pre"), ("AfterAllowTestTraffic", HOOK_FN + "check")])
-    assert len(dep) == 11 and dep.startswith("d-") and dep[2:].isalnum() and dep[2:].isupper()
-    first = s.info(dep)
-    assert first["status"] == "Created" and "deploymentOverview" not in first
-    with pytest.raises(ClientError) as exc:
-        s.deploy(td2)
-    assert code(exc) == ("DeploymentLimitExceededException",
-                         f"The Deployment Group '{s.group}' already has an active Deployment '{dep}'")
-
-    # Created was seen above; the deployment may be InProgress by the first poll.
-    seen_status, seen_events, green_seen = [first["status"]], [], None
+    # Created lasts one step: the engine is held while it is looked at.
+    with engine_paused(endpoint):
+        dep = s.deploy(td2, hooks=[("BeforeInstall", HOOK_FN + "pre"),
+                                   ("AfterAllowTestTraffic", HOOK_FN + "check-manual")])
+        assert len(dep) == 11 and dep.startswith("d-") and dep[2:].isalnum() and dep[2:].isupper()
+        first = s.info(dep)
+        assert first["status"] == "Created" and "deploymentOverview" not in first
+        with pytest.raises(ClientError) as exc:
+            s.deploy(td2)
+        assert code(exc) == ("DeploymentLimitExceededException",
+                             f"The Deployment Group '{s.group}' already has an active Deployment '{dep}'")
     blue_id = s.describe()["taskSets"][0]["id"]
 
+    # The AfterAllowTestTraffic hook waits for its answer: the test listener is on green,
+    # production has not moved.
+    [hook] = wait_for(lambda: [h for h in hook_executions(endpoint) if h["deploymentId"] == dep
+                               and h["lifecycleEventName"] == "AfterAllowTestTraffic"], what="test-traffic hook")
+    target = s.target(dep)
+    assert [(e["lifecycleEventName"], e["status"]) for e in target["lifecycleEvents"]] == [
+        (e, "Succeeded") for e in EVENTS[:4]] + [("AfterAllowTestTraffic", "InProgress")] + [
+        (e, "Pending") for e in EVENTS[5:]]
+    [green_info] = [t for t in target["taskSetsInfo"] if t["taskSetLabel"] == "Green"]
+    assert green_info["targetGroup"] == {"name": s.tg_names[1]} and green_info["trafficWeight"] == 0.0
+    assert s.test_target() == s.tgs[1] and s.prod_weights() == {s.tgs[0]: 100}
+    assert traffic_changes(endpoint, dep) == []
+    cd.put_lifecycle_event_hook_execution_status(
+        deploymentId=dep, lifecycleEventHookExecutionId=hook["lifecycleEventHookExecutionId"], status="Succeeded")
+
+    seen_status = [first["status"]]
+
     def poll():
-        nonlocal green_seen
         info = s.info(dep)
         if seen_status[-1] != info["status"]:
             seen_status.append(info["status"])
-        if info["status"] != "Created":
-            target = s.target(dep)
-            running = [e["lifecycleEventName"] for e in target["lifecycleEvents"] if e["status"] == "InProgress"]
-            if running and (not seen_events or seen_events[-1] != running[0]):
-                seen_events.append(running[0])
-            green = [t for t in target["taskSetsInfo"] if t["taskSetLabel"] == "Green"]
-            if green and green_seen is None and target["lifecycleEvents"][3]["status"] == "Succeeded":
-                green_seen = (green[0], s.test_target(), s.prod_weights())
         return info["instanceTerminationWaitTimeStarted"]
 
     wait_for(poll, what="termination wait")
     assert seen_status == ["Created", "InProgress"]
-    assert seen_events == [e for e in EVENTS if e in seen_events] and {"Install", "AllowTraffic"} <= set(seen_events)
-    # AllowTestTraffic pointed the test listener at green before production moved.
-    green_info, test_tg, weights_then = green_seen
-    assert test_tg == s.tgs[1] and weights_then == {s.tgs[0]: 100}
-    assert green_info["targetGroup"] == {"name": s.tg_names[1]} and green_info["trafficWeight"] == 0.0
+    # The events ran one after another, in order; production moved once, all at once, after the
+    # test traffic was checked.
+    events = s.target(dep)["lifecycleEvents"]
+    assert all(a["endTime"] <= b["startTime"] for a, b in itertools.pairwise(events))
+    [(shifted_at, weights)] = traffic_changes(endpoint, dep)
+    assert weights == {s.tgs[0]: 0, s.tgs[1]: 100}
+    assert events[4]["endTime"].timestamp() <= shifted_at <= events[6]["endTime"].timestamp()
 
     # Traffic shifted, termination wait started: still InProgress, both task sets running.
     info, target = s.info(dep), s.target(dep)
@@ -331,53 +368,42 @@ def test_all_at_once_deployment_end_to_end(endpoint, make, cd, ecs):
     assert s.info(dep2)["previousRevision"] == info["revision"]
 
 
-def test_canary_shifts_ten_percent_then_the_rest(make, cd):
-    cd.create_deployment_config(deploymentConfigName="Canary20-" + uuid.uuid4().hex[:4], computePlatform="ECS",
-                                trafficRoutingConfig={"type": "TimeBasedCanary", "timeBasedCanary": {
-                                    "canaryPercentage": 20, "canaryInterval": 10}})
+def test_canary_shifts_ten_percent_then_the_rest(endpoint, make):
     s = make(config="CodeDeployDefault.ECSCanary10Percent5Minutes")
     dep = s.deploy(s.task_def("nginx:2"))
-    seen = []
-
-    def poll():
-        w = s.prod_weights().get(s.tgs[1], 0)
-        if not seen or seen[-1][0] != w:
-            seen.append((w, time.monotonic()))
-        return s.info(dep)["status"] == "Succeeded"
-
-    wait_for(poll)
-    assert [w for w, _ in seen] == [0, 10, 100]
-    assert seen[2][1] - seen[1][1] >= 5 * MINUTE * 0.9  # the canary interval
+    assert s.finish(dep)["status"] == "Succeeded"
+    changes = traffic_changes(endpoint, dep)
+    assert [w for _, w in changes] == [{s.tgs[0]: 90, s.tgs[1]: 10}, {s.tgs[0]: 0, s.tgs[1]: 100}]
+    assert changes[1][0] - changes[0][0] >= 5 * MINUTE - SLACK  # the canary interval
     assert statuses(s.target(dep))["AllowTraffic"] == "Succeeded"
+    assert s.prod_weights() == changes[-1][1]
 
 
-@pytest.fixture()
-def slow_minutes(endpoint):
-    """Longer deployment-config minutes, so that every traffic step can be observed."""
-    _post(endpoint, "/_emulator/codedeploy-speed", {"minuteSeconds": 0.2})
-    yield 0.2
-    _post(endpoint, "/_emulator/codedeploy-speed", {"minuteSeconds": MINUTE})
-
-
-def test_linear_shifts_ten_percent_every_minute(make, slow_minutes):
+def test_linear_shifts_ten_percent_every_minute(endpoint, make):
     s = make(config="CodeDeployDefault.ECSLinear10PercentEvery1Minutes")
     dep = s.deploy(s.task_def("nginx:2"))
-    weights = []
+    observed = []
 
     def poll():
+        # What the API shows while traffic moves: the target's green weight is the listener's.
         target = s.target(dep) if s.info(dep)["status"] != "Created" else None
         if target:
             green = [t["trafficWeight"] for t in target["taskSetsInfo"] if t["taskSetLabel"] == "Green"]
             w = s.prod_weights().get(s.tgs[1], 0)
-            if green and green[0] == w and (not weights or weights[-1] != w):
-                weights.append(w)
+            if green and green[0] == w and (not observed or observed[-1] != w):
+                observed.append(w)
         return s.info(dep)["status"] == "Succeeded"
 
     wait_for(poll)
-    assert weights == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    changes = traffic_changes(endpoint, dep)
+    assert [w[s.tgs[1]] for _, w in changes] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert all(w[s.tgs[0]] + w[s.tgs[1]] == 100 for _, w in changes)
+    # The schedule is a lower bound: a busy engine may shift late, never early.
+    assert all(t - changes[0][0] >= i * MINUTE - SLACK for i, (t, _) in enumerate(changes))
+    assert observed == sorted(observed) and set(observed) <= {0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100}
 
 
-def test_custom_deployment_config_and_configs_listed(make, cd):
+def test_custom_deployment_config_and_configs_listed(endpoint, make, cd):
     names = cd.list_deployment_configs()["deploymentConfigsList"]
     assert {"CodeDeployDefault.ECSAllAtOnce", "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
             "CodeDeployDefault.ECSLinear10PercentEvery3Minutes", "CodeDeployDefault.ECSCanary10Percent5Minutes",
@@ -404,9 +430,10 @@ def test_custom_deployment_config_and_configs_listed(make, cd):
 
     s = make(config=name)
     dep = s.deploy(s.task_def("nginx:2"))
-    seen = []
-    wait_for(lambda: (seen.append(s.prod_weights().get(s.tgs[1], 0)), s.info(dep)["status"] == "Succeeded")[1])
-    assert [w for i, w in enumerate(seen) if i == 0 or seen[i - 1] != w] == [0, 50, 100]
+    assert s.finish(dep)["status"] == "Succeeded"
+    changes = traffic_changes(endpoint, dep)
+    assert [w[s.tgs[1]] for _, w in changes] == [50, 100]
+    assert changes[1][0] - changes[0][0] >= 2 * MINUTE - SLACK
     assert s.info(dep)["deploymentConfigName"] == name
 
 
@@ -476,8 +503,7 @@ def test_manual_hook_waits_for_put_lifecycle_event_hook_execution_status(endpoin
     dep = s.deploy(s.task_def("nginx:2"), hooks=[("BeforeAllowTraffic", HOOK_FN + "approve-manual")])
 
     def pending():
-        hooks = json.loads(urllib.request.urlopen(endpoint + "/_emulator/codedeploy-hooks").read())
-        return [h for h in hooks if h["deploymentId"] == dep and h["status"] == "Pending"]
+        return [h for h in hook_executions(endpoint) if h["deploymentId"] == dep and h["status"] == "Pending"]
 
     [hook] = wait_for(pending, what="hook invoked")
     assert hook["lifecycleEventName"] == "BeforeAllowTraffic" and hook["functionArn"] == HOOK_FN + "approve-manual"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -719,9 +720,10 @@ def test_run_task_answers_like_aws(ecs, cluster):
 
 def test_run_task_runs_its_command_then_stops_with_exit_code_zero(ecs, cluster):
     td = one_off_td(ecs)["taskDefinitionArn"]
-    # the command takes 0.5 s, so RUNNING is seen for sure
+    # both commands take 2 s, so RUNNING (every container) is seen even on a busy machine
     t0 = run(ecs, cluster, td, overrides={"containerOverrides": [
-        {"name": "app", "environment": env(EMULATOR_EXIT_AFTER_SECONDS=0.5)}]})["tasks"][0]
+        {"name": name, "environment": env(EMULATOR_EXIT_AFTER_SECONDS=2)} for name in ("app", "log-router")]})[
+        "tasks"][0]
     running, seen = wait_task(ecs, cluster, t0["taskArn"], "RUNNING")
     assert seen[0] in ("PROVISIONING", "PENDING")
     assert {c["lastStatus"] for c in running["containers"]} == {"RUNNING"}
@@ -758,22 +760,22 @@ def test_run_task_exit_code_from_label_or_override_environment(ecs, cluster):
     overridden = run(ecs, cluster, td, overrides={"containerOverrides": [
         {"name": "app", "environment": env(EMULATOR_EXIT_CODE=0)}]})["tasks"][0]["taskArn"]
     slow = run(ecs, cluster, td, overrides={"containerOverrides": [
-        {"name": "app", "environment": env(EMULATOR_EXIT_CODE=42, EMULATOR_EXIT_AFTER_SECONDS=1.2)}]})["tasks"][0]["taskArn"]
+        {"name": "app", "environment": env(EMULATOR_EXIT_CODE=42, EMULATOR_EXIT_AFTER_SECONDS=2.5)}]})["tasks"][0]["taskArn"]
     t = wait_task(ecs, cluster, labelled)[0]
     assert containers(t)["app"]["exitCode"] == 3 and t["stopCode"] == "EssentialContainerExited"
     assert "reason" not in containers(t)["app"]  # AWS gives no reason for a plain non-zero exit
     assert containers(wait_task(ecs, cluster, overridden)[0])["app"]["exitCode"] == 0
     wait_task(ecs, cluster, slow, "RUNNING")
     time.sleep(0.3)
-    assert task(ecs, cluster, slow)["lastStatus"] == "RUNNING"  # its command takes 1.2 s
+    assert task(ecs, cluster, slow)["lastStatus"] == "RUNNING"  # its command takes 2.5 s
     t = wait_task(ecs, cluster, slow)[0]
     assert containers(t)["app"]["exitCode"] == 42
-    assert (t["executionStoppedAt"] - t["startedAt"]).total_seconds() >= 1.0
+    assert (t["executionStoppedAt"] - t["startedAt"]).total_seconds() >= 2.4
 
 
 def test_run_task_non_essential_container_exit_stops_only_that_container(ecs, cluster):
     td = one_off_td(ecs, [
-        {"name": "app", "image": "nginx:1", "memory": 128, "dockerLabels": {"emulator.exit-after-seconds": "0.8"}},
+        {"name": "app", "image": "nginx:1", "memory": 128, "dockerLabels": {"emulator.exit-after-seconds": "3"}},
         {"name": "log-router", "image": "fluent/fluent-bit:3", "essential": False,
          "dockerLabels": {"emulator.exit-code": "2"}}])["taskDefinitionArn"]
     arn = run(ecs, cluster, td)["tasks"][0]["taskArn"]
@@ -804,7 +806,10 @@ def test_run_task_with_image_missing_from_ecr_fails_to_start(ecs, cluster, repo)
 
 def test_run_task_seen_by_list_tasks_and_stopped_by_stop_task(ecs, cluster):
     a, b = one_off_td(ecs), one_off_td(ecs)
-    long_run = {"containerOverrides": [{"name": "app", "environment": env(EMULATOR_EXIT_AFTER_SECONDS=60)}]}
+    # Both containers' commands outlive the test (a container without an override would finish a
+    # step after it started, with an exit code of its own).
+    long_run = {"containerOverrides": [{"name": name, "environment": env(EMULATOR_EXIT_AFTER_SECONDS=60)}
+                                       for name in ("app", "log-router")]}
     ta = run(ecs, cluster, a["taskDefinitionArn"], startedBy="job-a", overrides=long_run)["tasks"][0]["taskArn"]
     tb = run(ecs, cluster, b["taskDefinitionArn"], startedBy="job-b", overrides=long_run)["tasks"][0]["taskArn"]
 
@@ -829,6 +834,32 @@ def test_run_task_seen_by_list_tasks_and_stopped_by_stop_task(ecs, cluster):
     assert listed() == set()
     with pytest.raises(ecs.exceptions.InvalidParameterException, match="The referenced task was not found."):
         ecs.stop_task(cluster=cluster, task="0" * 32)
+
+
+def _speed(url, body):
+    req = urllib.request.Request(url + "/_emulator/ecs-speed", data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_paused_engine_moves_nothing_until_it_resumes(endpoint, ecs, cluster):
+    td = one_off_td(ecs)["taskDefinitionArn"]
+    assert _speed(endpoint, {"paused": True}) == (200, {**_speed(endpoint, {})[1], "paused": True})
+    try:
+        arn = run(ecs, cluster, td)["tasks"][0]["taskArn"]
+        time.sleep(5 * 0.1)  # five steps
+        t = task(ecs, cluster, arn)
+        assert (t["lastStatus"], t["desiredStatus"]) == ("PROVISIONING", "RUNNING")
+    finally:
+        assert _speed(endpoint, {"paused": False})[1]["paused"] is False
+    # What fell due meanwhile happens now: the one-off task runs its command and stops.
+    t, seen = wait_task(ecs, cluster, arn)
+    assert t["stopCode"] == "EssentialContainerExited" and seen[-1] == "STOPPED"
+    assert _speed(endpoint, {"paused": "yes"}) == (400, {"error": "paused must be true or false"})
+    assert _speed(endpoint, {})[1]["paused"] is False
 
 
 def test_run_task_client_token_retry_starts_no_second_task(ecs, cluster):
