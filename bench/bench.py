@@ -44,8 +44,8 @@ reported:
     `aws`; for the chain, the largest of its processes.
 (e) API calls per deploy, from the emulator's request log (reset before
     each deploy), in total and by action.
-(f) footprint: the action's container image as podman has it
-    (scripts/build-image builds it; this script does not), else the static
+(f) footprint: the action's container image as podman has it (--image;
+    bench/run builds it from --binary, this script does not), else the static
     binary; against the AWS CLI's installed packages (what the awscli
     distribution and its requirements installed in bench/.venv's
     site-packages: not pip, setuptools or sceptre's own; the Python
@@ -1950,18 +1950,18 @@ def measure_verify_group(ws: Workspace, runs: int, cli_runs: int) -> dict[str, l
 # ------------------------------------------------------------- footprint ---
 
 
-def container_image_size() -> tuple[int | None, str]:
+def container_image_size(image: str) -> tuple[int | None, str]:
     """The image's size as podman reports it, if podman and the image are there."""
     if shutil.which("podman") is None:
         return None, "podman is not installed"
     inspected = subprocess.run(
-        [str(REPO / "scripts/podman"), "image", "inspect", "--format", "{{.Size}} {{.Created}}", CONTAINER_IMAGE],
+        [str(REPO / "scripts/podman"), "image", "inspect", "--format", "{{.Size}} {{.Created}}", image],
         capture_output=True, text=True,
     )
     if inspected.returncode != 0:
-        return None, f"no image {CONTAINER_IMAGE} (scripts/build-image builds it)"
+        return None, f"no image {image} (scripts/build-image builds it)"
     size, created = inspected.stdout.strip().split(" ", 1)
-    return int(size), f"{CONTAINER_IMAGE}, created {created[:19]}"
+    return int(size), f"{image}, created {created[:19]}"
 
 
 def cli_install_size(aws: Path) -> int:
@@ -2105,6 +2105,8 @@ def main() -> int:
     parser.add_argument("--binary", type=Path, required=True, help="the ecs-stack-deploy binary")
     parser.add_argument("--aws", type=Path, required=True, help="the AWS CLI (bench/.venv/bin/aws)")
     parser.add_argument("--gnu-time", default="/usr/bin/time", help="GNU time, which measures peak RSS")
+    parser.add_argument("--image", default=CONTAINER_IMAGE,
+                        help="the container image row (f) measures (bench/run builds one from --binary)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median reported)")
     parser.add_argument("--out", type=Path, default=REPO / "target/bench", help="results and logs")
     parser.add_argument("--holds", type=lambda text: tuple(float(h) for h in text.split(",")),
@@ -2215,7 +2217,7 @@ def main() -> int:
         print(f"bench: error: {error}", file=sys.stderr)
         return 1
 
-    image_size, image_note = container_image_size()
+    image_size, image_note = container_image_size(args.image)
     binary_size = ws.binary.stat().st_size
     cli_size = cli_install_size(ws.aws) if "footprint" in only else None
 
