@@ -126,7 +126,10 @@ fn system_workspace(manifest: &str) -> Workspace {
 /// When each stack's deploy began (its CreateChangeSet) and ended (its
 /// last CloudFormation call), by stack name, from the emulator's request
 /// log. Read-only calls before the change set (the plan) are left out.
-fn stack_spans(emulator: &Emulator) -> std::collections::BTreeMap<String, (f64, f64)> {
+fn stack_spans(
+    emulator: &Emulator,
+    first_action: &str,
+) -> std::collections::BTreeMap<String, (f64, f64)> {
     let (code, body) = emulator.control("GET", "/_emulator/requests", "");
     assert_eq!(code, 200, "{body}");
     let log: Vec<serde_json::Value> = serde_json::from_str(&body).expect("request log");
@@ -142,7 +145,7 @@ fn stack_spans(emulator: &Emulator) -> std::collections::BTreeMap<String, (f64, 
             .and_then(|rest| rest.split('/').next())
             .unwrap_or(stack)
             .to_string();
-        if entry["action"] == "CreateChangeSet" {
+        if entry["action"] == first_action {
             spans.entry(name).or_insert((time, time));
         } else if let Some(span) = spans.get_mut(&name) {
             span.1 = span.1.max(time);
@@ -203,7 +206,7 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
     );
 
     // Order and overlap, from the emulator's request log.
-    let spans = stack_spans(&emulator);
+    let spans = stack_spans(&emulator, "CreateChangeSet");
     let span = |key: &str| spans[&format!("{prefix}-{key}")];
     let (network, left, right, top) = (span("network"), span("left"), span("right"), span("top"));
     assert!(network.1 < left.0 && network.1 < right.0, "{spans:?}");
@@ -362,7 +365,7 @@ fn a_failed_stack_starts_nothing_downstream_and_the_rest_finish() {
         errors(&run)
     );
     assert!(
-        !stack_spans(&emulator).contains_key(&format!("{prefix}-top")),
+        !stack_spans(&emulator, "CreateChangeSet").contains_key(&format!("{prefix}-top")),
         "top was never asked for"
     );
 }
@@ -400,7 +403,7 @@ fn a_signal_stops_the_system_and_says_what_carries_on() {
         "{log}"
     );
     assert!(
-        !stack_spans(&emulator).contains_key(&format!("{prefix}-top")),
+        !stack_spans(&emulator, "CreateChangeSet").contains_key(&format!("{prefix}-top")),
         "top was never asked for"
     );
 }
@@ -494,6 +497,10 @@ Parameters:
 Resources:
   Endpoint:
     Type: AWS::SSM::Parameter
+    # A delete that takes a second: two prunes at once overlap for sure.
+    Metadata:
+      Emulator:
+        DeleteHoldSeconds: 1
     Properties:
       Name: !Sub "/${AWS::StackName}/endpoint"
       Type: String
@@ -572,13 +579,29 @@ fn the_service_catalog_adds_reports_and_prunes_entries() {
     );
     assert!(emulator.stack_exists(&format!("{prefix}-tester")));
 
-    // With prune: deleted after the deploy.
-    let pruned = run(&catalog(&prefix, two, true));
+    // With prune: deleted after the deploy, two removed entries at once.
+    let (code, body) = emulator.control("POST", "/_emulator/requests/reset", "");
+    assert_eq!(code, 200, "{body}");
+    let one = "    frontend:\n      Port: 80\n      Public: \"true\"\n";
+    let pruned = run(&catalog(&prefix, one, true));
     pruned.assert_code(0);
+    // Read before the checks below, which name the stacks themselves.
+    let spans = stack_spans(&emulator, "DeleteStack");
     let status: serde_json::Value =
         serde_json::from_str(pruned.output("stacks-status")).expect("JSON");
     assert_eq!(status["tester"]["state"], "deleted", "{status}");
+    assert_eq!(status["backend"]["state"], "deleted", "{status}");
     assert!(!emulator.stack_exists(&format!("{prefix}-tester")));
+    assert!(!emulator.stack_exists(&format!("{prefix}-backend")));
+    assert!(emulator.stack_exists(&format!("{prefix}-frontend")));
+    let (backend, tester) = (
+        spans[&format!("{prefix}-backend")],
+        spans[&format!("{prefix}-tester")],
+    );
+    assert!(
+        backend.0 < tester.1 && tester.0 < backend.1,
+        "the deletes overlap in time: {spans:?}"
+    );
 }
 
 /// `init-stacks DIR` writes a starting manifest from the templates' exports

@@ -507,45 +507,65 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         }
     }
     let succeeded = cancelled.is_none() && !failed;
-    for gone in removed {
-        let state = if !prune {
-            StackState::Removed(format!(
-                "removed from the service catalog; its stack {} is still deployed (prune: true deletes it)",
-                gone.stack_name
-            ))
-        } else if !succeeded {
-            StackState::NotStarted("not pruned: the deploy did not succeed".into())
-        } else if gone.executes {
-            let prefixed = console.for_stack(&gone.entry);
-            let client = aws_sdk_cloudformation::Client::new(&gone.config);
-            let _section = prefixed.phase(&format!("Prune stack {}", gone.stack_name));
-            match delete_stack(
-                &client,
-                &gone.stack_name,
-                &gone.stack_id,
-                settings.poll,
-                gone.wait_timeout,
-                &prefixed,
-            )
-            .await
-            {
-                Ok(()) => StackState::Deleted,
-                Err(error) => {
-                    prefixed.error(&format!("{error:#}"));
-                    StackState::Failed(format!("{error:#}"))
-                }
-            }
-        } else {
-            StackState::NotStarted("not pruned: changes are planned, not executed".into())
-        };
-        ends.push(StackEnd {
-            key: gone.entry,
-            state,
-            report: JobReport::default(),
-        });
-    }
+    // Removed entries depend on nothing the run deployed: they are pruned up
+    // to max-parallel at once, and reported in the catalog's order.
+    let pruned: Vec<StackEnd> = futures_util::stream::iter(
+        removed
+            .into_iter()
+            .map(|gone| prune_entry(gone, prune, succeeded, &console, &settings)),
+    )
+    .buffered(max_parallel)
+    .collect()
+    .await;
+    ends.extend(pruned);
     comment_on_review(&system, &stacks, &graph, &ends).await;
     finish(&console, &files, &manifest, &graph, ends, cancelled)
+}
+
+/// What becomes of a stack whose catalog entry is gone: kept and reported,
+/// or deleted with `prune` once the rest of the system deployed.
+async fn prune_entry(
+    gone: RemovedService,
+    prune: bool,
+    succeeded: bool,
+    console: &Console,
+    settings: &JobSettings,
+) -> StackEnd {
+    let state = if !prune {
+        StackState::Removed(format!(
+            "removed from the service catalog; its stack {} is still deployed (prune: true deletes it)",
+            gone.stack_name
+        ))
+    } else if !succeeded {
+        StackState::NotStarted("not pruned: the deploy did not succeed".into())
+    } else if gone.executes {
+        let prefixed = console.for_stack(&gone.entry);
+        let client = aws_sdk_cloudformation::Client::new(&gone.config);
+        let _section = prefixed.phase(&format!("Prune stack {}", gone.stack_name));
+        match delete_stack(
+            &client,
+            &gone.stack_name,
+            &gone.stack_id,
+            settings.poll,
+            gone.wait_timeout,
+            &prefixed,
+        )
+        .await
+        {
+            Ok(()) => StackState::Deleted,
+            Err(error) => {
+                prefixed.error(&format!("{error:#}"));
+                StackState::Failed(format!("{error:#}"))
+            }
+        }
+    } else {
+        StackState::NotStarted("not pruned: changes are planned, not executed".into())
+    };
+    StackEnd {
+        key: gone.entry,
+        state,
+        report: JobReport::default(),
+    }
 }
 
 /// A stack whose entry left the service catalog.
