@@ -27,6 +27,7 @@ pub mod inputs;
 pub mod job;
 pub(crate) mod plan;
 pub(crate) mod proxy;
+pub(crate) mod references;
 pub mod refusal;
 pub mod report;
 pub(crate) mod service;

@@ -1021,6 +1021,7 @@ mod tests {
             code_deploy_services: Vec::new(),
             package: None,
             nested_stacks: false,
+            output_keys: Some(Vec::new()),
             overrides: Vec::new(),
             image: Some(ImageParameter {
                 name: None,

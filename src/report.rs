@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::references::references;
 use crate::service::rollout::Rollout;
 use crate::stack::changeset::{ChangeDetail, PlannedChange};
 use crate::stack::deploy::StackDeployment;
@@ -339,12 +340,28 @@ pub fn action_outputs(report: &JobReport) -> ActionOutputs {
     ActionOutputs { values, warnings }
 }
 
-fn dispatched_json(dispatched: &[(String, String)]) -> String {
+/// The `dispatched-workflows` output: each workflow and the ref it was
+/// dispatched on.
+pub fn dispatched_json(dispatched: &[(String, String)]) -> String {
     let list: Vec<serde_json::Value> = dispatched
         .iter()
         .map(|(workflow, git_ref)| serde_json::json!({"workflow": workflow, "ref": git_ref}))
         .collect();
     serde_json::Value::Array(list).to_string()
+}
+
+/// The output names `template` refers to as `{{ outputs.NAME }}`; a
+/// reference of any other kind is an error naming it.
+pub fn output_names(template: &str) -> Result<Vec<&str>, String> {
+    references(template)
+        .into_iter()
+        .map(|(_, _, reference)| {
+            reference
+                .strip_prefix("outputs.")
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| format!("`{{{{ {reference} }}}}` is not `{{{{ outputs.NAME }}}}`"))
+        })
+        .collect()
 }
 
 /// Replaces `{{ outputs.NAME }}` in `template` with the output NAME; an
@@ -353,26 +370,21 @@ pub fn fill_output_references(
     template: &str,
     outputs: &[(String, String)],
 ) -> Result<String, String> {
+    output_names(template)?;
     let mut filled = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else {
-            break;
-        };
-        let reference = rest[start + 2..start + end].trim();
-        let Some(name) = reference.strip_prefix("outputs.") else {
-            return Err(format!("`{reference}` is not `outputs.NAME`"));
-        };
+    let mut last = 0;
+    for (start, end, reference) in references(template) {
+        let name = reference.trim_start_matches("outputs.");
         let value = outputs
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value)
             .ok_or_else(|| format!("this step has no output `{name}`"))?;
-        filled.push_str(&rest[..start]);
+        filled.push_str(&template[last..start]);
         filled.push_str(value);
-        rest = &rest[start + end + 2..];
+        last = end;
     }
-    filled.push_str(rest);
+    filled.push_str(&template[last..]);
     Ok(filled)
 }
 

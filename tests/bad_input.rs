@@ -274,6 +274,40 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             &[],
             "dispatch-inputs",
         ),
+        // Filled after the deploy, so checked before it: an output the
+        // template does not declare, a reference of another kind, a stack
+        // output on a deploy without a stack.
+        (
+            stack,
+            &[
+                ("github-token", "ghs_testtoken123"),
+                ("dispatch-workflows", "next.yml"),
+                ("dispatch-inputs", "queue: '{{ outputs.QueueUri }}'"),
+            ],
+            &[],
+            "dispatch-inputs",
+        ),
+        (
+            stack,
+            &[
+                ("github-token", "ghs_testtoken123"),
+                ("dispatch-workflows", "next.yml"),
+                ("dispatch-inputs", "token: '{{ secrets.TOKEN }}'"),
+            ],
+            &[],
+            "dispatch-inputs",
+        ),
+        (
+            service,
+            &[
+                ("image", "web:v2"),
+                ("github-token", "ghs_testtoken123"),
+                ("dispatch-workflows", "next.yml"),
+                ("dispatch-inputs", "queue: '{{ outputs.QueueUrl }}'"),
+            ],
+            &[],
+            "dispatch-inputs",
+        ),
         (
             stack,
             &[("image-repository", "registry.example.com/web")],

@@ -9,11 +9,12 @@ use crate::env::Environment;
 use crate::github::event::{EventSummary, default_image_tag, summarize};
 use crate::inputs::StackInputs;
 use crate::inputs::{
-    DeployInputs, EventPolicy, ImageInputs, InputContext, InputError, InputErrors, RawInputs,
-    TaskDefinitionSource, UpstreamFailure,
+    DeployInputs, EventPolicy, GithubInputs, ImageInputs, InputContext, InputError, InputErrors,
+    RawInputs, TaskDefinitionSource, UpstreamFailure,
 };
 use crate::proxy::{ProxySettings, resolve_proxy};
 use crate::refusal::{Refusal, Refusals, Setting};
+use crate::report::{DECLARED_OUTPUTS, output_names};
 use crate::service::codedeploy::parse_appspec;
 use crate::stack::changeset::TemplateSource;
 use crate::stack::images::{
@@ -234,6 +235,60 @@ fn check_appendable(name: &str, path: &Path) -> Result<(), InputError> {
         })
 }
 
+/// `dispatch-inputs` are filled from the step's outputs after the deploy:
+/// a reference that cannot be filled is refused now, before any change,
+/// instead of failing the job once the stack has changed. `template_outputs`
+/// are the outputs a local template declares (`None` when they are known
+/// only after the deploy); `no_stack` is a deploy that has no stack, so no
+/// stack outputs.
+fn dispatch_input_errors(
+    github: &GithubInputs,
+    template_outputs: Option<&[String]>,
+    no_stack: bool,
+) -> Vec<InputError> {
+    let known: Option<&[String]> = if no_stack {
+        Some(&[])
+    } else {
+        template_outputs
+    };
+    let mut errors = Vec::new();
+    for (name, value) in &github.dispatch_inputs {
+        match output_names(value) {
+            Err(problem) => errors.push(InputError::new(
+                "dispatch-inputs",
+                value,
+                format!("`{name}`: {problem}"),
+                "refer to this step's outputs as {{ outputs.NAME }}: a stack output or one of the action's outputs",
+            )),
+            Ok(names) => {
+                let Some(declared) = known else { continue };
+                for output in names {
+                    if DECLARED_OUTPUTS.contains(&output) || declared.iter().any(|d| d == output) {
+                        continue;
+                    }
+                    let problem = if no_stack {
+                        format!("`{name}` refers to output `{output}`, which a deploy without a stack does not have")
+                    } else if declared.is_empty() {
+                        format!("`{name}` refers to output `{output}`, which the template does not declare (it declares no outputs)")
+                    } else {
+                        format!(
+                            "`{name}` refers to output `{output}`, which the template does not declare (it declares: {})",
+                            declared.join(", ")
+                        )
+                    };
+                    errors.push(InputError::new(
+                        "dispatch-inputs",
+                        value,
+                        problem,
+                        "refer to an output the template declares or one of the action's outputs (such as stack-id), or add it to the template's Outputs",
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
 /// Validates inputs and reads every file, with no AWS call.
 pub fn prepare(
     raw: &RawInputs,
@@ -274,6 +329,11 @@ pub fn prepare_with_parameters(
         }
         None => None,
     };
+    errors.extend(dispatch_input_errors(
+        &inputs.github,
+        stack_files.as_ref().and_then(|f| f.output_keys.as_deref()),
+        inputs.stack.is_none() && inputs.execute.is_none() && inputs.continue_deployment.is_none(),
+    ));
     let task_definition_file = match inputs.service.as_ref().map(|s| &s.task_definition) {
         Some(TaskDefinitionSource::File(path)) => match read_task_definition_file(path) {
             Ok(document) => Some(document),
@@ -562,4 +622,65 @@ pub fn check_event(run: &RunContext, policy: EventPolicy) -> Result<EventGate, S
         ));
     }
     Ok(EventGate::Proceed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatching(inputs: &[(&str, &str)]) -> GithubInputs {
+        GithubInputs {
+            dispatch_inputs: inputs
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            ..GithubInputs::default()
+        }
+    }
+
+    #[test]
+    fn dispatch_inputs_are_checked_against_what_the_deploy_will_output() {
+        let declared = ["QueueUrl".to_string()];
+        let fine = dispatching(&[
+            ("queue", "{{ outputs.QueueUrl }}"),
+            ("id", "{{outputs.stack-id}}"),
+            ("plain", "x"),
+        ]);
+        assert!(dispatch_input_errors(&fine, Some(&declared), false).is_empty());
+        // A template known only after the deploy: judged then.
+        let later = dispatching(&[("q", "{{ outputs.Anything }}")]);
+        assert!(dispatch_input_errors(&later, None, false).is_empty());
+
+        let typo = dispatch_input_errors(
+            &dispatching(&[("q", "{{ outputs.QueueUri }}")]),
+            Some(&declared),
+            false,
+        );
+        assert_eq!(typo.len(), 1);
+        assert!(
+            typo[0].to_string().contains(
+                "`q` refers to output `QueueUri`, which the template does not declare (it declares: QueueUrl)"
+            ),
+            "{}",
+            typo[0]
+        );
+        let other =
+            dispatch_input_errors(&dispatching(&[("t", "{{ secrets.TOKEN }}")]), None, false);
+        assert!(
+            other[0]
+                .to_string()
+                .contains("`t`: `{{ secrets.TOKEN }}` is not `{{ outputs.NAME }}`"),
+            "{}",
+            other[0]
+        );
+        let stackless =
+            dispatch_input_errors(&dispatching(&[("q", "{{ outputs.QueueUrl }}")]), None, true);
+        assert!(
+            stackless[0]
+                .to_string()
+                .contains("which a deploy without a stack does not have"),
+            "{}",
+            stackless[0]
+        );
+    }
 }

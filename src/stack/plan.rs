@@ -33,6 +33,9 @@ pub struct LoadedStackFiles {
     pub package: Option<LocalTemplate>,
     /// The template declares nested stacks (`AWS::CloudFormation::Stack`).
     pub nested_stacks: bool,
+    /// The outputs the template declares, when they can be read locally;
+    /// `None` for a template given by URL or rewritten by a transform.
+    pub output_keys: Option<Vec<String>>,
 }
 
 /// The image to pass to the template.
@@ -53,6 +56,7 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
     let mut code_deploy_services = Vec::new();
     let mut package = None;
     let mut nested_stacks = false;
+    let mut output_keys = None;
     let template = match &inputs.template {
         TemplateLocation::Url(url) => Some((TemplateSource::Url(url.clone()), None, None)),
         TemplateLocation::File(path) => {
@@ -92,6 +96,9 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
                         Ok(_) => {}
                         Err(refusals) => errors.extend(refusals.0),
                     }
+                    if !summary.is_transformed() {
+                        output_keys = Some(summary.output_keys);
+                    }
                     let declared = summary.parameters_complete.then_some(summary.parameters);
                     Some((TemplateSource::Body(body), declared, resource_types))
                 }
@@ -124,6 +131,7 @@ pub fn load_stack_files(inputs: &StackOptions) -> Result<LoadedStackFiles, Refus
                 code_deploy_services,
                 package,
                 nested_stacks,
+                output_keys,
             })
         }
         _ => Err(Refusals(errors)),
