@@ -1836,7 +1836,8 @@ fn fail_fast(raw: &RawInputs) -> Result<FailFast, InputError> {
     })
 }
 
-fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
+/// The inputs of what the job does through the GitHub API, checked.
+pub fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
     let token = raw.values.get("github-token").cloned();
     let dispatch_workflows = split_list(raw.get("dispatch-workflows").unwrap_or_default());
     let environment = raw.values.get("environment").cloned();

@@ -282,6 +282,104 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
     );
 }
 
+/// `environment` selects the manifest's overlays (no GitHub environment,
+/// so no token); `dispatch-workflows` triggers each workflow once, after
+/// every stack deployed, with the stacks' outputs filled in.
+#[test]
+fn a_system_dispatches_its_workflows_once_every_stack_deployed() {
+    let emulator = Emulator::private();
+    let prefix = unique_name("sysdisp");
+    let manifest = diamond(&prefix).replace(
+        &format!("      Env: {prefix}\n"),
+        &format!("      Env: {prefix}\n    environments:\n      prod:\n        parameters: {{ Env: {prefix}p }}\n"),
+    );
+    let ws = system_workspace(&manifest);
+    let first = deploy_system(&ws, &emulator, &[("environment", "prod")]);
+    first.assert_code(0);
+    let joined = format!("left-of-{prefix}p-net+right-of-{prefix}p-net");
+    assert_eq!(first.output("top-Joined"), joined, "{}", first.stdout);
+    assert_eq!(first.output("dispatched-workflows"), "[]");
+
+    let github = crate::github::FakeGithub::start(204);
+    let run = crate::github::with_github(
+        ActionRun::new(&ws)
+            .input("stacks", "system.yml")
+            .input("environment", "prod")
+            .input("dispatch-workflows", "smoke.yml, notify.yml")
+            .input(
+                "dispatch-inputs",
+                "joined: '{{ stacks.top.outputs.Joined }}'\nnetwork: '{{stacks.network.outputs.NetworkId}}'\nstage: prod",
+            ),
+        &github,
+    )
+    .run_against(&emulator);
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("once every stack deployed: dispatch smoke.yml, notify.yml"),
+        "{}",
+        run.stdout
+    );
+    let dispatches: Vec<_> = github
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/dispatches"))
+        .collect();
+    let paths: Vec<&str> = dispatches.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/repos/acme/shop/actions/workflows/smoke.yml/dispatches",
+            "/repos/acme/shop/actions/workflows/notify.yml/dispatches"
+        ]
+    );
+    let expected = serde_json::json!({"ref": "refs/heads/main", "inputs": {
+        "joined": joined, "network": format!("{prefix}p-net"), "stage": "prod"}});
+    assert!(
+        dispatches.iter().all(|r| r.body == expected),
+        "{dispatches:?}"
+    );
+    assert_eq!(
+        run.output("dispatched-workflows"),
+        r#"[{"workflow":"smoke.yml","ref":"refs/heads/main"},{"workflow":"notify.yml","ref":"refs/heads/main"}]"#
+    );
+
+    // A plan that leaves a change unapplied dispatches nothing.
+    ws.write(
+        "infra/top.yml",
+        &TOP.replace(
+            "Value: !Sub \"${Left}+${Right}\"\n",
+            "Value: !Sub \"${Left}++${Right}\"\n",
+        ),
+    );
+    let github = crate::github::FakeGithub::start(204);
+    let plan = crate::github::with_github(
+        ActionRun::new(&ws)
+            .input("stacks", "system.yml")
+            .input("environment", "prod")
+            .input("no-execute-changeset", "true")
+            .input("dispatch-workflows", "smoke.yml"),
+        &github,
+    )
+    .run_against(&emulator);
+    plan.assert_code(0);
+    assert!(
+        plan.stdout
+            .contains("not dispatching smoke.yml: the system was not deployed in full"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !github
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/dispatches")),
+        "{:?}",
+        github.requests()
+    );
+    assert_eq!(plan.output("dispatched-workflows"), "[]");
+}
+
 #[test]
 fn a_cycle_or_a_missing_output_is_refused_before_any_aws_call() {
     let emulator = Emulator::private();
@@ -306,14 +404,49 @@ fn a_cycle_or_a_missing_output_is_refused_before_any_aws_call() {
     let ignored = deploy_system(
         &ws,
         &emulator,
-        &[("dispatch-workflows", "smoke.yml"), ("template", "x.yml")],
+        &[("environment-url-output", "Url"), ("template", "x.yml")],
     );
     ignored.assert_code(2);
     let text = errors(&ignored);
     assert!(
-        text.contains("input `dispatch-workflows`: does not apply to a system of stacks yet")
+        text.contains("input `environment-url-output`: does not apply to a system of stacks yet")
             && text.contains("input `template`: is given with `stacks`"),
         "{text}"
+    );
+    assert_eq!(emulator.requests().len(), before, "no AWS call");
+
+    // A dispatch input that cannot be filled once the stacks deployed is
+    // refused now: a single step's reference, another stack, an output the
+    // template does not declare; and a dispatch needs a token.
+    let ws = system_workspace(&diamond(&prefix));
+    let unfillable = deploy_system(
+        &ws,
+        &emulator,
+        &[
+            ("github-token", "ghs_testtoken123"),
+            ("dispatch-workflows", "next.yml"),
+            (
+                "dispatch-inputs",
+                "a: '{{ outputs.NetworkId }}'\nb: '{{ stacks.nope.outputs.X }}'\nc: '{{ stacks.left.outputs.Nope }}'",
+            ),
+        ],
+    );
+    unfillable.assert_code(2);
+    let text = errors(&unfillable);
+    assert!(
+        text.contains("`a`: `{{ outputs.NetworkId }}` is not {{ stacks.<stack>.outputs.NAME }}")
+            && text.contains("name the stack: {{ stacks.network.outputs.NetworkId }}")
+            && text.contains("`b`: refers to stack `nope`, which the manifest does not have")
+            && text.contains("name one of its stacks: network, left, right, top")
+            && text.contains("`c`: refers to output `Nope` of stack `left`, which its template does not declare (it declares: Name)"),
+        "{text}"
+    );
+    let tokenless = deploy_system(&ws, &emulator, &[("dispatch-workflows", "next.yml")]);
+    tokenless.assert_code(2);
+    assert!(
+        errors(&tokenless).contains("input `github-token`: is required by `dispatch-workflows`"),
+        "{}",
+        errors(&tokenless)
     );
     assert_eq!(emulator.requests().len(), before, "no AWS call");
 

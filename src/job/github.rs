@@ -10,6 +10,7 @@ use crate::console::Console;
 use crate::env::Environment;
 use crate::github::api::{DeploymentState, GithubApi};
 use crate::inputs::GithubInputs;
+use crate::proxy::ProxySettings;
 use crate::report::{JobReport, action_outputs, fill_output_references, markdown_summary};
 
 pub struct GithubRun {
@@ -35,7 +36,18 @@ impl GithubRun {
         console: &Console,
         env: &Environment,
     ) -> anyhow::Result<Option<Self>> {
-        let inputs = &prepared.inputs.github;
+        Self::connect_for(&prepared.inputs.github, &prepared.proxy, run, console, env)
+    }
+
+    /// [`GithubRun::connect`] for inputs of the job's own (a system's
+    /// dispatches).
+    pub fn connect_for(
+        inputs: &GithubInputs,
+        proxy: &ProxySettings,
+        run: &RunContext,
+        console: &Console,
+        env: &Environment,
+    ) -> anyhow::Result<Option<Self>> {
         let wanted = !inputs.dispatch_workflows.is_empty()
             || inputs.environment.is_some()
             || run.is_review_of_pull_request();
@@ -47,7 +59,7 @@ impl GithubRun {
             .unwrap_or("https://api.github.com");
         console.mask(token);
         let repository = run.repository.as_deref().unwrap_or_default();
-        let api = GithubApi::new(token, api_url, repository, &prepared.proxy)?;
+        let api = GithubApi::new(token, api_url, repository, proxy)?;
         Ok(Some(Self {
             api,
             deployment_id: None,
@@ -106,6 +118,21 @@ impl GithubRun {
                 .map_err(|e| anyhow::anyhow!("dispatch-inputs `{name}`: {e}"))?;
             filled.insert(name.clone(), value);
         }
+        self.dispatch_filled(inputs, &filled, run, console, &mut report.dispatched)
+            .await
+    }
+
+    /// Triggers `inputs`' workflows with the inputs `filled`, adding each
+    /// (workflow, ref) to `dispatched` as it is sent, so a failure half way
+    /// is reported with what was sent before it.
+    pub async fn dispatch_filled(
+        &self,
+        inputs: &GithubInputs,
+        filled: &BTreeMap<String, String>,
+        run: &RunContext,
+        console: &Console,
+        dispatched: &mut Vec<(String, String)>,
+    ) -> anyhow::Result<()> {
         let git_ref = inputs
             .dispatch_ref
             .clone()
@@ -113,14 +140,11 @@ impl GithubRun {
             .unwrap_or_else(|| "main".to_string());
         let _section = console.phase("Dispatch workflows");
         for workflow in &inputs.dispatch_workflows {
-            let sent = self
-                .api
-                .dispatch_workflow(workflow, &git_ref, &filled)
-                .await;
+            let sent = self.api.dispatch_workflow(workflow, &git_ref, filled).await;
             self.log_recoveries(console);
             sent?;
             console.line(&format!("triggered {workflow} on {git_ref}"));
-            report.dispatched.push((workflow.clone(), git_ref.clone()));
+            dispatched.push((workflow.clone(), git_ref.clone()));
         }
         Ok(())
     }

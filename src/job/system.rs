@@ -7,8 +7,10 @@
 //! values come from another's outputs is planned when those are known
 //! ("known after apply"); a refusal then is a failure after a change, and
 //! says so. Fail-fast: after a failure no new stack starts; those running
-//! finish. One report for the system: `outputs` by stack, `stacks-status`,
-//! `<stack>-<Key>` per output.
+//! finish. One report for the system: the workflows of `dispatch-workflows`
+//! once every stack deployed (inputs from `{{ stacks.X.outputs.Y }}`,
+//! checked before any AWS call), `outputs` by stack, `stacks-status`,
+//! `<stack>-<Key>` per output, `dispatched-workflows`.
 //!
 //! Also here: `mode: destroy` (each stack deleted after those that depend
 //! on it, termination protection refused first), the service catalog's
@@ -35,21 +37,34 @@ use crate::aws::aws_error;
 use crate::console::Console;
 use crate::env::Environment;
 use crate::github::output::{append_outputs, append_summary};
-use crate::inputs::{InputError, InputErrors, RawInputs};
+use crate::inputs::{GithubInputs, InputError, InputErrors, RawInputs, github_inputs};
 use crate::plan::{Plan, build_plan};
-use crate::report::{JobReport, markdown_cell, markdown_summary};
+use crate::references::references;
+use crate::report::{JobReport, dispatched_json, markdown_cell, markdown_summary};
 use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
     CATALOG_TAG, Manifest, ManifestError, ManifestStack, NOT_WITH_STACKS, NOT_WITH_STACKS_FIX,
     NOT_WITH_STACKS_PROBLEM, OutputReference, ParameterValue, SERVICE_TAG, fill_outputs,
-    read_manifest,
+    parse_output_reference, read_manifest,
 };
 
 /// Inputs that belong to one stack: given beside `stacks`, they would
 /// apply to every stack, which is never meant.
 const PER_STACK_ONLY: &[&str] = &["name", "stack-name", "template", "parameter-overrides"];
+
+/// The step's inputs that are the system's, never one stack's: the
+/// manifest, the parallelism, the overlay (`environment`) and the
+/// dispatches made once every stack deployed.
+const SYSTEM_INPUTS: &[&str] = &[
+    "stacks",
+    "max-parallel",
+    "environment",
+    "dispatch-workflows",
+    "dispatch-inputs",
+    "dispatch-ref",
+];
 
 /// What every stack's run shares.
 struct SystemRun<'a> {
@@ -166,10 +181,27 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         let _section = console.phase("Validate the system");
         check_system(raw, env, &run, &file, &console)
     };
-    let (manifest, graph, mut stacks, max_parallel) = match checked {
+    let CheckedSystem {
+        manifest,
+        graph,
+        mut stacks,
+        max_parallel,
+        github,
+    } = match checked {
         Ok(checked) => checked,
         Err(errors) => return report_bad_inputs(&console, &errors),
     };
+    if destroy && !github.dispatch_workflows.is_empty() {
+        return report_bad_inputs(
+            &console,
+            &InputErrors::from(InputError::new(
+                "dispatch-workflows",
+                &github.dispatch_workflows.join(","),
+                "does not apply to `mode: destroy`: a destroyed system has no outputs to hand on",
+                "leave it out, or dispatch from a step of its own after the destroy",
+            )),
+        );
+    }
     // The single deploy's run gate (the event, lint-workflows, the region),
     // once; every stack's NoEcho values masked.
     if let Some(first) = stacks.values().next() {
@@ -203,6 +235,12 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         console.plain(&format!(
             "at most {max_parallel} stack(s) at once; a failure starts no new stack"
         ));
+        if !github.dispatch_workflows.is_empty() {
+            console.plain(&format!(
+                "once every stack deployed: dispatch {}",
+                github.dispatch_workflows.join(", ")
+            ));
+        }
     }
 
     if destroy {
@@ -223,7 +261,15 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
     let removed = match removed_services(&manifest, &stacks, env).await {
         Ok(removed) => removed,
         Err(error) => {
-            return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+            return finish(
+                &console,
+                &files,
+                &manifest,
+                &graph,
+                Vec::new(),
+                &[],
+                Some(error),
+            );
         }
     };
     let prune = manifest.catalog.as_ref().is_some_and(|c| c.prune);
@@ -278,7 +324,15 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         let clients = match Clients::for_job(prepared, env).await {
             Ok(clients) => clients,
             Err(error) => {
-                return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+                return finish(
+                    &console,
+                    &files,
+                    &manifest,
+                    &graph,
+                    Vec::new(),
+                    &[],
+                    Some(error),
+                );
             }
         };
         let plan = {
@@ -300,7 +354,15 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
             }
             Err(JobError::BadInput(errors)) => refused.extend(errors.0),
             Err(error) => {
-                return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+                return finish(
+                    &console,
+                    &files,
+                    &manifest,
+                    &graph,
+                    Vec::new(),
+                    &[],
+                    Some(error),
+                );
             }
         }
     }
@@ -317,15 +379,39 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
     }
     if stacks.values().any(|p| p.inputs.verify_only) {
         console.line("verify-only: the plans and their checks passed; stopping before any change");
-        return finish(&console, &files, &manifest, &graph, Vec::new(), None);
+        return finish(&console, &files, &manifest, &graph, Vec::new(), &[], None);
     }
 
     if let Some(signal) = settings.termination.signal() {
         let error = JobError::Cancelled(format!(
             "the job was cancelled ({signal}) before any change; nothing was changed in AWS"
         ));
-        return finish(&console, &files, &manifest, &graph, Vec::new(), Some(error));
+        return finish(
+            &console,
+            &files,
+            &manifest,
+            &graph,
+            Vec::new(),
+            &[],
+            Some(error),
+        );
     }
+
+    // What the report needs of the stacks' inputs, read before their runs
+    // take them: whether this is a pull request's plan, and the proxy the
+    // GitHub calls go through.
+    let review = run.is_review_of_pull_request()
+        && stacks.values().all(|p| {
+            p.inputs
+                .stack
+                .as_ref()
+                .is_none_or(|s| !s.execute_change_set)
+        });
+    let proxy = stacks
+        .values()
+        .next()
+        .map(|p| p.proxy.clone())
+        .unwrap_or_default();
 
     // apply: in dependency order, up to max-parallel at once
     let system = SystemRun {
@@ -518,8 +604,104 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
     .collect()
     .await;
     ends.extend(pruned);
-    comment_on_review(&system, &stacks, &graph, &ends).await;
-    finish(&console, &files, &manifest, &graph, ends, cancelled)
+
+    // report: the dispatches once everything deployed, the pull request's
+    // comment, the outputs
+    let github_run = match GithubRun::connect_for(&github, &proxy, &run, &console, env) {
+        Ok(github_run) => github_run,
+        Err(error) => {
+            console.warning(&format!("connecting to GitHub: {error:#}"));
+            None
+        }
+    };
+    let mut dispatched = Vec::new();
+    let mut error = cancelled;
+    if error.is_none() && !github.dispatch_workflows.is_empty() {
+        let dispatch = dispatch_system(
+            &github,
+            github_run.as_ref(),
+            &outputs,
+            &ends,
+            &system,
+            &mut dispatched,
+        );
+        error = tokio::select! {
+            result = dispatch => result.err(),
+            signal = settings.termination.received() => Some(JobError::Cancelled(format!(
+                "the job was cancelled ({signal}) while dispatching workflows"
+            ))),
+        };
+    }
+    if review && let Some(github_run) = &github_run {
+        let (marker, body) = review_comment(&manifest, &graph, &ends, console.elapsed());
+        github_run
+            .comment_on_pull_request(&run, &console, &marker, &body)
+            .await;
+    }
+    finish(
+        &console,
+        &files,
+        &manifest,
+        &graph,
+        ends,
+        &dispatched,
+        error,
+    )
+}
+
+/// After the system deployed: its workflows dispatched with the stacks'
+/// outputs filled in, each recorded in `dispatched` as it is sent. Not
+/// when a stack failed, was only planned or waits on one that was (the
+/// log says why).
+async fn dispatch_system(
+    github: &GithubInputs,
+    github_run: Option<&GithubRun>,
+    outputs: &BTreeMap<String, Vec<(String, String)>>,
+    ends: &[StackEnd],
+    system: &SystemRun<'_>,
+    dispatched: &mut Vec<(String, String)>,
+) -> Result<(), JobError> {
+    let console = system.console;
+    let deployed = ends.iter().all(|end| {
+        end.label() != "planned"
+            && matches!(
+                end.state,
+                StackState::Done
+                    | StackState::Deleted
+                    | StackState::Absent
+                    | StackState::Removed(_)
+            )
+    });
+    let Some(github_run) = github_run.filter(|_| deployed) else {
+        console.line(&format!(
+            "not dispatching {}: the system was not deployed in full",
+            github.dispatch_workflows.join(", ")
+        ));
+        return Ok(());
+    };
+    let lookup = |wanted: &OutputReference| {
+        outputs.get(&wanted.stack).and_then(|values| {
+            values
+                .iter()
+                .find(|(key, _)| key == &wanted.output)
+                .map(|(_, value)| value.clone())
+        })
+    };
+    let mut filled = BTreeMap::new();
+    for (name, value) in &github.dispatch_inputs {
+        let text = fill_outputs(value, &lookup).map_err(|missing| {
+            JobError::Failed(anyhow::anyhow!(
+                "dispatch-inputs `{name}`: stack `{}` has no output `{}` after its deploy (an output whose Condition is false is left out), so no workflow was dispatched",
+                missing.stack,
+                missing.output
+            ))
+        })?;
+        filled.insert(name.clone(), text);
+    }
+    github_run
+        .dispatch_filled(github, &filled, system.run, console, dispatched)
+        .await
+        .map_err(JobError::Failed)
 }
 
 /// What becomes of a stack whose catalog entry is gone: kept and reported,
@@ -681,7 +863,15 @@ async fn destroy_system(
                     targets.insert(key.clone(), (target, clients));
                 }
                 Err(error) => {
-                    return finish(console, files, manifest, graph, Vec::new(), Some(error));
+                    return finish(
+                        console,
+                        files,
+                        manifest,
+                        graph,
+                        Vec::new(),
+                        &[],
+                        Some(error),
+                    );
                 }
             }
         }
@@ -717,7 +907,15 @@ async fn destroy_system(
         let error = JobError::Cancelled(format!(
             "the job was cancelled ({signal}) before any deletion; nothing was changed in AWS"
         ));
-        return finish(console, files, manifest, graph, Vec::new(), Some(error));
+        return finish(
+            console,
+            files,
+            manifest,
+            graph,
+            Vec::new(),
+            &[],
+            Some(error),
+        );
     }
     let mut ends: Vec<StackEnd> = Vec::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
@@ -825,7 +1023,7 @@ async fn destroy_system(
             });
         }
     }
-    finish(console, files, manifest, graph, ends, cancelled)
+    finish(console, files, manifest, graph, ends, &[], cancelled)
 }
 
 /// How long a stack's deletion is waited for: its `wait-timeout` (every
@@ -860,7 +1058,7 @@ fn check_system(
     run: &RunContext,
     file: &str,
     console: &Console,
-) -> Result<(Manifest, SystemGraph, BTreeMap<String, Prepared>, usize), InputErrors> {
+) -> Result<CheckedSystem, InputErrors> {
     let bad = |errors: Vec<ManifestError>| {
         InputErrors(
             errors
@@ -905,9 +1103,14 @@ fn check_system(
             ));
         }
     }
-    if !misplaced.is_empty() {
-        return Err(InputErrors(misplaced));
-    }
+    // `environment` selects the manifest's overlays here, not a GitHub
+    // environment.
+    let github = github_inputs(&raw.without(&["environment"]));
+    misplaced.extend(github.as_ref().err().cloned());
+    let github = match github {
+        Ok(github) if misplaced.is_empty() => github,
+        _ => return Err(InputErrors(misplaced)),
+    };
     let workspace = env.workspace();
     let text = std::fs::read_to_string(workspace.join(file)).map_err(|error| {
         InputErrors::from(InputError::new(
@@ -944,7 +1147,7 @@ fn check_system(
     }
     let graph = build_graph(&manifest, &facts).map_err(bad)?;
     let mut prepared = BTreeMap::new();
-    let mut refused = Vec::new();
+    let mut refused = dispatch_input_errors(&github, &manifest, &facts);
     for key in &graph.order {
         let Some(stack) = manifest.stack(key) else {
             continue;
@@ -959,10 +1162,98 @@ fn check_system(
         }
     }
     if refused.is_empty() {
-        Ok((manifest, graph, prepared, max_parallel))
+        Ok(CheckedSystem {
+            manifest,
+            graph,
+            stacks: prepared,
+            max_parallel,
+            github,
+        })
     } else {
         Err(InputErrors(refused))
     }
+}
+
+/// What the inputs phase of a system yields.
+struct CheckedSystem {
+    manifest: Manifest,
+    graph: SystemGraph,
+    /// Every stack's inputs phase, by key.
+    stacks: BTreeMap<String, Prepared>,
+    max_parallel: usize,
+    /// The system's own GitHub inputs: the workflows dispatched once every
+    /// stack deployed.
+    github: GithubInputs,
+}
+
+/// A system's `dispatch-inputs` are filled from
+/// `{{ stacks.<stack>.outputs.NAME }}` once every stack deployed: each
+/// reference must name a stack of the manifest and an output its template
+/// declares, checked here, before any AWS call.
+fn dispatch_input_errors(
+    github: &GithubInputs,
+    manifest: &Manifest,
+    facts: &BTreeMap<String, TemplateFacts>,
+) -> Vec<InputError> {
+    let mut errors = Vec::new();
+    for (name, value) in &github.dispatch_inputs {
+        for (_, _, reference) in references(value) {
+            let refuse = |problem: String, fix: String| {
+                InputError::new(
+                    "dispatch-inputs",
+                    value,
+                    format!("`{name}`: {problem}"),
+                    fix,
+                )
+            };
+            let Some(wanted) = parse_output_reference(reference) else {
+                let declaring: Vec<String> = reference
+                    .strip_prefix("outputs.")
+                    .map(|output| {
+                        facts
+                            .iter()
+                            .filter(|(_, f)| f.outputs.contains(output))
+                            .map(|(key, _)| format!("{{{{ stacks.{key}.{reference} }}}}"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let fix = if declaring.is_empty() {
+                    "refer to a stack's output as {{ stacks.<stack>.outputs.NAME }}".to_string()
+                } else {
+                    format!("name the stack: {}", declaring.join(" or "))
+                };
+                errors.push(refuse(
+                    format!("`{{{{ {reference} }}}}` is not {{{{ stacks.<stack>.outputs.NAME }}}}, and a system has outputs per stack"),
+                    fix,
+                ));
+                continue;
+            };
+            if manifest.stack(&wanted.stack).is_none() {
+                let keys: Vec<&str> = manifest.stacks.iter().map(|s| s.key.as_str()).collect();
+                errors.push(refuse(
+                    format!(
+                        "refers to stack `{}`, which the manifest does not have",
+                        wanted.stack
+                    ),
+                    format!("name one of its stacks: {}", keys.join(", ")),
+                ));
+            } else if let Some(declared) = facts.get(&wanted.stack)
+                && !declared.outputs.contains(&wanted.output)
+            {
+                let listed: Vec<&str> = declared.outputs.iter().map(String::as_str).collect();
+                errors.push(refuse(
+                    format!(
+                        "refers to output `{}` of stack `{}`, which its template does not declare (it declares: {})",
+                        wanted.output,
+                        wanted.stack,
+                        if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+                    ),
+                    "refer to a declared output, or add it to the template's Outputs".into(),
+                ));
+            }
+        }
+    }
+    errors
 }
 
 fn template_error(manifest: &Manifest, stack: &ManifestStack, problem: &str) -> ManifestError {
@@ -1002,7 +1293,7 @@ fn stack_inputs(
     workspace: &Path,
     outputs: Option<&OutputLookup>,
 ) -> (RawInputs, Vec<ParameterOverride>) {
-    let mut inputs = raw.without(&["stacks", "max-parallel"]);
+    let mut inputs = raw.without(SYSTEM_INPUTS);
     let fill = |text: &str| match outputs {
         Some(outputs) => fill_outputs(text, outputs).unwrap_or_else(|_| text.to_string()),
         None => text.to_string(),
@@ -1145,6 +1436,7 @@ fn finish(
     manifest: &Manifest,
     graph: &SystemGraph,
     ends: Vec<StackEnd>,
+    dispatched: &[(String, String)],
     error: Option<JobError>,
 ) -> Outcome {
     let mut outputs_json = Map::new();
@@ -1199,6 +1491,10 @@ fn finish(
         (
             "stacks-status".to_string(),
             Json::Object(status_json).to_string(),
+        ),
+        (
+            "dispatched-workflows".to_string(),
+            dispatched_json(dispatched),
         ),
     ];
     values.extend(step_outputs);
@@ -1329,37 +1625,6 @@ fn review_comment(
         ));
     }
     (marker, body)
-}
-
-/// Posts (or updates) the system's pull request comment when the run is a
-/// pull request's and nothing was executed: a plan to review.
-async fn comment_on_review(
-    system: &SystemRun<'_>,
-    stacks: &BTreeMap<String, Prepared>,
-    graph: &SystemGraph,
-    ends: &[StackEnd],
-) {
-    let review = system.run.is_review_of_pull_request()
-        && stacks.values().all(|p| {
-            p.inputs
-                .stack
-                .as_ref()
-                .is_none_or(|s| !s.execute_change_set)
-        });
-    let Some(first) = stacks.values().next().filter(|_| review) else {
-        return;
-    };
-    let console = system.console;
-    match GithubRun::connect(first, system.run, console, system.env) {
-        Ok(Some(github)) => {
-            let (marker, body) = review_comment(system.manifest, graph, ends, console.elapsed());
-            github
-                .comment_on_pull_request(system.run, console, &marker, &body)
-                .await;
-        }
-        Ok(None) => {}
-        Err(error) => console.warning(&format!("commenting on the pull request: {error:#}")),
-    }
 }
 
 /// Whether `name` can be a step output (`steps.x.outputs.<name>`).

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::key_lines::KeyLines;
 use crate::inputs::{DEPLOY_INPUTS, closest_declared_input};
+use crate::references::references;
 
 /// Inputs a stack takes from its own keys, never from `with:`.
 const STACK_KEYED_INPUTS: &[(&str, &str)] = &[
@@ -23,19 +24,25 @@ const STACK_KEYED_INPUTS: &[(&str, &str)] = &[
     ("parameter-overrides", "`parameters:` or `parameters-file:`"),
     ("stacks", "one manifest per run"),
     ("max-parallel", "the step's own input"),
+    (
+        "environment",
+        "the step's own input, which selects the manifest's `environments:` overlays",
+    ),
 ];
 
-/// Inputs a system run does not act on yet, refused rather than ignored:
-/// the GitHub side (dispatches, a deployment's URL) runs once per step, and
-/// the change-set modes name one stack.
+/// Inputs a system run does not act on yet, refused rather than ignored: a
+/// deployment's URL names one stack's output, and the change-set modes
+/// name one stack.
 pub const NOT_WITH_STACKS: &[&str] = &[
-    "dispatch-workflows",
-    "dispatch-inputs",
-    "dispatch-ref",
     "environment-url-output",
     "execute-change-set-id",
     "continue-deployment",
 ];
+
+/// Inputs of the whole system, given to the step: the workflows are
+/// dispatched once, after every stack deployed.
+pub const SYSTEM_DISPATCH_INPUTS: &[&str] =
+    &["dispatch-workflows", "dispatch-inputs", "dispatch-ref"];
 
 /// Why an input of [`NOT_WITH_STACKS`] is refused, and the fix.
 pub const NOT_WITH_STACKS_PROBLEM: &str = "does not apply to a system of stacks yet";
@@ -764,6 +771,11 @@ fn checked_inputs(
                 NOT_WITH_STACKS_PROBLEM.into(),
                 NOT_WITH_STACKS_FIX.into(),
             ));
+        } else if SYSTEM_DISPATCH_INPUTS.contains(&name.as_str()) {
+            errors.push(refuse(
+                "belongs to the whole system: its workflows are dispatched once every stack deployed".into(),
+                "give it to the step, with `{{ stacks.<stack>.outputs.NAME }}` in dispatch-inputs".into(),
+            ));
         } else if let Some((_, instead)) = STACK_KEYED_INPUTS.iter().find(|(n, _)| n == name) {
             errors.push(refuse(
                 "is set by the manifest itself".into(),
@@ -805,22 +817,6 @@ fn set_parameters_file(
     Ok(())
 }
 
-/// The references between `{{` and `}}` of `text`, trimmed.
-fn references(text: &str) -> Vec<(usize, usize, &str)> {
-    let mut found = Vec::new();
-    let mut offset = 0;
-    while let Some(start) = text[offset..].find("{{") {
-        let start = offset + start;
-        let Some(length) = text[start..].find("}}") else {
-            break;
-        };
-        let end = start + length + 2;
-        found.push((start, end, text[start + 2..end - 2].trim()));
-        offset = end;
-    }
-    found
-}
-
 /// The output references of `text`.
 pub fn output_references(text: &str) -> Vec<OutputReference> {
     references(text)
@@ -829,7 +825,9 @@ pub fn output_references(text: &str) -> Vec<OutputReference> {
         .collect()
 }
 
-fn parse_output_reference(reference: &str) -> Option<OutputReference> {
+/// `stacks.<stack>.outputs.<NAME>` (a reference's text, braces off), or
+/// `None` for any other reference.
+pub fn parse_output_reference(reference: &str) -> Option<OutputReference> {
     let rest = reference.strip_prefix("stacks.")?;
     let (stack, output) = rest.split_once(".outputs.")?;
     (!stack.is_empty() && !output.is_empty() && !output.contains('.')).then(|| OutputReference {
@@ -1015,7 +1013,7 @@ stacks:
         );
 
         let errors = read(
-            "stacks:\n  a:\n    template: a.yml\n    depends-on: [c]\n    with:\n      wait-timout: 5m\n      template: x\n  b:\n    template: b.yml\n    parameters:\n      X: \"{{ stacks.z.outputs.Y }}\"\n      Z: \"{{ secrets.TOKEN }}\"\n      E: \"{{ env.NOPE }}\"\n",
+            "stacks:\n  a:\n    template: a.yml\n    depends-on: [c]\n    with:\n      wait-timout: 5m\n      template: x\n      dispatch-workflows: next.yml\n      environment: prod\n  b:\n    template: b.yml\n    parameters:\n      X: \"{{ stacks.z.outputs.Y }}\"\n      Z: \"{{ secrets.TOKEN }}\"\n      E: \"{{ env.NOPE }}\"\n",
         )
         .unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -1032,7 +1030,9 @@ stacks:
             find("`stacks.b.parameters.Z`").contains("`{{ secrets.TOKEN }}` is not a reference")
         );
         assert!(find("`stacks.b.parameters.E`").contains("`NOPE`, which is not set"));
-        assert_eq!(errors.len(), 6, "{text:#?}");
+        assert!(find("`stacks.a.with.dispatch-workflows`").contains("belongs to the whole system"));
+        assert!(find("`stacks.a.with.environment`").contains("selects the manifest's"));
+        assert_eq!(errors.len(), 8, "{text:#?}");
     }
 
     #[test]
