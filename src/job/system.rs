@@ -43,6 +43,7 @@ use crate::references::references;
 use crate::report::{JobReport, dispatched_json, markdown_cell, markdown_summary};
 use crate::stack::destroy::{DestroyTarget, delete_stack, read_destroy_target};
 use crate::stack::parameters::{OverrideValue, ParameterOverride};
+use crate::stack::wait::PollSchedule;
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
     CATALOG_TAG, Manifest, ManifestError, ManifestStack, NOT_WITH_STACKS, NOT_WITH_STACKS_FIX,
@@ -261,15 +262,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
     let removed = match removed_services(&manifest, &stacks, env).await {
         Ok(removed) => removed,
         Err(error) => {
-            return finish(
-                &console,
-                &files,
-                &manifest,
-                &graph,
-                Vec::new(),
-                &[],
-                Some(error),
-            );
+            return finish_early(&console, &files, &manifest, &graph, Some(error));
         }
     };
     let prune = manifest.catalog.as_ref().is_some_and(|c| c.prune);
@@ -324,15 +317,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
         let clients = match Clients::for_job(prepared, env).await {
             Ok(clients) => clients,
             Err(error) => {
-                return finish(
-                    &console,
-                    &files,
-                    &manifest,
-                    &graph,
-                    Vec::new(),
-                    &[],
-                    Some(error),
-                );
+                return finish_early(&console, &files, &manifest, &graph, Some(error));
             }
         };
         let plan = {
@@ -354,15 +339,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
             }
             Err(JobError::BadInput(errors)) => refused.extend(errors.0),
             Err(error) => {
-                return finish(
-                    &console,
-                    &files,
-                    &manifest,
-                    &graph,
-                    Vec::new(),
-                    &[],
-                    Some(error),
-                );
+                return finish_early(&console, &files, &manifest, &graph, Some(error));
             }
         }
     }
@@ -379,22 +356,14 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
     }
     if stacks.values().any(|p| p.inputs.verify_only) {
         console.line("verify-only: the plans and their checks passed; stopping before any change");
-        return finish(&console, &files, &manifest, &graph, Vec::new(), &[], None);
+        return finish_early(&console, &files, &manifest, &graph, None);
     }
 
     if let Some(signal) = settings.termination.signal() {
         let error = JobError::Cancelled(format!(
             "the job was cancelled ({signal}) before any change; nothing was changed in AWS"
         ));
-        return finish(
-            &console,
-            &files,
-            &manifest,
-            &graph,
-            Vec::new(),
-            &[],
-            Some(error),
-        );
+        return finish_early(&console, &files, &manifest, &graph, Some(error));
     }
 
     // What the report needs of the stacks' inputs, read before their runs
@@ -724,7 +693,7 @@ async fn prune_entry(
         let prefixed = console.for_stack(&gone.entry);
         let client = aws_sdk_cloudformation::Client::new(&gone.config);
         let _section = prefixed.phase(&format!("Prune stack {}", gone.stack_name));
-        match delete_stack(
+        deleted_state(
             &client,
             &gone.stack_name,
             &gone.stack_id,
@@ -733,13 +702,6 @@ async fn prune_entry(
             &prefixed,
         )
         .await
-        {
-            Ok(()) => StackState::Deleted,
-            Err(error) => {
-                prefixed.error(&format!("{error:#}"));
-                StackState::Failed(format!("{error:#}"))
-            }
-        }
     } else {
         StackState::NotStarted("not pruned: changes are planned, not executed".into())
     };
@@ -747,6 +709,25 @@ async fn prune_entry(
         key: gone.entry,
         state,
         report: JobReport::default(),
+    }
+}
+
+/// Deletes a stack and waits: `Deleted`, or `Failed` with the reason
+/// (also logged).
+async fn deleted_state(
+    client: &aws_sdk_cloudformation::Client,
+    name: &str,
+    stack_id: &str,
+    poll: PollSchedule,
+    timeout: std::time::Duration,
+    console: &Console,
+) -> StackState {
+    match delete_stack(client, name, stack_id, poll, timeout, console).await {
+        Ok(()) => StackState::Deleted,
+        Err(error) => {
+            console.error(&format!("{error:#}"));
+            StackState::Failed(format!("{error:#}"))
+        }
     }
 }
 
@@ -863,15 +844,7 @@ async fn destroy_system(
                     targets.insert(key.clone(), (target, clients));
                 }
                 Err(error) => {
-                    return finish(
-                        console,
-                        files,
-                        manifest,
-                        graph,
-                        Vec::new(),
-                        &[],
-                        Some(error),
-                    );
+                    return finish_early(console, files, manifest, graph, Some(error));
                 }
             }
         }
@@ -907,15 +880,7 @@ async fn destroy_system(
         let error = JobError::Cancelled(format!(
             "the job was cancelled ({signal}) before any deletion; nothing was changed in AWS"
         ));
-        return finish(
-            console,
-            files,
-            manifest,
-            graph,
-            Vec::new(),
-            &[],
-            Some(error),
-        );
+        return finish_early(console, files, manifest, graph, Some(error));
     }
     let mut ends: Vec<StackEnd> = Vec::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
@@ -955,7 +920,7 @@ async fn destroy_system(
                         DestroyTarget::Present { stack_id, .. } => {
                             let client = aws_sdk_cloudformation::Client::new(&clients.config);
                             let _section = prefixed.phase(&format!("Delete stack {name}"));
-                            match delete_stack(
+                            deleted_state(
                                 &client,
                                 name,
                                 stack_id,
@@ -964,13 +929,6 @@ async fn destroy_system(
                                 &prefixed,
                             )
                             .await
-                            {
-                                Ok(()) => StackState::Deleted,
-                                Err(error) => {
-                                    prefixed.error(&format!("{error:#}"));
-                                    StackState::Failed(format!("{error:#}"))
-                                }
-                            }
                         }
                     };
                     StackEnd {
@@ -1563,6 +1521,17 @@ fn finish(
         None if failed > 0 || !written => Outcome::Failed,
         None => Outcome::Success,
     }
+}
+
+/// [`finish`] for a run that stopped before any stack ended.
+fn finish_early(
+    console: &Console,
+    files: &ResultFiles,
+    manifest: &Manifest,
+    graph: &SystemGraph,
+    error: Option<JobError>,
+) -> Outcome {
+    finish(console, files, manifest, graph, Vec::new(), &[], error)
 }
 
 /// The system's heading and one table row per stack: its state, how many
