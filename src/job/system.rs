@@ -576,13 +576,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
 
     // report: the dispatches once everything deployed, the pull request's
     // comment, the outputs
-    let github_run = match GithubRun::connect_for(&github, &proxy, &run, &console, env) {
-        Ok(github_run) => github_run,
-        Err(error) => {
-            console.warning(&format!("connecting to GitHub: {error:#}"));
-            None
-        }
-    };
+    let github_run = GithubRun::connect_for(&github, &proxy, &run, &console, env);
     let mut dispatched = Vec::new();
     let mut error = cancelled;
     if error.is_none() && !github.dispatch_workflows.is_empty() {
@@ -601,11 +595,18 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
             ))),
         };
     }
-    if review && let Some(github_run) = &github_run {
-        let (marker, body) = review_comment(&manifest, &graph, &ends, console.elapsed());
-        github_run
-            .comment_on_pull_request(&run, &console, &marker, &body)
-            .await;
+    if review {
+        match &github_run {
+            Ok(Some(github_run)) => {
+                let (marker, body) = review_comment(&manifest, &graph, &ends, console.elapsed());
+                github_run
+                    .comment_on_pull_request(&run, &console, &marker, &body)
+                    .await;
+            }
+            Ok(None) => {}
+            // Only a comment: the plan itself stands.
+            Err(error) => console.warning(&format!("commenting on the pull request: {error:#}")),
+        }
     }
     finish(
         &console,
@@ -624,7 +625,7 @@ pub async fn deploy_system(raw: &RawInputs, env: &Environment, settings: JobSett
 /// log says why).
 async fn dispatch_system(
     github: &GithubInputs,
-    github_run: Option<&GithubRun>,
+    github_run: Result<&Option<GithubRun>, &anyhow::Error>,
     outputs: &BTreeMap<String, Vec<(String, String)>>,
     ends: &[StackEnd],
     system: &SystemRun<'_>,
@@ -641,12 +642,23 @@ async fn dispatch_system(
                     | StackState::Removed(_)
             )
     });
-    let Some(github_run) = github_run.filter(|_| deployed) else {
+    if !deployed {
         console.line(&format!(
             "not dispatching {}: the system was not deployed in full",
             github.dispatch_workflows.join(", ")
         ));
         return Ok(());
+    }
+    let github_run = match github_run {
+        Ok(Some(github_run)) => github_run,
+        // A dispatch needs a token, checked with the inputs.
+        Ok(None) => return Ok(()),
+        Err(error) => {
+            return Err(JobError::Failed(anyhow::anyhow!(
+                "connecting to GitHub to dispatch {}: {error:#}",
+                github.dispatch_workflows.join(", ")
+            )));
+        }
     };
     let lookup = |wanted: &OutputReference| {
         outputs.get(&wanted.stack).and_then(|values| {
