@@ -1856,6 +1856,19 @@ pub fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
             "pass `github-token: ${{ github.token }}` (with the job permission the feature needs)",
         ));
     }
+    if dispatch_workflows.is_empty() {
+        // Given alone, they would be ignored: nothing is dispatched.
+        for name in ["dispatch-inputs", "dispatch-ref"] {
+            if let Some(value) = raw.values.get(name) {
+                return Err(InputError::new(
+                    name,
+                    value,
+                    "is given without `dispatch-workflows`, so nothing would receive it",
+                    "name the workflows to trigger in dispatch-workflows, or leave it out",
+                ));
+            }
+        }
+    }
     let mut dispatch_inputs = BTreeMap::new();
     if let Some(text) = raw.values.get("dispatch-inputs") {
         let fix = "give a mapping of input names to values, in YAML (name: value) or JSON";

@@ -270,10 +270,15 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
         (stack, &[("environment", "prod")], &[], "github-token"),
         (
             stack,
-            &[("dispatch-inputs", "[1, 2]")],
+            &[
+                ("github-token", "ghs_testtoken123"),
+                ("dispatch-workflows", "next.yml"),
+                ("dispatch-inputs", "[1, 2]"),
+            ],
             &[],
             "dispatch-inputs",
         ),
+        (stack, &[("dispatch-ref", "main")], &[], "dispatch-ref"),
         // Filled after the deploy, so checked before it: an output the
         // template does not declare, a reference of another kind, a stack
         // output on a deploy without a stack.
