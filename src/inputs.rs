@@ -1856,6 +1856,14 @@ pub fn github_inputs(raw: &RawInputs) -> Result<GithubInputs, InputError> {
             "pass `github-token: ${{ github.token }}` (with the job permission the feature needs)",
         ));
     }
+    if let (Some(value), None) = (raw.values.get("environment-url-output"), &environment) {
+        return Err(InputError::new(
+            "environment-url-output",
+            value,
+            "is given without `environment`, so no deployment would show the URL",
+            "name the GitHub environment in environment, or leave it out",
+        ));
+    }
     if dispatch_workflows.is_empty() {
         // Given alone, they would be ignored: nothing is dispatched.
         for name in ["dispatch-inputs", "dispatch-ref"] {

@@ -279,6 +279,22 @@ fn bad_inputs_exit_2_name_the_input_and_change_nothing() {
             "dispatch-inputs",
         ),
         (stack, &[("dispatch-ref", "main")], &[], "dispatch-ref"),
+        (
+            stack,
+            &[("environment-url-output", "QueueUrl")],
+            &[],
+            "environment-url-output",
+        ),
+        (
+            stack,
+            &[
+                ("github-token", "ghs_testtoken123"),
+                ("environment", "prod"),
+                ("environment-url-output", "QueueUri"),
+            ],
+            &[],
+            "environment-url-output",
+        ),
         // Filled after the deploy, so checked before it: an output the
         // template does not declare, a reference of another kind, a stack
         // output on a deploy without a stack.

@@ -235,13 +235,14 @@ fn check_appendable(name: &str, path: &Path) -> Result<(), InputError> {
         })
 }
 
-/// `dispatch-inputs` are filled from the step's outputs after the deploy:
-/// a reference that cannot be filled is refused now, before any change,
-/// instead of failing the job once the stack has changed. `template_outputs`
-/// are the outputs a local template declares (`None` when they are known
-/// only after the deploy); `no_stack` is a deploy that has no stack, so no
+/// `dispatch-inputs` and `environment-url-output` name the step's outputs,
+/// read after the deploy: a name it will not have is refused now, before
+/// any change, instead of failing the job (or leaving the deployment
+/// without its URL) once the stack has changed. `template_outputs` are the
+/// outputs a local template declares (`None` when they are known only
+/// after the deploy); `no_stack` is a deploy that has no stack, so no
 /// stack outputs.
-fn dispatch_input_errors(
+fn output_reference_errors(
     github: &GithubInputs,
     template_outputs: Option<&[String]>,
     no_stack: bool,
@@ -252,6 +253,29 @@ fn dispatch_input_errors(
         template_outputs
     };
     let mut errors = Vec::new();
+    // The URL is a stack output's value (not one of the action's outputs).
+    if let (Some(output), Some(declared)) = (&github.environment_url_output, known)
+        && !declared.contains(output)
+    {
+        let problem = if no_stack {
+            "names a stack output, and a deploy without a stack has none".to_string()
+        } else {
+            format!(
+                "is not an output the template declares (it declares: {})",
+                if declared.is_empty() {
+                    "none".to_string()
+                } else {
+                    declared.join(", ")
+                }
+            )
+        };
+        errors.push(InputError::new(
+            "environment-url-output",
+            output,
+            problem,
+            "name the template output that holds the environment's URL, such as ApiEndpoint",
+        ));
+    }
     for (name, value) in &github.dispatch_inputs {
         match output_names(value) {
             Err(problem) => errors.push(InputError::new(
@@ -329,7 +353,7 @@ pub fn prepare_with_parameters(
         }
         None => None,
     };
-    errors.extend(dispatch_input_errors(
+    errors.extend(output_reference_errors(
         &inputs.github,
         stack_files.as_ref().and_then(|f| f.output_keys.as_deref()),
         inputs.stack.is_none() && inputs.execute.is_none() && inputs.continue_deployment.is_none(),
@@ -639,6 +663,34 @@ mod tests {
     }
 
     #[test]
+    fn environment_url_output_names_a_declared_stack_output() {
+        let url = |output: &str| GithubInputs {
+            environment: Some("prod".into()),
+            environment_url_output: Some(output.into()),
+            ..GithubInputs::default()
+        };
+        let declared = ["ApiEndpoint".to_string()];
+        assert!(output_reference_errors(&url("ApiEndpoint"), Some(&declared), false).is_empty());
+        assert!(output_reference_errors(&url("Anything"), None, false).is_empty());
+        let typo = output_reference_errors(&url("ApiEndpiont"), Some(&declared), false);
+        assert!(
+            typo[0]
+                .to_string()
+                .contains("is not an output the template declares (it declares: ApiEndpoint)"),
+            "{}",
+            typo[0]
+        );
+        let stackless = output_reference_errors(&url("ApiEndpoint"), None, true);
+        assert!(
+            stackless[0]
+                .to_string()
+                .contains("a deploy without a stack has none"),
+            "{}",
+            stackless[0]
+        );
+    }
+
+    #[test]
     fn dispatch_inputs_are_checked_against_what_the_deploy_will_output() {
         let declared = ["QueueUrl".to_string()];
         let fine = dispatching(&[
@@ -646,12 +698,12 @@ mod tests {
             ("id", "{{outputs.stack-id}}"),
             ("plain", "x"),
         ]);
-        assert!(dispatch_input_errors(&fine, Some(&declared), false).is_empty());
+        assert!(output_reference_errors(&fine, Some(&declared), false).is_empty());
         // A template known only after the deploy: judged then.
         let later = dispatching(&[("q", "{{ outputs.Anything }}")]);
-        assert!(dispatch_input_errors(&later, None, false).is_empty());
+        assert!(output_reference_errors(&later, None, false).is_empty());
 
-        let typo = dispatch_input_errors(
+        let typo = output_reference_errors(
             &dispatching(&[("q", "{{ outputs.QueueUri }}")]),
             Some(&declared),
             false,
@@ -665,7 +717,7 @@ mod tests {
             typo[0]
         );
         let other =
-            dispatch_input_errors(&dispatching(&[("t", "{{ secrets.TOKEN }}")]), None, false);
+            output_reference_errors(&dispatching(&[("t", "{{ secrets.TOKEN }}")]), None, false);
         assert!(
             other[0]
                 .to_string()
@@ -674,7 +726,7 @@ mod tests {
             other[0]
         );
         let stackless =
-            dispatch_input_errors(&dispatching(&[("q", "{{ outputs.QueueUrl }}")]), None, true);
+            output_reference_errors(&dispatching(&[("q", "{{ outputs.QueueUrl }}")]), None, true);
         assert!(
             stackless[0]
                 .to_string()

@@ -1074,8 +1074,8 @@ fn check_system(
         }
     }
     // `environment` selects the manifest's overlays here, not a GitHub
-    // environment.
-    let github = github_inputs(&raw.without(&["environment"]));
+    // environment (so environment-url-output, refused above, is not read).
+    let github = github_inputs(&raw.without(&["environment", "environment-url-output"]));
     misplaced.extend(github.as_ref().err().cloned());
     let github = match github {
         Ok(github) if misplaced.is_empty() => github,
