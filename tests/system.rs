@@ -344,7 +344,8 @@ fn a_system_dispatches_its_workflows_once_every_stack_deployed() {
         r#"[{"workflow":"smoke.yml","ref":"refs/heads/main"},{"workflow":"notify.yml","ref":"refs/heads/main"}]"#
     );
 
-    // A plan that leaves a change unapplied dispatches nothing.
+    // A pull request's plan that leaves a change unapplied dispatches
+    // nothing, and comments once although every stack was planned up front.
     ws.write(
         "infra/top.yml",
         &TOP.replace(
@@ -355,6 +356,10 @@ fn a_system_dispatches_its_workflows_once_every_stack_deployed() {
     let github = crate::github::FakeGithub::start(204);
     let plan = crate::github::with_github(
         ActionRun::new(&ws)
+            .event(
+                "pull_request",
+                serde_json::json!({"action": "opened", "number": 7, "pull_request": {"number": 7, "head": {"sha": "abc"}}}),
+            )
             .input("stacks", "system.yml")
             .input("environment", "prod")
             .input("no-execute-changeset", "true")
@@ -363,6 +368,14 @@ fn a_system_dispatches_its_workflows_once_every_stack_deployed() {
     )
     .run_against(&emulator);
     plan.assert_code(0);
+    let comments: Vec<_> = github
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/repos/acme/shop/issues/7/comments") && r.method == "POST")
+        .collect();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    let body = comments[0].body["body"].as_str().unwrap_or_default();
+    assert!(body.contains("| top | planned | 1 |"), "{body}");
     assert!(
         plan.stdout
             .contains("not dispatching smoke.yml: the system was not deployed in full"),
