@@ -350,18 +350,28 @@ pub fn dispatched_json(dispatched: &[(String, String)]) -> String {
     serde_json::Value::Array(list).to_string()
 }
 
-/// The output names `template` refers to as `{{ outputs.NAME }}`; a
-/// reference of any other kind is an error naming it.
-pub fn output_names(template: &str) -> Result<Vec<&str>, String> {
+/// The `{{ outputs.NAME }}` references of `template`: where each starts and
+/// ends, and the NAME; a reference of any other kind is an error naming it.
+fn output_reference_spans(template: &str) -> Result<Vec<(usize, usize, &str)>, String> {
     references(template)
         .into_iter()
-        .map(|(_, _, reference)| {
+        .map(|(start, end, reference)| {
             reference
                 .strip_prefix("outputs.")
                 .filter(|name| !name.is_empty())
+                .map(|name| (start, end, name))
                 .ok_or_else(|| format!("`{{{{ {reference} }}}}` is not `{{{{ outputs.NAME }}}}`"))
         })
         .collect()
+}
+
+/// The output names `template` refers to as `{{ outputs.NAME }}`; a
+/// reference of any other kind is an error naming it.
+pub fn output_names(template: &str) -> Result<Vec<&str>, String> {
+    Ok(output_reference_spans(template)?
+        .into_iter()
+        .map(|(_, _, name)| name)
+        .collect())
 }
 
 /// Replaces `{{ outputs.NAME }}` in `template` with the output NAME; an
@@ -370,11 +380,9 @@ pub fn fill_output_references(
     template: &str,
     outputs: &[(String, String)],
 ) -> Result<String, String> {
-    output_names(template)?;
     let mut filled = String::new();
     let mut last = 0;
-    for (start, end, reference) in references(template) {
-        let name = reference.trim_start_matches("outputs.");
+    for (start, end, name) in output_reference_spans(template)? {
         let value = outputs
             .iter()
             .find(|(key, _)| key == name)

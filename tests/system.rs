@@ -163,6 +163,37 @@ fn deploy_system(ws: &Workspace, emulator: &Emulator, extra: &[(&str, &str)]) ->
     run.run_against(emulator)
 }
 
+/// The system planned (`no-execute-changeset`) on pull request 7, with
+/// GitHub at `github` and `extra` inputs.
+fn pull_request_plan(
+    ws: &Workspace,
+    emulator: &Emulator,
+    github: &crate::github::FakeGithub,
+    extra: &[(&str, &str)],
+) -> RunResult {
+    let mut run = ActionRun::new(ws)
+        .event(
+            "pull_request",
+            serde_json::json!({"action": "opened", "number": 7, "pull_request": {"number": 7, "head": {"sha": "abc"}}}),
+        )
+        .input("stacks", "system.yml")
+        .input("no-execute-changeset", "true");
+    for (input, value) in extra {
+        run = run.input(input, value);
+    }
+    crate::github::with_github(run, github).run_against(emulator)
+}
+
+/// The comments posted or updated on pull request 7.
+fn pull_request_comments(github: &crate::github::FakeGithub) -> Vec<crate::github::Recorded> {
+    github
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/repos/acme/shop/issues/7/comments"))
+        .filter(|r| r.method == "POST" || r.method == "PATCH")
+        .collect()
+}
+
 fn errors(run: &RunResult) -> String {
     run.error_annotations().join("\n")
 }
@@ -233,24 +264,9 @@ fn a_diamond_deploys_in_order_with_the_middle_stacks_at_once() {
     );
     // On a pull request, with one comment for the whole system.
     let github = crate::github::FakeGithub::start(204);
-    let plan = crate::github::with_github(
-        ActionRun::new(&ws)
-            .event(
-                "pull_request",
-                serde_json::json!({"action": "opened", "number": 7, "pull_request": {"number": 7, "head": {"sha": "abc"}}}),
-            )
-            .input("stacks", "system.yml")
-            .input("no-execute-changeset", "true"),
-        &github,
-    )
-    .run_against(&emulator);
+    let plan = pull_request_plan(&ws, &emulator, &github, &[]);
     plan.assert_code(0);
-    let comments: Vec<_> = github
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/repos/acme/shop/issues/7/comments"))
-        .filter(|r| r.method == "POST" || r.method == "PATCH")
-        .collect();
+    let comments = pull_request_comments(&github);
     assert_eq!(
         comments.len(),
         1,
@@ -354,26 +370,16 @@ fn a_system_dispatches_its_workflows_once_every_stack_deployed() {
         ),
     );
     let github = crate::github::FakeGithub::start(204);
-    let plan = crate::github::with_github(
-        ActionRun::new(&ws)
-            .event(
-                "pull_request",
-                serde_json::json!({"action": "opened", "number": 7, "pull_request": {"number": 7, "head": {"sha": "abc"}}}),
-            )
-            .input("stacks", "system.yml")
-            .input("environment", "prod")
-            .input("no-execute-changeset", "true")
-            .input("dispatch-workflows", "smoke.yml"),
+    let plan = pull_request_plan(
+        &ws,
+        &emulator,
         &github,
-    )
-    .run_against(&emulator);
+        &[("environment", "prod"), ("dispatch-workflows", "smoke.yml")],
+    );
     plan.assert_code(0);
-    let comments: Vec<_> = github
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/repos/acme/shop/issues/7/comments") && r.method == "POST")
-        .collect();
+    let comments = pull_request_comments(&github);
     assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0].method, "POST", "{comments:?}");
     let body = comments[0].body["body"].as_str().unwrap_or_default();
     assert!(body.contains("| top | planned | 1 |"), "{body}");
     assert!(

@@ -47,8 +47,8 @@ use crate::stack::wait::PollSchedule;
 use crate::system::graph::{SystemGraph, TemplateFacts, Why, build_graph, template_facts};
 use crate::system::manifest::{
     CATALOG_TAG, Manifest, ManifestError, ManifestStack, NOT_WITH_STACKS, NOT_WITH_STACKS_FIX,
-    NOT_WITH_STACKS_PROBLEM, OutputReference, ParameterValue, SERVICE_TAG, fill_outputs,
-    parse_output_reference, read_manifest,
+    NOT_WITH_STACKS_PROBLEM, OutputReference, ParameterValue, SERVICE_TAG, SYSTEM_DISPATCH_INPUTS,
+    fill_outputs, parse_output_reference, read_manifest,
 };
 
 /// Inputs that belong to one stack: given beside `stacks`, they would
@@ -56,16 +56,9 @@ use crate::system::manifest::{
 const PER_STACK_ONLY: &[&str] = &["name", "stack-name", "template", "parameter-overrides"];
 
 /// The step's inputs that are the system's, never one stack's: the
-/// manifest, the parallelism, the overlay (`environment`) and the
-/// dispatches made once every stack deployed.
-const SYSTEM_INPUTS: &[&str] = &[
-    "stacks",
-    "max-parallel",
-    "environment",
-    "dispatch-workflows",
-    "dispatch-inputs",
-    "dispatch-ref",
-];
+/// manifest, the parallelism and the overlay (`environment`); with
+/// [`SYSTEM_DISPATCH_INPUTS`], the dispatches made once every stack deployed.
+const SYSTEM_INPUTS: &[&str] = &["stacks", "max-parallel", "environment"];
 
 /// What every stack's run shares.
 struct SystemRun<'a> {
@@ -1263,7 +1256,7 @@ fn stack_inputs(
     workspace: &Path,
     outputs: Option<&OutputLookup>,
 ) -> (RawInputs, Vec<ParameterOverride>) {
-    let mut inputs = raw.without(SYSTEM_INPUTS);
+    let mut inputs = raw.without(SYSTEM_INPUTS).without(SYSTEM_DISPATCH_INPUTS);
     let fill = |text: &str| match outputs {
         Some(outputs) => fill_outputs(text, outputs).unwrap_or_else(|_| text.to_string()),
         None => text.to_string(),
